@@ -1,0 +1,285 @@
+//! Value shapes shared by the dialects: right lists (names, groups or raw UAPI numbers),
+//! ports and path entries. Their `Deserialize` impls validate as they go so that every
+//! mistake is reported at its own position in the document.
+
+use crate::ports::PortRange;
+use crate::rights::{AccessSet, FsAccess, FsGroup, NetAccess, NetRight, Right, ScopeSet};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// How a dialect resolves right names that are not kernel names (groups, aliases).
+pub trait RightNames<R: Right> {
+    /// A set for a non-kernel name, if the dialect knows it.
+    fn extra(name: &str) -> Option<AccessSet<R>>;
+    /// The names accepted besides kernel names, for error messages.
+    fn extra_names() -> Vec<&'static str>;
+}
+
+/// Kernel names only.
+pub struct KernelNames;
+impl<R: Right> RightNames<R> for KernelNames {
+    fn extra(_: &str) -> Option<AccessSet<R>> {
+        None
+    }
+    fn extra_names() -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// Kernel names plus moat's intent groups (`read`, `read_exec`, `write`, ...).
+pub struct WithGroups;
+impl RightNames<crate::rights::FsRight> for WithGroups {
+    fn extra(name: &str) -> Option<FsAccess> {
+        FsGroup::by_name(name).map(FsGroup::access)
+    }
+    fn extra_names() -> Vec<&'static str> {
+        FsGroup::ALL.iter().map(|g| g.name()).collect()
+    }
+}
+impl RightNames<NetRight> for WithGroups {
+    fn extra(name: &str) -> Option<NetAccess> {
+        match crate::rights::normalise_name(name).as_str() {
+            "tcp" => Some(NetAccess::of(&[NetRight::BindTcp, NetRight::ConnectTcp])),
+            "udp" => Some(NetAccess::of(&[
+                NetRight::BindUdp,
+                NetRight::ConnectSendUdp,
+            ])),
+            "bind" => Some(NetAccess::of(&[NetRight::BindTcp])),
+            "connect" => Some(NetAccess::of(&[NetRight::ConnectTcp])),
+            "connect_udp" => Some(NetAccess::of(&[NetRight::ConnectSendUdp])),
+            "all" => Some(NetAccess::all()),
+            _ => None,
+        }
+    }
+    fn extra_names() -> Vec<&'static str> {
+        vec!["tcp", "udp", "bind", "connect", "connect_udp", "all"]
+    }
+}
+impl RightNames<crate::rights::Scope> for WithGroups {
+    fn extra(name: &str) -> Option<ScopeSet> {
+        (crate::rights::normalise_name(name) == "all").then(ScopeSet::all)
+    }
+    fn extra_names() -> Vec<&'static str> {
+        vec!["all"]
+    }
+}
+
+/// Resolves one right name (kernel name, dialect extra, or a number written as text).
+pub fn right_from_name<R: Right, N: RightNames<R>>(name: &str) -> Result<AccessSet<R>, String> {
+    if let Some(r) = AccessSet::<R>::right_by_name(name) {
+        return Ok(AccessSet::of(&[r]));
+    }
+    if let Some(set) = N::extra(name) {
+        return Ok(set);
+    }
+    let trimmed = name.trim();
+    let number = if let Some(hex) = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+    {
+        u64::from_str_radix(hex, 16).ok()
+    } else if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed.parse().ok()
+    } else {
+        None
+    };
+    if let Some(bits) = number {
+        return right_from_bits::<R>(bits);
+    }
+    let mut known: Vec<&str> = R::ALL.iter().map(|r| r.name()).collect();
+    known.extend(N::extra_names());
+    Err(format!(
+        "unknown {} `{name}` (known: {})",
+        R::KIND,
+        known.join(", ")
+    ))
+}
+
+/// Checks a raw UAPI mask.
+pub fn right_from_bits<R: Right>(bits: u64) -> Result<AccessSet<R>, String> {
+    AccessSet::<R>::from_bits(bits).map_err(|unknown| {
+        format!(
+            "{} bits {unknown:#x} are unknown to moat (it knows {:#x}, up to Landlock ABI {})",
+            R::KIND,
+            AccessSet::<R>::all().bits(),
+            crate::abi::Abi::LATEST
+        )
+    })
+}
+
+/// A set of rights written as one name, one number, or a list of names and numbers.
+pub struct Rights<R: Right, N: RightNames<R>>(pub AccessSet<R>, PhantomData<N>);
+
+impl<'de, R: Right, N: RightNames<R>> Deserialize<'de> for Rights<R, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<R, N>(PhantomData<(R, N)>);
+        impl<'de, R: Right, N: RightNames<R>> Visitor<'de> for V<R, N> {
+            type Value = AccessSet<R>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a {} name, a number, or a list of them", R::KIND)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                right_from_name::<R, N>(s).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                right_from_bits::<R>(n).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("{} value {n} is negative", R::KIND)))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut set = AccessSet::EMPTY;
+                while let Some(one) = seq.next_element::<Rights<R, N>>()? {
+                    set = set.union(one.0);
+                }
+                Ok(set)
+            }
+        }
+        d.deserialize_any(V::<R, N>(PhantomData))
+            .map(|s| Rights(s, PhantomData))
+    }
+}
+
+/// A port list entry: `8080`, `"8080"` or `"8000-8010"`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec(pub PortRange);
+
+impl<'de> Deserialize<'de> for PortSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PortSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number or a range such as \"8000-8010\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PortSpec, E> {
+                PortRange::parse(s).map(PortSpec).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<PortSpec, E> {
+                PortRange::port_from_int(n.into())
+                    .map(|p| PortSpec(PortRange::single(p)))
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<PortSpec, E> {
+                PortRange::port_from_int(n.into())
+                    .map(|p| PortSpec(PortRange::single(p)))
+                    .map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<PortSpec, E> {
+                Err(E::custom(format!("port {n} is not a whole number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A path entry: `"/usr"` or `{ path = "/lib32", optional = true }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathEntry {
+    /// The path as written.
+    pub path: String,
+    /// Skip it when missing.
+    pub optional: bool,
+}
+
+impl<'de> Deserialize<'de> for PathEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PathEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a path, or a table with `path` and `optional`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PathEntry, E> {
+                check_path(s).map_err(E::custom)?;
+                Ok(PathEntry {
+                    path: s.to_string(),
+                    optional: false,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PathEntry, A::Error> {
+                let mut path: Option<String> = None;
+                let mut optional = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "path" => {
+                            let p: String = map.next_value()?;
+                            check_path(&p).map_err(de::Error::custom)?;
+                            path = Some(p);
+                        }
+                        "optional" => optional = map.next_value()?,
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["path", "optional"]))
+                        }
+                    }
+                }
+                let path = path.ok_or_else(|| de::Error::missing_field("path"))?;
+                Ok(PathEntry { path, optional })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Refuses paths that cannot name a place in a sandbox: empty, relative, or with NUL.
+/// Paths starting with a `${VARIABLE}` are checked again after expansion.
+pub fn check_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("empty path".to_string());
+    }
+    if p.contains('\0') {
+        return Err("path contains a NUL byte".to_string());
+    }
+    if !p.starts_with('/') && !p.starts_with("${") {
+        return Err(format!(
+            "path `{p}` is relative; write an absolute path or start with ${{CWD}}"
+        ));
+    }
+    Ok(())
+}
+
+/// A value that may be one item or a list of items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<T>, E> {
+                T::deserialize(de::value::StrDeserializer::<E>::new(s)).map(|x| vec![x])
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Vec<T>, E> {
+                T::deserialize(de::value::U64Deserializer::<E>::new(n)).map(|x| vec![x])
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Vec<T>, E> {
+                T::deserialize(de::value::I64Deserializer::<E>::new(n)).map(|x| vec![x])
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|x| vec![x])
+            }
+        }
+        d.deserialize_any(V(PhantomData)).map(OneOrMany)
+    }
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}

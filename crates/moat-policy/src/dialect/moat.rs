@@ -1,0 +1,433 @@
+//! moat's own policy format (TOML, or the same model in JSON and YAML).
+//!
+//! ```toml
+//! compat = "strict"              # or "best-effort"
+//! presets = ["default"]          # built-in presets to start from
+//!
+//! [filesystem]
+//! read = ["/etc", "${CWD}"]
+//! read_exec = ["/usr", { path = "/lib64", optional = true }]
+//! write = ["${TMPDIR}"]
+//! [[filesystem.rule]]
+//! paths = ["/dev/null"]
+//! rights = ["read_file", "write_file", "truncate"]
+//!
+//! [network]
+//! bind_tcp = [8080]
+//! connect_tcp = [443, "8000-8010"]
+//!
+//! [scopes]
+//! signal = true                  # true: the scope is in force (the default)
+//! ```
+//!
+//! Everything the policy does not allow is denied, network included.
+
+use super::common::{PathEntry, PortSpec, Rights, WithGroups};
+use super::Document;
+use crate::error::PolicyError;
+use crate::model::{AuditFlags, Compat, Policy};
+use crate::rights::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Scope};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The format version this parser reads.
+pub const VERSION: u32 = 1;
+
+/// How deep presets may include presets.
+const MAX_PRESET_DEPTH: usize = 8;
+
+/// The document as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoatDoc {
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    compat: Option<CompatName>,
+    #[serde(default)]
+    presets: Vec<String>,
+    #[serde(default)]
+    filesystem: Option<FsDoc>,
+    #[serde(default)]
+    network: Option<NetDoc>,
+    #[serde(default)]
+    scopes: Option<ScopesDoc>,
+    #[serde(default)]
+    audit: Option<AuditDoc>,
+    #[serde(default)]
+    env: Option<EnvDoc>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FsDoc {
+    #[serde(default)]
+    unrestricted: bool,
+    #[serde(default)]
+    read: Vec<PathEntry>,
+    #[serde(default, alias = "read_execute")]
+    read_exec: Vec<PathEntry>,
+    #[serde(default, alias = "read_write")]
+    write: Vec<PathEntry>,
+    #[serde(default, alias = "read_write_exec")]
+    write_exec: Vec<PathEntry>,
+    #[serde(default, rename = "rule", alias = "rules")]
+    rules: Vec<FsRuleDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FsRuleDoc {
+    #[serde(alias = "path")]
+    paths: super::common::OneOrMany<PathEntry>,
+    #[serde(alias = "access")]
+    rights: Rights<FsRight, WithGroups>,
+    #[serde(default)]
+    optional: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetDoc {
+    #[serde(default)]
+    unrestricted: bool,
+    #[serde(default)]
+    allow_udp: bool,
+    #[serde(default)]
+    bind_tcp: Vec<PortSpec>,
+    #[serde(default)]
+    connect_tcp: Vec<PortSpec>,
+    #[serde(default)]
+    bind_udp: Vec<PortSpec>,
+    #[serde(default, alias = "connect_send_udp")]
+    connect_udp: Vec<PortSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScopesDoc {
+    #[serde(default)]
+    signal: Option<bool>,
+    #[serde(default)]
+    abstract_unix_socket: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditDoc {
+    #[serde(default)]
+    log_same_exec: Option<bool>,
+    #[serde(default)]
+    log_new_exec: Option<bool>,
+    #[serde(default)]
+    log_subdomains: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EnvDoc {
+    #[serde(default)]
+    clear: bool,
+    #[serde(default)]
+    pass: Vec<String>,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+}
+
+struct CompatName(Compat);
+
+impl<'de> Deserialize<'de> for CompatName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Compat::by_name(&s).map(CompatName).ok_or_else(|| {
+            de::Error::custom(format!(
+                "unknown compat mode `{s}` (write \"strict\" or \"best-effort\")"
+            ))
+        })
+    }
+}
+
+/// Parses a moat policy document.
+pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
+    parse_at_depth(doc, 0)
+}
+
+fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyError> {
+    let raw: MoatDoc = doc.deserialize()?;
+    if let Some(v) = raw.version {
+        if v != VERSION {
+            return Err(PolicyError::parse(
+                doc.name,
+                "version",
+                format!("policy format version {v} is not supported (this moat reads version {VERSION})"),
+            ));
+        }
+    }
+    let _ = raw.description;
+    let name = doc.name;
+    let mut policy = Policy::deny_all();
+    policy.compat = raw.compat.map(|c| c.0);
+
+    if let Some(fs) = raw.filesystem {
+        if fs.unrestricted {
+            policy.lift_filesystem();
+        } else {
+            let lists = [
+                ("read", fs.read, FsGroup::Read),
+                ("read_exec", fs.read_exec, FsGroup::ReadExec),
+                ("write", fs.write, FsGroup::ReadWrite),
+                ("write_exec", fs.write_exec, FsGroup::ReadWriteExec),
+            ];
+            for (key, entries, group) in lists {
+                let origin = format!("{name}: filesystem.{key}");
+                for e in entries {
+                    policy.grant_paths([e.path], group.access(), e.optional, &origin);
+                }
+            }
+            for (i, rule) in fs.rules.into_iter().enumerate() {
+                let origin = format!("{name}: filesystem.rule[{i}]");
+                for e in rule.paths.0 {
+                    policy.grant_paths(
+                        [e.path],
+                        rule.rights.0,
+                        e.optional || rule.optional,
+                        &origin,
+                    );
+                }
+            }
+        }
+    }
+
+    if let Some(net) = raw.network {
+        if net.unrestricted {
+            policy.lift_network();
+        } else {
+            policy.net.allow_udp = net.allow_udp;
+            let lists = [
+                ("bind_tcp", net.bind_tcp, NetRight::BindTcp),
+                ("connect_tcp", net.connect_tcp, NetRight::ConnectTcp),
+                ("bind_udp", net.bind_udp, NetRight::BindUdp),
+                ("connect_udp", net.connect_udp, NetRight::ConnectSendUdp),
+            ];
+            for (key, ports, right) in lists {
+                let origin = format!("{name}: network.{key}");
+                policy.grant_ports(
+                    ports.into_iter().map(|p| p.0),
+                    NetAccess::of(&[right]),
+                    &origin,
+                );
+            }
+        }
+    }
+
+    if let Some(scopes) = raw.scopes {
+        if scopes.signal == Some(false) {
+            policy.scopes = policy
+                .scopes
+                .minus(crate::rights::ScopeSet::of(&[Scope::Signal]));
+        }
+        if scopes.abstract_unix_socket == Some(false) {
+            policy.scopes = policy
+                .scopes
+                .minus(crate::rights::ScopeSet::of(&[Scope::AbstractUnixSocket]));
+        }
+    }
+
+    if let Some(audit) = raw.audit {
+        let d = AuditFlags::default();
+        policy.audit = AuditFlags {
+            log_same_exec: audit.log_same_exec.unwrap_or(d.log_same_exec),
+            log_new_exec: audit.log_new_exec.unwrap_or(d.log_new_exec),
+            log_subdomains: audit.log_subdomains.unwrap_or(d.log_subdomains),
+        };
+    }
+
+    if let Some(env) = raw.env {
+        policy.env.clear = env.clear;
+        policy.env.pass = env.pass;
+        policy.env.set = env.set.into_iter().collect();
+    }
+
+    for preset in raw.presets {
+        if depth >= MAX_PRESET_DEPTH {
+            return Err(PolicyError::parse(
+                name,
+                "presets",
+                format!("presets nest deeper than {MAX_PRESET_DEPTH} levels"),
+            ));
+        }
+        let text = crate::presets::text(&preset)?;
+        let label = format!("preset {preset}");
+        let doc = Document::with_format(&label, text, super::Format::Toml);
+        policy = policy.merge(parse_at_depth(&doc, depth + 1)?);
+    }
+    Ok(policy)
+}
+
+/// The filesystem access written by each list of the format, for writers that want to
+/// group rights back into lists.
+pub fn list_for(access: FsAccess) -> Option<&'static str> {
+    [
+        ("read", FsGroup::Read),
+        ("read_exec", FsGroup::ReadExec),
+        ("write", FsGroup::ReadWrite),
+        ("write_exec", FsGroup::ReadWriteExec),
+    ]
+    .into_iter()
+    .find(|(_, g)| g.access() == access)
+    .map(|(k, _)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::{parse_str, Format};
+    use crate::ports::PortRange;
+
+    fn err(name: &str, text: &str) -> String {
+        match parse_str(name, text) {
+            Ok(p) => panic!("expected an error, got {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn full_document() {
+        let p = parse_str(
+            "p.toml",
+            r#"
+compat = "best-effort"
+[filesystem]
+read = ["/etc"]
+read_exec = ["/usr", { path = "/lib64", optional = true }]
+write = ["/tmp"]
+[[filesystem.rule]]
+paths = "/dev/null"
+rights = ["read_file", "write_file", 16384]
+[network]
+bind_tcp = [8080, "9000-9001"]
+connect_tcp = [443]
+[scopes]
+signal = false
+[audit]
+log_new_exec = true
+[env]
+clear = true
+pass = ["PATH"]
+set = { LANG = "C" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.compat, Some(Compat::BestEffort));
+        assert_eq!(p.fs.rules.len(), 5);
+        assert!(p.fs.rules[2].optional);
+        assert!(p.fs.rules[4].access.contains(FsRight::Truncate));
+        assert_eq!(
+            p.net.rules[1].ports,
+            PortRange {
+                start: 9000,
+                end: 9001
+            }
+        );
+        assert!(!p.scopes.contains(Scope::Signal));
+        assert!(p.scopes.contains(Scope::AbstractUnixSocket));
+        assert!(p.audit.log_new_exec);
+        assert!(p.env.clear);
+        assert!(p.net.seal_sockets);
+    }
+
+    #[test]
+    fn json_and_yaml_equivalents() {
+        let t = parse_str(
+            "p.toml",
+            "[filesystem]\nread = [\"/etc\"]\n[network]\nconnect_tcp = [80]\n",
+        )
+        .unwrap();
+        let j = parse_str(
+            "p.json",
+            r#"{"filesystem":{"read":["/etc"]},"network":{"connect_tcp":[80]}}"#,
+        )
+        .unwrap();
+        let y = parse_str(
+            "p.yaml",
+            "filesystem:\n  read: [/etc]\nnetwork:\n  connect_tcp: [80]\n",
+        )
+        .unwrap();
+        assert_eq!(t.fs.rules.len(), 1);
+        assert_eq!(t.fs.rules[0].access, j.fs.rules[0].access);
+        assert_eq!(t.net.rules[0].ports, y.net.rules[0].ports);
+        assert_eq!(y.fs.rules[0].path, "/etc");
+        assert_eq!(
+            super::super::Format::sniff("filesystem:\n  read: [/etc]\n"),
+            Format::Yaml
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_key() {
+        let e = err("p.toml", "[filesystem]\nread = [\"/etc\"]\n[[filesystem.rule]]\npaths = [\"/x\"]\nrights = [\"read_fil\"]\n");
+        assert!(e.starts_with("p.toml:5:"), "{e}");
+        assert!(e.contains("`filesystem.rule[0].rights"), "{e}");
+        assert!(e.contains("unknown filesystem right `read_fil`"), "{e}");
+
+        let e = err("p.toml", "[network]\nbind_tcp = [70000]\n");
+        assert!(e.starts_with("p.toml:2:"), "{e}");
+        assert!(e.contains("network.bind_tcp"), "{e}");
+        assert!(e.contains("port 70000 is outside 0..=65535"), "{e}");
+
+        let e = err("p.json", "{\"filesystem\": {\"reed\": []}}");
+        assert!(e.starts_with("p.json:1:"), "{e}");
+        assert!(e.contains("unknown field `reed`"), "{e}");
+
+        let e = err("p.yaml", "network:\n  connect_tcp: [\"1-x\"]\n");
+        assert!(e.starts_with("p.yaml:2:"), "{e}");
+        assert!(e.contains("network.connect_tcp"), "{e}");
+
+        let e = err("p.toml", "compat = \"lenient\"\n");
+        assert!(e.contains("unknown compat mode `lenient`"), "{e}");
+
+        let e = err("p.toml", "[filesystem]\nread = [\"relative/dir\"]\n");
+        assert!(e.contains("is relative"), "{e}");
+
+        let e = err("p.toml", "version = 2\n");
+        assert!(e.contains("version 2 is not supported"), "{e}");
+
+        let e = err("p.toml", "presets = [\"nope\"]\n");
+        assert!(e.contains("unknown preset `nope`"), "{e}");
+
+        let e = err("p.toml", "[filesystem\n");
+        assert!(e.starts_with("p.toml:1:"), "{e}");
+
+        let e = err(
+            "p.toml",
+            "[[filesystem.rule]]\npaths = [\"/x\"]\nrights = [1048576]\n",
+        );
+        assert!(e.contains("unknown to moat"), "{e}");
+    }
+
+    #[test]
+    fn unrestricted_domains() {
+        let p = parse_str(
+            "p.toml",
+            "[filesystem]\nunrestricted = true\n[network]\nunrestricted = true\n",
+        )
+        .unwrap();
+        assert!(p.fs.unrestricted);
+        assert!(p.net.unrestricted);
+        assert!(!p.restricts_tcp());
+    }
+
+    #[test]
+    fn presets_are_included() {
+        let p = parse_str(
+            "p.toml",
+            "presets = [\"default\"]\n[network]\nconnect_tcp = [443]\n",
+        )
+        .unwrap();
+        assert!(p.fs.rules.iter().any(|r| r.path == "/usr"));
+        assert_eq!(p.net.rules.len(), 1);
+    }
+}

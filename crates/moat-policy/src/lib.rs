@@ -1,0 +1,29 @@
+//! moat's policy model.
+//!
+//! Data flows one way: policy text ([`dialect`]) becomes one [`Policy`] (the [`model`]),
+//! which enforcement crates turn into kernel restrictions. Everything here is pure: no
+//! syscall, no kernel probing.
+
+#![deny(missing_docs)]
+
+pub mod abi;
+pub mod dialect;
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod presets;
+pub mod rights;
+pub mod vars;
+pub mod write;
+
+pub use abi::Abi;
+pub use dialect::{load_file, parse_str, Dialect, Document, Format};
+pub use error::{Diagnostic, PolicyError};
+pub use model::{
+    AuditFlags, Compat, EnvPolicy, FsPolicy, NetPolicy, Origin, PathRule, Policy, PortRule,
+};
+pub use ports::{PortError, PortRange};
+pub use rights::{
+    AccessSet, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Right, Scope, ScopeSet,
+};
+pub use vars::Vars;

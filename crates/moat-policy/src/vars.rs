@@ -1,0 +1,141 @@
+//! `${NAME}` variables in policy paths.
+
+use crate::error::PolicyError;
+use std::collections::BTreeMap;
+
+/// Values for the variables a policy path may use. A variable may stand for several values
+/// (landlockconfig allows this); a path using it then becomes one rule per value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vars {
+    values: BTreeMap<String, Vec<String>>,
+}
+
+impl Vars {
+    /// No variables.
+    pub fn new() -> Self {
+        Vars::default()
+    }
+
+    /// moat's built-in variables, read from this process: `HOME`, `CWD`, `TMPDIR` (default
+    /// `/tmp`), `USER`, `UID` and `GID`. A built-in that has no value here is left undefined
+    /// so that a policy using it fails with a clear error instead of meaning `/`.
+    pub fn from_process() -> Self {
+        let mut v = Vars::new();
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            v.set("HOME", home.to_string_lossy());
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            v.set("CWD", cwd.to_string_lossy());
+        }
+        let tmp = std::env::var("TMPDIR")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "/tmp".to_string());
+        v.set("TMPDIR", tmp);
+        if let Ok(user) = std::env::var("USER") {
+            v.set("USER", user);
+        }
+        if let Some((uid, gid)) = proc_ids() {
+            v.set("UID", uid);
+            v.set("GID", gid);
+        }
+        v
+    }
+
+    /// Sets a variable to one value.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.values.insert(name.to_string(), vec![value.into()]);
+    }
+
+    /// Sets a variable to several values.
+    pub fn set_many(&mut self, name: &str, values: Vec<String>) {
+        self.values.insert(name.to_string(), values);
+    }
+
+    /// The names defined, comma separated, for messages.
+    pub fn known(&self) -> String {
+        if self.values.is_empty() {
+            return "none".to_string();
+        }
+        self.values.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Expands every `${NAME}` in `path`; a multi-valued variable multiplies the result.
+    pub fn expand(&self, path: &str, origin: &str) -> Result<Vec<String>, PolicyError> {
+        let mut results = vec![String::new()];
+        let mut rest = path;
+        while let Some(start) = rest.find("${") {
+            let Some(len) = rest[start + 2..].find('}') else {
+                return Err(PolicyError::Invalid {
+                    origin: origin.to_string(),
+                    message: format!("unterminated `${{` in `{path}`"),
+                });
+            };
+            let name = &rest[start + 2..start + 2 + len];
+            let literal = &rest[..start];
+            let values = self
+                .values
+                .get(name)
+                .ok_or_else(|| PolicyError::UndefinedVariable {
+                    origin: origin.to_string(),
+                    path: path.to_string(),
+                    name: name.to_string(),
+                    known: self.known(),
+                })?;
+            let mut next = Vec::with_capacity(results.len() * values.len());
+            for r in &results {
+                for v in values {
+                    next.push(format!("{r}{literal}{v}"));
+                }
+            }
+            results = next;
+            rest = &rest[start + 2 + len + 1..];
+        }
+        for r in &mut results {
+            r.push_str(rest);
+        }
+        Ok(results)
+    }
+}
+
+/// Real uid and gid from /proc, to avoid a libc dependency in this pure crate.
+fn proc_ids() -> Option<(String, String)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_string)
+    };
+    Some((field("Uid:")?, field("Gid:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_and_multiplies() {
+        let mut v = Vars::new();
+        v.set("HOME", "/home/a");
+        v.set_many("D", vec!["/x".into(), "/y".into()]);
+        assert_eq!(
+            v.expand("${HOME}/.cache", "t").ok(),
+            Some(vec!["/home/a/.cache".into()])
+        );
+        assert_eq!(
+            v.expand("${D}/z", "t").ok(),
+            Some(vec!["/x/z".into(), "/y/z".into()])
+        );
+        assert_eq!(v.expand("/plain", "t").ok(), Some(vec!["/plain".into()]));
+        assert!(matches!(
+            v.expand("${NOPE}/a", "t"),
+            Err(PolicyError::UndefinedVariable { .. })
+        ));
+        assert!(matches!(
+            v.expand("${HOME", "t"),
+            Err(PolicyError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! Writing the model out in each dialect (placeholder until implemented).
