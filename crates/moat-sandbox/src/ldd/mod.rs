@@ -1,0 +1,1 @@
+//! ELF dependency discovery for `--ldd` (being written).

@@ -1,0 +1,1 @@
+//! The seccomp socket layer (being written).
