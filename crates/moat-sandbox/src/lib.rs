@@ -1,11 +1,22 @@
 //! moat's enforcement layer: turns a [`moat_policy::Policy`] into kernel restrictions on
 //! the calling process, then execs the target.
 //!
-//! The order is fixed: [`abi`] (what the kernel can do) -> [`plan`] (pure decision of what
-//! will and will not be enforced, with its [`report`]) -> [`landlock`] and [`seccomp`]
-//! (the only code that restricts) -> [`exec`].
+//! The order is fixed: [`abi`] (what the kernel can do) -> [`plan`] (the decision of what
+//! will and will not be enforced, with its [`report`]) -> [`fds`], [`landlock`] and
+//! [`seccomp`] (the only code that restricts) -> [`exec`]. [`sandbox`] strings them
+//! together.
 
 #![deny(missing_docs)]
 
+pub mod abi;
+pub mod exec;
+pub mod fds;
+pub mod landlock;
 pub mod ldd;
+pub mod plan;
+pub mod report;
 pub mod seccomp;
+
+pub use abi::{AbiInfo, Availability};
+pub use plan::{plan, Plan, PlanError};
+pub use report::{Gap, Report};

@@ -1,0 +1,259 @@
+//! Finding the target program and replacing moat with it.
+
+use crate::plan::Plan;
+use moat_policy::{EnvPolicy, FsRight};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why the target did not start. `exec` only ever returns this.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// No such program (exit 127).
+    #[error("{cmd}: command not found")]
+    NotFound {
+        /// The command as given.
+        cmd: String,
+    },
+    /// The sandbox's policy denied execute (exit 126).
+    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}; allow it with --rox on a directory above it{}", program.display(), lacking.display(), what, hint)]
+    PolicyDenied {
+        /// The program.
+        program: PathBuf,
+        /// The file that lacks execute: the program or its interpreter.
+        lacking: PathBuf,
+        /// " (its interpreter)" or "".
+        what: &'static str,
+        /// An extra hint.
+        hint: &'static str,
+    },
+    /// Any other exec failure (exit 126, or 127 for ENOENT of an interpreter).
+    #[error("cannot execute {}: {source}", program.display())]
+    Failed {
+        /// The program.
+        program: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl ExecError {
+    /// The exit status a launcher reports: 127 for not found, 126 for not executable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::NotFound { .. } => 127,
+            ExecError::PolicyDenied { .. } => 126,
+            ExecError::Failed { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            ExecError::Failed { .. } => 126,
+        }
+    }
+}
+
+/// The program to run, resolved before the sandbox closes (a restricted PATH search
+/// could fail in confusing ways).
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The resolved path.
+    pub program: PathBuf,
+    /// `argv[0]`, as the user wrote the command.
+    pub argv0: OsString,
+    /// The other arguments.
+    pub args: Vec<OsString>,
+    /// Whether the file was executable before the sandbox (to tell a policy denial from a
+    /// file mode problem).
+    pub was_executable: bool,
+}
+
+impl Target {
+    /// Resolves `cmd` like a shell does: a name with a slash is a path, anything else is
+    /// looked up in `path_var` (the target's PATH).
+    pub fn resolve(cmd: &OsStr, args: Vec<OsString>, path_var: Option<&OsStr>) -> Result<Target, ExecError> {
+        let program = if cmd.as_bytes().contains(&b'/') {
+            PathBuf::from(cmd)
+        } else {
+            search_path(cmd, path_var).ok_or_else(|| ExecError::NotFound {
+                cmd: cmd.to_string_lossy().into_owned(),
+            })?
+        };
+        if cmd.is_empty() || !program.exists() {
+            return Err(ExecError::NotFound {
+                cmd: cmd.to_string_lossy().into_owned(),
+            });
+        }
+        let was_executable = is_executable(&program);
+        Ok(Target {
+            program,
+            argv0: cmd.to_os_string(),
+            args,
+            was_executable,
+        })
+    }
+}
+
+fn search_path(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let default = OsStr::new("/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+    let path_var = path_var.unwrap_or(default);
+    let mut first_existing = None;
+    for dir in path_var.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let candidate = dir.join(cmd);
+        if candidate.is_file() {
+            if is_executable(&candidate) {
+                return Some(candidate);
+            }
+            first_existing.get_or_insert(candidate);
+        }
+    }
+    first_existing
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// The environment the target gets under `env`.
+pub fn environment(env: &EnvPolicy) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = if env.clear {
+        env.pass
+            .iter()
+            .filter_map(|k| std::env::var_os(k).map(|v| (OsString::from(k), v)))
+            .collect()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (k, v) in &env.set {
+        out.retain(|(key, _)| key != OsStr::new(k));
+        out.push((k.into(), v.into()));
+    }
+    out
+}
+
+/// Replaces this process with the target. Returns only on failure.
+pub fn exec(target: &Target, env: &[(OsString, OsString)], plan: Option<&Plan>) -> ExecError {
+    let err = Command::new(&target.program)
+        .arg0(&target.argv0)
+        .args(&target.args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .exec();
+    explain(target, err, plan)
+}
+
+/// Turns an exec failure into a message that says whether the policy was the cause.
+fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecError {
+    let program = target.program.clone();
+    if err.raw_os_error() == Some(libc::EACCES) && target.was_executable {
+        if let Some(plan) = plan {
+            let canonical = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
+            if !grants_exec(plan, &canonical) {
+                return ExecError::PolicyDenied {
+                    lacking: canonical,
+                    program,
+                    what: "",
+                    hint: " or pass --add-exec",
+                };
+            }
+            if let Some(interp) = interpreter_of(&canonical) {
+                let interp_c = std::fs::canonicalize(&interp).unwrap_or(interp);
+                if !grants_exec(plan, &interp_c) {
+                    return ExecError::PolicyDenied {
+                        program,
+                        lacking: interp_c,
+                        what: " (its interpreter)",
+                        hint: " or pass --ldd",
+                    };
+                }
+            }
+        }
+    }
+    ExecError::Failed {
+        program,
+        source: err,
+    }
+}
+
+fn grants_exec(plan: &Plan, path: &Path) -> bool {
+    let Some(ll) = &plan.landlock else {
+        return true;
+    };
+    if !ll.fs_handled.contains(FsRight::Execute) {
+        return true;
+    }
+    ll.path_rules.iter().any(|r| {
+        let rule_path = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+        r.access.contains(FsRight::Execute) && path.starts_with(rule_path)
+    })
+}
+
+/// The interpreter a file names: its `#!` line or its ELF `PT_INTERP`.
+pub fn interpreter_of(path: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .ok()?;
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next()?;
+        let line = OsStr::from_bytes(line).to_str()?.trim();
+        return line.split_whitespace().next().map(PathBuf::from);
+    }
+    let elf = goblin::elf::Elf::parse_header(&head).ok()?;
+    let phoff = usize::try_from(elf.e_phoff).ok()?;
+    let ctx = goblin::container::Ctx::new(
+        if elf.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
+            goblin::container::Container::Big
+        } else {
+            goblin::container::Container::Little
+        },
+        goblin::container::Endian::from(elf.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB),
+    );
+    let phdrs = goblin::elf::ProgramHeader::parse(&head, phoff, usize::from(elf.e_phnum), ctx).ok()?;
+    let interp = phdrs.iter().find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
+    let start = usize::try_from(interp.p_offset).ok()?;
+    let end = start.checked_add(usize::try_from(interp.p_filesz).ok()?)?;
+    let bytes = head.get(start..end)?;
+    let bytes = bytes.split(|&b| b == 0).next()?;
+    Some(PathBuf::from(OsStr::from_bytes(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_and_reports_not_found() {
+        let t = Target::resolve(OsStr::new("true"), vec![], Some(OsStr::new("/usr/bin:/bin"))).unwrap();
+        assert!(t.program.ends_with("true"));
+        assert!(t.was_executable);
+        let e = Target::resolve(OsStr::new("no-such-moat-cmd"), vec![], None).unwrap_err();
+        assert_eq!(e.exit_code(), 127);
+        let e = Target::resolve(OsStr::new("/no/such"), vec![], None).unwrap_err();
+        assert_eq!(e.exit_code(), 127);
+    }
+
+    #[test]
+    fn finds_interpreters() {
+        let interp = interpreter_of(Path::new("/bin/ls")).unwrap();
+        assert!(interp.to_string_lossy().contains("ld-linux"), "{}", interp.display());
+    }
+
+    #[test]
+    fn environment_clear_pass_set() {
+        let env = environment(&EnvPolicy {
+            clear: true,
+            pass: vec!["PATH".into()],
+            set: vec![("A".into(), "1".into())],
+        });
+        assert!(env.iter().any(|(k, _)| k == "PATH"));
+        assert!(env.iter().any(|(k, v)| k == "A" && v == "1"));
+        assert!(!env.iter().any(|(k, _)| k == "HOME"));
+    }
+}

@@ -1,0 +1,512 @@
+//! Deciding what will be enforced: a policy, the effective ABI and the compatibility mode
+//! become a [`Plan`] and its [`Report`]. Nothing here restricts the process; the only
+//! side effect is opening the rule paths (`O_PATH`), which is how Landlock names them.
+
+use crate::abi::{AbiInfo, Availability};
+use crate::report::{Gap, Report};
+use moat_policy::{
+    Abi, AuditFlags, Compat, FsAccess, FsRight, NetAccess, NetRight, Origin, Policy,
+    PolicyError, Right, Scope, ScopeSet, Vars,
+};
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// A path rule whose path is open and whose rights fit the object.
+#[derive(Debug)]
+pub struct OpenedRule {
+    /// The path, after variable expansion.
+    pub path: PathBuf,
+    /// An `O_PATH` descriptor on it.
+    pub fd: OwnedFd,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+    /// The rights granted, limited to what the ruleset handles and what applies to the
+    /// object (file rights only on a non-directory).
+    pub access: FsAccess,
+    /// Where the rule was written.
+    pub origins: Vec<Origin>,
+}
+
+/// The Landlock part of a plan, limited to the effective ABI.
+#[derive(Debug)]
+pub struct LandlockPlan {
+    /// The effective ABI the sets were limited to.
+    pub abi: Abi,
+    /// Filesystem rights denied outside the rules.
+    pub fs_handled: FsAccess,
+    /// Network rights denied outside the rules.
+    pub net_handled: NetAccess,
+    /// Scopes in force.
+    pub scopes: ScopeSet,
+    /// Path rules.
+    pub path_rules: Vec<OpenedRule>,
+    /// Port rules, one per port.
+    pub port_rules: Vec<(u16, NetAccess)>,
+    /// Audit flags (only non-default ones need ABI 7).
+    pub audit: AuditFlags,
+}
+
+/// The seccomp socket layer of a plan.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SocketPlan {
+    /// Whether UDP sockets stay allowed (explicitly allowed, enforced by Landlock, or
+    /// dropped in best-effort mode).
+    pub allow_udp: bool,
+}
+
+/// Everything the enforcement step will do.
+#[derive(Debug)]
+pub struct Plan {
+    /// The Landlock ruleset, or `None` when there is nothing Landlock can enforce.
+    pub landlock: Option<LandlockPlan>,
+    /// The seccomp socket filter, when the policy seals sockets.
+    pub sockets: Option<SocketPlan>,
+    /// What is and is not enforced.
+    pub report: Report,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A path variable that does not resolve.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A rule path that does not exist and is not optional.
+    #[error("{origin}: path `{}` does not exist (mark it optional or pass --ignore-missing to skip it)", path.display())]
+    MissingPath {
+        /// The path.
+        path: PathBuf,
+        /// Where the rule was written.
+        origin: Origin,
+    },
+    /// A rule path that cannot be opened.
+    #[error("{origin}: cannot open `{}`: {source}", path.display())]
+    OpenPath {
+        /// The path.
+        path: PathBuf,
+        /// Where the rule was written.
+        origin: Origin,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A rule path that is not absolute or contains `..`.
+    #[error("{origin}: path `{path}` must be absolute and free of `..` components")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// Where the rule was written.
+        origin: Origin,
+    },
+    /// Strict mode and a control the kernel cannot enforce.
+    #[error("{}", .0.refusal())]
+    Unenforceable(Box<Report>),
+}
+
+/// Plans the sandbox for `policy` at the effective ABI of `abi`.
+///
+/// The plan is made whatever the compatibility mode; call [`Plan::require`] to apply strict
+/// mode's refusal. `moat check` shows the report of a plan that strict mode would refuse.
+pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Result<Plan, PlanError> {
+    let eff = match abi.availability {
+        Availability::Available => abi.effective,
+        Availability::Disabled | Availability::Missing => Abi::V0,
+    };
+    let mut report = Report {
+        abi,
+        compat,
+        enforced: Vec::new(),
+        dropped: Vec::new(),
+        limits: Vec::new(),
+        skipped: Vec::new(),
+    };
+
+    // Filesystem: rights the kernel cannot deny are dropped when the policy requires them
+    // and shown as kernel limits otherwise.
+    let fs_supported = FsAccess::supported_by(eff);
+    let fs_handled = if policy.fs.unrestricted {
+        FsAccess::EMPTY
+    } else {
+        policy.fs.handled
+    };
+    for r in fs_handled.minus(fs_supported).iter() {
+        let gap = Gap {
+            what: format!("deny filesystem right `{}` outside the rules", r.name()),
+            needs: r.since(),
+        };
+        if policy.fs.required.contains(r) {
+            report.dropped.push(gap);
+        } else {
+            report.limits.push(gap);
+        }
+    }
+    let fs_eff = fs_handled.intersect(fs_supported);
+
+    // Network.
+    let net = &policy.net;
+    let net_supported = NetAccess::supported_by(eff);
+    let mut net_handled = if net.unrestricted { NetAccess::EMPTY } else { net.handled };
+    let udp = NetAccess::of(&[NetRight::BindUdp, NetRight::ConnectSendUdp]);
+    let mut sockets = None;
+    if !net.unrestricted {
+        if net.allow_udp {
+            net_handled = net_handled.minus(udp);
+        }
+        let tcp = net_handled.minus(udp);
+        for r in tcp.minus(net_supported).iter() {
+            report.dropped.push(Gap {
+                what: format!("restrict `{}` to the allowed ports", r.name()),
+                needs: r.since(),
+            });
+        }
+        let udp_handled = net_handled.intersect(udp);
+        let udp_by_landlock = !udp_handled.is_empty() && net_supported.contains_all(udp_handled);
+        let mut allow_udp = net.allow_udp || udp_by_landlock;
+        if !udp_handled.is_empty() && !udp_by_landlock {
+            if policy.has_udp_port_rules() {
+                // Port-level UDP needs Landlock; seccomp can only allow or refuse it whole.
+                report.dropped.push(Gap {
+                    what: "limit UDP to the allowed ports (UDP stays fully open)".to_string(),
+                    needs: Abi::V10,
+                });
+                allow_udp = true;
+            } else if !net.seal_sockets {
+                report.dropped.push(Gap {
+                    what: format!("deny UDP ({})", udp_handled),
+                    needs: Abi::V10,
+                });
+            }
+            // Otherwise the seccomp layer refuses UDP sockets whole: enforced.
+        }
+        if net.seal_sockets {
+            sockets = Some(SocketPlan { allow_udp });
+        }
+    }
+    let net_eff = net_handled.intersect(net_supported);
+
+    // Scopes and audit flags.
+    let scopes_supported = ScopeSet::supported_by(eff);
+    for s in policy.scopes.minus(scopes_supported).iter() {
+        report.dropped.push(Gap {
+            what: match s {
+                Scope::Signal => "refuse signals to processes outside the sandbox".to_string(),
+                Scope::AbstractUnixSocket => {
+                    "refuse abstract unix sockets of processes outside the sandbox".to_string()
+                }
+            },
+            needs: s.since(),
+        });
+    }
+    let scopes_eff = policy.scopes.intersect(scopes_supported);
+    let mut audit = policy.audit;
+    if !audit.is_default() && eff < Abi::V7 {
+        report.dropped.push(Gap {
+            what: "audit log flags (log_same_exec, log_new_exec, log_subdomains)".to_string(),
+            needs: Abi::V7,
+        });
+        audit = AuditFlags::default();
+    }
+
+    // Rules, limited to what the ruleset handles.
+    let path_rules = if fs_eff.is_empty() {
+        Vec::new()
+    } else {
+        open_rules(policy, fs_eff, vars, &mut report)?
+    };
+    let port_rules = if net_eff.is_empty() {
+        Vec::new()
+    } else {
+        port_rules(policy, net_eff)
+    };
+
+    describe(&mut report, fs_eff, &path_rules, net_eff, &port_rules, scopes_eff, audit, sockets);
+
+    let landlock = if fs_eff.is_empty() && net_eff.is_empty() && scopes_eff.is_empty() && audit.is_default() {
+        None
+    } else {
+        Some(LandlockPlan {
+            abi: eff,
+            fs_handled: fs_eff,
+            net_handled: net_eff,
+            scopes: scopes_eff,
+            path_rules,
+            port_rules,
+            audit,
+        })
+    };
+    Ok(Plan {
+        landlock,
+        sockets,
+        report,
+    })
+}
+
+impl Plan {
+    /// Applies strict mode: refuses when a requested control cannot be enforced.
+    pub fn require(self) -> Result<Plan, PlanError> {
+        if self.report.refused() {
+            Err(PlanError::Unenforceable(Box::new(self.report)))
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Whether the rules grant `right` on `path` (or a directory above it). Used to explain
+    /// a denied execve.
+    pub fn grants(&self, path: &Path, right: FsRight) -> bool {
+        let Some(ll) = &self.landlock else {
+            return true;
+        };
+        if !ll.fs_handled.contains(right) {
+            return true;
+        }
+        ll.path_rules
+            .iter()
+            .any(|r| r.access.contains(right) && path.starts_with(&r.path))
+    }
+}
+
+/// Expands, deduplicates and opens the path rules.
+fn open_rules(policy: &Policy, handled: FsAccess, vars: &Vars, report: &mut Report) -> Result<Vec<OpenedRule>, PlanError> {
+    // Several sources often name the same path (presets, flags): one rule per path keeps
+    // the ruleset small and the report readable.
+    let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
+    for rule in &policy.fs.rules {
+        for path in vars.expand(&rule.path, &rule.origin.0)? {
+            let entry = merged
+                .entry(path)
+                .or_insert((FsAccess::EMPTY, true, Vec::new()));
+            entry.0 = entry.0.union(rule.access);
+            entry.1 &= rule.optional;
+            entry.2.push(rule.origin.clone());
+        }
+    }
+    let mut opened = Vec::with_capacity(merged.len());
+    for (path, (access, optional, origins)) in merged {
+        let origin = origins.first().cloned().unwrap_or_default();
+        let p = PathBuf::from(&path);
+        if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+            return Err(PlanError::BadPath { path, origin });
+        }
+        let fd = match open_path(&p) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {
+                report.skipped.push(format!("{path} ({origin})"));
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PlanError::MissingPath { path: p, origin });
+            }
+            Err(source) => return Err(PlanError::OpenPath { path: p, origin, source }),
+        };
+        let is_dir = is_directory(&fd).map_err(|source| PlanError::OpenPath {
+            path: p.clone(),
+            origin: origin.clone(),
+            source,
+        })?;
+        let mut access = access.intersect(handled);
+        if !is_dir {
+            // Directory rights on a file rule make the kernel refuse the whole rule.
+            access = FsAccess::of(
+                &access
+                    .iter()
+                    .filter(|r| r.applies_to_files())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if access.is_empty() {
+            continue;
+        }
+        opened.push(OpenedRule {
+            path: p,
+            fd,
+            is_dir,
+            access,
+            origins,
+        });
+    }
+    Ok(opened)
+}
+
+/// Expands port ranges into the kernel's one-port rules, merging rights per port.
+fn port_rules(policy: &Policy, handled: NetAccess) -> Vec<(u16, NetAccess)> {
+    let mut ports: BTreeMap<u16, NetAccess> = BTreeMap::new();
+    for rule in &policy.net.rules {
+        let access = rule.access.intersect(handled);
+        if access.is_empty() {
+            continue;
+        }
+        for port in rule.ports.ports() {
+            let e = ports.entry(port).or_default();
+            *e = e.union(access);
+        }
+    }
+    ports.into_iter().collect()
+}
+
+fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn is_directory(fd: &OwnedFd) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroed stat is a valid out-buffer for fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is a valid open descriptor and `st` a valid buffer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn describe(
+    report: &mut Report,
+    fs: FsAccess,
+    paths: &[OpenedRule],
+    net: NetAccess,
+    ports: &[(u16, NetAccess)],
+    scopes: ScopeSet,
+    audit: AuditFlags,
+    sockets: Option<SocketPlan>,
+) {
+    let e = &mut report.enforced;
+    e.push("no_new_privs: set (setuid and file capabilities do not elevate)".to_string());
+    if fs.is_empty() {
+        e.push("filesystem: not restricted".to_string());
+    } else {
+        e.push(format!("filesystem: denied outside the rules: {fs}"));
+        for r in paths {
+            let kind = if r.is_dir { "" } else { " (file)" };
+            e.push(format!("  allow {}{kind}: {}", r.path.display(), r.access));
+        }
+    }
+    if net.is_empty() {
+        e.push("network (Landlock): not restricted".to_string());
+    } else {
+        e.push(format!("network: denied outside the rules: {net}"));
+        for (access, ports) in group_ports(ports) {
+            e.push(format!("  allow {access}: {ports}"));
+        }
+    }
+    if let Some(s) = sockets {
+        let udp = if s.allow_udp { "UDP allowed" } else { "UDP refused" };
+        e.push(format!(
+            "sockets (seccomp): {udp}; raw, packet, SCTP, MPTCP, other families and io_uring refused"
+        ));
+    }
+    if scopes.is_empty() {
+        e.push("scopes: none".to_string());
+    } else {
+        e.push(format!("scopes: {scopes} (no reach outside the sandbox)"));
+    }
+    if !audit.is_default() {
+        e.push(format!(
+            "audit: log_same_exec={} log_new_exec={} log_subdomains={}",
+            audit.log_same_exec, audit.log_new_exec, audit.log_subdomains
+        ));
+    }
+}
+
+/// Folds consecutive ports with the same rights back into ranges for display.
+fn group_ports(ports: &[(u16, NetAccess)]) -> Vec<(NetAccess, String)> {
+    let mut out: Vec<(NetAccess, Vec<(u16, u16)>)> = Vec::new();
+    for &(port, access) in ports {
+        match out.iter_mut().find(|(a, _)| *a == access) {
+            Some((_, ranges)) => match ranges.last_mut() {
+                Some(last) if u32::from(last.1) + 1 == u32::from(port) => last.1 = port,
+                _ => ranges.push((port, port)),
+            },
+            None => out.push((access, vec![(port, port)])),
+        }
+    }
+    out.into_iter()
+        .map(|(a, ranges)| {
+            let text = ranges
+                .iter()
+                .map(|(s, e)| if s == e { s.to_string() } else { format!("{s}-{e}") })
+                .collect::<Vec<_>>()
+                .join(",");
+            (a, text)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::detect_with_cap;
+    use moat_policy::FsGroup;
+
+    fn policy() -> Policy {
+        let mut p = Policy::deny_all();
+        p.grant_paths(["/usr", "/etc/hostname"], FsGroup::ReadWriteExec.access(), false, "t");
+        p
+    }
+
+    #[test]
+    fn file_rules_get_file_rights_only() {
+        let plan = plan(&policy(), detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap();
+        let ll = plan.landlock.unwrap();
+        let file = ll.path_rules.iter().find(|r| !r.is_dir).unwrap();
+        assert!(file.access.iter().all(FsRight::applies_to_files));
+        assert!(!file.access.contains(FsRight::ReadDir));
+    }
+
+    #[test]
+    fn missing_paths_are_errors_unless_optional() {
+        let mut p = Policy::deny_all();
+        p.grant_paths(["/nonexistent/moat"], FsGroup::Read.access(), false, "flag --ro");
+        let err = plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/moat"), "{err}");
+        assert!(err.to_string().contains("flag --ro"), "{err}");
+        let mut p = Policy::deny_all();
+        p.grant_paths(["/nonexistent/moat"], FsGroup::Read.access(), true, "t");
+        let plan = plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap();
+        assert_eq!(plan.report.skipped.len(), 1);
+    }
+
+    #[test]
+    fn refuses_dotdot() {
+        let mut p = Policy::deny_all();
+        p.grant_paths(["/usr/../etc"], FsGroup::Read.access(), false, "t");
+        assert!(matches!(
+            plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()),
+            Err(PlanError::BadPath { .. })
+        ));
+    }
+
+    #[test]
+    fn strict_refuses_below_the_needed_abi_best_effort_reports() {
+        let p = policy();
+        for cap in Abi::ALL {
+            let info = detect_with_cap(Some(cap));
+            if info.availability != Availability::Available {
+                return;
+            }
+            let strict = plan(&p, info, Compat::Strict, &Vars::new()).unwrap();
+            // The deny-all policy needs scopes (ABI 6).
+            assert_eq!(strict.report.refused(), info.effective < Abi::V6, "cap {cap}");
+            let be = plan(&p, info, Compat::BestEffort, &Vars::new()).unwrap();
+            assert!(!be.report.refused());
+            assert_eq!(be.report.dropped.is_empty(), info.effective >= Abi::V6, "cap {cap}");
+        }
+    }
+
+    #[test]
+    fn ports_group_back() {
+        let a = NetAccess::of(&[NetRight::BindTcp]);
+        let g = group_ports(&[(80, a), (8000, a), (8001, a), (8002, a)]);
+        assert_eq!(g[0].1, "80,8000-8002");
+    }
+}

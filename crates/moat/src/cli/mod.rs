@@ -1,0 +1,89 @@
+//! Command-line definition and dispatch. Each subcommand has its own module.
+
+mod check;
+mod policy;
+mod policy_args;
+mod presets;
+mod run;
+mod status;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status when moat itself fails (bad policy, sandbox not applicable).
+pub const EXIT_MOAT: i32 = 125;
+
+/// A failure that ends the command: the message and the exit status.
+pub struct Failure {
+    /// Exit status.
+    pub code: i32,
+    /// What to print after `moat: `.
+    pub message: String,
+}
+
+impl Failure {
+    /// A moat failure (exit 125).
+    pub fn moat(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: EXIT_MOAT,
+            message: message.to_string(),
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "moat",
+    version,
+    about = "Run programs under a Landlock sandbox: least privilege, enforced by the kernel.",
+    long_about = "Run programs under a Landlock sandbox: least privilege, enforced by the kernel.\n\n\
+moat restricts itself with Landlock (filesystem rights per path, TCP ports, IPC scopes) and a \
+seccomp socket filter, then execs the program. No root needed; the sandbox cannot be undone by \
+the program and is inherited by everything it starts.",
+    after_help = "Examples:\n  moat run -- ls -l              default policy: system files readable, no network, no writes\n  moat run --rox /usr,/lib --ro /etc --rw /tmp -- make\n  moat run --preset web-server -- python3 -m http.server 8080\n  moat check --policy app.toml   show what would be enforced on this kernel\n  moat status                    what this kernel's Landlock can do",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a sandbox.
+    Run(run::RunArgs),
+    /// Validate a policy and show what would be enforced on this kernel, without running.
+    Check(check::CheckArgs),
+    /// Show the kernel's Landlock ABI and what it can enforce.
+    Status(status::StatusArgs),
+    /// List the built-in presets, or print one as TOML.
+    Presets(presets::PresetsArgs),
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// Parses the command line, runs the subcommand and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_MOAT } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::check(args),
+        Command::Status(args) => status::status(args),
+        Command::Presets(args) => presets::presets(args),
+        Command::Policy(cmd) => policy::policy(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("moat: {}", f.message);
+            f.code
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The policy flags `run` and `check` share, and how they compose into one policy.
+
+use super::Failure;
+use moat_policy::{
+    presets, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PortRange,
+    Scope, ScopeSet,
+};
+use moat_sandbox::exec::Target;
+use std::path::PathBuf;
+
+/// Policy flags. landrun's flags keep their names and meaning.
+#[derive(clap::Args, Debug, Default)]
+pub struct PolicyArgs {
+    /// Policy file (moat TOML/JSON/YAML, landlockconfig, OCI process.landlock); repeatable.
+    #[arg(long = "policy", value_name = "FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Built-in preset (see `moat presets`); repeatable, comma lists accepted.
+    #[arg(long = "preset", value_name = "NAME", value_delimiter = ',')]
+    pub presets: Vec<String>,
+    /// Allow reading PATH (files and directories beneath it).
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub ro: Vec<String>,
+    /// Allow reading and executing PATH.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub rox: Vec<String>,
+    /// Allow reading and writing PATH (create, remove, rename, truncate).
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub rw: Vec<String>,
+    /// Allow reading, writing and executing PATH.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub rwx: Vec<String>,
+    /// Allow binding TCP ports (8080, 8000-8010, comma lists).
+    #[arg(long = "bind-tcp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
+    pub bind_tcp: Vec<PortRange>,
+    /// Allow connecting to TCP ports.
+    #[arg(long = "connect-tcp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
+    pub connect_tcp: Vec<PortRange>,
+    /// Allow binding UDP ports (enforced by Landlock ABI 10).
+    #[arg(long = "bind-udp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
+    pub bind_udp: Vec<PortRange>,
+    /// Allow sending to and connecting UDP ports (enforced by Landlock ABI 10).
+    #[arg(long = "connect-udp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
+    pub connect_udp: Vec<PortRange>,
+    /// Allow all UDP (otherwise a restricted network refuses UDP sockets).
+    #[arg(long = "allow-udp")]
+    pub allow_udp: bool,
+    /// Lift every filesystem restriction.
+    #[arg(long = "unrestricted-filesystem")]
+    pub unrestricted_filesystem: bool,
+    /// Lift every network restriction (TCP, UDP and the socket filter).
+    #[arg(long = "unrestricted-network")]
+    pub unrestricted_network: bool,
+    /// Turn a scope off: `signal` or `abstract-unix-socket` (comma lists).
+    #[arg(long, value_name = "SCOPE", value_delimiter = ',', value_parser = parse_scope)]
+    pub unscoped: Vec<Scope>,
+    /// Run with what this kernel can enforce, printing every dropped control.
+    #[arg(long = "best-effort", conflicts_with = "strict")]
+    pub best_effort: bool,
+    /// Refuse to run unless everything is enforced (the default; overrides a policy file).
+    #[arg(long)]
+    pub strict: bool,
+    /// Skip rule paths that do not exist instead of failing.
+    #[arg(long = "ignore-missing")]
+    pub ignore_missing: bool,
+    /// Add the target's ELF interpreter (read+execute) and libraries (read).
+    #[arg(long)]
+    pub ldd: bool,
+    /// Add the target program itself (read+execute).
+    #[arg(long = "add-exec")]
+    pub add_exec: bool,
+    /// Audit: do not log denials of the sandboxed program itself (ABI 7).
+    #[arg(long = "log-same-exec-off")]
+    pub log_same_exec_off: bool,
+    /// Audit: log denials after the program execs another one (ABI 7).
+    #[arg(long = "log-new-exec-on")]
+    pub log_new_exec_on: bool,
+    /// Audit: do not log denials of nested sandboxes (ABI 7).
+    #[arg(long = "log-subdomains-off")]
+    pub log_subdomains_off: bool,
+    /// Set KEY=VALUE, or pass KEY from moat's environment; repeatable.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Start the program with an empty environment (plus --env).
+    #[arg(long = "clear-env")]
+    pub clear_env: bool,
+}
+
+fn parse_port(s: &str) -> Result<PortRange, String> {
+    PortRange::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    match s.trim().replace('_', "-").as_str() {
+        "signal" | "signals" => Ok(Scope::Signal),
+        "abstract-unix-socket" | "abstract" => Ok(Scope::AbstractUnixSocket),
+        "all" => Err("name scopes one by one: signal, abstract-unix-socket".to_string()),
+        other => Err(format!("unknown scope `{other}` (signal, abstract-unix-socket)")),
+    }
+}
+
+impl PolicyArgs {
+    /// Whether any flag grants paths or ports (then the default preset is not added).
+    fn has_grants(&self) -> bool {
+        !(self.ro.is_empty()
+            && self.rox.is_empty()
+            && self.rw.is_empty()
+            && self.rwx.is_empty()
+            && self.bind_tcp.is_empty()
+            && self.connect_tcp.is_empty()
+            && self.bind_udp.is_empty()
+            && self.connect_udp.is_empty())
+            || self.ldd
+            || self.add_exec
+    }
+
+    /// Composes presets, files and flags into one policy. `target` is needed for `--ldd`
+    /// and `--add-exec`.
+    pub fn build(&self, target: Option<&Target>) -> Result<Policy, Failure> {
+        let mut parts: Vec<Policy> = Vec::new();
+        let mut presets_named = self.presets.clone();
+        if presets_named.is_empty() && self.policies.is_empty() && !self.has_grants() {
+            presets_named.push("default".to_string());
+        }
+        for name in &presets_named {
+            parts.push(presets::load(name.trim()).map_err(Failure::moat)?);
+        }
+        for file in &self.policies {
+            parts.push(moat_policy::load_file(file).map_err(Failure::moat)?);
+        }
+        if self.has_grants() {
+            parts.push(self.flag_policy(target)?);
+        }
+        let mut policy = parts
+            .into_iter()
+            .reduce(Policy::merge)
+            .unwrap_or_else(Policy::allow_all);
+
+        if self.unrestricted_filesystem {
+            policy.lift_filesystem();
+        }
+        if self.unrestricted_network {
+            policy.lift_network();
+        } else if self.allow_udp {
+            policy.net.allow_udp = true;
+        }
+        for s in &self.unscoped {
+            policy.scopes = policy.scopes.minus(ScopeSet::of(&[*s]));
+        }
+        let d = AuditFlags::default();
+        policy.audit = policy.audit.merge(AuditFlags {
+            log_same_exec: !self.log_same_exec_off && d.log_same_exec,
+            log_new_exec: self.log_new_exec_on || d.log_new_exec,
+            log_subdomains: !self.log_subdomains_off && d.log_subdomains,
+        });
+        if self.ignore_missing {
+            for r in &mut policy.fs.rules {
+                r.optional = true;
+            }
+        }
+        policy.env.clear |= self.clear_env;
+        for kv in &self.env {
+            match kv.split_once('=') {
+                Some((k, v)) if !k.is_empty() => policy.env.set.push((k.into(), v.into())),
+                None if !kv.is_empty() => policy.env.pass.push(kv.clone()),
+                _ => return Err(Failure::moat(format!("--env `{kv}`: write KEY=VALUE or KEY"))),
+            }
+        }
+        if self.strict {
+            policy.compat = Some(Compat::Strict);
+        } else if self.best_effort {
+            policy.compat = Some(Compat::BestEffort);
+        }
+        Ok(policy)
+    }
+
+    /// The policy the path and port flags describe: deny everything, allow what is named.
+    fn flag_policy(&self, target: Option<&Target>) -> Result<Policy, Failure> {
+        let mut p = Policy::deny_all();
+        let groups = [
+            ("--ro", &self.ro, FsGroup::Read),
+            ("--rox", &self.rox, FsGroup::ReadExec),
+            ("--rw", &self.rw, FsGroup::ReadWrite),
+            ("--rwx", &self.rwx, FsGroup::ReadWriteExec),
+        ];
+        for (flag, paths, group) in groups {
+            for path in paths.iter().filter(|s| !s.is_empty()) {
+                let path = absolute(path).map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
+                p.grant_paths([path], group.access(), false, flag);
+            }
+        }
+        let ports = [
+            ("--bind-tcp", &self.bind_tcp, NetRight::BindTcp),
+            ("--connect-tcp", &self.connect_tcp, NetRight::ConnectTcp),
+            ("--bind-udp", &self.bind_udp, NetRight::BindUdp),
+            ("--connect-udp", &self.connect_udp, NetRight::ConnectSendUdp),
+        ];
+        for (flag, ranges, right) in ports {
+            p.grant_ports(ranges.iter().copied(), NetAccess::of(&[right]), flag);
+        }
+        let read_exec = FsAccess::of(&[FsRight::ReadFile, FsRight::Execute]);
+        if self.add_exec || self.ldd {
+            let Some(target) = target else {
+                return Err(Failure::moat("--ldd and --add-exec need a command after --"));
+            };
+            if self.add_exec {
+                p.grant_paths([target.program.to_string_lossy()], read_exec, false, "--add-exec");
+            }
+            if self.ldd {
+                let opts = moat_sandbox::ldd::LddOptions {
+                    library_path: std::env::var_os("LD_LIBRARY_PATH")
+                        .map(|v| std::env::split_paths(&v).collect())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                };
+                let deps = moat_sandbox::ldd::dependencies(&target.program, &opts)
+                    .map_err(|e| Failure::moat(format!("--ldd: {e}")))?;
+                for i in &deps.interpreters {
+                    p.grant_paths([i.to_string_lossy()], read_exec, false, "--ldd");
+                }
+                for l in &deps.libraries {
+                    p.grant_paths([l.to_string_lossy()], FsAccess::of(&[FsRight::ReadFile]), false, "--ldd");
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Makes a flag path absolute against the current directory (landrun accepts relative
+/// paths on the command line; policy files must be explicit).
+fn absolute(path: &str) -> Result<String, String> {
+    if path.starts_with('/') || path.starts_with("${") {
+        return Ok(path.to_string());
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot resolve relative path: {e}"))?;
+    let joined = cwd.join(path);
+    // Normalise "." and ".." lexically so the sandbox planner sees a clean absolute path.
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out.to_string_lossy().into_owned())
+}

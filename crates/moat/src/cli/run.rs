@@ -1,0 +1,101 @@
+//! `moat run`: restrict this process, then exec the command.
+//!
+//! A straight line, in a fixed order: close inherited descriptors, resolve the command,
+//! compose and plan the policy (no restriction yet, so errors can still be reported
+//! fully), set no_new_privs, restrict with Landlock, install the socket filter, exec.
+
+use super::policy_args::PolicyArgs;
+use super::Failure;
+use moat_policy::{Compat, Vars};
+use moat_sandbox::exec::{self, Target};
+use moat_sandbox::{abi, fds, landlock, plan, seccomp};
+use std::ffi::OsString;
+
+/// Arguments of `moat run`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Run a command in a sandbox",
+    long_about = "Run a command in a sandbox.\n\n\
+With no policy, preset, path or port flag, the built-in `default` preset applies: system binaries \
+and libraries readable and executable, /etc and the current directory readable, standard devices \
+usable, no network, signal and abstract-socket scopes on. Once any of those flags is given, they \
+are the whole policy: whatever they do not allow is denied, network included.\n\n\
+Exit status: the command's own; 125 when moat fails (bad policy, sandbox cannot be applied); 126 \
+when the command cannot be executed (including a denied execve); 127 when it is not found.",
+    after_help = "Examples:\n  moat run -- ls\n  moat run --rox /usr,/lib,/lib64,/bin --ro /etc -- /bin/true\n  moat run --preset default --rw /tmp --connect-tcp 443 -- curl https://example.org\n  moat run --ldd --add-exec --ro /etc -- /usr/bin/cat /etc/hostname"
+)]
+pub struct RunArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Keep file descriptor N open for the command (repeatable); 0-2 and systemd's
+    /// LISTEN_FDS are always kept.
+    #[arg(long = "preserve-fd", value_name = "N")]
+    preserve_fd: Vec<i32>,
+    /// The command and its arguments (after `--`).
+    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<OsString>,
+}
+
+/// Runs `moat run`. Returns only when the command could not be started.
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    // Descriptors first: nothing moat opens later may be mistaken for an inherited one.
+    if let Some(bad) = args.preserve_fd.iter().find(|&&fd| fd < 0) {
+        return Err(Failure::moat(format!("--preserve-fd {bad}: not a file descriptor")));
+    }
+    let mut keep = args.preserve_fd.clone();
+    keep.extend(fds::listen_fds());
+    fds::close_inherited(&keep).map_err(Failure::moat)?;
+
+    let mut command = args.command.into_iter();
+    let Some(cmd) = command.next() else {
+        return Err(Failure::moat("no command given"));
+    };
+    let target = Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref())
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })?;
+
+    let policy = args.policy.build(Some(&target))?;
+    let compat = policy.compat.unwrap_or_default();
+    let abi = abi::detect().map_err(Failure::moat)?;
+    let vars = Vars::from_process();
+    let plan = plan::plan(&policy, abi, compat, &vars)
+        .and_then(|p| p.require())
+        .map_err(Failure::moat)?;
+    if compat == Compat::BestEffort {
+        for w in plan.report.warnings() {
+            eprintln!("moat: best-effort: {w}");
+        }
+    }
+    let env = exec::environment(&policy.env);
+
+    set_no_new_privs().map_err(Failure::moat)?;
+    if let Some(ll) = &plan.landlock {
+        landlock::apply(ll).map_err(Failure::moat)?;
+    }
+    if let Some(s) = plan.sockets {
+        seccomp::SocketFilter {
+            allow_udp: s.allow_udp,
+        }
+        .install()
+        .map_err(Failure::moat)?;
+    }
+    let err = exec::exec(&target, &env, Some(&plan));
+    Err(Failure {
+        code: err.exit_code(),
+        message: err.to_string(),
+    })
+}
+
+/// no_new_privs is set whatever the policy: a sandboxed program must not regain
+/// privileges through setuid binaries.
+fn set_no_new_privs() -> std::io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

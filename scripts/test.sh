@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs moat's whole test suite on a Debian 12 machine (as root), installing what the tests
+# need when it is missing. CI calls exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v curl >/dev/null || need_pkgs+=(curl)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  else
+    echo "test.sh: missing ${need_pkgs[*]} and cannot install them (need root and apt-get)" >&2
+    exit 1
+  fi
+fi
+
+cargo build --workspace --all-targets --quiet
+cargo test --workspace -- --test-threads="$(nproc)" "$@"
