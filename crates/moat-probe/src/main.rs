@@ -120,9 +120,15 @@ fn run(op: &[String]) -> R {
                 .map_err(io)?;
             Ok(String::new())
         }
-        "mkdir" => std::fs::create_dir(arg(op, 1)?).map(|_| String::new()).map_err(io),
-        "remove" => std::fs::remove_file(arg(op, 1)?).map(|_| String::new()).map_err(io),
-        "rmdir" => std::fs::remove_dir(arg(op, 1)?).map(|_| String::new()).map_err(io),
+        "mkdir" => std::fs::create_dir(arg(op, 1)?)
+            .map(|_| String::new())
+            .map_err(io),
+        "remove" => std::fs::remove_file(arg(op, 1)?)
+            .map(|_| String::new())
+            .map_err(io),
+        "rmdir" => std::fs::remove_dir(arg(op, 1)?)
+            .map(|_| String::new())
+            .map_err(io),
         "rename" => std::fs::rename(arg(op, 1)?, arg(op, 2)?)
             .map(|_| String::new())
             .map_err(io),

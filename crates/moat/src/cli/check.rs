@@ -21,7 +21,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// The command (for --ldd and --add-exec).
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     command: Vec<OsString>,
 }
 
@@ -29,12 +33,12 @@ pub struct CheckArgs {
 pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     let target = match args.command.split_first() {
         Some((cmd, rest)) => Some(
-            Target::resolve(cmd, rest.to_vec(), std::env::var_os("PATH").as_deref()).map_err(|e| {
-                Failure {
+            Target::resolve(cmd, rest.to_vec(), std::env::var_os("PATH").as_deref()).map_err(
+                |e| Failure {
                     code: e.exit_code(),
                     message: e.to_string(),
-                }
-            })?,
+                },
+            )?,
         ),
         None => None,
     };

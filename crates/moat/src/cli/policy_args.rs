@@ -2,8 +2,8 @@
 
 use super::Failure;
 use moat_policy::{
-    presets, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PortRange,
-    Scope, ScopeSet,
+    presets, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy,
+    PortRange, Scope, ScopeSet,
 };
 use moat_sandbox::exec::Target;
 use std::path::PathBuf;
@@ -94,7 +94,9 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
         "signal" | "signals" => Ok(Scope::Signal),
         "abstract-unix-socket" | "abstract" => Ok(Scope::AbstractUnixSocket),
         "all" => Err("name scopes one by one: signal, abstract-unix-socket".to_string()),
-        other => Err(format!("unknown scope `{other}` (signal, abstract-unix-socket)")),
+        other => Err(format!(
+            "unknown scope `{other}` (signal, abstract-unix-socket)"
+        )),
     }
 }
 
@@ -162,7 +164,11 @@ impl PolicyArgs {
             match kv.split_once('=') {
                 Some((k, v)) if !k.is_empty() => policy.env.set.push((k.into(), v.into())),
                 None if !kv.is_empty() => policy.env.pass.push(kv.clone()),
-                _ => return Err(Failure::moat(format!("--env `{kv}`: write KEY=VALUE or KEY"))),
+                _ => {
+                    return Err(Failure::moat(format!(
+                        "--env `{kv}`: write KEY=VALUE or KEY"
+                    )))
+                }
             }
         }
         if self.strict {
@@ -184,7 +190,8 @@ impl PolicyArgs {
         ];
         for (flag, paths, group) in groups {
             for path in paths.iter().filter(|s| !s.is_empty()) {
-                let path = absolute(path).map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
+                let path =
+                    absolute(path).map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
                 p.grant_paths([path], group.access(), false, flag);
             }
         }
@@ -200,10 +207,17 @@ impl PolicyArgs {
         let read_exec = FsAccess::of(&[FsRight::ReadFile, FsRight::Execute]);
         if self.add_exec || self.ldd {
             let Some(target) = target else {
-                return Err(Failure::moat("--ldd and --add-exec need a command after --"));
+                return Err(Failure::moat(
+                    "--ldd and --add-exec need a command after --",
+                ));
             };
             if self.add_exec {
-                p.grant_paths([target.program.to_string_lossy()], read_exec, false, "--add-exec");
+                p.grant_paths(
+                    [target.program.to_string_lossy()],
+                    read_exec,
+                    false,
+                    "--add-exec",
+                );
             }
             if self.ldd {
                 let opts = moat_sandbox::ldd::LddOptions {
@@ -218,7 +232,12 @@ impl PolicyArgs {
                     p.grant_paths([i.to_string_lossy()], read_exec, false, "--ldd");
                 }
                 for l in &deps.libraries {
-                    p.grant_paths([l.to_string_lossy()], FsAccess::of(&[FsRight::ReadFile]), false, "--ldd");
+                    p.grant_paths(
+                        [l.to_string_lossy()],
+                        FsAccess::of(&[FsRight::ReadFile]),
+                        false,
+                        "--ldd",
+                    );
                 }
             }
         }

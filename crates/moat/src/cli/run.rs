@@ -32,7 +32,12 @@ pub struct RunArgs {
     #[arg(long = "preserve-fd", value_name = "N")]
     preserve_fd: Vec<i32>,
     /// The command and its arguments (after `--`).
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     command: Vec<OsString>,
 }
 
@@ -40,7 +45,9 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // Descriptors first: nothing moat opens later may be mistaken for an inherited one.
     if let Some(bad) = args.preserve_fd.iter().find(|&&fd| fd < 0) {
-        return Err(Failure::moat(format!("--preserve-fd {bad}: not a file descriptor")));
+        return Err(Failure::moat(format!(
+            "--preserve-fd {bad}: not a file descriptor"
+        )));
     }
     let mut keep = args.preserve_fd.clone();
     keep.extend(fds::listen_fds());

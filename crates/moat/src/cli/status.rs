@@ -15,15 +15,31 @@ pub struct StatusArgs {
 
 /// Each Landlock feature and the ABI that brought it.
 const FEATURES: &[(&str, &str, Abi)] = &[
-    ("filesystem", "filesystem access control (execute, read, write, create, remove)", Abi::V1),
-    ("refer", "rename and link across directories (refer)", Abi::V2),
+    (
+        "filesystem",
+        "filesystem access control (execute, read, write, create, remove)",
+        Abi::V1,
+    ),
+    (
+        "refer",
+        "rename and link across directories (refer)",
+        Abi::V2,
+    ),
     ("truncate", "truncate", Abi::V3),
     ("tcp", "TCP bind and connect rules", Abi::V4),
     ("ioctl_dev", "ioctl on device files (ioctl_dev)", Abi::V5),
     ("scopes", "signal and abstract unix socket scopes", Abi::V6),
-    ("audit_flags", "audit log flags (log_same_exec, log_new_exec, log_subdomains)", Abi::V7),
+    (
+        "audit_flags",
+        "audit log flags (log_same_exec, log_new_exec, log_subdomains)",
+        Abi::V7,
+    ),
     ("tsync", "restrict all threads at once (tsync)", Abi::V8),
-    ("resolve_unix", "connecting to pathname unix sockets (resolve_unix)", Abi::V9),
+    (
+        "resolve_unix",
+        "connecting to pathname unix sockets (resolve_unix)",
+        Abi::V9,
+    ),
     ("udp", "UDP bind and connect/send rules", Abi::V10),
 ];
 
@@ -71,7 +87,10 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
             "features": features,
             "seccomp_socket_filter": seccomp,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).map_err(Failure::moat)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(Failure::moat)?
+        );
         return Ok(0);
     }
     println!("moat {}", env!("CARGO_PKG_VERSION"));
@@ -87,7 +106,11 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
     println!();
     for (_, what, abi) in FEATURES {
         let mark = if *abi <= effective { "yes" } else { "no " };
-        println!("  {mark}  ABI {:>2} (Linux {:>5})  {what}", abi.number(), abi.linux());
+        println!(
+            "  {mark}  ABI {:>2} (Linux {:>5})  {what}",
+            abi.number(),
+            abi.linux()
+        );
     }
     println!(
         "  {}  seccomp socket filter (UDP, raw, packet, SCTP, MPTCP)",
