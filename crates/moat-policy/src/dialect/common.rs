@@ -283,3 +283,56 @@ impl<T> Default for OneOrMany<T> {
         OneOrMany(Vec::new())
     }
 }
+
+/// Finds a byte offset in `text` by following `steps` in order: each step is a needle and
+/// which occurrence of it (0 = first) to find after the previous step's position. Stops at
+/// the first needle that is missing and returns where the search got to, so the result
+/// always points at or before the place meant.
+///
+/// Used for mistakes that can only be seen once the whole document is read (an `abi.all`
+/// without `abi`, an undefined variable), where the deserializer no longer knows positions.
+pub fn locate(text: &str, steps: &[(&str, usize)]) -> usize {
+    let mut at = 0;
+    for (needle, nth) in steps {
+        if needle.is_empty() {
+            continue;
+        }
+        let mut from = at;
+        let mut found = None;
+        for _ in 0..=*nth {
+            match text.get(from..).and_then(|rest| rest.find(needle)) {
+                Some(i) => {
+                    found = Some(from + i);
+                    from += i + needle.len();
+                }
+                None => {
+                    found = None;
+                    break;
+                }
+            }
+        }
+        match found {
+            Some(pos) => at = pos,
+            None => break,
+        }
+    }
+    at
+}
+
+/// A parse error for `key`, positioned with [`locate`].
+pub fn error_near(
+    doc: &super::Document<'_>,
+    key: &str,
+    steps: &[(&str, usize)],
+    message: impl Into<String>,
+) -> crate::error::PolicyError {
+    let d = crate::error::Diagnostic {
+        file: doc.name.to_string(),
+        line: None,
+        column: None,
+        key: key.to_string(),
+        message: message.into(),
+        source_line: None,
+    };
+    crate::error::PolicyError::Parse(Box::new(d.at_offset(doc.text, locate(doc.text, steps))))
+}

@@ -198,11 +198,15 @@ pub fn detect(value: &serde_json::Value) -> Dialect {
     let Some(obj) = value.as_object() else {
         return Dialect::Moat;
     };
-    let inner = obj
+    let landlock = obj
         .get("process")
         .and_then(|p| p.get("landlock"))
-        .and_then(|l| l.as_object())
-        .unwrap_or(obj);
+        .and_then(|l| l.as_object());
+    if landlock.is_none() && oci::is_config_json(value) {
+        // A config.json without a Landlock policy: the OCI parser says so.
+        return Dialect::OciPr1241;
+    }
+    let inner = landlock.unwrap_or(obj);
     if inner.contains_key("handledAccess") {
         return Dialect::OciPr1241;
     }
