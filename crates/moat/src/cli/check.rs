@@ -31,6 +31,7 @@ pub struct CheckArgs {
 
 /// Runs `moat check`.
 pub fn check(args: CheckArgs) -> Result<i32, Failure> {
+    super::reject_unknown_option(&args.command)?;
     let target = match args.command.split_first() {
         Some((cmd, rest)) => Some(
             Target::resolve(cmd, rest.to_vec(), std::env::var_os("PATH").as_deref()).map_err(

@@ -62,6 +62,30 @@ enum Command {
     Policy(policy::PolicyCommand),
 }
 
+/// clap takes everything from the first positional value on as the command, so a
+/// mistyped option before `--` would silently become the program to run. Refuse that: a
+/// command that starts with `-` must come after an explicit `--`.
+pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failure> {
+    let Some(first) = command.first() else {
+        return Ok(());
+    };
+    let starts_with_dash = first.to_string_lossy().starts_with('-');
+    // The command is the tail of the raw arguments; it was explicit when `--` precedes it.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let explicit = raw
+        .len()
+        .checked_sub(command.len() + 1)
+        .and_then(|i| raw.get(i))
+        .is_some_and(|a| a == "--");
+    if starts_with_dash && !explicit {
+        return Err(Failure::moat(format!(
+            "unknown option `{}` (see --help; put the command after --)",
+            first.to_string_lossy()
+        )));
+    }
+    Ok(())
+}
+
 /// Parses the command line, runs the subcommand and returns the exit status.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -53,6 +53,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     keep.extend(fds::listen_fds());
     fds::close_inherited(&keep).map_err(Failure::moat)?;
 
+    super::reject_unknown_option(&args.command)?;
     let mut command = args.command.into_iter();
     let Some(cmd) = command.next() else {
         return Err(Failure::moat("no command given"));

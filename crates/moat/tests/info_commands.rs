@@ -1,0 +1,104 @@
+//! `moat status`, `moat check`, `moat presets` and `--help`.
+
+mod common;
+use common::*;
+
+fn run(s: &Scratch, args: &[&str]) -> Run {
+    let mut c = s.moat();
+    c.args(args);
+    output(c)
+}
+
+#[test]
+fn status_reports_the_kernel_abi_in_text_and_json() {
+    let s = Scratch::new();
+    let kernel = kernel_abi();
+    let r = run(&s, &["status"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("Landlock ABI {kernel}")), "{}", r.stdout);
+    let r = run(&s, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status --json is JSON");
+    assert_eq!(v["landlock"]["kernel_abi"], kernel);
+    assert_eq!(v["landlock"]["effective_abi"], kernel);
+    let features = v["features"].as_array().unwrap();
+    assert_eq!(features.len(), 10);
+    for f in features {
+        let abi = f["abi"].as_i64().unwrap();
+        assert_eq!(f["enforceable"].as_bool().unwrap(), abi <= kernel, "{f}");
+    }
+    // The cap shows in status too.
+    let mut c = s.moat();
+    c.env("MOAT_MAX_ABI", "4").args(["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&output(c).stdout).unwrap();
+    assert_eq!(v["landlock"]["effective_abi"], 4.min(kernel));
+    assert_eq!(v["landlock"]["cap"], 4);
+}
+
+#[test]
+fn check_shows_what_is_enforced_and_what_is_dropped() {
+    let s = Scratch::new();
+    let r = run(&s, &["check", "--rox", "/usr", "--ro", "/etc", "--bind-tcp", "8080"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("allow /usr: execute,read_file,read_dir"), "{}", r.stdout);
+    assert!(r.stdout.contains("allow bind_tcp: 8080"), "{}", r.stdout);
+    assert!(r.stdout.contains("dropped: nothing"), "{}", r.stdout);
+    assert!(r.stdout.contains("verdict: runs fully enforced"), "{}", r.stdout);
+
+    let mut c = s.moat();
+    c.env("MOAT_MAX_ABI", "3").args(["check", "--rox", "/usr"]);
+    let r = output(c);
+    assert_eq!(r.code, 125);
+    assert!(r.stdout.contains("dropped (asked for, not enforceable here):"), "{}", r.stdout);
+    assert!(r.stdout.contains("restrict `bind_tcp`"), "{}", r.stdout);
+    assert!(r.stdout.contains("strict mode refuses"), "{}", r.stdout);
+
+    let mut c = s.moat();
+    c.env("MOAT_MAX_ABI", "3").args(["check", "--best-effort", "--rox", "/usr"]);
+    let r = output(c);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("runs in best-effort mode"), "{}", r.stdout);
+
+    // An invalid policy is reported with its position.
+    let bad = s.write("p.json", "{\n  \"network\": {\"bind_tcp\": [\"80-70\"]}\n}\n");
+    let r = run(&s, &["check", "--policy", &bad]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("p.json:2:"), "{}", r.stderr);
+    assert!(r.stderr.contains("network.bind_tcp"), "{}", r.stderr);
+    assert!(r.stderr.contains("ends before it starts"), "{}", r.stderr);
+}
+
+#[test]
+fn presets_list_and_print() {
+    let s = Scratch::new();
+    let r = run(&s, &["presets"]);
+    for name in ["default", "minimal", "shell", "network-client", "web-server"] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(name)), "{name}: {}", r.stdout);
+    }
+    let r = run(&s, &["presets", "web-server"]);
+    assert!(r.stdout.contains("bind_tcp"), "{}", r.stdout);
+    // What `presets NAME` prints is a policy moat reads back.
+    let f = s.write("ws.toml", &r.stdout);
+    let r = run(&s, &["check", "--policy", &f]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&s, &["presets", "nope"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("unknown preset `nope`"), "{}", r.stderr);
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let s = Scratch::new();
+    let r = run(&s, &["run", "--help"]);
+    assert_eq!(r.code, 0);
+    for flag in ["--ro", "--rox", "--rw", "--rwx", "--bind-tcp", "--connect-tcp", "--best-effort", "--ldd", "--add-exec", "--env", "--clear-env", "--policy", "--preset", "--preserve-fd", "--unrestricted-network", "--unrestricted-filesystem"] {
+        assert!(r.stdout.contains(flag), "{flag} missing from run --help");
+    }
+    let r = run(&s, &["run", "--no-such-flag", "--", "true"]);
+    assert_eq!(r.code, 125);
+    let r = run(&s, &["run"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("COMMAND"), "{}", r.stderr);
+    let r = run(&s, &["run", "--unscoped", "everything", "--", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("unknown scope"), "{}", r.stderr);
+}
