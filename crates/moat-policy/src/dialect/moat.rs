@@ -21,6 +21,12 @@
 //! ```
 //!
 //! Everything the policy does not allow is denied, network included.
+//!
+//! A policy converted from a dialect that restricts only some rights (landlockconfig, OCI)
+//! says which with `handled`: `[filesystem] handled = [...]` denies only those filesystem
+//! rights (and strict mode requires all of them); `[network] handled = [...]` denies only
+//! those network rights, and then moat does not add its seccomp seal of the sockets
+//! Landlock cannot see.
 
 use super::common::{PathEntry, PortSpec, Rights, WithGroups};
 use super::Document;
@@ -67,6 +73,8 @@ struct FsDoc {
     #[serde(default)]
     unrestricted: bool,
     #[serde(default)]
+    handled: Option<Rights<FsRight, WithGroups>>,
+    #[serde(default)]
     read: Vec<PathEntry>,
     #[serde(default, alias = "read_execute")]
     read_exec: Vec<PathEntry>,
@@ -94,6 +102,8 @@ struct FsRuleDoc {
 struct NetDoc {
     #[serde(default)]
     unrestricted: bool,
+    #[serde(default)]
+    handled: Option<Rights<NetRight, WithGroups>>,
     #[serde(default)]
     allow_udp: bool,
     #[serde(default)]
@@ -172,9 +182,16 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
     policy.compat = raw.compat.map(|c| c.0);
 
     if let Some(fs) = raw.filesystem {
+        if fs.unrestricted && fs.handled.is_some() {
+            return Err(contradiction(doc, "filesystem"));
+        }
         if fs.unrestricted {
             policy.lift_filesystem();
         } else {
+            if let Some(handled) = fs.handled {
+                policy.fs.handled = handled.0;
+                policy.fs.required = handled.0;
+            }
             let lists = [
                 ("read", fs.read, FsGroup::Read),
                 ("read_exec", fs.read_exec, FsGroup::ReadExec),
@@ -202,9 +219,16 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
     }
 
     if let Some(net) = raw.network {
+        if net.unrestricted && net.handled.is_some() {
+            return Err(contradiction(doc, "network"));
+        }
         if net.unrestricted {
             policy.lift_network();
         } else {
+            if let Some(handled) = net.handled {
+                policy.net.handled = handled.0;
+                policy.net.seal_sockets = false;
+            }
             policy.net.allow_udp = net.allow_udp;
             let lists = [
                 ("bind_tcp", net.bind_tcp, NetRight::BindTcp),
@@ -265,6 +289,19 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         policy = policy.merge(parse_at_depth(&doc, depth + 1)?);
     }
     Ok(policy)
+}
+
+/// The error for a domain that is both lifted and restricted.
+fn contradiction(doc: &Document<'_>, domain: &str) -> PolicyError {
+    super::common::error_near(
+        doc,
+        &format!("{domain}.handled"),
+        &[(domain, 0), ("handled", 0)],
+        format!(
+            "`{domain}.handled` restricts rights while `{domain}.unrestricted = true` lifts \
+             them all; keep one of the two"
+        ),
+    )
 }
 
 /// The filesystem access written by each list of the format, for writers that want to
@@ -418,6 +455,30 @@ set = { LANG = "C" }
         assert!(p.fs.unrestricted);
         assert!(p.net.unrestricted);
         assert!(!p.restricts_tcp());
+    }
+
+    #[test]
+    fn handled_lists_narrow_the_restriction() {
+        let p = parse_str(
+            "p.toml",
+            "[filesystem]\nhandled = [\"read_file\", \"write_file\"]\nread = [\"/etc\"]\n\
+             [network]\nhandled = [\"bind_tcp\"]\nbind_tcp = [80]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.fs.handled,
+            FsAccess::of(&[FsRight::ReadFile, FsRight::WriteFile])
+        );
+        assert_eq!(p.fs.required, p.fs.handled);
+        assert_eq!(p.net.handled, NetAccess::of(&[NetRight::BindTcp]));
+        assert!(!p.net.seal_sockets);
+
+        let e = err(
+            "p.toml",
+            "[network]\nunrestricted = true\nhandled = [\"bind_tcp\"]\n",
+        );
+        assert!(e.starts_with("p.toml:3:1:"), "{e}");
+        assert!(e.contains("`network.handled`"), "{e}");
     }
 
     #[test]

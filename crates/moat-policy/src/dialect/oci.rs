@@ -261,8 +261,10 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
         _ => "handledAccess.handledAccessFS",
     };
 
-    let mut policy = Policy::default();
-    policy.compat = l.compat;
+    let mut policy = Policy {
+        compat: l.compat,
+        ..Policy::default()
+    };
     policy.fs.handled = l.handled_fs;
     policy.fs.required = l.handled_fs;
     policy.net.handled = l.handled_net;
