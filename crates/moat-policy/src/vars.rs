@@ -98,17 +98,12 @@ impl Vars {
     }
 }
 
-/// Real uid and gid from /proc, to avoid a libc dependency in this pure crate.
+/// The process's uid and gid: `/proc/self` is owned by them. One `stat`, and no libc
+/// dependency in this pure crate.
 fn proc_ids() -> Option<(String, String)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .map(str::to_string)
-    };
-    Some((field("Uid:")?, field("Gid:")?))
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/proc/self").ok()?;
+    Some((meta.uid().to_string(), meta.gid().to_string()))
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ fn cstr(s: &str) -> Result<CString, Outcome> {
     CString::new(s).map_err(|_| Outcome::Usage(format!("NUL in {s:?}")))
 }
 
-fn arg<'a>(op: &'a [String], i: usize) -> Result<&'a str, Outcome> {
+fn arg(op: &[String], i: usize) -> Result<&str, Outcome> {
     op.get(i)
         .map(String::as_str)
         .ok_or_else(|| Outcome::Usage(format!("{} needs more arguments", op[0])))

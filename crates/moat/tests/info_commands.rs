@@ -15,7 +15,11 @@ fn status_reports_the_kernel_abi_in_text_and_json() {
     let kernel = kernel_abi();
     let r = run(&s, &["status"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains(&format!("Landlock ABI {kernel}")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("Landlock ABI {kernel}")),
+        "{}",
+        r.stdout
+    );
     let r = run(&s, &["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status --json is JSON");
     assert_eq!(v["landlock"]["kernel_abi"], kernel);
@@ -37,29 +41,61 @@ fn status_reports_the_kernel_abi_in_text_and_json() {
 #[test]
 fn check_shows_what_is_enforced_and_what_is_dropped() {
     let s = Scratch::new();
-    let r = run(&s, &["check", "--rox", "/usr", "--ro", "/etc", "--bind-tcp", "8080"]);
+    let r = run(
+        &s,
+        &[
+            "check",
+            "--rox",
+            "/usr",
+            "--ro",
+            "/etc",
+            "--bind-tcp",
+            "8080",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("allow /usr: execute,read_file,read_dir"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("allow /usr: execute,read_file,read_dir"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("allow bind_tcp: 8080"), "{}", r.stdout);
     assert!(r.stdout.contains("dropped: nothing"), "{}", r.stdout);
-    assert!(r.stdout.contains("verdict: runs fully enforced"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("verdict: runs fully enforced"),
+        "{}",
+        r.stdout
+    );
 
     let mut c = s.moat();
     c.env("MOAT_MAX_ABI", "3").args(["check", "--rox", "/usr"]);
     let r = output(c);
     assert_eq!(r.code, 125);
-    assert!(r.stdout.contains("dropped (asked for, not enforceable here):"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("dropped (asked for, not enforceable here):"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("restrict `bind_tcp`"), "{}", r.stdout);
     assert!(r.stdout.contains("strict mode refuses"), "{}", r.stdout);
 
     let mut c = s.moat();
-    c.env("MOAT_MAX_ABI", "3").args(["check", "--best-effort", "--rox", "/usr"]);
+    c.env("MOAT_MAX_ABI", "3")
+        .args(["check", "--best-effort", "--rox", "/usr"]);
     let r = output(c);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.contains("runs in best-effort mode"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("runs in best-effort mode"),
+        "{}",
+        r.stdout
+    );
 
     // An invalid policy is reported with its position.
-    let bad = s.write("p.json", "{\n  \"network\": {\"bind_tcp\": [\"80-70\"]}\n}\n");
+    let bad = s.write(
+        "p.json",
+        "{\n  \"network\": {\"bind_tcp\": [\"80-70\"]}\n}\n",
+    );
     let r = run(&s, &["check", "--policy", &bad]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("p.json:2:"), "{}", r.stderr);
@@ -71,8 +107,18 @@ fn check_shows_what_is_enforced_and_what_is_dropped() {
 fn presets_list_and_print() {
     let s = Scratch::new();
     let r = run(&s, &["presets"]);
-    for name in ["default", "minimal", "shell", "network-client", "web-server"] {
-        assert!(r.stdout.lines().any(|l| l.starts_with(name)), "{name}: {}", r.stdout);
+    for name in [
+        "default",
+        "minimal",
+        "shell",
+        "network-client",
+        "web-server",
+    ] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(name)),
+            "{name}: {}",
+            r.stdout
+        );
     }
     let r = run(&s, &["presets", "web-server"]);
     assert!(r.stdout.contains("bind_tcp"), "{}", r.stdout);
@@ -90,7 +136,24 @@ fn help_and_usage_errors() {
     let s = Scratch::new();
     let r = run(&s, &["run", "--help"]);
     assert_eq!(r.code, 0);
-    for flag in ["--ro", "--rox", "--rw", "--rwx", "--bind-tcp", "--connect-tcp", "--best-effort", "--ldd", "--add-exec", "--env", "--clear-env", "--policy", "--preset", "--preserve-fd", "--unrestricted-network", "--unrestricted-filesystem"] {
+    for flag in [
+        "--ro",
+        "--rox",
+        "--rw",
+        "--rwx",
+        "--bind-tcp",
+        "--connect-tcp",
+        "--best-effort",
+        "--ldd",
+        "--add-exec",
+        "--env",
+        "--clear-env",
+        "--policy",
+        "--preset",
+        "--preserve-fd",
+        "--unrestricted-network",
+        "--unrestricted-filesystem",
+    ] {
         assert!(r.stdout.contains(flag), "{flag} missing from run --help");
     }
     let r = run(&s, &["run", "--no-such-flag", "--", "true"]);
