@@ -5,8 +5,8 @@
 use crate::abi::{AbiInfo, Availability};
 use crate::report::{Gap, Report};
 use moat_policy::{
-    Abi, AuditFlags, Compat, FsAccess, FsRight, NetAccess, NetRight, Origin, Policy,
-    PolicyError, Right, Scope, ScopeSet, Vars,
+    Abi, AuditFlags, Compat, FsAccess, FsRight, NetAccess, NetRight, Origin, Policy, PolicyError,
+    Right, Scope, ScopeSet, Vars,
 };
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -147,7 +147,11 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
     // Network.
     let net = &policy.net;
     let net_supported = NetAccess::supported_by(eff);
-    let mut net_handled = if net.unrestricted { NetAccess::EMPTY } else { net.handled };
+    let mut net_handled = if net.unrestricted {
+        NetAccess::EMPTY
+    } else {
+        net.handled
+    };
     let udp = NetAccess::of(&[NetRight::BindUdp, NetRight::ConnectSendUdp]);
     let mut sockets = None;
     if !net.unrestricted {
@@ -221,21 +225,20 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         port_rules(policy, net_eff)
     };
 
-    describe(&mut report, fs_eff, &path_rules, net_eff, &port_rules, scopes_eff, audit, sockets);
-
-    let landlock = if fs_eff.is_empty() && net_eff.is_empty() && scopes_eff.is_empty() && audit.is_default() {
-        None
-    } else {
-        Some(LandlockPlan {
-            abi: eff,
-            fs_handled: fs_eff,
-            net_handled: net_eff,
-            scopes: scopes_eff,
-            path_rules,
-            port_rules,
-            audit,
-        })
-    };
+    let landlock =
+        if fs_eff.is_empty() && net_eff.is_empty() && scopes_eff.is_empty() && audit.is_default() {
+            None
+        } else {
+            Some(LandlockPlan {
+                abi: eff,
+                fs_handled: fs_eff,
+                net_handled: net_eff,
+                scopes: scopes_eff,
+                path_rules,
+                port_rules,
+                audit,
+            })
+        };
     Ok(Plan {
         landlock,
         sockets,
@@ -244,6 +247,35 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
 }
 
 impl Plan {
+    /// Fills `report.enforced` with one line per enforced control. Not done by [`plan`]
+    /// itself because `moat run` never shows it and every launch would pay for the text.
+    pub fn describe(&mut self) {
+        let mut lines = Vec::new();
+        match &self.landlock {
+            Some(ll) => describe(
+                &mut lines,
+                ll.fs_handled,
+                &ll.path_rules,
+                ll.net_handled,
+                &ll.port_rules,
+                ll.scopes,
+                ll.audit,
+                self.sockets,
+            ),
+            None => describe(
+                &mut lines,
+                FsAccess::EMPTY,
+                &[],
+                NetAccess::EMPTY,
+                &[],
+                ScopeSet::EMPTY,
+                AuditFlags::default(),
+                self.sockets,
+            ),
+        }
+        self.report.enforced = lines;
+    }
+
     /// Applies strict mode: refuses when a requested control cannot be enforced.
     pub fn require(self) -> Result<Plan, PlanError> {
         if self.report.refused() {
@@ -269,7 +301,12 @@ impl Plan {
 }
 
 /// Expands, deduplicates and opens the path rules.
-fn open_rules(policy: &Policy, handled: FsAccess, vars: &Vars, report: &mut Report) -> Result<Vec<OpenedRule>, PlanError> {
+fn open_rules(
+    policy: &Policy,
+    handled: FsAccess,
+    vars: &Vars,
+    report: &mut Report,
+) -> Result<Vec<OpenedRule>, PlanError> {
     // Several sources often name the same path (presets, flags): one rule per path keeps
     // the ruleset small and the report readable.
     let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
@@ -299,7 +336,13 @@ fn open_rules(policy: &Policy, handled: FsAccess, vars: &Vars, report: &mut Repo
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(PlanError::MissingPath { path: p, origin });
             }
-            Err(source) => return Err(PlanError::OpenPath { path: p, origin, source }),
+            Err(source) => {
+                return Err(PlanError::OpenPath {
+                    path: p,
+                    origin,
+                    source,
+                })
+            }
         };
         let is_dir = is_directory(&fd).map_err(|source| PlanError::OpenPath {
             path: p.clone(),
@@ -371,7 +414,7 @@ fn is_directory(fd: &OwnedFd) -> std::io::Result<bool> {
 
 #[allow(clippy::too_many_arguments)]
 fn describe(
-    report: &mut Report,
+    e: &mut Vec<String>,
     fs: FsAccess,
     paths: &[OpenedRule],
     net: NetAccess,
@@ -380,7 +423,6 @@ fn describe(
     audit: AuditFlags,
     sockets: Option<SocketPlan>,
 ) {
-    let e = &mut report.enforced;
     e.push("no_new_privs: set (setuid and file capabilities do not elevate)".to_string());
     if fs.is_empty() {
         e.push("filesystem: not restricted".to_string());
@@ -400,7 +442,11 @@ fn describe(
         }
     }
     if let Some(s) = sockets {
-        let udp = if s.allow_udp { "UDP allowed" } else { "UDP refused" };
+        let udp = if s.allow_udp {
+            "UDP allowed"
+        } else {
+            "UDP refused"
+        };
         e.push(format!(
             "sockets (seccomp): {udp}; raw, packet, SCTP, MPTCP, other families and io_uring refused"
         ));
@@ -434,7 +480,13 @@ fn group_ports(ports: &[(u16, NetAccess)]) -> Vec<(NetAccess, String)> {
         .map(|(a, ranges)| {
             let text = ranges
                 .iter()
-                .map(|(s, e)| if s == e { s.to_string() } else { format!("{s}-{e}") })
+                .map(|(s, e)| {
+                    if s == e {
+                        s.to_string()
+                    } else {
+                        format!("{s}-{e}")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(",");
             (a, text)
@@ -450,13 +502,24 @@ mod tests {
 
     fn policy() -> Policy {
         let mut p = Policy::deny_all();
-        p.grant_paths(["/usr", "/etc/hostname"], FsGroup::ReadWriteExec.access(), false, "t");
+        p.grant_paths(
+            ["/usr", "/etc/hostname"],
+            FsGroup::ReadWriteExec.access(),
+            false,
+            "t",
+        );
         p
     }
 
     #[test]
     fn file_rules_get_file_rights_only() {
-        let plan = plan(&policy(), detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap();
+        let plan = plan(
+            &policy(),
+            detect_with_cap(None),
+            Compat::Strict,
+            &Vars::new(),
+        )
+        .unwrap();
         let ll = plan.landlock.unwrap();
         let file = ll.path_rules.iter().find(|r| !r.is_dir).unwrap();
         assert!(file.access.iter().all(FsRight::applies_to_files));
@@ -466,7 +529,12 @@ mod tests {
     #[test]
     fn missing_paths_are_errors_unless_optional() {
         let mut p = Policy::deny_all();
-        p.grant_paths(["/nonexistent/moat"], FsGroup::Read.access(), false, "flag --ro");
+        p.grant_paths(
+            ["/nonexistent/moat"],
+            FsGroup::Read.access(),
+            false,
+            "flag --ro",
+        );
         let err = plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/moat"), "{err}");
         assert!(err.to_string().contains("flag --ro"), "{err}");
@@ -496,10 +564,18 @@ mod tests {
             }
             let strict = plan(&p, info, Compat::Strict, &Vars::new()).unwrap();
             // The deny-all policy needs scopes (ABI 6).
-            assert_eq!(strict.report.refused(), info.effective < Abi::V6, "cap {cap}");
+            assert_eq!(
+                strict.report.refused(),
+                info.effective < Abi::V6,
+                "cap {cap}"
+            );
             let be = plan(&p, info, Compat::BestEffort, &Vars::new()).unwrap();
             assert!(!be.report.refused());
-            assert_eq!(be.report.dropped.is_empty(), info.effective >= Abi::V6, "cap {cap}");
+            assert_eq!(
+                be.report.dropped.is_empty(),
+                info.effective >= Abi::V6,
+                "cap {cap}"
+            );
         }
     }
 

@@ -33,7 +33,7 @@ pub struct Report {
     pub abi: AbiInfo,
     /// Strict or best-effort.
     pub compat: Compat,
-    /// What will be enforced, one line each.
+    /// What will be enforced, one line each; filled by `Plan::describe`.
     pub enforced: Vec<String>,
     /// Controls the policy asks for that this kernel cannot enforce. Strict mode refuses
     /// to run when this is not empty; best-effort prints each one.
@@ -91,7 +91,10 @@ impl fmt::Display for Report {
             }
         }
         if !self.limits.is_empty() {
-            writeln!(f, "not restricted by this kernel (the policy does not require it):")?;
+            writeln!(
+                f,
+                "not restricted by this kernel (the policy does not require it):"
+            )?;
             for g in &self.limits {
                 writeln!(f, "  {g}")?;
             }

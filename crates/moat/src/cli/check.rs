@@ -46,7 +46,9 @@ pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     let policy = args.policy.build(target.as_ref())?;
     let compat = policy.compat.unwrap_or_default();
     let abi = abi::detect().map_err(Failure::moat)?;
-    let plan = plan::plan(&policy, abi, compat, &Vars::from_process()).map_err(Failure::moat)?;
+    let mut plan =
+        plan::plan(&policy, abi, compat, &Vars::from_process()).map_err(Failure::moat)?;
+    plan.describe();
     println!("{}", plan.report);
     if plan.report.refused() {
         return Err(Failure::moat(plan.report.refusal()));
