@@ -165,3 +165,34 @@ fn help_and_usage_errors() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("unknown scope"), "{}", r.stderr);
 }
+
+#[test]
+fn policy_convert_round_trips_and_warns() {
+    let s = Scratch::new();
+    let d = s.mkdir("d");
+    let src = s.write(
+        "p.toml",
+        &format!("[filesystem]\nread_exec = [\"/usr\"]\nwrite = [\"{d}\"]\n[network]\nbind_tcp = [8080]\n"),
+    );
+    for to in ["moat", "landlockconfig", "oci", "oci1111"] {
+        let out = s.p(&format!("out-{to}"));
+        let r = run(&s, &["policy", "convert", "--to", to, "-o", &out, &src]);
+        assert_eq!(r.code, 0, "{to}: {}", r.stderr);
+        // What was written is a policy moat reads back.
+        let r = run(&s, &["check", "--best-effort", "--policy", &out]);
+        assert_eq!(r.code, 0, "{to}: {}", r.stderr);
+        assert!(r.stdout.contains("/usr"), "{to}: {}", r.stdout);
+    }
+    // Converting to moat's own dialect is exact; to OCI it warns about what is lost.
+    let r = run(&s, &["policy", "convert", "--to", "moat", "--exact", &src]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    let r = run(&s, &["policy", "convert", "--to", "oci", &src]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("moat: warning:"), "{}", r.stderr);
+    let r = run(&s, &["policy", "convert", "--to", "oci", "--exact", &src]);
+    assert_eq!(r.code, 125);
+    let r = run(&s, &["policy", "convert", &s.p("missing.toml")]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
+}

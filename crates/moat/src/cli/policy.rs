@@ -1,6 +1,7 @@
 //! `moat policy`: converting between dialects.
 
 use super::Failure;
+use moat_policy::Dialect;
 use std::path::PathBuf;
 
 /// `moat policy` subcommands.
@@ -19,6 +20,8 @@ pub enum Target {
     Landlockconfig,
     /// OCI process.landlock JSON (runtime-spec #1241 shape).
     Oci,
+    /// OCI process.landlock JSON (runtime-spec #1111 shape).
+    Oci1111,
 }
 
 /// Arguments of `moat policy convert`.
@@ -30,6 +33,10 @@ pub struct ConvertArgs {
     /// Write here instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Fail (exit 125) instead of warning when the target dialect cannot express part of
+    /// the policy.
+    #[arg(long)]
+    exact: bool,
     /// Policy files (several are combined into one ruleset).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -54,6 +61,27 @@ fn convert(args: ConvertArgs) -> Result<i32, Failure> {
     let Some(policy) = policy else {
         return Err(Failure::moat("no policy file given"));
     };
-    let _ = (&policy, args.to, &args.output);
-    Err(Failure::moat("convert: writers not wired yet"))
+    let dialect = match args.to {
+        Target::Moat => Dialect::Moat,
+        Target::Landlockconfig => Dialect::LandlockConfig,
+        Target::Oci => Dialect::OciPr1241,
+        Target::Oci1111 => Dialect::OciPr1111,
+    };
+    let written = moat_policy::write::write(&policy, dialect).map_err(Failure::moat)?;
+    if args.exact && !written.warnings.is_empty() {
+        return Err(Failure::moat(format!(
+            "{} cannot express this policy exactly:\n  - {}",
+            dialect.name(),
+            written.warnings.join("\n  - ")
+        )));
+    }
+    for w in &written.warnings {
+        eprintln!("moat: warning: {w}");
+    }
+    match &args.output {
+        Some(path) => std::fs::write(path, &written.text)
+            .map_err(|e| Failure::moat(format!("{}: {e}", path.display())))?,
+        None => print!("{}", written.text),
+    }
+    Ok(0)
 }
