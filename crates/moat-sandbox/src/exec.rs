@@ -45,7 +45,9 @@ impl ExecError {
         match self {
             ExecError::NotFound { .. } => 127,
             ExecError::PolicyDenied { .. } => 126,
-            ExecError::Failed { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            ExecError::Failed { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                127
+            }
             ExecError::Failed { .. } => 126,
         }
     }
@@ -69,7 +71,11 @@ pub struct Target {
 impl Target {
     /// Resolves `cmd` like a shell does: a name with a slash is a path, anything else is
     /// looked up in `path_var` (the target's PATH).
-    pub fn resolve(cmd: &OsStr, args: Vec<OsString>, path_var: Option<&OsStr>) -> Result<Target, ExecError> {
+    pub fn resolve(
+        cmd: &OsStr,
+        args: Vec<OsString>,
+        path_var: Option<&OsStr>,
+    ) -> Result<Target, ExecError> {
         let program = if cmd.as_bytes().contains(&b'/') {
             PathBuf::from(cmd)
         } else {
@@ -97,7 +103,11 @@ fn search_path(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
     let path_var = path_var.unwrap_or(default);
     let mut first_existing = None;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
         let candidate = dir.join(cmd);
         if candidate.is_file() {
             if is_executable(&candidate) {
@@ -213,10 +223,15 @@ pub fn interpreter_of(path: &Path) -> Option<PathBuf> {
         } else {
             goblin::container::Container::Little
         },
-        goblin::container::Endian::from(elf.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB),
+        goblin::container::Endian::from(
+            elf.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
+        ),
     );
-    let phdrs = goblin::elf::ProgramHeader::parse(&head, phoff, usize::from(elf.e_phnum), ctx).ok()?;
-    let interp = phdrs.iter().find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
+    let phdrs =
+        goblin::elf::ProgramHeader::parse(&head, phoff, usize::from(elf.e_phnum), ctx).ok()?;
+    let interp = phdrs
+        .iter()
+        .find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
     let start = usize::try_from(interp.p_offset).ok()?;
     let end = start.checked_add(usize::try_from(interp.p_filesz).ok()?)?;
     let bytes = head.get(start..end)?;
@@ -230,7 +245,12 @@ mod tests {
 
     #[test]
     fn resolves_and_reports_not_found() {
-        let t = Target::resolve(OsStr::new("true"), vec![], Some(OsStr::new("/usr/bin:/bin"))).unwrap();
+        let t = Target::resolve(
+            OsStr::new("true"),
+            vec![],
+            Some(OsStr::new("/usr/bin:/bin")),
+        )
+        .unwrap();
         assert!(t.program.ends_with("true"));
         assert!(t.was_executable);
         let e = Target::resolve(OsStr::new("no-such-moat-cmd"), vec![], None).unwrap_err();
@@ -242,7 +262,11 @@ mod tests {
     #[test]
     fn finds_interpreters() {
         let interp = interpreter_of(Path::new("/bin/ls")).unwrap();
-        assert!(interp.to_string_lossy().contains("ld-linux"), "{}", interp.display());
+        assert!(
+            interp.to_string_lossy().contains("ld-linux"),
+            "{}",
+            interp.display()
+        );
     }
 
     #[test]

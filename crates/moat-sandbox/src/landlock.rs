@@ -6,8 +6,8 @@
 
 use crate::plan::LandlockPlan;
 use landlock::{
-    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, RestrictSelfAttr, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, RestrictSelfAttr,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
 };
 
 /// Why the ruleset could not be applied.
@@ -49,7 +49,8 @@ where
 pub fn apply(plan: &LandlockPlan) -> Result<(), LandlockError> {
     let mut ruleset = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
     if !plan.fs_handled.is_empty() {
-        ruleset = ruleset.handle_access(flags::<AccessFs>(plan.fs_handled.bits(), "filesystem")?)?;
+        ruleset =
+            ruleset.handle_access(flags::<AccessFs>(plan.fs_handled.bits(), "filesystem")?)?;
     }
     if !plan.net_handled.is_empty() {
         ruleset = ruleset.handle_access(flags::<AccessNet>(plan.net_handled.bits(), "network")?)?;
@@ -68,7 +69,10 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), LandlockError> {
             })?;
     }
     for (port, access) in &plan.port_rules {
-        created = created.add_rule(NetPort::new(*port, flags::<AccessNet>(access.bits(), "network")?))?;
+        created = created.add_rule(NetPort::new(
+            *port,
+            flags::<AccessNet>(access.bits(), "network")?,
+        ))?;
     }
     if !plan.audit.is_default() {
         created = created
@@ -82,4 +86,3 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), LandlockError> {
         other => Err(LandlockError::NotFullyEnforced(format!("{other:?}"))),
     }
 }
-

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Launch-time benchmark: how much time a sandbox launcher adds to starting /bin/true.
+
+Every variant is started with posix_spawn and waited for, in interleaved rounds (one run of
+each variant per round, in a shuffled order) so that machine noise hits all variants alike.
+Reports the median, p10 and p90 wall time per variant and the median added over bare
+/bin/true. Peers are measured only when present on this machine (see docs/PERFORMANCE.md
+for how they were obtained); nothing is downloaded or built here.
+
+usage: bench/launch.py [--runs N] [--moat PATH] [--markdown]
+"""
+import argparse
+import os
+import random
+import shutil
+import statistics
+import time
+
+FLAGS = ["--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc"]
+
+
+def variants(moat):
+    v = [("bare /bin/true", ["/bin/true"])]
+    v.append(("moat run (flags)", [moat, "run", *FLAGS, "--", "/bin/true"]))
+    v.append(("moat run (default preset)", [moat, "run", "--", "/bin/true"]))
+    sandboxer = os.environ.get("SANDBOXER", "/usr/local/bin/sandboxer")
+    if os.access(sandboxer, os.X_OK):
+        # The kernel's sample sandboxer takes its rules from the environment.
+        v.append(("kernel sample sandboxer", ["env", "LL_FS_RO=/usr:/lib:/lib64:/bin:/etc", "LL_FS_RW=",
+                                             sandboxer, "/bin/true"], "env-wrapped"))
+    landrun = shutil.which("landrun")
+    if landrun:
+        v.append(("landrun", [landrun, "--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc", "/bin/true"]))
+    llconfig = shutil.which("llconfig")
+    if llconfig:
+        v.append(("landlockconfig llconfig", [llconfig, "/bin/true"]))
+    sandlock = shutil.which("sandlock")
+    if sandlock:
+        v.append(("sandlock", [sandlock, "run", "-r", "/usr", "-r", "/lib", "-r", "/lib64", "-r", "/bin",
+                               "-r", "/etc", "--", "/bin/true"]))
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        v.append(("bwrap", [bwrap, "--ro-bind", "/usr", "/usr", "--ro-bind", "/lib", "/lib",
+                            "--ro-bind", "/lib64", "/lib64", "--ro-bind", "/bin", "/bin",
+                            "--ro-bind", "/etc", "/etc", "--unshare-net", "/bin/true"]))
+    firejail = shutil.which("firejail")
+    if firejail:
+        v.append(("firejail", [firejail, "--quiet", "--noprofile", "--net=none", "/bin/true"]))
+    return v
+
+
+def spawn_wait(argv, env):
+    t0 = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0] if argv[0].startswith("/") else shutil.which(argv[0]), argv, env)
+    _, status = os.waitpid(pid, 0)
+    t1 = time.perf_counter_ns()
+    return t1 - t0, os.waitstatus_to_exitcode(status)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--moat", default="target/release/moat")
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--only", default="", help="comma list of variant name prefixes")
+    args = ap.parse_args()
+    moat = os.path.abspath(args.moat)
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    vs = variants(moat)
+    if args.only:
+        keep = [p.strip() for p in args.only.split(",")]
+        vs = [x for x in vs if x[0] == "bare /bin/true" or any(x[0].startswith(k) for k in keep)]
+    # "env" wrapping adds an exec; measure it separately so it can be subtracted.
+    if any(len(x) > 2 for x in vs):
+        vs.append(("env wrapper alone", ["env", "A=1", "/bin/true"]))
+    times = {x[0]: [] for x in vs}
+    for x in vs:  # warm-up and sanity check
+        for _ in range(5):
+            _, code = spawn_wait(x[1], env)
+            if code != 0:
+                raise SystemExit(f"{x[0]} exited {code}: {' '.join(x[1])}")
+    for _ in range(args.runs):
+        order = list(vs)
+        random.shuffle(order)
+        for x in order:
+            t, _ = spawn_wait(x[1], env)
+            times[x[0]].append(t / 1000.0)
+    bare = statistics.median(times["bare /bin/true"])
+    envw = statistics.median(times["env wrapper alone"]) - bare if "env wrapper alone" in times else 0.0
+    rows = []
+    for x in vs:
+        name = x[0]
+        t = sorted(times[name])
+        med = statistics.median(t)
+        p10 = t[len(t) // 10]
+        p90 = t[(len(t) * 9) // 10]
+        added = med - bare - (envw if len(x) > 2 else 0.0)
+        rows.append((name, med, p10, p90, added))
+    if args.markdown:
+        print(f"| variant | median us | p10 us | p90 us | added us (median) |")
+        print("|---|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:+.0f} |")
+    else:
+        for r in rows:
+            print(f"{r[0]:32} median {r[1]:8.0f} us  p10 {r[2]:8.0f}  p90 {r[3]:8.0f}  added {r[4]:+7.0f} us")
+    print(f"\n{args.runs} interleaved runs per variant; 'env wrapped' rows have the env exec subtracted.")
+
+
+if __name__ == "__main__":
+    main()
