@@ -26,8 +26,8 @@ def variants(moat):
     sandboxer = os.environ.get("SANDBOXER", "/usr/local/bin/sandboxer")
     if os.access(sandboxer, os.X_OK):
         # The kernel's sample sandboxer takes its rules from the environment.
-        v.append(("kernel sample sandboxer", ["env", "LL_FS_RO=/usr:/lib:/lib64:/bin:/etc", "LL_FS_RW=",
-                                             sandboxer, "/bin/true"], "env-wrapped"))
+        v.append(("kernel sample sandboxer (static C)", [sandboxer, "/bin/true"],
+                  {"LL_FS_RO": "/usr:/lib:/lib64:/bin:/etc", "LL_FS_RW": ""}))
     landrun = shutil.which("landrun")
     if landrun:
         v.append(("landrun", [landrun, "--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc", "/bin/true"]))
@@ -50,8 +50,9 @@ def variants(moat):
 
 
 def spawn_wait(argv, env):
+    path = argv[0] if argv[0].startswith("/") else shutil.which(argv[0])
     t0 = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0] if argv[0].startswith("/") else shutil.which(argv[0]), argv, env)
+    pid = os.posix_spawn(path, argv, env)
     _, status = os.waitpid(pid, 0)
     t1 = time.perf_counter_ns()
     return t1 - t0, os.waitstatus_to_exitcode(status)
@@ -60,7 +61,7 @@ def spawn_wait(argv, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=500)
-    ap.add_argument("--moat", default="target/release/moat")
+    ap.add_argument("--moat", default="target/x86_64-unknown-linux-gnu/release/moat")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--only", default="", help="comma list of variant name prefixes")
     args = ap.parse_args()
@@ -70,23 +71,22 @@ def main():
     if args.only:
         keep = [p.strip() for p in args.only.split(",")]
         vs = [x for x in vs if x[0] == "bare /bin/true" or any(x[0].startswith(k) for k in keep)]
-    # "env" wrapping adds an exec; measure it separately so it can be subtracted.
-    if any(len(x) > 2 for x in vs):
-        vs.append(("env wrapper alone", ["env", "A=1", "/bin/true"]))
     times = {x[0]: [] for x in vs}
+    def env_of(x):
+        return {**env, **(x[2] if len(x) > 2 else {})}
+
     for x in vs:  # warm-up and sanity check
         for _ in range(5):
-            _, code = spawn_wait(x[1], env)
+            _, code = spawn_wait(x[1], env_of(x))
             if code != 0:
                 raise SystemExit(f"{x[0]} exited {code}: {' '.join(x[1])}")
     for _ in range(args.runs):
         order = list(vs)
         random.shuffle(order)
         for x in order:
-            t, _ = spawn_wait(x[1], env)
+            t, _ = spawn_wait(x[1], env_of(x))
             times[x[0]].append(t / 1000.0)
     bare = statistics.median(times["bare /bin/true"])
-    envw = statistics.median(times["env wrapper alone"]) - bare if "env wrapper alone" in times else 0.0
     rows = []
     for x in vs:
         name = x[0]
@@ -94,7 +94,7 @@ def main():
         med = statistics.median(t)
         p10 = t[len(t) // 10]
         p90 = t[(len(t) * 9) // 10]
-        added = med - bare - (envw if len(x) > 2 else 0.0)
+        added = med - bare
         rows.append((name, med, p10, p90, added))
     if args.markdown:
         print(f"| variant | median us | p10 us | p90 us | added us (median) |")
@@ -104,7 +104,7 @@ def main():
     else:
         for r in rows:
             print(f"{r[0]:32} median {r[1]:8.0f} us  p10 {r[2]:8.0f}  p90 {r[3]:8.0f}  added {r[4]:+7.0f} us")
-    print(f"\n{args.runs} interleaved runs per variant; 'env wrapped' rows have the env exec subtracted.")
+    print(f"\n{args.runs} interleaved runs per variant (posix_spawn + waitpid, shuffled order per round).")
 
 
 if __name__ == "__main__":

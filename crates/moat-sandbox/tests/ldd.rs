@@ -250,7 +250,6 @@ fn matches_ldd_for_system_binaries() {
 /// Every ELF executable in /usr/bin (or the `:`-separated directories in
 /// `MOAT_LDD_TEST_DIRS`) against `ldd`: slow, so opt-in.
 #[test]
-#[ignore = "compares all of /usr/bin with ldd; run with --ignored"]
 fn matches_ldd_for_all_of_usr_bin() {
     let dirs = std::env::var_os("MOAT_LDD_TEST_DIRS").unwrap_or_else(|| "/usr/bin".into());
     let mut entries: Vec<PathBuf> = std::env::split_paths(&dirs)
