@@ -3,24 +3,18 @@
 mod common;
 use common::*;
 
-fn run(s: &Scratch, args: &[&str]) -> Run {
-    let mut c = s.moat();
-    c.args(args);
-    output(c)
-}
-
 #[test]
 fn status_reports_the_kernel_abi_in_text_and_json() {
     let s = Scratch::new();
     let kernel = kernel_abi();
-    let r = run(&s, &["status"]);
+    let r = s.run(&["status"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains(&format!("Landlock ABI {kernel}")),
         "{}",
         r.stdout
     );
-    let r = run(&s, &["status", "--json"]);
+    let r = s.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status --json is JSON");
     assert_eq!(v["landlock"]["kernel_abi"], kernel);
     assert_eq!(v["landlock"]["effective_abi"], kernel);
@@ -41,18 +35,15 @@ fn status_reports_the_kernel_abi_in_text_and_json() {
 #[test]
 fn check_shows_what_is_enforced_and_what_is_dropped() {
     let s = Scratch::new();
-    let r = run(
-        &s,
-        &[
-            "check",
-            "--rox",
-            "/usr",
-            "--ro",
-            "/etc",
-            "--bind-tcp",
-            "8080",
-        ],
-    );
+    let r = s.run(&[
+        "check",
+        "--rox",
+        "/usr",
+        "--ro",
+        "/etc",
+        "--bind-tcp",
+        "8080",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("allow /usr: execute,read_file,read_dir"),
@@ -96,7 +87,7 @@ fn check_shows_what_is_enforced_and_what_is_dropped() {
         "p.json",
         "{\n  \"network\": {\"bind_tcp\": [\"80-70\"]}\n}\n",
     );
-    let r = run(&s, &["check", "--policy", &bad]);
+    let r = s.run(&["check", "--policy", &bad]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("p.json:2:"), "{}", r.stderr);
     assert!(r.stderr.contains("network.bind_tcp"), "{}", r.stderr);
@@ -106,7 +97,7 @@ fn check_shows_what_is_enforced_and_what_is_dropped() {
 #[test]
 fn presets_list_and_print() {
     let s = Scratch::new();
-    let r = run(&s, &["presets"]);
+    let r = s.run(&["presets"]);
     for name in [
         "default",
         "minimal",
@@ -120,13 +111,13 @@ fn presets_list_and_print() {
             r.stdout
         );
     }
-    let r = run(&s, &["presets", "web-server"]);
+    let r = s.run(&["presets", "web-server"]);
     assert!(r.stdout.contains("bind_tcp"), "{}", r.stdout);
     // What `presets NAME` prints is a policy moat reads back.
     let f = s.write("ws.toml", &r.stdout);
-    let r = run(&s, &["check", "--policy", &f]);
+    let r = s.run(&["check", "--policy", &f]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = run(&s, &["presets", "nope"]);
+    let r = s.run(&["presets", "nope"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("unknown preset `nope`"), "{}", r.stderr);
 }
@@ -134,7 +125,7 @@ fn presets_list_and_print() {
 #[test]
 fn help_and_usage_errors() {
     let s = Scratch::new();
-    let r = run(&s, &["run", "--help"]);
+    let r = s.run(&["run", "--help"]);
     assert_eq!(r.code, 0);
     for flag in [
         "--ro",
@@ -156,12 +147,12 @@ fn help_and_usage_errors() {
     ] {
         assert!(r.stdout.contains(flag), "{flag} missing from run --help");
     }
-    let r = run(&s, &["run", "--no-such-flag", "--", "true"]);
+    let r = s.run(&["run", "--no-such-flag", "--", "true"]);
     assert_eq!(r.code, 125);
-    let r = run(&s, &["run"]);
+    let r = s.run(&["run"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("COMMAND"), "{}", r.stderr);
-    let r = run(&s, &["run", "--unscoped", "everything", "--", "true"]);
+    let r = s.run(&["run", "--unscoped", "everything", "--", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("unknown scope"), "{}", r.stderr);
 }
@@ -176,23 +167,23 @@ fn policy_convert_round_trips_and_warns() {
     );
     for to in ["moat", "landlockconfig", "oci", "oci1111"] {
         let out = s.p(&format!("out-{to}"));
-        let r = run(&s, &["policy", "convert", "--to", to, "-o", &out, &src]);
+        let r = s.run(&["policy", "convert", "--to", to, "-o", &out, &src]);
         assert_eq!(r.code, 0, "{to}: {}", r.stderr);
         // What was written is a policy moat reads back.
-        let r = run(&s, &["check", "--best-effort", "--policy", &out]);
+        let r = s.run(&["check", "--best-effort", "--policy", &out]);
         assert_eq!(r.code, 0, "{to}: {}", r.stderr);
         assert!(r.stdout.contains("/usr"), "{to}: {}", r.stdout);
     }
     // Converting to moat's own dialect is exact; to OCI it warns about what is lost.
-    let r = run(&s, &["policy", "convert", "--to", "moat", "--exact", &src]);
+    let r = s.run(&["policy", "convert", "--to", "moat", "--exact", &src]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
-    let r = run(&s, &["policy", "convert", "--to", "oci", &src]);
+    let r = s.run(&["policy", "convert", "--to", "oci", &src]);
     assert_eq!(r.code, 0);
     assert!(r.stderr.contains("moat: warning:"), "{}", r.stderr);
-    let r = run(&s, &["policy", "convert", "--to", "oci", "--exact", &src]);
+    let r = s.run(&["policy", "convert", "--to", "oci", "--exact", &src]);
     assert_eq!(r.code, 125);
-    let r = run(&s, &["policy", "convert", &s.p("missing.toml")]);
+    let r = s.run(&["policy", "convert", &s.p("missing.toml")]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
 }

@@ -4,19 +4,13 @@
 mod common;
 use common::*;
 
-fn run(s: &Scratch, args: &[&str]) -> Run {
-    let mut c = s.moat();
-    c.args(args);
-    output(c)
-}
-
 #[test]
 fn default_policy_runs_common_programs_and_denies_the_rest() {
     let s = Scratch::new();
     std::fs::create_dir_all(s.path("home")).unwrap();
     s.write("data.txt", "hello");
     // Common programs work: read /etc and the current directory.
-    let r = run(&s, &["run", "--", "cat", "/etc/hostname", "data.txt"]);
+    let r = s.run(&["run", "--", "cat", "/etc/hostname", "data.txt"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.ends_with("hello"));
     // Writing to $HOME, reading /root and binding a port are denied.
@@ -42,7 +36,7 @@ fn default_policy_runs_common_programs_and_denies_the_rest() {
     );
     assert_answers(&r, &["EACCES", "EACCES", "EACCES", "ok"]);
     // And the shell in the default policy cannot write its current directory either.
-    let r = run(&s, &["run", "--", "sh", "-c", "echo x > data.txt"]);
+    let r = s.run(&["run", "--", "sh", "-c", "echo x > data.txt"]);
     assert_ne!(r.code, 0);
     assert_eq!(
         std::fs::read_to_string(s.path("data.txt")).unwrap(),
@@ -63,57 +57,51 @@ fn probe_default(s: &Scratch, ops: &[&str], _probe_dir: &str) -> Run {
 #[test]
 fn exit_codes() {
     let s = Scratch::new();
-    assert_eq!(run(&s, &["run", "--", "sh", "-c", "exit 7"]).code, 7);
-    let r = run(&s, &["run", "--", "no-such-command-moat"]);
+    assert_eq!(s.run(&["run", "--", "sh", "-c", "exit 7"]).code, 7);
+    let r = s.run(&["run", "--", "no-such-command-moat"]);
     assert_eq!(r.code, 127);
     assert!(r.stderr.contains("command not found"), "{}", r.stderr);
     let bad = s.write("bad.toml", "[filesystem]\nread = [1]\n");
-    let r = run(&s, &["run", "--policy", &bad, "--", "true"]);
+    let r = s.run(&["run", "--policy", &bad, "--", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("bad.toml:2:"), "{}", r.stderr);
     // A denied execve: 126 with a message naming the path that lacks execute.
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--ro",
-            "/usr,/lib,/lib64,/bin,/etc",
-            "--",
-            "/bin/true",
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--ro",
+        "/usr,/lib,/lib64,/bin,/etc",
+        "--",
+        "/bin/true",
+    ]);
     assert_eq!(r.code, 126, "{}", r.stderr);
     assert!(r.stderr.contains("policy denies `execute`"), "{}", r.stderr);
     assert!(r.stderr.contains("/usr/bin/true"), "{}", r.stderr);
     // A missing rule path is a moat error naming the path and the flag.
-    let r = run(&s, &["run", "--ro", "/no/such/path", "--", "/bin/true"]);
+    let r = s.run(&["run", "--ro", "/no/such/path", "--", "/bin/true"]);
     assert_eq!(r.code, 125);
     assert!(
         r.stderr.contains("/no/such/path") && r.stderr.contains("--ro"),
         "{}",
         r.stderr
     );
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--ignore-missing",
-            "--rox",
-            "/usr,/lib,/lib64,/bin",
-            "--ro",
-            "/no/such/path",
-            "--",
-            "/bin/true",
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--ignore-missing",
+        "--rox",
+        "/usr,/lib,/lib64,/bin",
+        "--ro",
+        "/no/such/path",
+        "--",
+        "/bin/true",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Ports out of range never wrap.
-    let r = run(&s, &["run", "--bind-tcp", "65536", "--", "true"]);
+    let r = s.run(&["run", "--bind-tcp", "65536", "--", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("65536"), "{}", r.stderr);
     // A non-executable file is 126 without blaming the policy.
     let f = s.write("plain", "data");
-    let r = run(&s, &["run", "--unrestricted-filesystem", "--", &f]);
+    let r = s.run(&["run", "--unrestricted-filesystem", "--", &f]);
     assert_eq!(r.code, 126, "{}", r.stderr);
     assert!(!r.stderr.contains("policy"), "{}", r.stderr);
 }
@@ -124,18 +112,15 @@ fn denied_interpreter_is_named() {
     let dir = s.mkdir("bin");
     std::fs::copy("/bin/true", s.path("bin/t")).unwrap();
     // The program is executable, its ELF interpreter is only readable.
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--rox",
-            &dir,
-            "--ro",
-            "/usr,/lib,/lib64,/etc",
-            "--",
-            &format!("{dir}/t"),
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--rox",
+        &dir,
+        "--ro",
+        "/usr,/lib,/lib64,/etc",
+        "--",
+        &format!("{dir}/t"),
+    ]);
     assert_eq!(r.code, 126, "{}", r.stderr);
     assert!(r.stderr.contains("its interpreter"), "{}", r.stderr);
     assert!(r.stderr.contains("ld-linux"), "{}", r.stderr);
@@ -167,11 +152,7 @@ fn inherited_descriptors_are_closed_unless_preserved() {
         "exec 7</etc/hostname 8</etc/hostname; {m} run --unrestricted-filesystem -- /bin/ls /proc/self/fd; echo ---; {m} run --unrestricted-filesystem --preserve-fd 8 -- /bin/ls /proc/self/fd",
         m = moat.display()
     );
-    let r = output({
-        let mut c = std::process::Command::new("/bin/sh");
-        c.args(["-c", &script]).current_dir(s.dir.path());
-        c
-    });
+    let r = s.shell(&script);
     let (first, second) = r.stdout.split_once("---").unwrap();
     let fds = |t: &str| t.split_whitespace().map(str::to_string).collect::<Vec<_>>();
     assert!(!fds(first).contains(&"7".to_string()), "{first}");
@@ -189,11 +170,7 @@ fn listen_fds_are_kept_for_socket_activation() {
         "exec 3</etc/hostname 4</etc/hostname 8</etc/hostname; export LISTEN_FDS=2; exec sh -c 'LISTEN_PID=$$ exec {m} run --unrestricted-filesystem -- /bin/ls /proc/self/fd'",
         m = moat.display()
     );
-    let r = output({
-        let mut c = std::process::Command::new("/bin/sh");
-        c.args(["-c", &script]).current_dir(s.dir.path());
-        c
-    });
+    let r = s.shell(&script);
     let fds: Vec<&str> = r.stdout.split_whitespace().collect();
     assert!(fds.contains(&"4"), "{fds:?} {}", r.stderr);
     assert!(!fds.contains(&"8"), "{fds:?}");
@@ -202,19 +179,16 @@ fn listen_fds_are_kept_for_socket_activation() {
 #[test]
 fn environment_flags() {
     let s = Scratch::new();
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--clear-env",
-            "--env",
-            "FOO=bar",
-            "--env",
-            "PATH",
-            "--",
-            "/usr/bin/env",
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--clear-env",
+        "--env",
+        "FOO=bar",
+        "--env",
+        "PATH",
+        "--",
+        "/usr/bin/env",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let mut lines: Vec<&str> = r.stdout.lines().collect();
     lines.sort();
@@ -223,7 +197,7 @@ fn environment_flags() {
         lines[0] == "FOO=bar" && lines[1].starts_with("PATH="),
         "{lines:?}"
     );
-    let r = run(&s, &["run", "--env", "MOAT_T=1", "--", "/usr/bin/env"]);
+    let r = s.run(&["run", "--env", "MOAT_T=1", "--", "/usr/bin/env"]);
     assert!(
         r.stdout.contains("MOAT_T=1") && r.stdout.contains("HOME="),
         "{}",
@@ -235,38 +209,29 @@ fn environment_flags() {
 fn ldd_and_add_exec_make_a_minimal_sandbox() {
     let s = Scratch::new();
     // Only the binary, its interpreter and libraries: it runs, but /etc is not readable.
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--ldd",
-            "--add-exec",
-            "--",
-            "/bin/cat",
-            "/etc/hostname",
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--ldd",
+        "--add-exec",
+        "--",
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
-    let r = run(
-        &s,
-        &[
-            "run",
-            "--ldd",
-            "--add-exec",
-            "--ro",
-            "/etc/hostname",
-            "--",
-            "/bin/cat",
-            "/etc/hostname",
-        ],
-    );
+    let r = s.run(&[
+        "run",
+        "--ldd",
+        "--add-exec",
+        "--ro",
+        "/etc/hostname",
+        "--",
+        "/bin/cat",
+        "/etc/hostname",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Without --ldd the dynamic loader cannot even be mapped.
-    let r = run(
-        &s,
-        &["run", "--add-exec", "--", "/bin/cat", "/etc/hostname"],
-    );
+    let r = s.run(&["run", "--add-exec", "--", "/bin/cat", "/etc/hostname"]);
     assert_eq!(r.code, 126, "{}", r.stderr);
 }
 
@@ -407,36 +372,30 @@ fn best_effort_really_runs_with_what_the_capped_kernel_enforces() {
 #[test]
 fn udp_port_rules_need_abi_10() {
     let s = Scratch::new();
-    let r = run(
-        &s,
-        &[
+    let r = s.run(&[
+        "run",
+        "--preset",
+        "default",
+        "--connect-udp",
+        "53",
+        "--",
+        "/bin/true",
+    ]);
+    if kernel_abi() >= 10 {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    } else {
+        assert_eq!(r.code, 125, "{}", r.stderr);
+        assert!(r.stderr.contains("needs Landlock ABI 10"), "{}", r.stderr);
+        let r = s.run(&[
             "run",
+            "--best-effort",
             "--preset",
             "default",
             "--connect-udp",
             "53",
             "--",
             "/bin/true",
-        ],
-    );
-    if kernel_abi() >= 10 {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    } else {
-        assert_eq!(r.code, 125, "{}", r.stderr);
-        assert!(r.stderr.contains("needs Landlock ABI 10"), "{}", r.stderr);
-        let r = run(
-            &s,
-            &[
-                "run",
-                "--best-effort",
-                "--preset",
-                "default",
-                "--connect-udp",
-                "53",
-                "--",
-                "/bin/true",
-            ],
-        );
+        ]);
         assert_eq!(r.code, 0);
         assert!(r.stderr.contains("UDP stays fully open"), "{}", r.stderr);
     }

@@ -59,6 +59,20 @@ impl Scratch {
         self.p(rel)
     }
 
+    /// Runs `moat ARGS` here.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.moat();
+        c.args(args);
+        output(c)
+    }
+
+    /// Runs a shell script here (for tests that need the shell's fd juggling).
+    pub fn shell(&self, script: &str) -> Run {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", script]).current_dir(self.dir.path());
+        output(c)
+    }
+
     /// `moat` with this directory as working directory and no ABI cap inherited.
     pub fn moat(&self) -> Command {
         let mut c = Command::new(moat_bin());
