@@ -6,11 +6,12 @@
 //! /proc/self/maps with sscanf, installs signal handlers and an alternate stack): about a
 //! tenth of moat's instructions per launch. Arguments and environment still come from std,
 //! which reads them on glibc independently of `main`.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 
 /// The C entry point.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     cli::main()

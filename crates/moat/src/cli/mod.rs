@@ -5,6 +5,7 @@ mod policy;
 mod policy_args;
 mod presets;
 mod run;
+mod run_fast;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -86,10 +87,9 @@ pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failu
     Ok(())
 }
 
-/// `moat run` is on the launch path of every sandboxed command: parse it with only its own
-/// subcommand built, instead of the whole command tree (clap builds every argument of
-/// every subcommand before parsing; that was a third of moat's start-up). Help and error
-/// messages are the same as through the full tree.
+/// `moat run` is on the launch path of every sandboxed command: try the fast parser
+/// ([`run_fast`]) first; when it gives up, parse with only `run`'s own clap definition built
+/// (not the whole tree). Help and error messages are clap's either way.
 fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
     use clap::{Args, FromArgMatches};
     let mut args = std::env::args_os();
@@ -97,11 +97,15 @@ fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
     if args.next().as_deref() != Some(std::ffi::OsStr::new("run")) {
         return None;
     }
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    if let Some(parsed) = run_fast::parse(rest.iter().cloned()) {
+        return Some(Ok(parsed));
+    }
     let cmd = run::RunArgs::augment_args(clap::Command::new("run"))
         .bin_name("moat run")
         .version(env!("CARGO_PKG_VERSION"));
     Some(
-        cmd.try_get_matches_from(std::iter::once(std::ffi::OsString::from("run")).chain(args))
+        cmd.try_get_matches_from(std::iter::once(std::ffi::OsString::from("run")).chain(rest))
             .and_then(|m| run::RunArgs::from_arg_matches(&m)),
     )
 }

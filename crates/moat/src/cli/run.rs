@@ -26,11 +26,11 @@ when the command cannot be executed (including a denied execve); 127 when it is 
 )]
 pub struct RunArgs {
     #[command(flatten)]
-    policy: PolicyArgs,
+    pub(crate) policy: PolicyArgs,
     /// Keep file descriptor N open for the command (repeatable); 0-2 and systemd's
     /// LISTEN_FDS are always kept.
     #[arg(long = "preserve-fd", value_name = "N")]
-    preserve_fd: Vec<i32>,
+    pub(crate) preserve_fd: Vec<i32>,
     /// The command and its arguments (after `--`).
     #[arg(
         value_name = "COMMAND",
@@ -38,7 +38,7 @@ pub struct RunArgs {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 }
 
 /// Runs `moat run`. Returns only when the command could not be started.
