@@ -8,6 +8,8 @@
 //! which reads them on glibc independently of `main`.
 #![cfg_attr(not(test), no_main)]
 
+// In unit-test builds the C entry point is compiled out, leaving `cli::main` unused.
+#[cfg_attr(test, allow(dead_code))]
 mod cli;
 
 /// The C entry point.
