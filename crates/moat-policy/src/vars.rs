@@ -8,6 +8,34 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vars {
     values: BTreeMap<String, Vec<String>>,
+    /// Built-ins are read from the process when first used, not up front: most launches
+    /// use one or none of them, and each costs a syscall or an environment scan.
+    process: bool,
+}
+
+/// The names of moat's built-in variables.
+pub const BUILTINS: [&str; 6] = ["HOME", "CWD", "TMPDIR", "USER", "UID", "GID"];
+
+/// One built-in variable's value for this process, if it has one.
+fn builtin(name: &str) -> Option<String> {
+    match name {
+        "HOME" => std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| h.to_string_lossy().into_owned()),
+        "CWD" => std::env::current_dir()
+            .ok()
+            .map(|c| c.to_string_lossy().into_owned()),
+        "TMPDIR" => Some(
+            std::env::var("TMPDIR")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "/tmp".to_string()),
+        ),
+        "USER" => std::env::var("USER").ok(),
+        "UID" => proc_ids().map(|(uid, _)| uid),
+        "GID" => proc_ids().map(|(_, gid)| gid),
+        _ => None,
+    }
 }
 
 impl Vars {
@@ -20,26 +48,10 @@ impl Vars {
     /// `/tmp`), `USER`, `UID` and `GID`. A built-in that has no value here is left undefined
     /// so that a policy using it fails with a clear error instead of meaning `/`.
     pub fn from_process() -> Self {
-        let mut v = Vars::new();
-        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-            v.set("HOME", home.to_string_lossy());
+        Vars {
+            values: BTreeMap::new(),
+            process: true,
         }
-        if let Ok(cwd) = std::env::current_dir() {
-            v.set("CWD", cwd.to_string_lossy());
-        }
-        let tmp = std::env::var("TMPDIR")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "/tmp".to_string());
-        v.set("TMPDIR", tmp);
-        if let Ok(user) = std::env::var("USER") {
-            v.set("USER", user);
-        }
-        if let Some((uid, gid)) = proc_ids() {
-            v.set("UID", uid);
-            v.set("GID", gid);
-        }
-        v
     }
 
     /// Sets a variable to one value.
@@ -54,10 +66,21 @@ impl Vars {
 
     /// The names defined, comma separated, for messages.
     pub fn known(&self) -> String {
-        if self.values.is_empty() {
+        let mut names: Vec<String> = self.values.keys().cloned().collect();
+        if self.process {
+            names.extend(
+                BUILTINS
+                    .iter()
+                    .filter(|b| builtin(b).is_some())
+                    .map(|b| b.to_string()),
+            );
+            names.sort();
+            names.dedup();
+        }
+        if names.is_empty() {
             return "none".to_string();
         }
-        self.values.keys().cloned().collect::<Vec<_>>().join(", ")
+        names.join(", ")
     }
 
     /// Expands every `${NAME}` in `path`; a multi-valued variable multiplies the result.
@@ -73,15 +96,24 @@ impl Vars {
             };
             let name = &rest[start + 2..start + 2 + len];
             let literal = &rest[..start];
-            let values = self
-                .values
-                .get(name)
-                .ok_or_else(|| PolicyError::UndefinedVariable {
-                    origin: origin.to_string(),
-                    path: path.to_string(),
-                    name: name.to_string(),
-                    known: self.known(),
-                })?;
+            let from_process;
+            let values = match self.values.get(name) {
+                Some(v) => v,
+                None => {
+                    from_process = self.process.then(|| builtin(name)).flatten();
+                    match &from_process {
+                        Some(v) => std::slice::from_ref(v),
+                        None => {
+                            return Err(PolicyError::UndefinedVariable {
+                                origin: origin.to_string(),
+                                path: path.to_string(),
+                                name: name.to_string(),
+                                known: self.known(),
+                            })
+                        }
+                    }
+                }
+            };
             let mut next = Vec::with_capacity(results.len() * values.len());
             for r in &results {
                 for v in values {
@@ -109,6 +141,29 @@ fn proc_ids() -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builtins_come_from_the_process_on_demand() {
+        let v = Vars::from_process();
+        let cwd = std::env::current_dir()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            v.expand("${CWD}/x", "t").ok(),
+            Some(vec![format!("{cwd}/x")])
+        );
+        assert!(v.expand("${UID}", "t").is_ok());
+        assert!(v.known().contains("CWD"));
+        assert!(matches!(
+            v.expand("${NOPE}", "t"),
+            Err(PolicyError::UndefinedVariable { .. })
+        ));
+        assert!(matches!(
+            Vars::new().expand("${CWD}", "t"),
+            Err(PolicyError::UndefinedVariable { .. })
+        ));
+    }
 
     #[test]
     fn expands_and_multiplies() {

@@ -127,8 +127,12 @@ fn is_executable(path: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
 }
 
-/// The environment the target gets under `env`.
-pub fn environment(env: &EnvPolicy) -> Vec<(OsString, OsString)> {
+/// The environment the target gets under `env`, or `None` when it inherits moat's own
+/// unchanged (then exec passes `environ` through without copying it).
+pub fn environment(env: &EnvPolicy) -> Option<Vec<(OsString, OsString)>> {
+    if !env.clear && env.set.is_empty() {
+        return None;
+    }
     let mut out: Vec<(OsString, OsString)> = if env.clear {
         env.pass
             .iter()
@@ -141,17 +145,21 @@ pub fn environment(env: &EnvPolicy) -> Vec<(OsString, OsString)> {
         out.retain(|(key, _)| key != OsStr::new(k));
         out.push((k.into(), v.into()));
     }
-    out
+    Some(out)
 }
 
 /// Replaces this process with the target. Returns only on failure.
-pub fn exec(target: &Target, env: &[(OsString, OsString)], plan: Option<&Plan>) -> ExecError {
-    let err = Command::new(&target.program)
-        .arg0(&target.argv0)
-        .args(&target.args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .exec();
+pub fn exec(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    plan: Option<&Plan>,
+) -> ExecError {
+    let mut cmd = Command::new(&target.program);
+    cmd.arg0(&target.argv0).args(&target.args);
+    if let Some(env) = env {
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    let err = cmd.exec();
     explain(target, err, plan)
 }
 
@@ -275,7 +283,9 @@ mod tests {
             clear: true,
             pass: vec!["PATH".into()],
             set: vec![("A".into(), "1".into())],
-        });
+        })
+        .unwrap();
+        assert!(environment(&EnvPolicy::default()).is_none());
         assert!(env.iter().any(|(k, _)| k == "PATH"));
         assert!(env.iter().any(|(k, v)| k == "A" && v == "1"));
         assert!(!env.iter().any(|(k, _)| k == "HOME"));

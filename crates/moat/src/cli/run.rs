@@ -89,7 +89,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .install()
         .map_err(Failure::moat)?;
     }
-    let err = exec::exec(&target, &env, Some(&plan));
+    let err = exec::exec(&target, env.as_deref(), Some(&plan));
     Err(Failure {
         code: err.exit_code(),
         message: err.to_string(),
