@@ -1,0 +1,59 @@
+//! Why moat-runtime refused to start a container.
+
+use std::path::PathBuf;
+
+/// Everything that makes moat-runtime refuse a command. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The command line could not be read.
+    #[error(transparent)]
+    Cli(#[from] crate::cli::CliError),
+    /// A bundle's config.json could not be read or is not valid JSON.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The container's policy is malformed or names something unknown.
+    #[error(transparent)]
+    Source(#[from] crate::policy_source::SourceError),
+    /// The policy cannot be enforced as asked on this kernel.
+    #[error("container policy: {0}")]
+    Plan(#[from] moat_sandbox::plan::PlanError),
+    /// `MOAT_MAX_ABI` is malformed.
+    #[error(transparent)]
+    AbiCap(#[from] moat_sandbox::abi::AbiCapError),
+    /// The policy cannot be written out for the launcher without changing its meaning.
+    #[error("container policy cannot be handed to the launcher unchanged: {0} (set annotation moat.dev/compat=best-effort to accept)")]
+    Lossy(String),
+    /// The policy cannot be written out for the launcher at all.
+    #[error("container policy: {0}")]
+    Write(#[from] moat_policy::write::WriteError),
+    /// moat-runtime's own configuration is wrong.
+    #[error(transparent)]
+    Setup(#[from] crate::runtime_config::SetupError),
+    /// A file moat-runtime must write could not be written.
+    #[error("cannot write `{}`: {source}", path.display())]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The real runtime could not be run.
+    #[error("cannot run the real runtime `{}`: {source}", runtime.to_string_lossy())]
+    Runtime {
+        /// Its path or name.
+        runtime: std::ffi::OsString,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The real runtime's answer could not be used.
+    #[error("the real runtime's `{command}` failed: {message}")]
+    RuntimeOutput {
+        /// The subcommand.
+        command: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An exec into a confined container whose process cannot be confined.
+    #[error("exec: {0}")]
+    Exec(String),
+}

@@ -1,0 +1,142 @@
+//! Putting the launcher in front of a container's entrypoint.
+//!
+//! The launcher (the static `moat` binary) and the normalised policy are bind-mounted
+//! read-only into the container at [`LAUNCHER_DEST`] and [`POLICY_DEST`], and
+//! `process.args` becomes `/.moat/moat run --policy /.moat/policy.toml [--preserve-fd N]...
+//! -- <original args>`. The environment, working directory, user and everything else in
+//! config.json stay as they were, so the launcher runs exactly where the entrypoint would
+//! have, after pivot_root, and builds its rules from the container's own paths.
+
+use crate::config::Config;
+use crate::error::RuntimeError;
+use crate::policy_source::CONFINED_ANNOTATION;
+use std::path::{Path, PathBuf};
+
+/// Where the launcher appears inside the container.
+pub const LAUNCHER_DEST: &str = "/.moat/moat";
+/// Where the policy appears inside the container.
+pub const POLICY_DEST: &str = "/.moat/policy.toml";
+/// The bundle subdirectory moat-runtime writes to.
+pub const BUNDLE_DIR: &str = "moat";
+/// Mount options: read-only, no setuid, no devices; executable on purpose.
+pub const MOUNT_OPTIONS: [&str; 4] = ["bind", "ro", "nosuid", "nodev"];
+
+/// The arguments put in front of the entrypoint. `extra_fds` is how many descriptors after
+/// stdio the runtime hands the process (LISTEN_FDS plus `--preserve-fds`); the launcher
+/// keeps exactly those open.
+pub fn launcher_prefix(extra_fds: u32) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        LAUNCHER_DEST.into(),
+        "run".into(),
+        "--policy".into(),
+        POLICY_DEST.into(),
+    ];
+    for fd in 3..3u64 + u64::from(extra_fds) {
+        v.push("--preserve-fd".into());
+        v.push(fd.to_string());
+    }
+    v.push("--".into());
+    v
+}
+
+/// Whether config.json was already prepared by moat-runtime (a second `create` on the
+/// same bundle).
+pub fn already_prepared(cfg: &Config) -> bool {
+    let first = cfg
+        .value
+        .get("process")
+        .and_then(|p| p.get("args"))
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.as_str());
+    first == Some(LAUNCHER_DEST)
+        && matches!(cfg.annotation(CONFINED_ANNOTATION), Ok(Some("true")))
+}
+
+/// A bind mount of `source` at `destination`, read-only.
+fn bind(source: &Path, destination: &str) -> serde_json::Value {
+    serde_json::json!({
+        "destination": destination,
+        "type": "bind",
+        "source": source.to_string_lossy(),
+        "options": MOUNT_OPTIONS,
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    std::fs::write(path, bytes).map_err(|source| RuntimeError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes the policy and rewrites `<bundle>/config.json` so the container starts under the
+/// launcher. `bundle` must be absolute.
+pub fn prepare(
+    bundle: &Path,
+    cfg: &mut Config,
+    policy_toml: &str,
+    launcher: &Path,
+    extra_fds: u32,
+) -> Result<PathBuf, RuntimeError> {
+    let dir = bundle.join(BUNDLE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::WriteFile {
+        path: dir.clone(),
+        source,
+    })?;
+    let policy_path = dir.join("policy.toml");
+    write(&policy_path, policy_toml.as_bytes())?;
+    write(&dir.join("config.json.orig"), &cfg.raw)?;
+
+    cfg.prefix_args(&launcher_prefix(extra_fds))?;
+    cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
+    cfg.add_mount(bind(&policy_path, POLICY_DEST))?;
+    cfg.set_annotation(CONFINED_ANNOTATION, "true")?;
+
+    // Written beside and renamed over, so a crash never leaves half a config.json.
+    let tmp = dir.join("config.json.new");
+    write(&tmp, &cfg.to_json())?;
+    std::fs::rename(&tmp, &cfg.path).map_err(|source| RuntimeError::WriteFile {
+        path: cfg.path.clone(),
+        source,
+    })?;
+    Ok(policy_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_keeps_the_runtimes_descriptors() {
+        assert_eq!(
+            launcher_prefix(0),
+            ["/.moat/moat", "run", "--policy", "/.moat/policy.toml", "--"]
+        );
+        let p = launcher_prefix(2);
+        assert_eq!(
+            &p[4..],
+            ["--preserve-fd", "3", "--preserve-fd", "4", "--"]
+        );
+    }
+
+    #[test]
+    fn prepare_rewrites_the_bundle() {
+        let d = tempfile::tempdir().unwrap();
+        let text = r#"{"process":{"args":["/bin/sh","-c","x"],"env":["A=1"],"cwd":"/w"},"mounts":[{"destination":"/proc"}],"z":1}"#;
+        std::fs::write(d.path().join("config.json"), text).unwrap();
+        let mut cfg = Config::read(d.path()).unwrap();
+        prepare(d.path(), &mut cfg, "version = 1\n", Path::new("/usr/bin/moat"), 0).unwrap();
+        let back = Config::read(d.path()).unwrap();
+        let v = &back.value;
+        assert_eq!(v["process"]["args"][0], LAUNCHER_DEST);
+        assert_eq!(v["process"]["args"][5], "/bin/sh");
+        assert_eq!(v["process"]["env"], serde_json::json!(["A=1"]));
+        assert_eq!(v["process"]["cwd"], "/w");
+        assert_eq!(v["z"], 1);
+        assert_eq!(v["mounts"][1]["source"], "/usr/bin/moat");
+        assert_eq!(v["mounts"][2]["destination"], POLICY_DEST);
+        assert!(already_prepared(&back));
+        let orig = std::fs::read(d.path().join("moat/config.json.orig")).unwrap();
+        assert_eq!(orig, text.as_bytes());
+    }
+}

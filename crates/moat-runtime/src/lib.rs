@@ -1,0 +1,268 @@
+//! moat-runtime: an OCI runtime with runc's command line that confines containers with
+//! Landlock and hands everything else to the real runtime (runc by default).
+//!
+//! One straight line per command. `create`/`run`: read the bundle's config.json, find the
+//! policy ([`policy_source`]); none, or a sandbox container: exec the real runtime
+//! untouched. Otherwise parse and check it against this kernel (fail closed), write it out
+//! for the in-container launcher and rewrite config.json ([`inject`]), then exec the real
+//! runtime with the same arguments. `exec`: ask the runtime for the container's state and,
+//! when it is confined, put the launcher in front of the new process ([`exec_process`]).
+//! `features`: the runtime's answer plus moat's annotations ([`features`]). Every other
+//! command is passed through as it came. Errors also go to runc's `--log` file ([`log`]).
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exec_process;
+pub mod features;
+pub mod inject;
+pub mod log;
+pub mod policy_source;
+pub mod runtime_config;
+
+use cli::CommandLine;
+use config::Config;
+use error::RuntimeError;
+use moat_policy::{Compat, Policy};
+use runtime_config::FileConfig;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What moat-runtime does once it has decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Replace this process with the real runtime and these arguments.
+    Exec(Vec<OsString>),
+    /// Exit with this status (output already written).
+    Exit(i32),
+}
+
+/// Runs moat-runtime on its arguments (without the program name) and returns the exit
+/// status; on success it does not return, the real runtime replaces it.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let line = match cli::parse(args.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            // Find the log file as best we can to report it.
+            let (log, fmt) = rough_log(&args);
+            log::error(log.as_deref(), fmt.as_deref(), &e.to_string());
+            return 1;
+        }
+    };
+    let log = |e: &RuntimeError| {
+        log::error(
+            line.globals.log.as_deref(),
+            line.globals.log_format.as_deref(),
+            &e.to_string(),
+        )
+    };
+    let mut file = LazyFile::default();
+    let runtime = match line.globals.runtime.clone() {
+        Some(r) => r,
+        None if std::env::var_os(runtime_config::RUNTIME_ENV).is_some_and(|v| !v.is_empty()) => {
+            runtime_config::runtime(None, &FileConfig::default())
+        }
+        None => match file.get() {
+            Ok(f) => runtime_config::runtime(None, f),
+            Err(e) => {
+                log(&e);
+                return 1;
+            }
+        },
+    };
+    let outcome = match line.command.as_deref() {
+        Some("create") | Some("run") => create(&line, &mut file),
+        Some("exec") => exec(&line, &runtime),
+        Some("features") => features(&line, &runtime),
+        _ => Ok(Outcome::Exec(line.to_args())),
+    };
+    match outcome {
+        Ok(Outcome::Exec(argv)) => {
+            let err = Command::new(&runtime).args(argv).exec();
+            let e = RuntimeError::Runtime {
+                runtime,
+                source: err,
+            };
+            log(&e);
+            1
+        }
+        Ok(Outcome::Exit(code)) => code,
+        Err(e) => {
+            log(&e);
+            1
+        }
+    }
+}
+
+/// The configuration file, read at most once and only when needed.
+#[derive(Default)]
+struct LazyFile(Option<FileConfig>);
+
+impl LazyFile {
+    fn get(&mut self) -> Result<&FileConfig, RuntimeError> {
+        if self.0.is_none() {
+            self.0 = Some(FileConfig::load()?);
+        }
+        Ok(self.0.get_or_insert_with(FileConfig::default))
+    }
+}
+
+/// `--log`/`--log-format` from a line that did not parse, to report why.
+fn rough_log(args: &[OsString]) -> (Option<PathBuf>, Option<String>) {
+    let mut log = None;
+    let mut fmt = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        let s = s.trim_start_matches('-');
+        match s.split_once('=') {
+            Some(("log", v)) => log = Some(PathBuf::from(v)),
+            Some(("log-format", v)) => fmt = Some(v.to_string()),
+            _ if s == "log" => log = it.next().map(PathBuf::from),
+            _ if s == "log-format" => fmt = it.next().map(|v| v.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    (log, fmt)
+}
+
+/// How many descriptors after stdio the real runtime will hand the container process:
+/// systemd's LISTEN_FDS when they are meant for this process (runc checks LISTEN_PID
+/// against its own pid, which is ours since we exec it), plus `--preserve-fds`.
+fn extra_fds(preserve_fds: u32) -> u32 {
+    let listen = moat_sandbox::fds::listen_fds().len() as u32;
+    listen.saturating_add(preserve_fds)
+}
+
+/// `create` and `run`.
+fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeError> {
+    let command = line.command.as_deref().unwrap_or("create");
+    let opts = cli::parse_options(command, &line.rest)?;
+    let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
+    let mut cfg = Config::read(&bundle)?;
+    if policy_source::is_sandbox(&cfg)? || inject::already_prepared(&cfg) {
+        return Ok(Outcome::Exec(line.to_args()));
+    }
+    let Some(resolved) = policy_source::resolve(&cfg)? else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
+    check_host(&resolved.policy, resolved.compat)?;
+    let (text, warnings) = moat_policy::write::to_moat_toml(&resolved.policy)?.into_parts();
+    if !warnings.is_empty() && resolved.compat == Compat::Strict {
+        return Err(RuntimeError::Lossy(warnings.join("; ")));
+    }
+    let launcher = runtime_config::launcher(file.get()?)?;
+    inject::prepare(
+        &bundle,
+        &mut cfg,
+        &text,
+        &launcher,
+        extra_fds(opts.preserve_fds),
+    )?;
+    Ok(Outcome::Exec(line.to_args()))
+}
+
+/// Checks what does not depend on the container's paths against this kernel: handled
+/// rights, ports, scopes and audit flags. Paths are the container's and are checked by
+/// the launcher inside it.
+pub fn check_host(policy: &Policy, compat: Compat) -> Result<(), RuntimeError> {
+    let mut p = policy.clone();
+    p.fs.rules.clear();
+    let abi = moat_sandbox::abi::detect()?;
+    moat_sandbox::plan::plan(&p, abi, compat, &moat_policy::Vars::new())?.require()?;
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(p),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+/// Runs the real runtime with the global flags and `args`, and returns its stdout.
+fn capture(line: &CommandLine, runtime: &OsString, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
+    let out = Command::new(runtime)
+        .args(&line.global_args)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|source| RuntimeError::Runtime {
+            runtime: runtime.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(RuntimeError::RuntimeOutput {
+            command: args.join(" "),
+            message: format!("exited with {}", out.status),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// `exec`: confine the new process when the container is confined.
+fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError> {
+    let opts = cli::parse_options("exec", &line.rest)?;
+    let Some(id_at) = opts.first_positional else {
+        // No container id: the runtime prints its usage error.
+        return Ok(Outcome::Exec(line.to_args()));
+    };
+    let id = line.rest[id_at].to_string_lossy().into_owned();
+    let state = capture(line, runtime, &["state", &id])?;
+    let state: serde_json::Value = serde_json::from_slice(&state).map_err(|e| {
+        RuntimeError::RuntimeOutput {
+            command: format!("state {id}"),
+            message: format!("not JSON: {e}"),
+        }
+    })?;
+    if !exec_process::is_confined(&state) {
+        return Ok(Outcome::Exec(line.to_args()));
+    }
+    let extra = extra_fds(opts.preserve_fds);
+    let new_process = match &opts.process {
+        Some((path, _)) => {
+            let text = std::fs::read(path).map_err(|e| {
+                RuntimeError::Exec(format!("cannot read `{}`: {e}", path.display()))
+            })?;
+            let rewritten = exec_process::rewrite_process_json(&text, extra)?;
+            let min_fd = 3 + extra as i32 + 16;
+            let fd = exec_process::memfd(&rewritten, min_fd)
+                .map_err(|e| RuntimeError::Exec(format!("cannot hold the process file: {e}")))?;
+            Some(PathBuf::from(format!("/proc/self/fd/{fd}")))
+        }
+        None => None,
+    };
+    let rest = exec_process::rewrite_args(&line.rest, &opts, new_process.as_deref(), extra)?;
+    let mut argv = line.global_args.clone();
+    argv.push("exec".into());
+    argv.extend(rest);
+    Ok(Outcome::Exec(argv))
+}
+
+/// `features`: the runtime's document with moat's annotations added.
+fn features(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError> {
+    if line.rest.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Outcome::Exec(line.to_args()));
+    }
+    let mut args: Vec<String> = vec!["features".into()];
+    args.extend(line.rest.iter().map(|a| a.to_string_lossy().into_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = capture(line, runtime, &refs)?;
+    let bad = |message: String| RuntimeError::RuntimeOutput {
+        command: "features".into(),
+        message,
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|e| bad(format!("not JSON: {e}")))?;
+    features::extend(&mut v).map_err(|m| bad(m.to_string()))?;
+    let text = serde_json::to_string_pretty(&v).map_err(|e| bad(e.to_string()))?;
+    println!("{text}");
+    Ok(Outcome::Exit(0))
+}

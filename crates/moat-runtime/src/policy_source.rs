@@ -1,0 +1,190 @@
+//! Where a container's policy comes from, first found: `process.landlock` in config.json
+//! (any dialect `moat run` reads), the annotation `moat.dev/policy` (a policy document),
+//! the annotation `moat.dev/preset` (a preset name). `moat.dev/compat` sets strict or
+//! best-effort when the policy itself does not say. Sandbox (pause) containers are never
+//! confined.
+
+use crate::config::{Config, ConfigError};
+use moat_policy::{presets, Compat, Policy, PolicyError};
+
+/// Annotation holding a policy document (TOML, JSON or YAML; any dialect).
+pub const POLICY_ANNOTATION: &str = "moat.dev/policy";
+/// Annotation naming a built-in preset.
+pub const PRESET_ANNOTATION: &str = "moat.dev/preset";
+/// Annotation choosing `strict` or `best-effort`.
+pub const COMPAT_ANNOTATION: &str = "moat.dev/compat";
+/// Annotation moat-runtime sets on a container it confined.
+pub const CONFINED_ANNOTATION: &str = "moat.dev/confined";
+/// The annotations prefix; any other key under it is a typo and refused.
+const PREFIX: &str = "moat.dev/";
+
+/// Annotations that mark a pod's sandbox (pause) container: containerd's and CRI-O's.
+const SANDBOX_MARKERS: &[(&str, &str)] = &[
+    ("io.kubernetes.cri.container-type", "sandbox"),
+    ("io.kubernetes.cri-o.ContainerType", "sandbox"),
+];
+
+/// A policy that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// config.json is malformed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy document is malformed or names something unknown.
+    #[error("{origin}: {source}")]
+    Policy {
+        /// Where the policy came from.
+        origin: &'static str,
+        /// The parser's diagnostic.
+        source: PolicyError,
+    },
+    /// `moat.dev/compat` has a value other than `strict` or `best-effort`.
+    #[error("annotation {COMPAT_ANNOTATION}=`{0}`: write `strict` or `best-effort`")]
+    BadCompat(String),
+    /// A `moat.dev/` annotation moat does not know (a typo would leave a container open).
+    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION})")]
+    UnknownAnnotation(String),
+    /// `moat.dev/compat` without a policy to apply it to.
+    #[error("annotation {COMPAT_ANNOTATION} is set but the container has no policy ({POLICY_ANNOTATION}, {PRESET_ANNOTATION} or process.landlock)")]
+    CompatWithoutPolicy,
+}
+
+/// A container's policy and how strictly to enforce it.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The policy, with `compat` set.
+    pub policy: Policy,
+    /// Strict or best-effort.
+    pub compat: Compat,
+    /// Where it came from, for messages.
+    pub origin: &'static str,
+}
+
+/// Whether the container is a pod's sandbox (pause) container.
+pub fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
+    let ann = cfg.annotations()?;
+    Ok(SANDBOX_MARKERS
+        .iter()
+        .any(|(k, v)| ann.iter().any(|(ak, av)| ak == k && av == v)))
+}
+
+/// The container's policy, or `None` when it has none.
+pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
+    let ann = cfg.annotations()?;
+    let get = |key: &str| ann.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    if let Some((k, _)) = ann.iter().find(|(k, _)| {
+        k.starts_with(PREFIX)
+            && ![
+                POLICY_ANNOTATION,
+                PRESET_ANNOTATION,
+                COMPAT_ANNOTATION,
+                CONFINED_ANNOTATION,
+            ]
+            .contains(k)
+    }) {
+        return Err(SourceError::UnknownAnnotation(k.to_string()));
+    }
+    let compat_override = match get(COMPAT_ANNOTATION) {
+        None => None,
+        Some(v) => match v.trim() {
+            "strict" => Some(Compat::Strict),
+            "best-effort" => Some(Compat::BestEffort),
+            other => return Err(SourceError::BadCompat(other.to_string())),
+        },
+    };
+
+    let (policy, origin) = if let Some(landlock) = cfg.process_landlock() {
+        const ORIGIN: &str = "config.json process.landlock";
+        // The object is its own document: every dialect parses it, and messages point
+        // into it.
+        let text = serde_json::to_string_pretty(landlock).unwrap_or_default();
+        let p = moat_policy::parse_str("process.landlock.json", &text)
+            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        (p, ORIGIN)
+    } else if let Some(text) = get(POLICY_ANNOTATION) {
+        const ORIGIN: &str = "annotation moat.dev/policy";
+        let p = moat_policy::parse_str(POLICY_ANNOTATION, text)
+            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        (p, ORIGIN)
+    } else if let Some(name) = get(PRESET_ANNOTATION) {
+        const ORIGIN: &str = "annotation moat.dev/preset";
+        let p = presets::load(name.trim())
+            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        (p, ORIGIN)
+    } else if compat_override.is_some() {
+        return Err(SourceError::CompatWithoutPolicy);
+    } else {
+        return Ok(None);
+    };
+    let mut policy = policy;
+    let compat = policy.compat.or(compat_override).unwrap_or_default();
+    policy.compat = Some(compat);
+    Ok(Some(Resolved {
+        policy,
+        compat,
+        origin,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(v: serde_json::Value) -> Config {
+        Config::from_bytes("config.json".into(), serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn no_policy_is_none() {
+        let c = cfg(serde_json::json!({"process":{"args":["sh"]},"annotations":{"x":"y"}}));
+        assert!(resolve(&c).unwrap().is_none());
+    }
+
+    #[test]
+    fn process_landlock_wins_over_annotations() {
+        let c = cfg(serde_json::json!({
+            "process":{"args":["sh"],"landlock":{
+                "handledAccess":{"handledAccessFS":["read_file"]},
+                "rules":{"pathBeneath":[{"allowedAccess":["read_file"],"paths":["/etc"]}]}}},
+            "annotations":{"moat.dev/preset":"default"}}));
+        let r = resolve(&c).unwrap().unwrap();
+        assert_eq!(r.origin, "config.json process.landlock");
+        assert_eq!(r.policy.fs.rules.len(), 1);
+    }
+
+    #[test]
+    fn annotations_in_order_and_compat() {
+        let c = cfg(serde_json::json!({"annotations":{
+            "moat.dev/policy":"[filesystem]\nread = [\"/etc\"]\n",
+            "moat.dev/preset":"nope",
+            "moat.dev/compat":"best-effort"}}));
+        let r = resolve(&c).unwrap().unwrap();
+        assert_eq!(r.origin, "annotation moat.dev/policy");
+        assert_eq!(r.compat, Compat::BestEffort);
+        let c = cfg(serde_json::json!({"annotations":{"moat.dev/preset":"default"}}));
+        assert_eq!(resolve(&c).unwrap().unwrap().compat, Compat::Strict);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        for ann in [
+            serde_json::json!({"moat.dev/preset":"no-such-preset"}),
+            serde_json::json!({"moat.dev/policy":"{not json"}),
+            serde_json::json!({"moat.dev/policy":"[filesystem]\nrule = [{paths=[\"/x\"], rights=[\"fly\"]}]\n"}),
+            serde_json::json!({"moat.dev/preset":"default","moat.dev/compat":"lenient"}),
+            serde_json::json!({"moat.dev/polcy":"x"}),
+            serde_json::json!({"moat.dev/compat":"strict"}),
+        ] {
+            let c = cfg(serde_json::json!({ "annotations": ann }));
+            assert!(resolve(&c).is_err(), "{ann} should be refused");
+        }
+    }
+
+    #[test]
+    fn sandbox_containers() {
+        let c = cfg(serde_json::json!({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}));
+        assert!(is_sandbox(&c).unwrap());
+        let c = cfg(serde_json::json!({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}}));
+        assert!(!is_sandbox(&c).unwrap());
+    }
+}
