@@ -283,9 +283,9 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                 format!("presets nest deeper than {MAX_PRESET_DEPTH} levels"),
             ));
         }
-        let text = crate::presets::text(&preset)?;
+        let text = crate::presets::json(&preset)?;
         let label = format!("preset {preset}");
-        let doc = Document::with_format(&label, text, super::Format::Toml);
+        let doc = Document::with_format(&label, text, super::Format::Json);
         policy = policy.merge(parse_at_depth(&doc, depth + 1)?);
     }
     Ok(policy)
