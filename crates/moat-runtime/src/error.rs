@@ -15,7 +15,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Source(#[from] crate::policy_source::SourceError),
     /// The policy cannot be enforced as asked on this kernel.
-    #[error("container policy: {0}")]
+    #[error("container policy: {0}\n(for a container, `--best-effort` is the annotation moat.dev/compat=best-effort)")]
     Plan(#[from] moat_sandbox::plan::PlanError),
     /// `MOAT_MAX_ABI` is malformed.
     #[error(transparent)]

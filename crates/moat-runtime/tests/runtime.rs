@@ -1,0 +1,645 @@
+//! moat-runtime with the real runc (and podman), on a busybox-static bundle. No mocks: the
+//! kernel answers every probe inside the container.
+//!
+//! These tests need root, runc and busybox-static (scripts/test.sh installs them); without
+//! them each test prints why it skips.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// moat-runtime, and the static `moat` launcher and `moat-probe` built next to it.
+fn bin(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_moat-runtime")).with_file_name(name)
+}
+
+/// Builds the launcher and the probe once (cheap when they are up to date), so the tests
+/// never run a stale launcher.
+fn ensure_built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "moat", "-p", "moat-probe"])
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "building moat and moat-probe failed");
+    });
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(cmd))
+            .find(|c| c.is_file())
+    })
+}
+
+/// Why the container tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    if which("runc").is_none() {
+        return Some("runc not installed (apt-get install runc)".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("busybox-static not installed (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+macro_rules! need_runc {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("SKIP: {why}");
+            return;
+        }
+        ensure_built();
+    };
+}
+
+const POLICY_TOML: &str = "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/etc\"]\nread_write = [\"/tmp\"]\n";
+
+/// The probe line every confinement test runs, and what the policy above must answer.
+const PROBE: &[&str] = &[
+    "/bin/moat-probe",
+    "read",
+    "/etc/hostname",
+    ";",
+    "create",
+    "/tmp/x",
+    ";",
+    "read",
+    "/root/secret",
+    ";",
+    "write",
+    "/etc/hostname",
+    ";",
+    "bind-tcp",
+    "0",
+];
+const CONFINED: &str = "ok\nok\nEACCES\nEACCES\nEACCES\n";
+const OPEN: &str = "ok\nok\nok\nok\nok\n";
+
+/// A bundle in a temporary directory with its own runc state root, deleted (container
+/// included) when dropped.
+struct Bundle {
+    dir: tempfile::TempDir,
+    id: String,
+}
+
+impl Bundle {
+    fn new(tag: &str) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "etc", "root", "tmp", "proc", "dev", "sys", "usr"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for l in ["sh", "cat", "ls", "echo", "nc", "true", "sleep", "id"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(l)).unwrap();
+        }
+        std::fs::copy(bin("moat-probe"), rootfs.join("bin/moat-probe")).unwrap();
+        std::fs::write(rootfs.join("etc/hostname"), "container\n").unwrap();
+        std::fs::write(rootfs.join("root/secret"), "secret\n").unwrap();
+        let st = Command::new("runc")
+            .arg("spec")
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let b = Bundle {
+            dir,
+            id: format!("moat-{tag}-{}", std::process::id()),
+        };
+        b.edit(|c| {
+            c["process"]["terminal"] = false.into();
+            c["process"]["args"] = serde_json::json!(PROBE);
+            c["root"]["readonly"] = false.into();
+            // Share the host network: a fresh netns has loopback down.
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "network");
+        });
+        b
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("runc-root")
+    }
+
+    fn config(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.path().join("config.json")).unwrap()).unwrap()
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut serde_json::Value)) {
+        let mut c = self.config();
+        f(&mut c);
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
+    }
+
+    fn annotate(&self, key: &str, value: &str) {
+        self.edit(|c| {
+            if c.get("annotations").is_none() {
+                c["annotations"] = serde_json::json!({});
+            }
+            c["annotations"][key] = value.into();
+        });
+    }
+
+    /// A runtime command with this bundle's root and log, in the bundle directory.
+    fn cmd(&self, runtime: &Path) -> Command {
+        let mut c = Command::new(runtime);
+        c.current_dir(self.path())
+            .arg("--root")
+            .arg(self.root())
+            .arg("--log")
+            .arg(self.path().join("runc.log"))
+            .arg("--log-format")
+            .arg("json");
+        c
+    }
+
+    /// `run` to completion through `runtime`.
+    fn run(&self, runtime: &Path) -> Output {
+        self.cmd(runtime)
+            .args(["run", "--bundle"])
+            .arg(self.path())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("runc.log")).unwrap_or_default()
+    }
+
+    /// Whether runc knows the container.
+    fn exists(&self) -> bool {
+        Command::new("runc")
+            .arg("--root")
+            .arg(self.root())
+            .args(["state", &self.id])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(self.root())
+            .args(["delete", "-f", &self.id])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn moat_runtime() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_moat-runtime"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_confined(b: &Bundle) {
+    let o = b.run(&moat_runtime());
+    assert_eq!(stdout(&o), CONFINED, "stderr: {}\nlog: {}", stderr(&o), b.log());
+}
+
+#[test]
+fn policy_annotation_confines_the_container() {
+    need_runc!();
+    let b = Bundle::new("ann");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    assert_confined(&b);
+    let c = b.config();
+    assert_eq!(c["annotations"]["moat.dev/confined"], "true");
+    assert_eq!(c["process"]["args"][0], "/.moat/moat");
+}
+
+#[test]
+fn policy_annotation_in_json_confines_the_container() {
+    need_runc!();
+    let b = Bundle::new("annjson");
+    b.annotate(
+        "moat.dev/policy",
+        r#"{"filesystem":{"read_exec":["/bin"],"read":["/etc"],"read_write":["/tmp"]}}"#,
+    );
+    assert_confined(&b);
+}
+
+#[test]
+fn process_landlock_1241_confines_the_container() {
+    need_runc!();
+    let b = Bundle::new("oci1241");
+    b.edit(|c| {
+        c["process"]["landlock"] = serde_json::json!({
+            "handledAccess": {
+                "handledAccessFS": ["execute", "read_file", "read_dir", "write_file", "make_reg", "truncate", "remove_file"],
+                "handledAccessNetwork": ["bind", "connect"]
+            },
+            "rules": {
+                "pathBeneath": [
+                    {"allowedAccess": ["execute", "read_file", "read_dir"], "paths": ["/bin"]},
+                    {"allowedAccess": ["read_file", "read_dir"], "paths": ["/etc"]},
+                    {"allowedAccess": ["read_file", "read_dir", "write_file", "make_reg", "truncate", "remove_file"], "paths": ["/tmp"]}
+                ]
+            },
+            "enableBestEffort": false
+        });
+    });
+    assert_confined(&b);
+}
+
+#[test]
+fn process_landlock_1111_confines_the_filesystem() {
+    need_runc!();
+    let b = Bundle::new("oci1111");
+    b.edit(|c| {
+        c["process"]["landlock"] = serde_json::json!({
+            "ruleset": {"handledAccessFS": ["execute", "read_file", "read_dir", "write_file", "make_reg", "truncate"]},
+            "rules": {"pathBeneath": [
+                {"allowedAccess": ["execute", "read_file", "read_dir"], "paths": ["/bin"]},
+                {"allowedAccess": ["read_file", "read_dir"], "paths": ["/etc"]},
+                {"allowedAccess": ["read_file", "read_dir", "write_file", "make_reg", "truncate"], "paths": ["/tmp"]}
+            ]},
+            "disableBestEffort": true
+        });
+    });
+    // #1111 has no network rules: the network stays as it is.
+    let o = b.run(&moat_runtime());
+    assert_eq!(stdout(&o), "ok\nok\nEACCES\nEACCES\nok\n", "{}", stderr(&o));
+}
+
+#[test]
+fn process_landlock_landlockconfig_body_confines_the_container() {
+    need_runc!();
+    let b = Bundle::new("llcfg");
+    b.edit(|c| {
+        c["process"]["landlock"] = serde_json::json!({
+            "abi": 4,
+            "ruleset": [{"handledAccessFs": ["abi.all"], "handledAccessNet": ["bind_tcp", "connect_tcp"]}],
+            "pathBeneath": [
+                {"allowedAccess": ["abi.read_execute"], "parent": ["/bin", "/etc"]},
+                {"allowedAccess": ["abi.read_write"], "parent": ["/tmp"]}
+            ]
+        });
+    });
+    assert_confined(&b);
+}
+
+#[test]
+fn preset_annotation_confines_the_container() {
+    need_runc!();
+    let b = Bundle::new("preset");
+    b.annotate("moat.dev/preset", "default");
+    // The default preset reads the working directory: put it somewhere harmless.
+    b.edit(|c| c["process"]["cwd"] = "/tmp".into());
+    let o = b.run(&moat_runtime());
+    // Default: system files readable, no writes, no network.
+    assert_eq!(stdout(&o), "ok\nEACCES\nEACCES\nEACCES\nEACCES\n", "{}", stderr(&o));
+}
+
+#[test]
+fn compat_annotation_decides_what_an_old_kernel_does() {
+    need_runc!();
+    // MOAT_MAX_ABI=3 makes moat-runtime see a kernel without TCP rules.
+    let b = Bundle::new("compat");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    let o = b
+        .cmd(&moat_runtime())
+        .env("MOAT_MAX_ABI", "3")
+        .args(["run", &b.id])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "", "nothing may run");
+    assert!(stderr(&o).contains("cannot be applied"), "{}", stderr(&o));
+    assert!(!b.exists());
+    // The error is in runc's log, in its JSON format.
+    let line = b.log().lines().last().unwrap_or_default().to_string();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("bind_tcp"), "{line}");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+
+    let b = Bundle::new("compat2");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.annotate("moat.dev/compat", "best-effort");
+    let o = b
+        .cmd(&moat_runtime())
+        .env("MOAT_MAX_ABI", "3")
+        .args(["run", &b.id])
+        .output()
+        .unwrap();
+    // The host check let it through; the launcher inside sees the real kernel.
+    assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
+}
+
+#[test]
+fn no_policy_passes_through_untouched() {
+    need_runc!();
+    let b = Bundle::new("plain");
+    let before = std::fs::read(b.path().join("config.json")).unwrap();
+    let o = b.run(&moat_runtime());
+    assert_eq!(stdout(&o), OPEN, "{}", stderr(&o));
+    let after = std::fs::read(b.path().join("config.json")).unwrap();
+    assert_eq!(before, after, "config.json must stay byte for byte");
+    assert!(!b.path().join("moat").exists());
+    // And runc alone says the same.
+    let b2 = Bundle::new("plain-runc");
+    assert_eq!(stdout(&b2.run(Path::new("runc"))), OPEN);
+}
+
+#[test]
+fn sandbox_containers_are_never_wrapped() {
+    need_runc!();
+    let b = Bundle::new("pause");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.annotate("io.kubernetes.cri.container-type", "sandbox");
+    let before = std::fs::read(b.path().join("config.json")).unwrap();
+    let o = b.run(&moat_runtime());
+    assert_eq!(stdout(&o), OPEN, "{}", stderr(&o));
+    assert_eq!(before, std::fs::read(b.path().join("config.json")).unwrap());
+}
+
+/// Starts `sleep` in a confined container (create + start, detached).
+fn start_sleeping(b: &Bundle) {
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]));
+    // The container keeps create's stdio: give it a file, not a pipe nobody closes.
+    let err = b.path().join("create.err");
+    let st = b
+        .cmd(&moat_runtime())
+        .args(["create", &b.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["start", &b.id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "start: {}", stderr(&o));
+}
+
+#[test]
+fn exec_into_a_confined_container_is_confined() {
+    need_runc!();
+    let b = Bundle::new("exec");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    start_sleeping(&b);
+
+    // Trailing arguments.
+    let o = b
+        .cmd(&moat_runtime())
+        .arg("exec")
+        .arg(&b.id)
+        .args(PROBE)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
+
+    // A --process file, as podman and containerd pass it.
+    // The first probe created /tmp/x: this one creates /tmp/y.
+    let args: Vec<&str> = PROBE
+        .iter()
+        .map(|a| if *a == "/tmp/x" { "/tmp/y" } else { a })
+        .collect();
+    let process = serde_json::json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args,
+        "env": ["PATH=/bin"], "cwd": "/"
+    });
+    let pfile = b.path().join("process.json");
+    std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
+    let o = b
+        .cmd(&moat_runtime())
+        .arg("exec")
+        .arg("--process")
+        .arg(&pfile)
+        .arg(&b.id)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), CONFINED, "{}\nlog: {}", stderr(&o), b.log());
+
+    // Pass-through commands answer as runc's do.
+    let ours = b.cmd(&moat_runtime()).args(["state", &b.id]).output().unwrap();
+    let theirs = b.cmd(Path::new("runc")).args(["state", &b.id]).output().unwrap();
+    assert_eq!(ours.stdout, theirs.stdout);
+    let ps = b.cmd(&moat_runtime()).args(["ps", &b.id]).output().unwrap();
+    assert!(ps.status.success() && stdout(&ps).contains("PID"), "{}", stderr(&ps));
+    for cmd in [["pause"], ["resume"]] {
+        let o = b.cmd(&moat_runtime()).args(cmd).arg(&b.id).output().unwrap();
+        assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
+    }
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["kill", &b.id, "KILL"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kill: {}", stderr(&o));
+}
+
+#[test]
+fn exec_into_a_plain_container_is_not_wrapped() {
+    need_runc!();
+    let b = Bundle::new("execplain");
+    start_sleeping(&b);
+    let o = b
+        .cmd(&moat_runtime())
+        .arg("exec")
+        .arg(&b.id)
+        .args(PROBE)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), OPEN, "{}", stderr(&o));
+}
+
+#[test]
+fn preserved_fds_reach_the_entrypoint() {
+    need_runc!();
+    let b = Bundle::new("fds");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "read l <&3; echo got $l"]));
+    let host = b.path().join("fd-input");
+    std::fs::write(&host, "hello\n").unwrap();
+    let script = format!(
+        "exec 3<'{}'; exec '{}' --root '{}' run --preserve-fds 1 --bundle '{}' '{}'",
+        host.display(),
+        moat_runtime().display(),
+        b.root().display(),
+        b.path().display(),
+        b.id
+    );
+    let o = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert_eq!(stdout(&o), "got hello\n", "{}", stderr(&o));
+}
+
+/// A bad input refuses to start anything and says why.
+fn assert_refused(b: &Bundle, env: &[(&str, &str)], expect: &str) {
+    let mut c = b.cmd(&moat_runtime());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.args(["run", &b.id]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "nothing may run");
+    assert!(stderr(&o).contains(expect), "want `{expect}` in: {}", stderr(&o));
+    assert!(b.log().contains(expect), "want `{expect}` in the log: {}", b.log());
+    assert!(!b.exists(), "no container may exist");
+}
+
+#[test]
+fn bad_inputs_are_refused_and_nothing_runs() {
+    need_runc!();
+    let cases: &[(&str, &str, &str)] = &[
+        ("moat.dev/policy", "{\"filesystem\": ", "moat.dev/policy"),
+        (
+            "moat.dev/policy",
+            "[[filesystem.rule]]\npaths = [\"/tmp\"]\nrights = [\"teleport\"]\n",
+            "teleport",
+        ),
+        ("moat.dev/preset", "no-such-preset", "no-such-preset"),
+        ("moat.dev/compat", "sometimes", "sometimes"),
+        ("moat.dev/polcy", "x", "unknown annotation"),
+    ];
+    for (i, (k, v, expect)) in cases.iter().enumerate() {
+        let b = Bundle::new(&format!("bad{i}"));
+        if *k == "moat.dev/compat" {
+            b.annotate("moat.dev/preset", "default");
+        }
+        b.annotate(k, v);
+        let before = std::fs::read(b.path().join("config.json")).unwrap();
+        assert_refused(&b, &[], expect);
+        assert_eq!(before, std::fs::read(b.path().join("config.json")).unwrap());
+    }
+    // Unknown rights in process.landlock.
+    let b = Bundle::new("badoci");
+    b.edit(|c| {
+        c["process"]["landlock"] = serde_json::json!({
+            "handledAccess": {"handledAccessFS": ["read_file", "fly"]},
+            "rules": {"pathBeneath": []}
+        })
+    });
+    assert_refused(&b, &[], "fly");
+    // A malformed config.json.
+    let b = Bundle::new("badjson");
+    std::fs::write(b.path().join("config.json"), "{\"process\": ").unwrap();
+    assert_refused(&b, &[], "not valid JSON");
+    // A launcher that cannot be mounted.
+    let b = Bundle::new("nolauncher");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    assert_refused(&b, &[("MOAT_LAUNCHER", "/nonexistent/moat")], "launcher");
+    let b = Bundle::new("dirlauncher");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    assert_refused(&b, &[("MOAT_LAUNCHER", "/tmp")], "not a regular file");
+}
+
+#[test]
+fn a_missing_policy_path_inside_the_container_fails_the_start() {
+    need_runc!();
+    let b = Bundle::new("missingpath");
+    b.annotate(
+        "moat.dev/policy",
+        "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/nowhere\"]\n",
+    );
+    let o = b.run(&moat_runtime());
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "");
+    assert!(stderr(&o).contains("/nowhere"), "{}", stderr(&o));
+}
+
+#[test]
+fn features_adds_moat_annotations() {
+    need_runc!();
+    let o = Command::new(moat_runtime()).arg("features").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&Command::new("runc").arg("features").output().unwrap().stdout)
+            .unwrap();
+    for k in ["moat.dev/policy", "moat.dev/preset", "moat.dev/compat"] {
+        assert!(ours["annotations"][k].is_string(), "{k}");
+    }
+    assert_eq!(ours["mountOptions"], theirs["mountOptions"]);
+    assert_eq!(ours["ociVersionMax"], theirs["ociVersionMax"]);
+}
+
+#[test]
+fn pass_through_commands_match_runc() {
+    need_runc!();
+    let d = tempfile::tempdir().unwrap();
+    let ours = d.path().join("ours");
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir_all(&ours).unwrap();
+    std::fs::create_dir_all(&theirs).unwrap();
+    let run = |rt: &OsStr, dir: &Path, args: &[&str]| {
+        Command::new(rt)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mr = moat_runtime();
+    let (a, b) = (
+        run(mr.as_os_str(), &ours, &["spec"]),
+        run(OsStr::new("runc"), &theirs, &["spec"]),
+    );
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(
+        std::fs::read(ours.join("config.json")).unwrap(),
+        std::fs::read(theirs.join("config.json")).unwrap()
+    );
+    let root = d.path().join("root");
+    let root = root.to_str().unwrap();
+    for args in [
+        vec!["--root", root, "list"],
+        vec!["--version"],
+        vec!["--root", root, "state", "nope"],
+        vec!["--root", root, "delete", "nope"],
+    ] {
+        let a = run(mr.as_os_str(), d.path(), &args);
+        let b = run(OsStr::new("runc"), d.path(), &args);
+        assert_eq!(a.status.code(), b.status.code(), "{args:?}");
+        assert_eq!(a.stdout, b.stdout, "{args:?}");
+    }
+    // The real runtime can be named by flag or environment.
+    let a = Command::new(&mr)
+        .args(["--moat-runtime", "/nonexistent/runtime", "list"])
+        .output()
+        .unwrap();
+    assert!(!a.status.success() && stderr(&a).contains("/nonexistent/runtime"));
+    let a = Command::new(&mr)
+        .env("MOAT_RUNTIME", "/nonexistent/rt2")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(!a.status.success() && stderr(&a).contains("/nonexistent/rt2"));
+}
