@@ -8,6 +8,10 @@ need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v curl >/dev/null || need_pkgs+=(curl)
+# moat-runtime's tests run real containers: runc, a static busybox for the rootfs, podman.
+command -v runc >/dev/null || need_pkgs+=(runc)
+dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+command -v podman >/dev/null || need_pkgs+=(podman)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need_pkgs[*]}"
