@@ -26,13 +26,7 @@ const GLOBAL_VALUE_FLAGS: &[&str] = &[
 ];
 
 /// Options of `create` and `run` that take a value.
-const CREATE_VALUE_FLAGS: &[&str] = &[
-    "bundle",
-    "b",
-    "console-socket",
-    "pid-file",
-    "preserve-fds",
-];
+const CREATE_VALUE_FLAGS: &[&str] = &["bundle", "b", "console-socket", "pid-file", "preserve-fds"];
 
 /// Options of `exec` that take a value.
 const EXEC_VALUE_FLAGS: &[&str] = &[
@@ -121,7 +115,11 @@ fn split_flag(arg: &OsString) -> Option<(String, Option<OsString>)> {
     if b.len() < 2 || b[0] != b'-' || b == b"--" {
         return None;
     }
-    let body = if b.starts_with(b"--") { &b[2..] } else { &b[1..] };
+    let body = if b.starts_with(b"--") {
+        &b[2..]
+    } else {
+        &b[1..]
+    };
     match body.iter().position(|&c| c == b'=') {
         Some(i) => Some((
             String::from_utf8_lossy(&body[..i]).into_owned(),
@@ -146,7 +144,10 @@ pub fn parse(args: Vec<OsString>) -> Result<CommandLine, CliError> {
         };
         let takes_value = GLOBAL_VALUE_FLAGS.contains(&name.as_str()) || name == RUNTIME_FLAG;
         let value = if takes_value && inline.is_none() {
-            Some(it.next().ok_or_else(|| CliError::MissingValue(name.clone()))?)
+            Some(
+                it.next()
+                    .ok_or_else(|| CliError::MissingValue(name.clone()))?,
+            )
         } else {
             inline.clone()
         };
@@ -383,7 +384,10 @@ mod tests {
         );
         assert_eq!(o.first_positional, Some(6));
         let o = parse_options("exec", &os(&["--process=/p", "cid"])).unwrap();
-        assert_eq!(o.process, Some((PathBuf::from("/p"), ProcessArg::Inline(0))));
+        assert_eq!(
+            o.process,
+            Some((PathBuf::from("/p"), ProcessArg::Inline(0)))
+        );
         let o = parse_options("exec", &os(&["cid", "sh", "-c", "x"])).unwrap();
         assert_eq!(o.first_positional, Some(0));
     }

@@ -203,14 +203,21 @@ mod tests {
 
     #[test]
     fn unknown_fields_survive_edits() {
-        let mut c = cfg(r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"x-new":{"a":1}},"future":[1,2]}"#).unwrap();
+        let mut c = cfg(
+            r#"{"ociVersion":"1.0.2","process":{"args":["sh"],"x-new":{"a":1}},"future":[1,2]}"#,
+        )
+        .unwrap();
         c.prefix_args(&["/l".into(), "--".into()]).unwrap();
-        c.add_mount(serde_json::json!({"destination":"/d"})).unwrap();
+        c.add_mount(serde_json::json!({"destination":"/d"}))
+            .unwrap();
         c.set_annotation("k", "v").unwrap();
         let back: Value = serde_json::from_slice(&c.to_json()).unwrap();
         assert_eq!(back["future"], serde_json::json!([1, 2]));
         assert_eq!(back["process"]["x-new"]["a"], 1);
-        assert_eq!(back["process"]["args"], serde_json::json!(["/l", "--", "sh"]));
+        assert_eq!(
+            back["process"]["args"],
+            serde_json::json!(["/l", "--", "sh"])
+        );
         assert_eq!(back["mounts"][0]["destination"], "/d");
         assert_eq!(back["annotations"]["k"], "v");
     }

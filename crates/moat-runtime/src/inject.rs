@@ -48,8 +48,7 @@ pub fn already_prepared(cfg: &Config) -> bool {
         .and_then(|p| p.get("args"))
         .and_then(|a| a.get(0))
         .and_then(|a| a.as_str());
-    first == Some(LAUNCHER_DEST)
-        && matches!(cfg.annotation(CONFINED_ANNOTATION), Ok(Some("true")))
+    first == Some(LAUNCHER_DEST) && matches!(cfg.annotation(CONFINED_ANNOTATION), Ok(Some("true")))
 }
 
 /// A bind mount of `source` at `destination`, read-only.
@@ -113,10 +112,7 @@ mod tests {
             ["/.moat/moat", "run", "--policy", "/.moat/policy.toml", "--"]
         );
         let p = launcher_prefix(2);
-        assert_eq!(
-            &p[4..],
-            ["--preserve-fd", "3", "--preserve-fd", "4", "--"]
-        );
+        assert_eq!(&p[4..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
     }
 
     #[test]
@@ -125,7 +121,14 @@ mod tests {
         let text = r#"{"process":{"args":["/bin/sh","-c","x"],"env":["A=1"],"cwd":"/w"},"mounts":[{"destination":"/proc"}],"z":1}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        prepare(d.path(), &mut cfg, "version = 1\n", Path::new("/usr/bin/moat"), 0).unwrap();
+        prepare(
+            d.path(),
+            &mut cfg,
+            "version = 1\n",
+            Path::new("/usr/bin/moat"),
+            0,
+        )
+        .unwrap();
         let back = Config::read(d.path()).unwrap();
         let v = &back.value;
         assert_eq!(v["process"]["args"][0], LAUNCHER_DEST);

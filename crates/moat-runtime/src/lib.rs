@@ -216,12 +216,11 @@ fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError>
     };
     let id = line.rest[id_at].to_string_lossy().into_owned();
     let state = capture(line, runtime, &["state", &id])?;
-    let state: serde_json::Value = serde_json::from_slice(&state).map_err(|e| {
-        RuntimeError::RuntimeOutput {
+    let state: serde_json::Value =
+        serde_json::from_slice(&state).map_err(|e| RuntimeError::RuntimeOutput {
             command: format!("state {id}"),
             message: format!("not JSON: {e}"),
-        }
-    })?;
+        })?;
     if !exec_process::is_confined(&state) {
         return Ok(Outcome::Exec(line.to_args()));
     }

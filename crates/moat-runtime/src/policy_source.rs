@@ -98,18 +98,28 @@ pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
         // The object is its own document: every dialect parses it, and messages point
         // into it.
         let text = serde_json::to_string_pretty(landlock).unwrap_or_default();
-        let p = moat_policy::parse_str("process.landlock.json", &text)
-            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        let p = moat_policy::parse_str("process.landlock.json", &text).map_err(|source| {
+            SourceError::Policy {
+                origin: ORIGIN,
+                source,
+            }
+        })?;
         (p, ORIGIN)
     } else if let Some(text) = get(POLICY_ANNOTATION) {
         const ORIGIN: &str = "annotation moat.dev/policy";
-        let p = moat_policy::parse_str(POLICY_ANNOTATION, text)
-            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        let p = moat_policy::parse_str(POLICY_ANNOTATION, text).map_err(|source| {
+            SourceError::Policy {
+                origin: ORIGIN,
+                source,
+            }
+        })?;
         (p, ORIGIN)
     } else if let Some(name) = get(PRESET_ANNOTATION) {
         const ORIGIN: &str = "annotation moat.dev/preset";
-        let p = presets::load(name.trim())
-            .map_err(|source| SourceError::Policy { origin: ORIGIN, source })?;
+        let p = presets::load(name.trim()).map_err(|source| SourceError::Policy {
+            origin: ORIGIN,
+            source,
+        })?;
         (p, ORIGIN)
     } else if compat_override.is_some() {
         return Err(SourceError::CompatWithoutPolicy);
@@ -182,9 +192,12 @@ mod tests {
 
     #[test]
     fn sandbox_containers() {
-        let c = cfg(serde_json::json!({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}));
+        let c =
+            cfg(serde_json::json!({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}));
         assert!(is_sandbox(&c).unwrap());
-        let c = cfg(serde_json::json!({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}}));
+        let c = cfg(
+            serde_json::json!({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}}),
+        );
         assert!(!is_sandbox(&c).unwrap());
     }
 }

@@ -61,7 +61,8 @@ macro_rules! need_runc {
     };
 }
 
-const POLICY_TOML: &str = "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/etc\"]\nread_write = [\"/tmp\"]\n";
+const POLICY_TOML: &str =
+    "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/etc\"]\nread_write = [\"/tmp\"]\n";
 
 /// The probe line every confinement test runs, and what the policy above must answer.
 const PROBE: &[&str] = &[
@@ -224,7 +225,13 @@ fn stderr(o: &Output) -> String {
 
 fn assert_confined(b: &Bundle) {
     let o = b.run(&moat_runtime());
-    assert_eq!(stdout(&o), CONFINED, "stderr: {}\nlog: {}", stderr(&o), b.log());
+    assert_eq!(
+        stdout(&o),
+        CONFINED,
+        "stderr: {}\nlog: {}",
+        stderr(&o),
+        b.log()
+    );
 }
 
 #[test]
@@ -318,7 +325,12 @@ fn preset_annotation_confines_the_container() {
     b.edit(|c| c["process"]["cwd"] = "/tmp".into());
     let o = b.run(&moat_runtime());
     // Default: system files readable, no writes, no network.
-    assert_eq!(stdout(&o), "ok\nEACCES\nEACCES\nEACCES\nEACCES\n", "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "ok\nEACCES\nEACCES\nEACCES\nEACCES\n",
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -450,13 +462,30 @@ fn exec_into_a_confined_container_is_confined() {
     assert_eq!(stdout(&o), CONFINED, "{}\nlog: {}", stderr(&o), b.log());
 
     // Pass-through commands answer as runc's do.
-    let ours = b.cmd(&moat_runtime()).args(["state", &b.id]).output().unwrap();
-    let theirs = b.cmd(Path::new("runc")).args(["state", &b.id]).output().unwrap();
+    let ours = b
+        .cmd(&moat_runtime())
+        .args(["state", &b.id])
+        .output()
+        .unwrap();
+    let theirs = b
+        .cmd(Path::new("runc"))
+        .args(["state", &b.id])
+        .output()
+        .unwrap();
     assert_eq!(ours.stdout, theirs.stdout);
     let ps = b.cmd(&moat_runtime()).args(["ps", &b.id]).output().unwrap();
-    assert!(ps.status.success() && stdout(&ps).contains("PID"), "{}", stderr(&ps));
+    assert!(
+        ps.status.success() && stdout(&ps).contains("PID"),
+        "{}",
+        stderr(&ps)
+    );
     for cmd in [["pause"], ["resume"]] {
-        let o = b.cmd(&moat_runtime()).args(cmd).arg(&b.id).output().unwrap();
+        let o = b
+            .cmd(&moat_runtime())
+            .args(cmd)
+            .arg(&b.id)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
     }
     let o = b
@@ -487,7 +516,9 @@ fn preserved_fds_reach_the_entrypoint() {
     need_runc!();
     let b = Bundle::new("fds");
     b.annotate("moat.dev/policy", POLICY_TOML);
-    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "read l <&3; echo got $l"]));
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "read l <&3; echo got $l"])
+    });
     let host = b.path().join("fd-input");
     std::fs::write(&host, "hello\n").unwrap();
     let script = format!(
@@ -511,8 +542,16 @@ fn assert_refused(b: &Bundle, env: &[(&str, &str)], expect: &str) {
     let o = c.args(["run", &b.id]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "nothing may run");
-    assert!(stderr(&o).contains(expect), "want `{expect}` in: {}", stderr(&o));
-    assert!(b.log().contains(expect), "want `{expect}` in the log: {}", b.log());
+    assert!(
+        stderr(&o).contains(expect),
+        "want `{expect}` in: {}",
+        stderr(&o)
+    );
+    assert!(
+        b.log().contains(expect),
+        "want `{expect}` in the log: {}",
+        b.log()
+    );
     assert!(!b.exists(), "no container may exist");
 }
 
@@ -579,12 +618,20 @@ fn a_missing_policy_path_inside_the_container_fails_the_start() {
 #[test]
 fn features_adds_moat_annotations() {
     need_runc!();
-    let o = Command::new(moat_runtime()).arg("features").output().unwrap();
+    let o = Command::new(moat_runtime())
+        .arg("features")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let theirs: serde_json::Value =
-        serde_json::from_slice(&Command::new("runc").arg("features").output().unwrap().stdout)
-            .unwrap();
+    let theirs: serde_json::Value = serde_json::from_slice(
+        &Command::new("runc")
+            .arg("features")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     for k in ["moat.dev/policy", "moat.dev/preset", "moat.dev/compat"] {
         assert!(ours["annotations"][k].is_string(), "{k}");
     }
