@@ -2,7 +2,7 @@
 //! ports and path entries. Their `Deserialize` impls validate as they go so that every
 //! mistake is reported at its own position in the document.
 
-use crate::ports::PortRange;
+use crate::ports::{PortError, PortRange};
 use crate::rights::{AccessSet, FsAccess, FsGroup, NetAccess, NetRight, Right, ScopeSet};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -170,7 +170,19 @@ impl<'de> Deserialize<'de> for PortSpec {
                     .map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<PortSpec, E> {
-                Err(E::custom(format!("port {n} is not a whole number")))
+                // JSON reads integers beyond 64 bits as floats; say what is wrong with
+                // the number rather than calling 2^64 or 80.0 "not a whole number".
+                if n.fract() != 0.0 || !n.is_finite() {
+                    Err(E::custom(format!("port {n} is not a whole number")))
+                } else if (0.0..=65535.0).contains(&n) {
+                    Err(E::custom(format!(
+                        "port {n:?} is written as a decimal number; write {n}"
+                    )))
+                } else if n.abs() < 1e38 {
+                    Err(E::custom(PortError::OutOfRange(n as i128)))
+                } else {
+                    Err(E::custom(format!("port {n:e} is outside 0..=65535")))
+                }
             }
         }
         d.deserialize_any(V)
@@ -206,11 +218,7 @@ impl<'de> Deserialize<'de> for PathEntry {
                 let mut optional = false;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
-                        "path" => {
-                            let p: String = map.next_value()?;
-                            check_path(&p).map_err(de::Error::custom)?;
-                            path = Some(p);
-                        }
+                        "path" => path = Some(map.next_value::<CheckedPath>()?.0),
                         "optional" => optional = map.next_value()?,
                         other => {
                             return Err(de::Error::unknown_field(other, &["path", "optional"]))
@@ -222,6 +230,36 @@ impl<'de> Deserialize<'de> for PathEntry {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Reads a string and checks it inside the deserializer's visitor, so that a refusal is
+/// reported at the string itself in every format (YAML would otherwise point at the list or
+/// table around it).
+pub fn checked_str<'de, D, T, F>(d: D, check: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    struct V<T, F>(F, PhantomData<fn() -> T>);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<T, F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            (self.0)(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(check, PhantomData))
+}
+
+/// A path checked with [`check_path`].
+struct CheckedPath(String);
+
+impl<'de> Deserialize<'de> for CheckedPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, |s| check_path(s).map(|()| CheckedPath(s.to_string())))
     }
 }
 

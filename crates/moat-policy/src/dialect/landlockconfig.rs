@@ -48,7 +48,9 @@
 //! everything it handles, does not seal the sockets Landlock cannot see, and leaves the
 //! compatibility mode to the command line.
 
-use super::common::{error_near, right_from_bits, right_from_name, KernelNames, PortSpec};
+use super::common::{
+    checked_str, error_near, right_from_bits, right_from_name, KernelNames, PortSpec,
+};
 use super::{Document, Format};
 use crate::abi::Abi;
 use crate::error::PolicyError;
@@ -360,9 +362,7 @@ struct VarName(String);
 
 impl<'de> Deserialize<'de> for VarName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        check_name(&s).map_err(de::Error::custom)?;
-        Ok(VarName(s))
+        checked_str(d, |s| check_name(s).map(|()| VarName(s.to_string())))
     }
 }
 
@@ -383,9 +383,9 @@ fn check_literal_text(s: &str) -> Result<(), String> {
 
 impl<'de> Deserialize<'de> for Literal {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        check_literal_text(&s).map_err(de::Error::custom)?;
-        Ok(Literal(s))
+        checked_str(d, |s| {
+            check_literal_text(s).map(|()| Literal(s.to_string()))
+        })
     }
 }
 
@@ -442,13 +442,13 @@ fn parse_template(s: &str) -> Result<Template, String> {
 
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_template(&s).map_err(de::Error::custom)
+        checked_str(d, parse_template)
     }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a variable (a table with `name` and `literal`)")]
 struct Variable {
     name: VarName,
     #[serde(default)]
@@ -457,6 +457,7 @@ struct Variable {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a ruleset (a table of handled rights and scopes)")]
 struct RulesetRaw {
     #[serde(default, rename = "handledAccessFs", alias = "handled_access_fs")]
     handled_access_fs: Option<Access<FsRight>>,
@@ -482,6 +483,7 @@ impl TryFrom<RulesetRaw> for Ruleset {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a path rule (a table of allowed access and parent paths)")]
 struct PathBeneath {
     #[serde(rename = "allowedAccess", alias = "allowed_access")]
     allowed_access: Access<FsRight>,
@@ -490,6 +492,7 @@ struct PathBeneath {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a port rule (a table of allowed access and ports)")]
 struct NetPort {
     #[serde(rename = "allowedAccess", alias = "allowed_access")]
     allowed_access: Access<NetRight>,
@@ -498,6 +501,7 @@ struct NetPort {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a landlockconfig document (a table)")]
 struct Config {
     #[serde(default)]
     abi: Option<AbiNumber>,

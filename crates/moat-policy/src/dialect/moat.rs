@@ -28,14 +28,15 @@
 //! those network rights, and then moat does not add its seccomp seal of the sockets
 //! Landlock cannot see.
 
-use super::common::{PathEntry, PortSpec, Rights, WithGroups};
+use super::common::{checked_str, PathEntry, PortSpec, Rights, WithGroups};
 use super::Document;
 use crate::error::PolicyError;
 use crate::model::{AuditFlags, Compat, Policy};
 use crate::rights::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Scope};
-use serde::de::{self, Deserializer};
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The format version this parser reads.
 pub const VERSION: u32 = 1;
@@ -46,14 +47,15 @@ const MAX_PRESET_DEPTH: usize = 8;
 /// The document as written.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a moat policy (a table)")]
 pub(crate) struct MoatDoc {
     #[serde(default)]
-    version: Option<u32>,
+    version: Option<FormatVersion>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
     compat: Option<CompatName>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "preset_names")]
     presets: Vec<String>,
     #[serde(default)]
     filesystem: Option<FsDoc>,
@@ -69,6 +71,7 @@ pub(crate) struct MoatDoc {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of filesystem settings")]
 struct FsDoc {
     #[serde(default)]
     unrestricted: bool,
@@ -88,6 +91,7 @@ struct FsDoc {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a filesystem rule (a table with `paths` and `rights`)")]
 struct FsRuleDoc {
     #[serde(alias = "path")]
     paths: super::common::OneOrMany<PathEntry>,
@@ -99,6 +103,7 @@ struct FsRuleDoc {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of network settings")]
 struct NetDoc {
     #[serde(default)]
     unrestricted: bool,
@@ -118,6 +123,7 @@ struct NetDoc {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of scopes")]
 struct ScopesDoc {
     #[serde(default)]
     signal: Option<bool>,
@@ -127,6 +133,7 @@ struct ScopesDoc {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of audit flags")]
 struct AuditDoc {
     #[serde(default)]
     log_same_exec: Option<bool>,
@@ -138,6 +145,7 @@ struct AuditDoc {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of environment settings")]
 struct EnvDoc {
     #[serde(default)]
     clear: bool,
@@ -149,13 +157,60 @@ struct EnvDoc {
 
 struct CompatName(Compat);
 
+/// The `version` key: checked as it is read, so that the error points at the number.
+struct FormatVersion;
+
+impl<'de> Deserialize<'de> for FormatVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn check<E: de::Error>(ok: bool, v: impl fmt::Display) -> Result<FormatVersion, E> {
+            if ok {
+                return Ok(FormatVersion);
+            }
+            Err(E::custom(format!(
+                "policy format version {v} is not supported (this moat reads version {VERSION})"
+            )))
+        }
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FormatVersion;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a format version number ({VERSION})")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FormatVersion, E> {
+                check(v == i64::from(VERSION), v)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FormatVersion, E> {
+                check(v == u64::from(VERSION), v)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `presets` list: each name is checked as it is read, so that an unknown preset is
+/// reported at its place in the document.
+fn preset_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Name(String);
+    impl<'de> Deserialize<'de> for Name {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            checked_str(d, |s| match crate::presets::text(s) {
+                Ok(_) => Ok(Name(s.to_string())),
+                Err(e) => Err(e.to_string()),
+            })
+        }
+    }
+    Ok(Vec::<Name>::deserialize(d)?
+        .into_iter()
+        .map(|n| n.0)
+        .collect())
+}
+
 impl<'de> Deserialize<'de> for CompatName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Compat::by_name(&s).map(CompatName).ok_or_else(|| {
-            de::Error::custom(format!(
-                "unknown compat mode `{s}` (write \"strict\" or \"best-effort\")"
-            ))
+        checked_str(d, |s| {
+            Compat::by_name(s).map(CompatName).ok_or_else(|| {
+                format!("unknown compat mode `{s}` (write \"strict\" or \"best-effort\")")
+            })
         })
     }
 }
@@ -167,16 +222,7 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
 
 fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyError> {
     let raw: MoatDoc = doc.deserialize()?;
-    if let Some(v) = raw.version {
-        if v != VERSION {
-            return Err(PolicyError::parse(
-                doc.name,
-                "version",
-                format!("policy format version {v} is not supported (this moat reads version {VERSION})"),
-            ));
-        }
-    }
-    let _ = raw.description;
+    let _ = (raw.version, raw.description);
     let name = doc.name;
     let mut policy = Policy::deny_all();
     policy.compat = raw.compat.map(|c| c.0);

@@ -41,12 +41,13 @@ impl Format {
     }
 
     /// Guesses the format from content: `{` starts JSON; text that parses as TOML is TOML;
-    /// anything else is read as YAML.
+    /// anything else is read as YAML. A document over [`MAX_DOCUMENT_BYTES`] is not parsed
+    /// to find out: it is refused whatever its format.
     pub fn sniff(text: &str) -> Format {
         let first = text.trim_start().chars().next();
         if first == Some('{') {
             Format::Json
-        } else if toml::from_str::<toml::Table>(text).is_ok() {
+        } else if text.len() <= MAX_DOCUMENT_BYTES && toml::from_str::<toml::Table>(text).is_ok() {
             Format::Toml
         } else {
             Format::Yaml
@@ -105,6 +106,15 @@ impl<'a> Document<'a> {
     /// The document as a generic JSON value, for dialect detection.
     pub fn value(&self) -> Result<serde_json::Value, PolicyError> {
         self.deserialize::<serde_json::Value>()
+            .map_err(|e| match e {
+                // YAML is read into a JSON value here, which holds no integer beyond 64 bits:
+                // say so without blaming JSON in a YAML document.
+                PolicyError::Parse(mut d) if d.message == "JSON number out of range" => {
+                    d.message = "number out of range (integers are limited to 64 bits)".to_string();
+                    PolicyError::Parse(d)
+                }
+                e => e,
+            })
     }
 
     /// Deserialises the document into `T`, turning any failure into a positioned
@@ -162,7 +172,16 @@ impl<'a> Document<'a> {
                     let key = key_of(e.path());
                     let inner = e.into_inner();
                     let loc = inner.location();
-                    let d = diag(key, strip_position(&inner.to_string()));
+                    let message = strip_position(&inner.to_string());
+                    // The YAML parser puts its own copy of the key path (or of the part
+                    // it knows) in front; moat shows the key once, before the message.
+                    let message = match message.split_once(": ") {
+                        Some((path, rest)) if !path.is_empty() && key.starts_with(path) => {
+                            rest.to_string()
+                        }
+                        _ => message,
+                    };
+                    let d = diag(key, message);
                     let d = match loc {
                         Some(l) => d.at_line_column(self.text, l.line(), l.column()),
                         None => d,
@@ -174,14 +193,24 @@ impl<'a> Document<'a> {
     }
 }
 
-/// A key path for messages; `.` (the root) becomes empty.
+/// A key path for messages; the root is empty. A key the parser had not read yet (after a
+/// syntax error, shown as `?`) ends the path: the position says where the problem is.
 fn key_of(path: &serde_path_to_error::Path) -> String {
-    let s = path.to_string();
-    if s == "." {
-        String::new()
-    } else {
-        s
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: k } | Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+            }
+            Segment::Unknown => break,
+        }
     }
+    key
 }
 
 /// serde_json and YAML append "at line X column Y" to messages; moat shows the position in

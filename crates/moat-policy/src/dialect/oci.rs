@@ -38,13 +38,13 @@
 //! text: "Default is false, i.e., following a best-effort security approach").
 
 use super::common::{
-    check_path, error_near, right_from_name, KernelNames, PortSpec, RightNames, Rights,
+    check_path, checked_str, error_near, right_from_name, KernelNames, PortSpec, RightNames, Rights,
 };
 use super::{Dialect, Document};
 use crate::error::PolicyError;
 use crate::model::{Compat, Policy};
 use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Right};
-use serde::de::{self, Deserializer};
+use serde::de::Deserializer;
 use serde::Deserialize;
 
 /// Network right names of #1241: `bind` and `connect` (TCP), besides kernel names.
@@ -77,9 +77,7 @@ struct OciPath(String);
 
 impl<'de> Deserialize<'de> for OciPath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        check_path(&s).map_err(de::Error::custom)?;
-        Ok(OciPath(s))
+        checked_str(d, |s| check_path(s).map(|()| OciPath(s.to_string())))
     }
 }
 
@@ -88,6 +86,7 @@ type NetRights = Rights<NetRight, OciNetNames>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a path rule (a table with `allowedAccess` and `paths`)")]
 struct PathBeneath {
     #[serde(default, rename = "allowedAccess")]
     allowed_access: Option<FsRights>,
@@ -97,6 +96,7 @@ struct PathBeneath {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a port rule (a table with `allowedAccess` and `ports`)")]
 struct NetworkPort {
     #[serde(default, rename = "allowedAccess")]
     allowed_access: Option<NetRights>,
@@ -106,6 +106,7 @@ struct NetworkPort {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of handled rights")]
 struct Handled1241 {
     #[serde(default, rename = "handledAccessFS")]
     fs: Option<FsRights>,
@@ -115,6 +116,7 @@ struct Handled1241 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of rules")]
 struct Rules1241 {
     #[serde(default, rename = "pathBeneath")]
     path_beneath: Vec<PathBeneath>,
@@ -124,6 +126,7 @@ struct Rules1241 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a Landlock policy (a table)")]
 struct Landlock1241 {
     #[serde(default, rename = "handledAccess")]
     handled_access: Option<Handled1241>,
@@ -135,6 +138,7 @@ struct Landlock1241 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a ruleset (a table of handled rights)")]
 struct Ruleset1111 {
     #[serde(default, rename = "handledAccessFS")]
     fs: Option<FsRights>,
@@ -142,6 +146,7 @@ struct Ruleset1111 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of rules")]
 struct Rules1111 {
     #[serde(default, rename = "pathBeneath")]
     path_beneath: Vec<PathBeneath>,
@@ -149,6 +154,7 @@ struct Rules1111 {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(expecting = "a Landlock policy (a table)")]
 struct Landlock1111 {
     #[serde(default)]
     ruleset: Option<Ruleset1111>,
@@ -160,11 +166,13 @@ struct Landlock1111 {
 
 /// A whole `config.json`: everything but `process.landlock` is ignored.
 #[derive(Deserialize)]
+#[serde(expecting = "an OCI config.json (a table)")]
 struct ConfigJson<L> {
     process: Option<Process<L>>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an OCI process (a table)")]
 struct Process<L> {
     landlock: Option<L>,
 }
