@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Container start benchmark: what moat-runtime adds to runc.
+
+One container life as an engine drives it: `create`, `start`, wait for the container to
+exit (its stdout pipe closes), `delete`, each a separate runtime invocation, as podman and
+containerd do. The container runs /bin/true from a busybox-static rootfs. Variants, in
+interleaved rounds (one life of each per round, shuffled order) so machine noise hits all
+alike:
+
+  runc                        runc alone
+  moat-runtime, no policy     moat-runtime in front of runc, container without policy
+  moat-runtime, policy        moat-runtime in front of runc, container confined by an
+                              annotation (config.json rewritten, launcher in front)
+
+config.json is restored before every life, outside the timing (engines write it fresh
+for each container). Needs root, runc and busybox-static.
+
+usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--markdown]
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+POLICY = '{"filesystem":{"read_exec":["/bin"],"read":["/etc"],"read_write":["/tmp"]}}'
+
+
+def make_bundle(base):
+    rootfs = os.path.join(base, "rootfs")
+    for d in ("bin", "etc", "tmp", "proc", "dev", "sys"):
+        os.makedirs(os.path.join(rootfs, d))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
+    for link in ("sh", "true"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", link))
+    subprocess.run(["runc", "spec"], cwd=base, check=True)
+    with open(os.path.join(base, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/true"]
+    return cfg
+
+
+def life(runtime, root, bundle, cid):
+    """create, start, wait for exit, delete; returns seconds."""
+    base = [runtime, "--root", root]
+    r, w = os.pipe()
+    t0 = time.perf_counter()
+    subprocess.run(base + ["create", "--bundle", bundle, cid], stdin=subprocess.DEVNULL,
+                   stdout=w, check=True)
+    os.close(w)
+    subprocess.run(base + ["start", cid], check=True)
+    while os.read(r, 4096):
+        pass
+    # The pipe closes as the process exits, a moment before runc sees it stopped:
+    # --force covers that moment (it kills nothing that still runs /bin/true).
+    subprocess.run(base + ["delete", "--force", cid], check=True)
+    t1 = time.perf_counter()
+    os.close(r)
+    return t1 - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100)
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--moat-runtime", default=os.path.join(
+        here, "..", "target/x86_64-unknown-linux-gnu/release/moat-runtime"))
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    mr = os.path.abspath(args.moat_runtime)
+    if os.geteuid() != 0 or not shutil.which("runc") or not os.path.exists("/bin/busybox"):
+        sys.exit("needs root, runc and busybox-static")
+
+    tmp = tempfile.mkdtemp(prefix="moat-bench-")
+    root = os.path.join(tmp, "state")
+    variants = []
+    for name, runtime, policy in (("runc", "runc", False),
+                                  ("moat-runtime, no policy", mr, False),
+                                  ("moat-runtime, policy", mr, True)):
+        bundle = os.path.join(tmp, name.replace(" ", "").replace(",", "-"))
+        os.makedirs(bundle)
+        cfg = make_bundle(bundle)
+        if policy:
+            cfg.setdefault("annotations", {})["moat.dev/policy"] = POLICY
+        text = json.dumps(cfg, indent=2)
+        variants.append((name, runtime, bundle, text))
+
+    times = {v[0]: [] for v in variants}
+    try:
+        for i in range(args.runs + 3):
+            order = variants[:]
+            random.shuffle(order)
+            for name, runtime, bundle, text in order:
+                with open(os.path.join(bundle, "config.json"), "w") as f:
+                    f.write(text)
+                t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}")
+                if i >= 3:  # warm-up rounds are dropped
+                    times[name].append(t)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    base = statistics.median(times["runc"])
+    rows = []
+    for name, *_ in variants:
+        ts = sorted(times[name])
+        med = statistics.median(ts)
+        p10, p90 = ts[len(ts) // 10], ts[len(ts) * 9 // 10]
+        rows.append((name, med, p10, p90, med - base, (med - base) / base * 100))
+    if args.markdown:
+        print(f"| variant ({args.runs} lives each) | median | p10 | p90 | added | added % |")
+        print("|---|---|---|---|---|---|")
+        for n, med, p10, p90, add, pct in rows:
+            print(f"| {n} | {med*1e3:.1f} ms | {p10*1e3:.1f} ms | {p90*1e3:.1f} ms "
+                  f"| {add*1e3:+.2f} ms | {pct:+.1f}% |")
+    else:
+        for n, med, p10, p90, add, pct in rows:
+            print(f"{n:28} median {med*1e3:7.2f} ms  p10 {p10*1e3:7.2f}  p90 {p90*1e3:7.2f}"
+                  f"  added {add*1e3:+6.2f} ms ({pct:+.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
