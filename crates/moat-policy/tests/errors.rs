@@ -7,19 +7,23 @@
 //! result must be an `Err` (nothing half-parsed). A failing row prints its name, its input
 //! and the actual message; every failing row of a table is reported at once.
 //!
+//! serde's derived `Deserialize` reads a sequence written where a struct belongs as the
+//! struct's fields in order, so TOML and JSON once accepted `network = [true]` (as
+//! `network.unrestricted = true`), `scopes = [false, false]`, a JSON document `[]` and OCI
+//! `"handledAccess": []`, each weakening the sandbox. Every table of every dialect is now
+//! read through `dialect::common::Table`, which refuses anything but a table; the
+//! "list for a table" rows of each dialect below, in TOML, JSON and YAML, and
+//! `direct_parsers_refuse_a_list`, keep it so, as the "wrong type" rows do for scalars.
+//!
 //! What is not here, on purpose:
 //! - `presets nest deeper than 8 levels` (dialect/moat.rs) cannot be reached from a
 //!   document: a document may only name the presets moat ships, and those nest one level
 //!   (`network-client`, `shell` and `web-server` include `default`, which includes none).
 //!   `shipped_presets_nest_within_the_limit` checks that this stays true.
-//! - A sequence written where a table belongs is read by serde's derive as the table's
-//!   fields in order (`scopes = [false, false]`, a JSON document `[]`, OCI
-//!   `"handledAccess": []`), so those are accepted rather than refused; there is no
-//!   message to test. Wrong scalars at every level are refused and are tested below.
 //! - Unknown keys outside `process.landlock` in a whole `config.json` are ignored by
 //!   design (a config.json has many other fields).
 
-use moat_policy::dialect::{Dialect, Format, MAX_DOCUMENT_BYTES};
+use moat_policy::dialect::{landlockconfig, oci, Dialect, Document, Format, MAX_DOCUMENT_BYTES};
 use moat_policy::ports::parse_port_list;
 use moat_policy::rights::{FsAccess, FsRight, NetAccess, NetRight, ScopeSet};
 use moat_policy::write::{self, WriteError, Written};
@@ -76,9 +80,12 @@ fn show(text: &str) -> String {
     format!("{cut:?}... ({} bytes in all)", text.len())
 }
 
-/// Checks one row; `Err` holds what is wrong and the actual message.
-fn check(c: &Case) -> Result<(), String> {
-    let err = match parse_str(c.file, &c.text) {
+/// A parser of a document: its name and text.
+type Parser = fn(&str, &str) -> Result<Policy, PolicyError>;
+
+/// Checks one row against `parse`; `Err` holds what is wrong and the actual message.
+fn check(c: &Case, parse: Parser) -> Result<(), String> {
+    let err = match parse(c.file, &c.text) {
         Ok(p) => return Err(format!("expected an error, but it parsed: {p:?}")),
         Err(e) => e,
     };
@@ -131,11 +138,16 @@ fn check(c: &Case) -> Result<(), String> {
 
 /// Runs a table of parse cases, reporting every failing row.
 fn run(table: &[Case]) {
+    run_with(table, parse_str);
+}
+
+/// Runs a table of parse cases against `parse`.
+fn run_with(table: &[Case], parse: Parser) {
     let mut names = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
     for c in table {
         assert!(names.insert(c.name), "two rows are named `{}`", c.name);
-        if let Err(why) = check(c) {
+        if let Err(why) = check(c, parse) {
             failures.push(format!(
                 "case `{}`\n  input ({}): {}\n  {why}",
                 c.name,
@@ -991,12 +1003,12 @@ fn moat_dialect_messages() {
             &["missing field `path`"],
         ),
         case(
-            "moat: rule written as a list (too short)",
+            "moat: rule written as a list",
             "p.toml",
             "[filesystem]\nrule = [[\"/a\"]]\n",
             at(2, 9),
             "filesystem.rule[0]",
-            &["invalid length 1, expected a filesystem rule (a table with `paths` and `rights`)"],
+            &["invalid type: sequence, expected a filesystem rule (a table with `paths` and `rights`)"],
         ),
         // Unknown keys at every level.
         case(
@@ -1279,6 +1291,217 @@ fn moat_dialect_messages() {
             at(2, 16),
             "env.set.LANG",
             &["invalid type: integer `1`, expected a string"],
+        ),
+        // A list where a table belongs: serde's derive would read it as the table's fields
+        // in order (`network = [true]` as `unrestricted = true`), so each is refused. TOML
+        // has no list document; `env.set` and path tables are not derived but are tested too.
+        case(
+            "moat list for a table: document (JSON)",
+            "p.json",
+            "[]",
+            at(1, 1),
+            "",
+            &["invalid type: sequence, expected a moat policy (a table)"],
+        ),
+        case(
+            "moat list for a table: document (YAML)",
+            "p.yaml",
+            "- filesystem\n",
+            at(1, 1),
+            "",
+            &["invalid type: sequence, expected a moat policy (a table)"],
+        ),
+        case(
+            "moat list for a table: filesystem (TOML)",
+            "p.toml",
+            "filesystem = [true]\n",
+            at(1, 14),
+            "filesystem",
+            &["invalid type: sequence, expected a table of filesystem settings"],
+        ),
+        case(
+            "moat list for a table: filesystem (JSON)",
+            "p.json",
+            r#"{"filesystem": [true]}"#,
+            at(1, 15),
+            "filesystem",
+            &["invalid type: sequence, expected a table of filesystem settings"],
+        ),
+        case(
+            "moat list for a table: filesystem (YAML)",
+            "p.yaml",
+            "filesystem:\n  - true\n",
+            at(2, 3),
+            "filesystem",
+            &["invalid type: sequence, expected a table of filesystem settings"],
+        ),
+        case(
+            "moat list for a table: rule (TOML)",
+            "p.toml",
+            "[filesystem]\nrule = [[\"/\", \"write\"]]\n",
+            at(2, 9),
+            "filesystem.rule[0]",
+            &["invalid type: sequence, expected a filesystem rule (a table with `paths` and `rights`)"],
+        ),
+        case(
+            "moat list for a table: rule (JSON)",
+            "p.json",
+            r#"{"filesystem": {"rule": [["/", "write"]]}}"#,
+            at(1, 25),
+            "filesystem.rule[0]",
+            &["invalid type: sequence, expected a filesystem rule (a table with `paths` and `rights`)"],
+        ),
+        case(
+            "moat list for a table: rule (YAML)",
+            "p.yaml",
+            "filesystem:\n  rule:\n    - [/, write]\n",
+            at(3, 7),
+            "filesystem.rule[0]",
+            &["invalid type: sequence, expected a filesystem rule (a table with `paths` and `rights`)"],
+        ),
+        case(
+            "moat list for a table: network (TOML)",
+            "p.toml",
+            "network = [true]\n",
+            at(1, 11),
+            "network",
+            &["invalid type: sequence, expected a table of network settings"],
+        ),
+        case(
+            "moat list for a table: network (JSON)",
+            "p.json",
+            r#"{"network": [true]}"#,
+            at(1, 12),
+            "network",
+            &["invalid type: sequence, expected a table of network settings"],
+        ),
+        case(
+            "moat list for a table: network (YAML)",
+            "p.yaml",
+            "network: [true]\n",
+            at(1, 10),
+            "network",
+            &["invalid type: sequence, expected a table of network settings"],
+        ),
+        case(
+            "moat list for a table: scopes (TOML)",
+            "p.toml",
+            "scopes = [false, false]\n",
+            at(1, 10),
+            "scopes",
+            &["invalid type: sequence, expected a table of scopes"],
+        ),
+        case(
+            "moat list for a table: scopes (JSON)",
+            "p.json",
+            r#"{"scopes": [false, false]}"#,
+            at(1, 11),
+            "scopes",
+            &["invalid type: sequence, expected a table of scopes"],
+        ),
+        case(
+            "moat list for a table: scopes (YAML)",
+            "p.yaml",
+            "scopes: [false, false]\n",
+            at(1, 9),
+            "scopes",
+            &["invalid type: sequence, expected a table of scopes"],
+        ),
+        case(
+            "moat list for a table: audit (TOML)",
+            "p.toml",
+            "audit = [false, false, false]\n",
+            at(1, 9),
+            "audit",
+            &["invalid type: sequence, expected a table of audit flags"],
+        ),
+        case(
+            "moat list for a table: audit (JSON)",
+            "p.json",
+            r#"{"audit": [false, false, false]}"#,
+            at(1, 10),
+            "audit",
+            &["invalid type: sequence, expected a table of audit flags"],
+        ),
+        case(
+            "moat list for a table: audit (YAML)",
+            "p.yaml",
+            "audit: [false, false, false]\n",
+            at(1, 8),
+            "audit",
+            &["invalid type: sequence, expected a table of audit flags"],
+        ),
+        case(
+            "moat list for a table: env (TOML)",
+            "p.toml",
+            "env = [true]\n",
+            at(1, 7),
+            "env",
+            &["invalid type: sequence, expected a table of environment settings"],
+        ),
+        case(
+            "moat list for a table: env (JSON)",
+            "p.json",
+            r#"{"env": [true]}"#,
+            at(1, 8),
+            "env",
+            &["invalid type: sequence, expected a table of environment settings"],
+        ),
+        case(
+            "moat list for a table: env (YAML)",
+            "p.yaml",
+            "env: [true]\n",
+            at(1, 6),
+            "env",
+            &["invalid type: sequence, expected a table of environment settings"],
+        ),
+        case(
+            "moat list for a table: env.set (TOML)",
+            "p.toml",
+            "[env]\nset = [\"LANG=C\"]\n",
+            at(2, 7),
+            "env.set",
+            &["invalid type: sequence, expected a map"],
+        ),
+        case(
+            "moat list for a table: env.set (JSON)",
+            "p.json",
+            r#"{"env": {"set": ["LANG=C"]}}"#,
+            at(1, 16),
+            "env.set",
+            &["invalid type: sequence, expected a map"],
+        ),
+        case(
+            "moat list for a table: env.set (YAML)",
+            "p.yaml",
+            "env:\n  set: [LANG=C]\n",
+            at(2, 8),
+            "env.set",
+            &["invalid type: sequence, expected a map"],
+        ),
+        case(
+            "moat list for a table: path table (TOML)",
+            "p.toml",
+            "[filesystem]\nread = [[\"/a\", true]]\n",
+            at(2, 9),
+            "filesystem.read[0]",
+            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+        ),
+        case(
+            "moat list for a table: path table (JSON)",
+            "p.json",
+            r#"{"filesystem": {"read": [["/a", true]]}}"#,
+            at(1, 26),
+            "filesystem.read[0]",
+            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+        ),
+        case(
+            "moat list for a table: path table (YAML)",
+            "p.yaml",
+            "filesystem:\n  read:\n    - [/a, true]\n",
+            at(3, 7),
+            "filesystem.read[0]",
+            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
         ),
     ]);
 }
@@ -1872,6 +2095,103 @@ fn landlockconfig_messages() {
             "netPort[0].port[0]",
             &["port -1 is outside 0..=65535"],
         ),
+        // A list where a table belongs (the document itself: `direct_parsers_refuse_a_list`).
+        case(
+            "lc list for a table: variable (TOML)",
+            "lc.toml",
+            "variable = [[\"tmp\", [\"/\"]]]\n",
+            at(1, 13),
+            "variable[0]",
+            &["invalid type: sequence, expected a variable (a table with `name` and `literal`)"],
+        ),
+        case(
+            "lc list for a table: variable (JSON)",
+            "lc.json",
+            r#"{"variable": [["tmp", ["/"]]]}"#,
+            at(1, 14),
+            "variable[0]",
+            &["invalid type: sequence, expected a variable (a table with `name` and `literal`)"],
+        ),
+        case(
+            "lc list for a table: variable (YAML)",
+            "lc.yaml",
+            "variable:\n  - [tmp, [/]]\n",
+            at(2, 5),
+            "variable[0]",
+            &["invalid type: sequence, expected a variable (a table with `name` and `literal`)"],
+        ),
+        case(
+            "lc list for a table: ruleset (TOML)",
+            "lc.toml",
+            "ruleset = [[[\"execute\"]]]\n",
+            at(1, 12),
+            "ruleset[0]",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights and scopes)"],
+        ),
+        case(
+            "lc list for a table: ruleset (JSON)",
+            "lc.json",
+            r#"{"ruleset": [[["execute"]]]}"#,
+            at(1, 13),
+            "ruleset[0]",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights and scopes)"],
+        ),
+        case(
+            "lc list for a table: ruleset (YAML)",
+            "lc.yaml",
+            "ruleset:\n  - [[execute]]\n",
+            at(2, 5),
+            "ruleset[0]",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights and scopes)"],
+        ),
+        case(
+            "lc list for a table: path rule (TOML)",
+            "lc.toml",
+            "path_beneath = [[[\"execute\"], [\"/\"]]]\n",
+            at(1, 17),
+            "path_beneath[0]",
+            &["invalid type: sequence, expected a path rule (a table of allowed access and parent paths)"],
+        ),
+        case(
+            "lc list for a table: path rule (JSON)",
+            "lc.json",
+            r#"{"pathBeneath": [[["execute"], ["/"]]]}"#,
+            at(1, 17),
+            "pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table of allowed access and parent paths)"],
+        ),
+        case(
+            "lc list for a table: path rule (YAML)",
+            "lc.yaml",
+            "pathBeneath:\n  - [[execute], [/]]\n",
+            at(2, 5),
+            "pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table of allowed access and parent paths)"],
+        ),
+        case(
+            "lc list for a table: port rule (TOML)",
+            "lc.toml",
+            "net_port = [[[\"bind_tcp\"], [80]]]\n",
+            at(1, 13),
+            "net_port[0]",
+            &["invalid type: sequence, expected a port rule (a table of allowed access and ports)"],
+        ),
+        case(
+            "lc list for a table: port rule (JSON)",
+            "lc.json",
+            r#"{"netPort": [[["bind_tcp"], [80]]]}"#,
+            at(1, 13),
+            "netPort[0]",
+            &["invalid type: sequence, expected a port rule (a table of allowed access and ports)"],
+        ),
+        case(
+            "lc list for a table: port rule (YAML)",
+            "lc.yaml",
+            "netPort:\n  - [[bind_tcp], [80]]\n",
+            at(2, 5),
+            "netPort[0]",
+            &["invalid type: sequence, expected a port rule (a table of allowed access and ports)"],
+        ),
     ]);
 }
 
@@ -2212,7 +2532,304 @@ fn oci_messages() {
             "process.landlock.handledAccess.handledAccessFS[0]",
             &["unknown filesystem right `exec`"],
         ),
+        // A list where a table belongs (the document itself: `direct_parsers_refuse_a_list`).
+        case(
+            "1241 list for a table: handledAccess (TOML)",
+            "o.toml",
+            "handledAccess = []\n",
+            at(1, 17),
+            "handledAccess",
+            &["invalid type: sequence, expected a table of handled rights"],
+        ),
+        case(
+            "1241 list for a table: handledAccess (JSON)",
+            "o.json",
+            r#"{"handledAccess": []}"#,
+            at(1, 18),
+            "handledAccess",
+            &["invalid type: sequence, expected a table of handled rights"],
+        ),
+        case(
+            "1241 list for a table: handledAccess (YAML)",
+            "o.yaml",
+            "handledAccess: []\n",
+            at(1, 16),
+            "handledAccess",
+            &["invalid type: sequence, expected a table of handled rights"],
+        ),
+        case(
+            "1241 list for a table: rules (TOML)",
+            "o.toml",
+            "handledAccess = {}\nrules = [[]]\n",
+            at(2, 9),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1241 list for a table: rules (JSON)",
+            "o.json",
+            r#"{"handledAccess": {}, "rules": [[]]}"#,
+            at(1, 31),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1241 list for a table: rules (YAML)",
+            "o.yaml",
+            "handledAccess: {}\nrules: [[]]\n",
+            at(2, 8),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1241 list for a table: path rule (TOML)",
+            "o.toml",
+            "handledAccess = {}\nrules = { pathBeneath = [[[\"execute\"], [\"/\"]]] }\n",
+            at(2, 26),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "1241 list for a table: path rule (JSON)",
+            "o.json",
+            r#"{"handledAccess": {}, "rules": {"pathBeneath": [[["execute"], ["/"]]]}}"#,
+            at(1, 48),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "1241 list for a table: path rule (YAML)",
+            "o.yaml",
+            "handledAccess: {}\nrules:\n  pathBeneath:\n    - [[execute], [/]]\n",
+            at(4, 7),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "1241 list for a table: port rule (TOML)",
+            "o.toml",
+            "handledAccess = {}\nrules = { networkPort = [[[\"bind\"], [80]]] }\n",
+            at(2, 26),
+            "rules.networkPort[0]",
+            &["invalid type: sequence, expected a port rule (a table with `allowedAccess` and `ports`)"],
+        ),
+        case(
+            "1241 list for a table: port rule (JSON)",
+            "o.json",
+            r#"{"handledAccess": {}, "rules": {"networkPort": [[["bind"], [80]]]}}"#,
+            at(1, 48),
+            "rules.networkPort[0]",
+            &["invalid type: sequence, expected a port rule (a table with `allowedAccess` and `ports`)"],
+        ),
+        case(
+            "1241 list for a table: port rule (YAML)",
+            "o.yaml",
+            "handledAccess: {}\nrules:\n  networkPort:\n    - [[bind], [80]]\n",
+            at(4, 7),
+            "rules.networkPort[0]",
+            &["invalid type: sequence, expected a port rule (a table with `allowedAccess` and `ports`)"],
+        ),
+        case(
+            "1111 list for a table: ruleset (TOML)",
+            "o.toml",
+            "ruleset = [[]]\ndisableBestEffort = true\n",
+            at(1, 11),
+            "ruleset",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights)"],
+        ),
+        case(
+            "1111 list for a table: ruleset (JSON)",
+            "o.json",
+            r#"{"ruleset": [[]], "disableBestEffort": true}"#,
+            at(1, 12),
+            "ruleset",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights)"],
+        ),
+        case(
+            "1111 list for a table: ruleset (YAML)",
+            "o.yaml",
+            "ruleset: [[]]\ndisableBestEffort: true\n",
+            at(1, 10),
+            "ruleset",
+            &["invalid type: sequence, expected a ruleset (a table of handled rights)"],
+        ),
+        case(
+            "1111 list for a table: rules (TOML)",
+            "o.toml",
+            "ruleset = {}\nrules = [[]]\n",
+            at(2, 9),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1111 list for a table: rules (JSON)",
+            "o.json",
+            r#"{"ruleset": {}, "rules": [[]]}"#,
+            at(1, 25),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1111 list for a table: rules (YAML)",
+            "o.yaml",
+            "ruleset: {}\nrules: [[]]\n",
+            at(2, 8),
+            "rules",
+            &["invalid type: sequence, expected a table of rules"],
+        ),
+        case(
+            "1111 list for a table: path rule (TOML)",
+            "o.toml",
+            "ruleset = {}\nrules = { pathBeneath = [[[\"execute\"], [\"/\"]]] }\n",
+            at(2, 26),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "1111 list for a table: path rule (JSON)",
+            "o.json",
+            r#"{"ruleset": {}, "rules": {"pathBeneath": [[["execute"], ["/"]]]}}"#,
+            at(1, 42),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "1111 list for a table: path rule (YAML)",
+            "o.yaml",
+            "ruleset: {}\nrules:\n  pathBeneath:\n    - [[execute], [/]]\n",
+            at(4, 7),
+            "rules.pathBeneath[0]",
+            &["invalid type: sequence, expected a path rule (a table with `allowedAccess` and `paths`)"],
+        ),
+        case(
+            "config.json list for a table: process (TOML)",
+            "config.toml",
+            "ociVersion = \"1.2.0\"\nprocess = [{}]\n",
+            at(2, 11),
+            "process",
+            &["invalid type: sequence, expected an OCI process (a table)"],
+        ),
+        case(
+            "config.json list for a table: process (JSON)",
+            "config.json",
+            r#"{"ociVersion": "1.2.0", "process": [{}]}"#,
+            at(1, 35),
+            "process",
+            &["invalid type: sequence, expected an OCI process (a table)"],
+        ),
+        case(
+            "config.json list for a table: process (YAML)",
+            "config.yaml",
+            "ociVersion: '1.2.0'\nprocess: [{}]\n",
+            at(2, 10),
+            "process",
+            &["invalid type: sequence, expected an OCI process (a table)"],
+        ),
+        case(
+            "config.json list for a table: landlock (TOML)",
+            "config.toml",
+            "ociVersion = \"1.2.0\"\n[process]\nlandlock = []\n",
+            at(3, 12),
+            "process.landlock",
+            &["invalid type: sequence, expected a Landlock policy (a table)"],
+        ),
+        case(
+            "config.json list for a table: landlock (JSON)",
+            "config.json",
+            r#"{"ociVersion": "1.2.0", "process": {"landlock": []}}"#,
+            at(1, 48),
+            "process.landlock",
+            &["invalid type: sequence, expected a Landlock policy (a table)"],
+        ),
+        case(
+            "config.json list for a table: landlock (YAML)",
+            "config.yaml",
+            "ociVersion: '1.2.0'\nprocess:\n  landlock: []\n",
+            at(3, 13),
+            "process.landlock",
+            &["invalid type: sequence, expected a Landlock policy (a table)"],
+        ),
     ]);
+}
+
+/// A document that is a list is moat's dialect to `parse_str` (dialects are told apart by
+/// the keys of an object); each dialect's own parser refuses one too.
+#[test]
+fn direct_parsers_refuse_a_list() {
+    fn lc(name: &str, text: &str) -> Result<Policy, PolicyError> {
+        landlockconfig::parse(&Document::new(name, text))
+    }
+    fn pr1241(name: &str, text: &str) -> Result<Policy, PolicyError> {
+        oci::parse(&Document::new(name, text), Dialect::OciPr1241)
+    }
+    fn pr1111(name: &str, text: &str) -> Result<Policy, PolicyError> {
+        oci::parse(&Document::new(name, text), Dialect::OciPr1111)
+    }
+    let lc_doc = &["invalid type: sequence, expected a landlockconfig document (a table)"];
+    let oci_doc = &["invalid type: sequence, expected a Landlock policy (a table)"];
+    run_with(
+        &[
+            case(
+                "lc: list document (JSON)",
+                "lc.json",
+                r#"[{"abi": 5}]"#,
+                at(1, 1),
+                "",
+                lc_doc,
+            ),
+            case(
+                "lc: list document (YAML)",
+                "lc.yaml",
+                "- abi: 5\n",
+                at(1, 1),
+                "",
+                lc_doc,
+            ),
+        ],
+        lc,
+    );
+    run_with(
+        &[
+            case(
+                "1241: list document (JSON)",
+                "o.json",
+                "[]",
+                at(1, 1),
+                "",
+                oci_doc,
+            ),
+            case(
+                "1241: list document (YAML)",
+                "o.yaml",
+                "- {}\n",
+                at(1, 1),
+                "",
+                oci_doc,
+            ),
+        ],
+        pr1241,
+    );
+    run_with(
+        &[
+            case(
+                "1111: list document (JSON)",
+                "o.json",
+                "[]",
+                at(1, 1),
+                "",
+                oci_doc,
+            ),
+            case(
+                "1111: list document (YAML)",
+                "o.yaml",
+                "- {}\n",
+                at(1, 1),
+                "",
+                oci_doc,
+            ),
+        ],
+        pr1111,
+    );
 }
 
 // ----------------------------------------------------------------------------------------

@@ -280,6 +280,71 @@ pub fn check_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A value that must be a table (a JSON object, a YAML mapping), read as `T`.
+///
+/// serde's derived `Deserialize` for a struct also accepts a sequence, read as the struct's
+/// fields in order: `network = [true]` would mean `network.unrestricted = true`, and a JSON
+/// document `[]` an empty policy. A sandbox must not be weakened by such input, so every
+/// struct-typed value of the dialects, and each dialect's document itself, is read through
+/// this wrapper: it asks the format for a map and refuses anything else, a sequence
+/// included, in `T`'s own words ("invalid type: sequence, expected a table of network
+/// settings"). The map is handed to `T` as it is, so keys are still tracked for the key
+/// path and positions still come from the format.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(&expecting_of::<T>())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(V(PhantomData)).map(Table)
+    }
+}
+
+/// What `T` says it expects (its `#[serde(expecting = "...")]` text, for a derived struct),
+/// so that [`Table`] refuses a wrong value with the same words `T` would. It is learnt by
+/// handing `T` a deserializer that holds no value and only reports the visitor it is given.
+fn expecting_of<'de, T: Deserialize<'de>>() -> String {
+    /// The report: the visitor's `expecting` text.
+    #[derive(Debug)]
+    struct Expecting(String);
+    impl fmt::Display for Expecting {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Expecting {}
+    impl de::Error for Expecting {
+        fn custom<M: fmt::Display>(msg: M) -> Self {
+            Expecting(msg.to_string())
+        }
+    }
+    struct Probe;
+    impl<'de> Deserializer<'de> for Probe {
+        type Error = Expecting;
+        fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Expecting> {
+            Err(Expecting((&v as &dyn de::Expected).to_string()))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map struct
+            enum identifier ignored_any
+        }
+    }
+    match T::deserialize(Probe) {
+        Err(Expecting(text)) => text,
+        Ok(_) => "a table".to_string(),
+    }
+}
+
 /// A value that may be one item or a list of items.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneOrMany<T>(pub Vec<T>);
@@ -373,4 +438,66 @@ pub fn error_near(
         source_line: None,
     };
     crate::error::PolicyError::Parse(Box::new(d.at_offset(doc.text, locate(doc.text, steps))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[serde(expecting = "a table of flags")]
+    struct Flags {
+        #[serde(default)]
+        a: bool,
+        #[serde(default)]
+        b: bool,
+    }
+
+    #[test]
+    fn table_takes_the_words_of_what_it_holds() {
+        assert_eq!(expecting_of::<Flags>(), "a table of flags");
+        assert_eq!(expecting_of::<Table<Flags>>(), "a table of flags");
+    }
+
+    #[test]
+    fn table_reads_a_table_in_every_format() {
+        let want = Table(Flags { a: true, b: false });
+        let j: Table<Flags> = serde_json::from_str(r#"{"a": true}"#).unwrap();
+        let t: Table<Flags> = toml::from_str("a = true\n").unwrap();
+        let y: Table<Flags> = serde_norway::from_str("a: true\n").unwrap();
+        assert_eq!(j, want);
+        assert_eq!(t, want);
+        assert_eq!(y, want);
+    }
+
+    #[test]
+    fn table_refuses_a_list_and_scalars() {
+        // The derived struct alone reads a list as its fields in order.
+        assert!(serde_json::from_str::<Flags>("[true, true]").unwrap().a);
+        let e = serde_json::from_str::<Table<Flags>>("[true, true]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid type: sequence, expected a table of flags at line 1 column 0"
+        );
+        let e = serde_json::from_str::<Table<Flags>>("5").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid type: integer `5`, expected a table of flags"),
+            "{e}"
+        );
+        let e = toml::from_str::<BTreeMap<String, Table<Flags>>>("x = [true]\n").unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("invalid type: sequence, expected a table of flags"),
+            "{e}"
+        );
+        let e = serde_norway::from_str::<Table<Flags>>("- true\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid type: sequence, expected a table of flags"),
+            "{e}"
+        );
+    }
 }

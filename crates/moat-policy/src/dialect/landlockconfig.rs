@@ -49,7 +49,7 @@
 //! compatibility mode to the command line.
 
 use super::common::{
-    checked_str, error_near, right_from_bits, right_from_name, KernelNames, PortSpec,
+    checked_str, error_near, right_from_bits, right_from_name, KernelNames, PortSpec, Table,
 };
 use super::{Document, Format};
 use crate::abi::Abi;
@@ -467,13 +467,14 @@ struct RulesetRaw {
     scoped: Option<Access<Scope>>,
 }
 
+/// A ruleset entry: a table that handles something.
 #[derive(Deserialize)]
-#[serde(try_from = "RulesetRaw")]
+#[serde(try_from = "Table<RulesetRaw>")]
 struct Ruleset(RulesetRaw);
 
-impl TryFrom<RulesetRaw> for Ruleset {
+impl TryFrom<Table<RulesetRaw>> for Ruleset {
     type Error = &'static str;
-    fn try_from(r: RulesetRaw) -> Result<Self, Self::Error> {
+    fn try_from(Table(r): Table<RulesetRaw>) -> Result<Self, Self::Error> {
         if r.handled_access_fs.is_none() && r.handled_access_net.is_none() && r.scoped.is_none() {
             return Err("empty ruleset: give handledAccessFs, handledAccessNet or scoped");
         }
@@ -506,13 +507,13 @@ struct Config {
     #[serde(default)]
     abi: Option<AbiNumber>,
     #[serde(default)]
-    variable: Option<NonEmpty<Variable>>,
+    variable: Option<NonEmpty<Table<Variable>>>,
     #[serde(default)]
     ruleset: Option<NonEmpty<Ruleset>>,
     #[serde(default, rename = "pathBeneath", alias = "path_beneath")]
-    path_beneath: Option<NonEmpty<PathBeneath>>,
+    path_beneath: Option<NonEmpty<Table<PathBeneath>>>,
     #[serde(default, rename = "netPort", alias = "net_port")]
-    net_port: Option<NonEmpty<NetPort>>,
+    net_port: Option<NonEmpty<Table<NetPort>>>,
 }
 
 /// Key spellings of the document's syntax, for messages.
@@ -547,7 +548,7 @@ impl Keys {
 
 /// Parses a landlockconfig document.
 pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
-    let raw: Config = doc.deserialize()?;
+    let Table(raw) = doc.deserialize::<Table<Config>>()?;
     if raw.variable.is_none()
         && raw.ruleset.is_none()
         && raw.path_beneath.is_none()
@@ -579,7 +580,7 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
     };
 
     let mut vars: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for v in raw.variable.map(|v| v.0).unwrap_or_default() {
+    for Table(v) in raw.variable.map(|v| v.0).unwrap_or_default() {
         let values = vars.entry(v.name.0).or_default();
         for lit in v.literal.map(|l| l.0).unwrap_or_default() {
             values.insert(lit.0);
@@ -587,14 +588,13 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
     }
 
     let mut policy = Policy::default();
-    for (i, rs) in raw
+    for (i, Ruleset(rs)) in raw
         .ruleset
         .map(|r| r.0)
         .unwrap_or_default()
         .into_iter()
         .enumerate()
     {
-        let rs = rs.0;
         let fail = |field: &str, written: String| {
             error_near(
                 doc,
@@ -621,7 +621,7 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
         }
     }
 
-    for (i, pb) in raw
+    for (i, Table(pb)) in raw
         .path_beneath
         .map(|p| p.0)
         .unwrap_or_default()
@@ -656,7 +656,7 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
         }
     }
 
-    for (i, np) in raw
+    for (i, Table(np)) in raw
         .net_port
         .map(|p| p.0)
         .unwrap_or_default()

@@ -28,7 +28,7 @@
 //! those network rights, and then moat does not add its seccomp seal of the sockets
 //! Landlock cannot see.
 
-use super::common::{checked_str, PathEntry, PortSpec, Rights, WithGroups};
+use super::common::{checked_str, PathEntry, PortSpec, Rights, Table, WithGroups};
 use super::Document;
 use crate::error::PolicyError;
 use crate::model::{AuditFlags, Compat, Policy};
@@ -58,15 +58,15 @@ pub(crate) struct MoatDoc {
     #[serde(default, deserialize_with = "preset_names")]
     presets: Vec<String>,
     #[serde(default)]
-    filesystem: Option<FsDoc>,
+    filesystem: Option<Table<FsDoc>>,
     #[serde(default)]
-    network: Option<NetDoc>,
+    network: Option<Table<NetDoc>>,
     #[serde(default)]
-    scopes: Option<ScopesDoc>,
+    scopes: Option<Table<ScopesDoc>>,
     #[serde(default)]
-    audit: Option<AuditDoc>,
+    audit: Option<Table<AuditDoc>>,
     #[serde(default)]
-    env: Option<EnvDoc>,
+    env: Option<Table<EnvDoc>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,7 +86,7 @@ struct FsDoc {
     #[serde(default, alias = "read_write_exec")]
     write_exec: Vec<PathEntry>,
     #[serde(default, rename = "rule", alias = "rules")]
-    rules: Vec<FsRuleDoc>,
+    rules: Vec<Table<FsRuleDoc>>,
 }
 
 #[derive(Deserialize)]
@@ -221,13 +221,13 @@ pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
 }
 
 fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyError> {
-    let raw: MoatDoc = doc.deserialize()?;
+    let Table(raw) = doc.deserialize::<Table<MoatDoc>>()?;
     let _ = (raw.version, raw.description);
     let name = doc.name;
     let mut policy = Policy::deny_all();
     policy.compat = raw.compat.map(|c| c.0);
 
-    if let Some(fs) = raw.filesystem {
+    if let Some(Table(fs)) = raw.filesystem {
         if fs.unrestricted && fs.handled.is_some() {
             return Err(contradiction(doc, "filesystem"));
         }
@@ -250,7 +250,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                     policy.grant_paths([e.path], group.access(), e.optional, &origin);
                 }
             }
-            for (i, rule) in fs.rules.into_iter().enumerate() {
+            for (i, Table(rule)) in fs.rules.into_iter().enumerate() {
                 let origin = format!("{name}: filesystem.rule[{i}]");
                 for e in rule.paths.0 {
                     policy.grant_paths(
@@ -264,7 +264,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         }
     }
 
-    if let Some(net) = raw.network {
+    if let Some(Table(net)) = raw.network {
         if net.unrestricted && net.handled.is_some() {
             return Err(contradiction(doc, "network"));
         }
@@ -293,7 +293,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         }
     }
 
-    if let Some(scopes) = raw.scopes {
+    if let Some(Table(scopes)) = raw.scopes {
         if scopes.signal == Some(false) {
             policy.scopes = policy
                 .scopes
@@ -306,7 +306,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         }
     }
 
-    if let Some(audit) = raw.audit {
+    if let Some(Table(audit)) = raw.audit {
         let d = AuditFlags::default();
         policy.audit = AuditFlags {
             log_same_exec: audit.log_same_exec.unwrap_or(d.log_same_exec),
@@ -315,7 +315,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         };
     }
 
-    if let Some(env) = raw.env {
+    if let Some(Table(env)) = raw.env {
         policy.env.clear = env.clear;
         policy.env.pass = env.pass;
         policy.env.set = env.set.into_iter().collect();

@@ -38,7 +38,8 @@
 //! text: "Default is false, i.e., following a best-effort security approach").
 
 use super::common::{
-    check_path, checked_str, error_near, right_from_name, KernelNames, PortSpec, RightNames, Rights,
+    check_path, checked_str, error_near, right_from_name, KernelNames, PortSpec, RightNames,
+    Rights, Table,
 };
 use super::{Dialect, Document};
 use crate::error::PolicyError;
@@ -119,9 +120,9 @@ struct Handled1241 {
 #[serde(expecting = "a table of rules")]
 struct Rules1241 {
     #[serde(default, rename = "pathBeneath")]
-    path_beneath: Vec<PathBeneath>,
+    path_beneath: Vec<Table<PathBeneath>>,
     #[serde(default, rename = "networkPort")]
-    network_port: Vec<NetworkPort>,
+    network_port: Vec<Table<NetworkPort>>,
 }
 
 #[derive(Deserialize)]
@@ -129,9 +130,9 @@ struct Rules1241 {
 #[serde(expecting = "a Landlock policy (a table)")]
 struct Landlock1241 {
     #[serde(default, rename = "handledAccess")]
-    handled_access: Option<Handled1241>,
+    handled_access: Option<Table<Handled1241>>,
     #[serde(default)]
-    rules: Option<Rules1241>,
+    rules: Option<Table<Rules1241>>,
     #[serde(default, rename = "enableBestEffort")]
     enable_best_effort: Option<bool>,
 }
@@ -149,7 +150,7 @@ struct Ruleset1111 {
 #[serde(expecting = "a table of rules")]
 struct Rules1111 {
     #[serde(default, rename = "pathBeneath")]
-    path_beneath: Vec<PathBeneath>,
+    path_beneath: Vec<Table<PathBeneath>>,
 }
 
 #[derive(Deserialize)]
@@ -157,9 +158,9 @@ struct Rules1111 {
 #[serde(expecting = "a Landlock policy (a table)")]
 struct Landlock1111 {
     #[serde(default)]
-    ruleset: Option<Ruleset1111>,
+    ruleset: Option<Table<Ruleset1111>>,
     #[serde(default)]
-    rules: Option<Rules1111>,
+    rules: Option<Table<Rules1111>>,
     #[serde(default, rename = "disableBestEffort")]
     disable_best_effort: Option<bool>,
 }
@@ -168,13 +169,13 @@ struct Landlock1111 {
 #[derive(Deserialize)]
 #[serde(expecting = "an OCI config.json (a table)")]
 struct ConfigJson<L> {
-    process: Option<Process<L>>,
+    process: Option<Table<Process<L>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(expecting = "an OCI process (a table)")]
 struct Process<L> {
-    landlock: Option<L>,
+    landlock: Option<Table<L>>,
 }
 
 /// Whether a parsed document is a whole `config.json` rather than the landlock object.
@@ -188,15 +189,17 @@ pub fn is_config_json(value: &serde_json::Value) -> bool {
 struct Landlock {
     handled_fs: FsAccess,
     handled_net: NetAccess,
-    path_beneath: Vec<PathBeneath>,
-    network_port: Vec<NetworkPort>,
+    path_beneath: Vec<Table<PathBeneath>>,
+    network_port: Vec<Table<NetworkPort>>,
     compat: Option<Compat>,
 }
 
 impl From<Landlock1241> for Landlock {
     fn from(l: Landlock1241) -> Landlock {
-        let (fs, net) = l.handled_access.map_or((None, None), |h| (h.fs, h.net));
-        let (pb, np) = l.rules.map_or((Vec::new(), Vec::new()), |r| {
+        let (fs, net) = l
+            .handled_access
+            .map_or((None, None), |Table(h)| (h.fs, h.net));
+        let (pb, np) = l.rules.map_or((Vec::new(), Vec::new()), |Table(r)| {
             (r.path_beneath, r.network_port)
         });
         Landlock {
@@ -220,11 +223,11 @@ impl From<Landlock1111> for Landlock {
         Landlock {
             handled_fs: l
                 .ruleset
-                .and_then(|r| r.fs)
+                .and_then(|Table(r)| r.fs)
                 .map(|r| r.0)
                 .unwrap_or_default(),
             handled_net: NetAccess::EMPTY,
-            path_beneath: l.rules.map(|r| r.path_beneath).unwrap_or_default(),
+            path_beneath: l.rules.map(|Table(r)| r.path_beneath).unwrap_or_default(),
             network_port: Vec::new(),
             compat: Some(if l.disable_best_effort == Some(true) {
                 Compat::Strict
@@ -240,10 +243,10 @@ where
     L: serde::de::DeserializeOwned,
 {
     if whole {
-        let c: ConfigJson<L> = doc.deserialize()?;
-        Ok(c.process.and_then(|p| p.landlock))
+        let Table(c) = doc.deserialize::<Table<ConfigJson<L>>>()?;
+        Ok(c.process.and_then(|Table(p)| p.landlock).map(|Table(l)| l))
     } else {
-        doc.deserialize().map(Some)
+        doc.deserialize().map(|Table(l)| Some(l))
     }
 }
 
@@ -277,7 +280,7 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
     policy.fs.required = l.handled_fs;
     policy.net.handled = l.handled_net;
 
-    for (i, pb) in l.path_beneath.into_iter().enumerate() {
+    for (i, Table(pb)) in l.path_beneath.into_iter().enumerate() {
         let access = pb.allowed_access.map(|r| r.0).unwrap_or_default();
         let key = format!("{prefix}rules.pathBeneath[{i}].allowedAccess");
         check_handled(doc, &key, i, access, l.handled_fs, handled_key)?;
@@ -287,7 +290,7 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
         let origin = format!("{}: {prefix}rules.pathBeneath[{i}]", doc.name);
         policy.grant_paths(pb.paths.into_iter().map(|p| p.0), access, false, &origin);
     }
-    for (i, np) in l.network_port.into_iter().enumerate() {
+    for (i, Table(np)) in l.network_port.into_iter().enumerate() {
         let access = np.allowed_access.map(|r| r.0).unwrap_or_default();
         let key = format!("{prefix}rules.networkPort[{i}].allowedAccess");
         check_handled(
