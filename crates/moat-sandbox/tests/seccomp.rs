@@ -38,6 +38,10 @@ enum Probe {
     /// The x32 ABI alias of `socket` (`0x4000_0000 | SYS_socket`).
     #[cfg(target_arch = "x86_64")]
     X32Socket(c_int, c_int, c_int),
+    /// The x32 ABI alias of another syscall, with arguments no kernel accepts (-1, 0, ...),
+    /// so that it cannot succeed even where x32 exists.
+    #[cfg(target_arch = "x86_64")]
+    X32Other(libc::c_long),
     /// `io_uring_setup(4, &params)`.
     IoUringSetup,
     /// `io_uring_enter(-1, ...)`: EBADF unless refused.
@@ -67,6 +71,8 @@ impl Probe {
                 }
                 #[cfg(target_arch = "x86_64")]
                 Probe::X32Socket(d, t, p) => libc::syscall(0x4000_0000 | libc::SYS_socket, d, t, p),
+                #[cfg(target_arch = "x86_64")]
+                Probe::X32Other(nr) => libc::syscall(0x4000_0000 | nr, -1, 0, 0, 0, 0, 0),
                 Probe::IoUringSetup => {
                     // struct io_uring_params is 120 bytes; all zero asks for defaults.
                     let mut params = [0u64; 15];
@@ -310,6 +316,9 @@ fn always_refused() -> Vec<Probe> {
         Probe::X32Socket(AF_INET, SOCK_DGRAM, 0),
         Probe::X32Socket(AF_INET, SOCK_STREAM, 0),
         Probe::X32Socket(libc::AF_UNIX, SOCK_STREAM, 0),
+        Probe::X32Other(libc::SYS_io_uring_setup),
+        Probe::X32Other(libc::SYS_io_uring_enter),
+        Probe::X32Other(libc::SYS_io_uring_register),
     ]);
     probes
 }
@@ -319,6 +328,29 @@ fn mptcp_sctp_raw_packet_other_families_io_uring_x32_refused_with_eacces() {
     let cases: Vec<(Probe, i32)> = always_refused().into_iter().map(|p| (p, EACCES)).collect();
     check(NO_UDP, &cases);
     check(UDP, &cases);
+}
+
+/// The filter refuses the x32 aliases by number; the other x32 syscalls around them (its
+/// neighbours in the x32 numbering) get whatever the kernel answers without it (ENOSYS on a
+/// kernel without x32, EBADF or EFAULT with it), not EACCES.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn other_x32_syscalls_are_left_to_the_kernel() {
+    let probes: Vec<Probe> = [
+        libc::SYS_socket - 1,
+        libc::SYS_socket + 1,
+        libc::SYS_io_uring_setup - 1,
+        libc::SYS_io_uring_register + 1,
+    ]
+    .into_iter()
+    .map(Probe::X32Other)
+    .collect();
+    let without = probe(None, &probes);
+    for filter in [NO_UDP, UDP] {
+        let with = probe(Some(filter), &probes);
+        assert_eq!(with, without, "{filter:?} on {probes:?}");
+        assert!(!with.contains(&EACCES), "{with:?}");
+    }
 }
 
 /// Without the filter, nothing above fails with EACCES (so the filter is what refuses), and
