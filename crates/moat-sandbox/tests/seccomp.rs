@@ -13,7 +13,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::FromRawFd;
-use std::time::{Duration, Instant};
 
 use libc::c_int;
 use moat_sandbox::seccomp::SocketFilter;
@@ -541,100 +540,4 @@ fn self_probe() {
         Err(_) => 12,
     };
     std::process::exit(code);
-}
-
-fn percentile(sorted: &[Duration], pct: usize) -> Duration {
-    sorted[(sorted.len() - 1) * pct / 100]
-}
-
-/// Measures compile() alone (in process) and compile()+install() in fresh children (one
-/// install per process, as in moat). Run with `--nocapture` to see the numbers.
-#[test]
-fn timing_compile_and_install() {
-    const COMPILES: usize = 2000;
-    const INSTALLS: usize = 100;
-    let mut compile = Vec::with_capacity(COMPILES);
-    for _ in 0..COMPILES {
-        let start = Instant::now();
-        let program = std::hint::black_box(UDP.compile()).expect("compile");
-        compile.push(start.elapsed());
-        drop(program);
-    }
-    compile.sort();
-
-    // In fresh children, as in moat: compile() then the kernel side (prctl + seccomp) of the
-    // same program, then, in other children, install() as a whole.
-    let in_child = |i: usize, split: bool| -> [u64; 2] {
-        let filter = SocketFilter {
-            allow_udp: i % 2 == 0,
-        };
-        let (mut read_end, write_end) = pipe();
-        let pid = fork_or_panic();
-        if pid == 0 {
-            let start = Instant::now();
-            let ok = if split {
-                match filter.compile() {
-                    Ok(program) => {
-                        let compiled = start.elapsed();
-                        let ok = seccompiler::apply_filter(&program).is_ok();
-                        let applied = start.elapsed() - compiled;
-                        let times = [compiled.as_nanos() as u64, applied.as_nanos() as u64];
-                        write_all(write_end, &times[0].to_ne_bytes());
-                        write_all(write_end, &times[1].to_ne_bytes());
-                        ok
-                    }
-                    Err(_) => false,
-                }
-            } else {
-                let ok = filter.install().is_ok();
-                let total = start.elapsed().as_nanos() as u64;
-                write_all(write_end, &total.to_ne_bytes());
-                write_all(write_end, &0u64.to_ne_bytes());
-                ok
-            };
-            // SAFETY: leaving the child.
-            unsafe { libc::_exit(if ok { 0 } else { INSTALL_FAILED }) };
-        }
-        // SAFETY: the parent's copy of the write end is ours to close.
-        unsafe { libc::close(write_end) };
-        let mut bytes = [0u8; 16];
-        read_end.read_exact(&mut bytes).expect("timing from child");
-        assert_eq!(wait(pid), End::Exited(0));
-        let first = u64::from_ne_bytes(bytes[..8].try_into().expect("8 bytes"));
-        let second = u64::from_ne_bytes(bytes[8..].try_into().expect("8 bytes"));
-        [first, second]
-    };
-    let (mut child_compile, mut child_apply, mut install) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..INSTALLS {
-        let [compiled, applied] = in_child(i, true);
-        child_compile.push(Duration::from_nanos(compiled));
-        child_apply.push(Duration::from_nanos(applied));
-        install.push(Duration::from_nanos(in_child(i, false)[0]));
-    }
-    for samples in [&mut child_compile, &mut child_apply, &mut install] {
-        samples.sort();
-    }
-
-    let instructions = [NO_UDP, UDP].map(|f| f.compile().map(|p| p.len()).unwrap_or(0));
-    println!(
-        "seccomp socket filter: {} / {} BPF instructions (no UDP / UDP)\n\
-         compile(): median {:?}, p90 {:?}, max {:?} over {COMPILES} runs\n\
-         in a fresh child: compile() median {:?}, then prctl+seccomp median {:?}\n\
-         install() (compile + prctl + seccomp) in a fresh child: median {:?}, p90 {:?}, max {:?} \
-         over {INSTALLS}",
-        instructions[0],
-        instructions[1],
-        percentile(&compile, 50),
-        percentile(&compile, 90),
-        compile[COMPILES - 1],
-        percentile(&child_compile, 50),
-        percentile(&child_apply, 50),
-        percentile(&install, 50),
-        percentile(&install, 90),
-        install[INSTALLS - 1],
-    );
-    // Generous bounds (debug build, loaded 2-core machine) that still catch a regression
-    // of an order of magnitude.
-    assert!(percentile(&compile, 50) < Duration::from_millis(1));
-    assert!(percentile(&install, 50) < Duration::from_millis(2));
 }
