@@ -16,33 +16,24 @@ pub struct Preset {
     json: &'static str,
 }
 
+/// One preset entry: its TOML source and the JSON that build.rs generated from it.
+macro_rules! preset {
+    ($name:literal) => {
+        Preset {
+            name: $name,
+            text: include_str!(concat!("../presets/", $name, ".toml")),
+            json: include_str!(concat!(env!("OUT_DIR"), "/", $name, ".json")),
+        }
+    };
+}
+
 /// Every preset, in the order `moat presets` lists them.
 pub const PRESETS: &[Preset] = &[
-    Preset {
-        name: "default",
-        text: include_str!("../presets/default.toml"),
-        json: include_str!(concat!(env!("OUT_DIR"), "/default.json")),
-    },
-    Preset {
-        name: "minimal",
-        text: include_str!("../presets/minimal.toml"),
-        json: include_str!(concat!(env!("OUT_DIR"), "/minimal.json")),
-    },
-    Preset {
-        name: "shell",
-        text: include_str!("../presets/shell.toml"),
-        json: include_str!(concat!(env!("OUT_DIR"), "/shell.json")),
-    },
-    Preset {
-        name: "network-client",
-        text: include_str!("../presets/network-client.toml"),
-        json: include_str!(concat!(env!("OUT_DIR"), "/network-client.json")),
-    },
-    Preset {
-        name: "web-server",
-        text: include_str!("../presets/web-server.toml"),
-        json: include_str!(concat!(env!("OUT_DIR"), "/web-server.json")),
-    },
+    preset!("default"),
+    preset!("minimal"),
+    preset!("shell"),
+    preset!("network-client"),
+    preset!("web-server"),
 ];
 
 impl Preset {
