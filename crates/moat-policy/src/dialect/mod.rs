@@ -1,6 +1,6 @@
 //! The policy dialects moat reads, and how a document is recognised.
 //!
-//! Every dialect parses into the one [`Policy`](crate::Policy) model. Syntax and
+//! Every dialect parses into the one [`Policy`] model. Syntax and
 //! meaning errors carry file, line, column and key.
 
 pub mod common;
