@@ -12,10 +12,22 @@ alike:
   moat-runtime, policy        moat-runtime in front of runc, container confined by an
                               annotation (config.json rewritten, launcher in front)
 
-config.json is restored before every life, outside the timing (engines write it fresh
-for each container). Needs root, runc and busybox-static.
+With --breakdown, two more variants split the confined overhead:
 
-usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--markdown]
+  runc, moat mounts           runc on the original config.json plus the two read-only
+                              bind mounts moat-runtime adds (launcher and policy)
+  runc, prepared config       runc on the config.json moat-runtime writes (mounts and
+                              the launcher in front of /bin/true), prepared beforehand
+
+moat-runtime and the launcher are measured as installed copies (copied to a temporary
+directory with write(), as install, cp and package managers do): a binary the linker has
+just written executes about 0.1 ms slower (docs/PERFORMANCE.md, launch benchmark).
+
+config.json is restored and <bundle>/moat removed before every life, outside the timing
+(engines give each container a fresh bundle). Needs root, runc and busybox-static.
+
+usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--moat PATH] [--breakdown]
+                        [--markdown]
 """
 import argparse
 import json
@@ -71,24 +83,52 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--moat-runtime", default=os.path.join(
         here, "..", "target/x86_64-unknown-linux-gnu/release/moat-runtime"))
+    ap.add_argument("--moat", default=os.path.join(
+        here, "..", "target/x86_64-unknown-linux-gnu/release/moat"))
+    ap.add_argument("--breakdown", action="store_true",
+                    help="add runc variants with moat's mounts and with a prepared config")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
-    mr = os.path.abspath(args.moat_runtime)
     if os.geteuid() != 0 or not shutil.which("runc") or not os.path.exists("/bin/busybox"):
         sys.exit("needs root, runc and busybox-static")
 
     tmp = tempfile.mkdtemp(prefix="moat-bench-")
+    # Installed copies: moat-runtime finds the launcher next to itself.
+    bindir = os.path.join(tmp, "bin")
+    os.makedirs(bindir)
+    for name, src in (("moat-runtime", args.moat_runtime), ("moat", args.moat)):
+        dst = os.path.join(bindir, name)
+        shutil.copyfile(os.path.abspath(src), dst)
+        os.chmod(dst, 0o755)
+    mr = os.path.join(bindir, "moat-runtime")
     root = os.path.join(tmp, "state")
+    kinds = [("runc", "runc", "plain"),
+             ("moat-runtime, no policy", mr, "plain"),
+             ("moat-runtime, policy", mr, "policy")]
+    if args.breakdown:
+        kinds += [("runc, moat mounts", "runc", "mounts"),
+                  ("runc, prepared config", "runc", "prepared")]
     variants = []
-    for name, runtime, policy in (("runc", "runc", False),
-                                  ("moat-runtime, no policy", mr, False),
-                                  ("moat-runtime, policy", mr, True)):
+    for name, runtime, kind in kinds:
         bundle = os.path.join(tmp, name.replace(" ", "").replace(",", "-"))
         os.makedirs(bundle)
         cfg = make_bundle(bundle)
-        if policy:
+        if kind != "plain":
             cfg.setdefault("annotations", {})["moat.dev/policy"] = POLICY
         text = json.dumps(cfg, indent=2)
+        if kind in ("mounts", "prepared"):
+            # Let moat-runtime prepare the bundle once, without running anything.
+            with open(os.path.join(bundle, "config.json"), "w") as f:
+                f.write(text)
+            subprocess.run([mr, "--moat-runtime", "/bin/true", "create", "--bundle", bundle,
+                            "prepare"], check=True)
+            with open(os.path.join(bundle, "config.json")) as f:
+                prepared = json.load(f)
+            if kind == "mounts":
+                cfg["mounts"] = prepared["mounts"]
+                text = json.dumps(cfg, indent=2)
+            else:
+                text = json.dumps(prepared, indent=2)
         variants.append((name, runtime, bundle, text))
 
     times = {v[0]: [] for v in variants}
@@ -99,6 +139,10 @@ def main():
             for name, runtime, bundle, text in order:
                 with open(os.path.join(bundle, "config.json"), "w") as f:
                     f.write(text)
+                if runtime == mr:
+                    # A fresh bundle, as engines give each container: moat-runtime's
+                    # files of the previous life go too.
+                    shutil.rmtree(os.path.join(bundle, "moat"), ignore_errors=True)
                 t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}")
                 if i >= 3:  # warm-up rounds are dropped
                     times[name].append(t)
@@ -108,20 +152,25 @@ def main():
     base = statistics.median(times["runc"])
     rows = []
     for name, *_ in variants:
+        # Paired: the difference to runc's life in the same round, whose machine load was
+        # about the same; steadier than the difference of the two medians.
+        paired = statistics.median(t - b for t, b in zip(times[name], times["runc"]))
         ts = sorted(times[name])
         med = statistics.median(ts)
         p10, p90 = ts[len(ts) // 10], ts[len(ts) * 9 // 10]
-        rows.append((name, med, p10, p90, med - base, (med - base) / base * 100))
+        rows.append((name, med, p10, p90, med - base, (med - base) / base * 100, paired))
     if args.markdown:
-        print(f"| variant ({args.runs} lives each) | median | p10 | p90 | added | added % |")
-        print("|---|---|---|---|---|---|")
-        for n, med, p10, p90, add, pct in rows:
+        print(f"| variant ({args.runs} lives each) | median | p10 | p90 | added | added % "
+              "| added, paired |")
+        print("|---|---|---|---|---|---|---|")
+        for n, med, p10, p90, add, pct, paired in rows:
             print(f"| {n} | {med*1e3:.1f} ms | {p10*1e3:.1f} ms | {p90*1e3:.1f} ms "
-                  f"| {add*1e3:+.2f} ms | {pct:+.1f}% |")
+                  f"| {add*1e3:+.2f} ms | {pct:+.1f}% | {paired*1e3:+.2f} ms "
+                  f"({paired / base * 100:+.1f}%) |")
     else:
-        for n, med, p10, p90, add, pct in rows:
+        for n, med, p10, p90, add, pct, paired in rows:
             print(f"{n:28} median {med*1e3:7.2f} ms  p10 {p10*1e3:7.2f}  p90 {p90*1e3:7.2f}"
-                  f"  added {add*1e3:+6.2f} ms ({pct:+.1f}%)")
+                  f"  added {add*1e3:+6.2f} ms ({pct:+.1f}%)  paired {paired*1e3:+6.2f} ms")
 
 
 if __name__ == "__main__":
