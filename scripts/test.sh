@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+command -v cc >/dev/null || need_pkgs+=(gcc)
+# moat links statically (.cargo/config.toml): glibc's static archives come with libc6-dev.
+dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v curl >/dev/null || need_pkgs+=(curl)
 # moat-runtime's tests run real containers: runc, a static busybox for the rootfs, podman.
