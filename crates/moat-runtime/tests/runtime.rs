@@ -690,3 +690,59 @@ fn pass_through_commands_match_runc() {
         .unwrap();
     assert!(!a.status.success() && stderr(&a).contains("/nonexistent/rt2"));
 }
+
+/// `sh -c` a script, with stdin closed.
+fn sh(script: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn listen_fds_reach_the_confined_entrypoint() {
+    need_runc!();
+    let b = Bundle::new("listen");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!([
+            "/bin/sh",
+            "-c",
+            "read l <&3; echo got $l; echo LISTEN_FDS=$LISTEN_FDS LISTEN_PID=$LISTEN_PID; \
+             cat /root/secret 2>/dev/null || echo denied"
+        ])
+    });
+    let host = b.path().join("listen-input");
+    std::fs::write(&host, "socket\n").unwrap();
+    // runc hands LISTEN_FDS on only when LISTEN_PID is its own pid: moat-runtime execs
+    // runc, so the shell's pid ($$, kept by both execs) is the one to name.
+    let script = format!(
+        "exec 3<'{}'; LISTEN_PID=$$ LISTEN_FDS=1 exec '{}' --root '{}' run --bundle '{}' '{}'",
+        host.display(),
+        moat_runtime().display(),
+        b.root().display(),
+        b.path().display(),
+        b.id
+    );
+    let o = sh(&script);
+    assert_eq!(
+        stdout(&o),
+        "got socket\nLISTEN_FDS=1 LISTEN_PID=1\ndenied\n",
+        "{}",
+        stderr(&o)
+    );
+    // The launcher was told to keep fd 3.
+    let args = b.config()["process"]["args"].clone();
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.windows(2).any(|w| w == ["--preserve-fd", "3"]),
+        "{args:?}"
+    );
+}
