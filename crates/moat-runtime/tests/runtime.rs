@@ -746,3 +746,45 @@ fn listen_fds_reach_the_confined_entrypoint() {
         "{args:?}"
     );
 }
+
+#[test]
+fn exec_with_preserved_fds_is_confined_and_keeps_them() {
+    need_runc!();
+    let b = Bundle::new("execfds");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    start_sleeping(&b);
+    let host = b.path().join("exec-input");
+    std::fs::write(&host, "hello\n").unwrap();
+    let body = "read l <&3; echo got $l; cat /root/secret 2>/dev/null || echo denied";
+    let exec = |args: &str| {
+        sh(&format!(
+            "exec 3<'{}'; exec '{}' --root '{}' exec --preserve-fds 1 {args}",
+            host.display(),
+            moat_runtime().display(),
+            b.root().display(),
+        ))
+    };
+
+    // Trailing arguments.
+    let o = exec(&format!("'{}' /bin/sh -c '{body}'", b.id));
+    assert_eq!(stdout(&o), "got hello\ndenied\n", "{}", stderr(&o));
+
+    // A --process file (moat-runtime's rewritten copy sits above the preserved fds).
+    let process = serde_json::json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0},
+        "args": ["/bin/sh", "-c", body], "env": ["PATH=/bin"], "cwd": "/"
+    });
+    let pfile = b.path().join("process.json");
+    std::fs::write(&pfile, serde_json::to_vec(&process).unwrap()).unwrap();
+    let o = exec(&format!("--process '{}' '{}'", pfile.display(), b.id));
+    assert_eq!(stdout(&o), "got hello\ndenied\n", "{}", stderr(&o));
+
+    // runc alone keeps the fd too, and does not confine.
+    let o = sh(&format!(
+        "exec 3<'{}'; exec runc --root '{}' exec --preserve-fds 1 '{}' /bin/sh -c '{body}'",
+        host.display(),
+        b.root().display(),
+        b.id
+    ));
+    assert_eq!(stdout(&o), "got hello\nsecret\n", "{}", stderr(&o));
+}
