@@ -788,3 +788,54 @@ fn exec_with_preserved_fds_is_confined_and_keeps_them() {
     ));
     assert_eq!(stdout(&o), "got hello\nsecret\n", "{}", stderr(&o));
 }
+
+#[test]
+fn text_log_format_gets_a_readable_line() {
+    need_runc!();
+    let b = Bundle::new("textlog");
+    b.annotate("moat.dev/preset", "no-such-preset");
+    let log = b.path().join("text.log");
+    // No --log-format: runc's default, text.
+    let o = Command::new(moat_runtime())
+        .current_dir(b.path())
+        .arg("--root")
+        .arg(b.root())
+        .arg("--log")
+        .arg(&log)
+        .args(["create", &b.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!b.exists(), "no container may exist");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().last().unwrap_or_default();
+    // logrus' text format, as runc writes its own errors.
+    assert!(line.starts_with("time=\""), "{line}");
+    assert!(
+        line.contains("Z\" level=error msg=\"moat-runtime: "),
+        "{line}"
+    );
+    assert!(line.contains("no-such-preset"), "{line}");
+    assert!(!line.starts_with('{'), "not JSON: {line}");
+
+    // Same shape as runc's own text line, in the same file.
+    let st = Command::new("runc")
+        .arg("--root")
+        .arg(b.root())
+        .arg("--log")
+        .arg(&log)
+        .args(["state", &b.id])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!st.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let shape = |l: &str| {
+        let l = l.split_once("level=").map(|(_, r)| r).unwrap_or("");
+        l.split_once(" msg=\"").map(|(lvl, _)| lvl.to_string())
+    };
+    let runc_line = text.lines().last().unwrap();
+    assert_ne!(runc_line, line, "runc appended its own line");
+    assert_eq!(shape(runc_line), shape(line), "{runc_line}\n{line}");
+}
