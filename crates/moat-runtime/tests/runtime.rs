@@ -839,3 +839,91 @@ fn text_log_format_gets_a_readable_line() {
     assert_ne!(runc_line, line, "runc appended its own line");
     assert_eq!(shape(runc_line), shape(line), "{runc_line}\n{line}");
 }
+
+/// Whether CRIU can checkpoint on this machine (`criu check`).
+fn criu_works() -> bool {
+    which("criu").is_some()
+        && Command::new("criu")
+            .arg("check")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn checkpoint_and_restore_pass_through_to_runc() {
+    need_runc!();
+    if criu_works() {
+        // A working CRIU would really checkpoint: this test only covers the hand-over.
+        eprintln!("SKIP: criu works here; checkpoint/restore are not exercised");
+        return;
+    }
+    let b = Bundle::new("ckpt");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    start_sleeping(&b);
+    let images = b.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let images = images.to_str().unwrap().to_string();
+    // Without --log runc writes its errors to stderr, where they can be compared.
+    let call = |rt: &Path, args: &[&str]| {
+        Command::new(rt)
+            .current_dir(b.path())
+            .arg("--root")
+            .arg(b.root())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let strip_time = |o: &Output| {
+        stderr(o)
+            .lines()
+            .map(|l| l.split_once(" level=").map_or(l, |(_, r)| r).to_string())
+            .collect::<Vec<_>>()
+    };
+    let checkpoint = [
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        &images,
+        &b.id,
+    ];
+    let restore_id = format!("{}-restored", b.id);
+    let restore = [
+        "restore",
+        "--detach",
+        "--image-path",
+        &images,
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &restore_id,
+    ];
+    for args in [&checkpoint[..], &restore[..]] {
+        let ours = call(&moat_runtime(), args);
+        let theirs = call(Path::new("runc"), args);
+        assert!(!ours.status.success(), "{args:?} cannot work without CRIU");
+        assert_eq!(ours.status.code(), theirs.status.code(), "{args:?}");
+        assert_eq!(ours.stdout, theirs.stdout, "{args:?}");
+        // runc's own error, not one of moat-runtime's.
+        assert_eq!(strip_time(&ours), strip_time(&theirs), "{args:?}");
+        assert!(!stderr(&ours).contains("moat-runtime"), "{}", stderr(&ours));
+        assert!(stderr(&ours).contains("criu"), "{}", stderr(&ours));
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(b.root())
+            .args(["delete", "-f", &restore_id])
+            .stderr(Stdio::null())
+            .status();
+    }
+    // The confined container is still there and still confined.
+    assert!(b.exists());
+    let o = b
+        .cmd(&moat_runtime())
+        .arg("exec")
+        .arg(&b.id)
+        .args(PROBE)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
+}
