@@ -28,6 +28,21 @@ const GLOBAL_VALUE_FLAGS: &[&str] = &[
 /// Options of `create` and `run` that take a value.
 const CREATE_VALUE_FLAGS: &[&str] = &["bundle", "b", "console-socket", "pid-file", "preserve-fds"];
 
+/// Options of `restore` that take a value (runc 1.1's list).
+const RESTORE_VALUE_FLAGS: &[&str] = &[
+    "bundle",
+    "b",
+    "console-socket",
+    "pid-file",
+    "image-path",
+    "work-path",
+    "manage-cgroups-mode",
+    "empty-ns",
+    "lsm-profile",
+    "lsm-mount-context",
+    "parent-path",
+];
+
 /// Options of `exec` that take a value.
 const EXEC_VALUE_FLAGS: &[&str] = &[
     "console-socket",
@@ -238,10 +253,10 @@ pub enum ProcessArg {
 
 /// Reads the options of a subcommand's arguments (`rest`).
 pub fn parse_options(command: &str, rest: &[OsString]) -> Result<CommandOptions, CliError> {
-    let value_flags = if command == "exec" {
-        EXEC_VALUE_FLAGS
-    } else {
-        CREATE_VALUE_FLAGS
+    let value_flags = match command {
+        "exec" => EXEC_VALUE_FLAGS,
+        "restore" => RESTORE_VALUE_FLAGS,
+        _ => CREATE_VALUE_FLAGS,
     };
     let mut o = CommandOptions::default();
     let mut i = 0;
@@ -369,6 +384,17 @@ mod tests {
         assert_eq!(o.preserve_fds, 2);
         assert_eq!(o.first_positional, Some(5));
         assert!(parse_options("create", &os(&["--preserve-fds", "x", "id"])).is_err());
+    }
+
+    #[test]
+    fn restore_options_find_the_bundle_past_value_flags() {
+        let o = parse_options(
+            "restore",
+            &os(&["--image-path", "/img", "--work-path=/w", "-d", "--bundle", "/b", "cid"]),
+        )
+        .unwrap();
+        assert_eq!(o.bundle, Some(PathBuf::from("/b")));
+        assert_eq!(o.first_positional, Some(6));
     }
 
     #[test]

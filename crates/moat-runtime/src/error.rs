@@ -37,6 +37,13 @@ pub enum RuntimeError {
         /// The error.
         source: std::io::Error,
     },
+    /// `restore` of a confined container: CRIU brings the processes back without running
+    /// the launcher, and does not restore Landlock domains, so they would run unconfined.
+    #[error("refusing to restore into bundle `{}`: its container is confined by moat, and a restored process would come back without its Landlock sandbox (CRIU does not restore Landlock domains and the launcher does not run again); start a new container instead", bundle.display())]
+    RestoreConfined {
+        /// The bundle.
+        bundle: PathBuf,
+    },
     /// The real runtime could not be run.
     #[error("cannot run the real runtime `{}`: {source}", runtime.to_string_lossy())]
     Runtime {

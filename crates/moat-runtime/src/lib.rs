@@ -78,6 +78,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some("create") | Some("run") => create(&line, &mut file),
         Some("exec") => exec(&line, &runtime),
         Some("features") => features(&line, &runtime),
+        Some("restore") => restore(&line),
         _ => Ok(Outcome::Exec(line.to_args())),
     };
     match outcome {
@@ -163,6 +164,21 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         &launcher,
         extra_fds(opts.preserve_fds),
     )?;
+    Ok(Outcome::Exec(line.to_args()))
+}
+
+/// `restore`: fail closed for confined containers (see [`RuntimeError::RestoreConfined`]);
+/// everything else goes to the real runtime unchanged. `checkpoint` needs no such check:
+/// dumping does not weaken the running container.
+fn restore(line: &CommandLine) -> Result<Outcome, RuntimeError> {
+    let opts = cli::parse_options("restore", &line.rest)?;
+    let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
+    let cfg = Config::read(&bundle)?;
+    let confined = inject::already_prepared(&cfg)
+        || (!policy_source::is_sandbox(&cfg)? && policy_source::resolve(&cfg)?.is_some());
+    if confined {
+        return Err(RuntimeError::RestoreConfined { bundle });
+    }
     Ok(Outcome::Exec(line.to_args()))
 }
 

@@ -852,7 +852,7 @@ fn criu_works() -> bool {
 }
 
 #[test]
-fn checkpoint_and_restore_pass_through_to_runc() {
+fn checkpoint_passes_through_and_restore_of_a_confined_container_is_refused() {
     need_runc!();
     if criu_works() {
         // A working CRIU would really checkpoint: this test only covers the hand-over.
@@ -899,7 +899,18 @@ fn checkpoint_and_restore_pass_through_to_runc() {
         b.path().to_str().unwrap(),
         &restore_id,
     ];
-    for args in [&checkpoint[..], &restore[..]] {
+    // Restoring a confined container would bring it back without its sandbox: refused
+    // before runc runs, with the reason, and nothing is restored.
+    let ours = call(&moat_runtime(), &restore);
+    assert_eq!(ours.status.code(), Some(1), "{}", stderr(&ours));
+    assert!(
+        stderr(&ours).contains("refusing to restore") && stderr(&ours).contains("Landlock"),
+        "{}",
+        stderr(&ours)
+    );
+    let listed = call(Path::new("runc"), &["state", &restore_id]);
+    assert!(!listed.status.success(), "a restored container exists");
+    for args in [&checkpoint[..]] {
         let ours = call(&moat_runtime(), args);
         let theirs = call(Path::new("runc"), args);
         assert!(!ours.status.success(), "{args:?} cannot work without CRIU");
