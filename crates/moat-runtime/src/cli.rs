@@ -390,7 +390,15 @@ mod tests {
     fn restore_options_find_the_bundle_past_value_flags() {
         let o = parse_options(
             "restore",
-            &os(&["--image-path", "/img", "--work-path=/w", "-d", "--bundle", "/b", "cid"]),
+            &os(&[
+                "--image-path",
+                "/img",
+                "--work-path=/w",
+                "-d",
+                "--bundle",
+                "/b",
+                "cid",
+            ]),
         )
         .unwrap();
         assert_eq!(o.bundle, Some(PathBuf::from("/b")));
