@@ -89,7 +89,12 @@ pub fn right_from_name<R: Right, N: RightNames<R>>(name: &str) -> Result<AccessS
         return right_from_bits::<R>(bits);
     }
     let mut known: Vec<&str> = R::ALL.iter().map(|r| r.name()).collect();
-    known.extend(N::extra_names());
+    for extra in N::extra_names() {
+        // Some groups share a kernel right's name (`execute`): list each name once.
+        if !known.contains(&extra) {
+            known.push(extra);
+        }
+    }
     Err(format!(
         "unknown {} `{name}` (known: {})",
         R::KIND,
