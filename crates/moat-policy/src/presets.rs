@@ -49,18 +49,7 @@ impl Preset {
 
 /// The TOML text of a preset.
 pub fn text(name: &str) -> Result<&'static str, PolicyError> {
-    PRESETS
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| p.text)
-        .ok_or_else(|| PolicyError::UnknownPreset {
-            name: name.to_string(),
-            available: PRESETS
-                .iter()
-                .map(|p| p.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    find(name).map(|p| p.text)
 }
 
 fn find(name: &str) -> Result<&'static Preset, PolicyError> {
