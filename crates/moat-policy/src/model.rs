@@ -3,7 +3,7 @@
 
 use crate::abi::Abi;
 use crate::ports::PortRange;
-use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Right, ScopeSet};
+use crate::rights::{FsAccess, NetAccess, NetRight, ScopeSet};
 use std::fmt;
 
 /// What to do when the kernel cannot enforce part of a policy.
@@ -305,28 +305,12 @@ impl Policy {
             });
         }
     }
-
-    /// The newest ABI any part of the policy can make use of.
-    pub fn newest_abi_used(&self) -> Abi {
-        let mut abi = self.fs.handled.needs_abi();
-        abi = abi.max(self.net.handled.needs_abi());
-        abi = abi.max(self.scopes.needs_abi());
-        if !self.audit.is_default() {
-            abi = abi.max(Abi::V7);
-        }
-        abi
-    }
-}
-
-/// Whether a right is part of the ABI-3 baseline (helper for reports).
-pub fn is_baseline(r: FsRight) -> bool {
-    r.since() <= Abi::V3
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rights::{FsGroup, Scope};
+    use crate::rights::{FsGroup, FsRight, Scope};
 
     #[test]
     fn merge_adds_grants_and_keeps_restrictions() {

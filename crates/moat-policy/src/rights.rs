@@ -113,6 +113,19 @@ impl Right for FsRight {
     }
 }
 
+impl AccessSet<FsRight> {
+    /// The rights that apply to a non-directory (see [`FsRight::applies_to_files`]).
+    pub fn file_rights() -> Self {
+        let mut set = Self::EMPTY;
+        for r in FsRight::ALL {
+            if r.applies_to_files() {
+                set.insert(*r);
+            }
+        }
+        set
+    }
+}
+
 impl FsRight {
     /// Whether the right applies to a non-directory; the kernel refuses the others on a
     /// file rule with EINVAL.
@@ -533,5 +546,8 @@ mod tests {
         assert_eq!(FsGroup::by_name("rwx"), Some(FsGroup::ReadWriteExec));
         assert!(FsGroup::ReadWriteExec.access().contains(FsRight::Execute));
         assert!(!FsGroup::Write.access().contains(FsRight::MakeChar));
+        let file = FsAccess::file_rights();
+        assert_eq!(file.iter().count(), 6);
+        assert!(file.contains(FsRight::Truncate) && !file.contains(FsRight::ReadDir));
     }
 }

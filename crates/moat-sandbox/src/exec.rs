@@ -169,7 +169,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
     if err.raw_os_error() == Some(libc::EACCES) && target.was_executable {
         if let Some(plan) = plan {
             let canonical = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
-            if !grants_exec(plan, &canonical) {
+            if !plan.grants(&canonical, FsRight::Execute) {
                 return ExecError::PolicyDenied {
                     lacking: canonical,
                     program,
@@ -179,7 +179,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
             }
             if let Some(interp) = interpreter_of(&canonical) {
                 let interp_c = std::fs::canonicalize(&interp).unwrap_or(interp);
-                if !grants_exec(plan, &interp_c) {
+                if !plan.grants(&interp_c, FsRight::Execute) {
                     return ExecError::PolicyDenied {
                         program,
                         lacking: interp_c,
@@ -194,19 +194,6 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
         program,
         source: err,
     }
-}
-
-fn grants_exec(plan: &Plan, path: &Path) -> bool {
-    let Some(ll) = &plan.landlock else {
-        return true;
-    };
-    if !ll.fs_handled.contains(FsRight::Execute) {
-        return true;
-    }
-    ll.path_rules.iter().any(|r| {
-        let rule_path = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
-        r.access.contains(FsRight::Execute) && path.starts_with(rule_path)
-    })
 }
 
 /// The interpreter a file names: its `#!` line or its ELF `PT_INTERP`.

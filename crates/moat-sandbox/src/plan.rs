@@ -285,8 +285,9 @@ impl Plan {
         }
     }
 
-    /// Whether the rules grant `right` on `path` (or a directory above it). Used to explain
-    /// a denied execve.
+    /// Whether the rules grant `right` on the canonical `path` (or a directory above it).
+    /// Rule paths are canonicalised here (symlinks such as /bin -> /usr/bin) because this
+    /// only runs to explain a failure, never on the launch path.
     pub fn grants(&self, path: &Path, right: FsRight) -> bool {
         let Some(ll) = &self.landlock else {
             return true;
@@ -294,9 +295,10 @@ impl Plan {
         if !ll.fs_handled.contains(right) {
             return true;
         }
-        ll.path_rules
-            .iter()
-            .any(|r| r.access.contains(right) && path.starts_with(&r.path))
+        ll.path_rules.iter().any(|r| {
+            let rule_path = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+            r.access.contains(right) && path.starts_with(rule_path)
+        })
     }
 }
 
@@ -352,12 +354,7 @@ fn open_rules(
         let mut access = access.intersect(handled);
         if !is_dir {
             // Directory rights on a file rule make the kernel refuse the whole rule.
-            access = FsAccess::of(
-                &access
-                    .iter()
-                    .filter(|r| r.applies_to_files())
-                    .collect::<Vec<_>>(),
-            );
+            access = access.intersect(FsAccess::file_rights());
         }
         if access.is_empty() {
             continue;

@@ -95,6 +95,13 @@ fn exit_codes() {
         "/bin/true",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Malformed flag values are moat errors that name the flag.
+    let r = s.run(&["run", "--preserve-fd", "-1", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("--preserve-fd"), "{}", r.stderr);
+    let r = s.run(&["run", "--env", "=x", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("--env"), "{}", r.stderr);
     // Ports out of range never wrap.
     let r = s.run(&["run", "--bind-tcp", "65536", "--", "true"]);
     assert_eq!(r.code, 125);

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 /// The `moat` binary under test.
@@ -165,8 +165,4 @@ pub fn listener() -> (std::net::TcpListener, u16) {
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     listener().1
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
