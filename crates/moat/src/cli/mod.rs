@@ -1,6 +1,7 @@
 //! Command-line definition and dispatch. Each subcommand has its own module.
 
 mod check;
+mod companion;
 mod policy;
 mod policy_args;
 mod presets;
@@ -61,6 +62,21 @@ enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Kubernetes admission webhook: opted-in pods get runtimeClassName moat and a policy
+    /// per container (served by the moat-k8s binary; see `moat webhook --help`).
+    #[command(disable_help_flag = true)]
+    Webhook(CompanionArgs),
+    /// Kubernetes tools, e.g. `moat k8s render FILE`: the policy each container of a
+    /// manifest would get (served by the moat-k8s binary; see `moat k8s --help`).
+    #[command(disable_help_flag = true)]
+    K8s(CompanionArgs),
+}
+
+/// The words after a subcommand that a companion binary serves, passed on untouched.
+#[derive(clap::Args)]
+struct CompanionArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<std::ffi::OsString>,
 }
 
 /// clap takes everything from the first positional value on as the command, so a
@@ -112,6 +128,12 @@ fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
 
 /// Parses the command line, runs the subcommand and returns the exit status.
 pub fn main() -> i32 {
+    let mut words = std::env::args_os().skip(1);
+    if let Some(companion) = words.next().as_deref().and_then(companion::lookup) {
+        let f = companion::exec(companion, words);
+        eprintln!("moat: {}", f.message);
+        return f.code;
+    }
     let parsed = match run_fast_path() {
         Some(parsed) => parsed.map(|args| Cli {
             command: Command::Run(args),
@@ -132,6 +154,10 @@ pub fn main() -> i32 {
         Command::Status(args) => status::status(args),
         Command::Presets(args) => presets::presets(args),
         Command::Policy(cmd) => policy::policy(cmd),
+        // Handed over before parsing; reaching here means the word was not first.
+        Command::Webhook(_) | Command::K8s(_) => Err(Failure::moat(
+            "`webhook` and `k8s` must come right after `moat`",
+        )),
     };
     match result {
         Ok(code) => code,
