@@ -16,5 +16,8 @@ mod cli;
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    cli::main()
+    let code = cli::main();
+    // Without Rust's runtime nobody else flushes std's stdout buffer at exit.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
 }
