@@ -108,6 +108,22 @@ fn toml_path(path: &str, optional: bool) -> String {
     }
 }
 
+/// Writes a policy in moat's own format as compact JSON: the same document as
+/// [`to_moat_toml`], for machines. moat-runtime hands it to the in-container launcher,
+/// where JSON parses faster than TOML on the path of every container start.
+pub fn to_moat_json(policy: &Policy) -> Result<Written, WriteError> {
+    let Written { text, warnings } = to_moat_toml(policy)?;
+    // The TOML writer is the one place that knows moat's spelling; re-encoding its output
+    // keeps the two formats from drifting apart. Its output always parses.
+    let value: Value = toml::from_str(&text).map_err(|e| WriteError::Inexpressible {
+        dialect: "moat JSON",
+        reason: format!("internal: the TOML writer produced unreadable text: {e}"),
+    })?;
+    let mut text = value.to_string();
+    text.push('\n');
+    Ok(Written { text, warnings })
+}
+
 /// Writes a policy in moat's own TOML format.
 ///
 /// Everything in the model has a moat spelling; the warnings are for a filesystem whose

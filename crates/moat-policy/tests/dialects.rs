@@ -501,11 +501,19 @@ fn every_error_is_positioned() {
 // Writers.
 
 #[test]
-fn moat_toml_round_trips_everything() {
-    for (name, p) in all_inputs() {
-        let w = write::to_moat_toml(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+fn moat_toml_and_json_round_trip_everything() {
+    type Writer = fn(&Policy) -> Result<write::Written, WriteError>;
+    let writers: [(&str, Writer); 2] = [
+        ("moat.toml", write::to_moat_toml),
+        ("moat.json", write::to_moat_json),
+    ];
+    for ((name, p), (file, writer)) in all_inputs()
+        .into_iter()
+        .flat_map(|input| writers.map(move |w| (input.clone(), w)))
+    {
+        let w = writer(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(w.warnings.is_empty(), "{name}: {:?}", w.warnings);
-        let (back, d) = read_back(&format!("{name} as moat.toml"), &w.text);
+        let (back, d) = read_back(&format!("{name} as {file}"), &w.text);
         assert_eq!(d, Dialect::Moat, "{name}");
         if p.fs.unrestricted || p.net.unrestricted {
             // Lifting a domain drops its rules in the model too.

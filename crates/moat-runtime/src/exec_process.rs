@@ -5,7 +5,7 @@
 use crate::cli::{CommandOptions, ProcessArg};
 use crate::config::prefix_args;
 use crate::error::RuntimeError;
-use crate::inject::{launcher_prefix, BUNDLE_DIR};
+use crate::inject::{launcher_prefix, BUNDLE_DIR, POLICY_FILE};
 use crate::policy_source::CONFINED_ANNOTATION;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -23,7 +23,7 @@ pub fn is_confined(state: &serde_json::Value) -> bool {
         || state
             .get("bundle")
             .and_then(|b| b.as_str())
-            .is_some_and(|b| Path::new(b).join(BUNDLE_DIR).join("policy.toml").exists())
+            .is_some_and(|b| Path::new(b).join(BUNDLE_DIR).join(POLICY_FILE).exists())
 }
 
 /// A process JSON with the launcher put in front of its `args`.
@@ -137,7 +137,7 @@ mod tests {
                 "/.moat/moat",
                 "run",
                 "--policy",
-                "/.moat/policy.toml",
+                "/.moat/policy.json",
                 "--",
                 "sh",
                 "-c",

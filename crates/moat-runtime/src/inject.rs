@@ -2,7 +2,7 @@
 //!
 //! The launcher (the static `moat` binary) and the normalised policy are bind-mounted
 //! read-only into the container at [`LAUNCHER_DEST`] and [`POLICY_DEST`], and
-//! `process.args` becomes `/.moat/moat run --policy /.moat/policy.toml [--preserve-fd N]...
+//! `process.args` becomes `/.moat/moat run --policy /.moat/policy.json [--preserve-fd N]...
 //! -- <original args>`. The environment, working directory, user and everything else in
 //! config.json stay as they were, so the launcher runs exactly where the entrypoint would
 //! have, after pivot_root, and builds its rules from the container's own paths.
@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 
 /// Where the launcher appears inside the container.
 pub const LAUNCHER_DEST: &str = "/.moat/moat";
+/// The policy's file name in the bundle's moat directory: moat's own dialect as JSON
+/// (`moat_policy::write::to_moat_json`), which the launcher parses faster than TOML.
+pub const POLICY_FILE: &str = "policy.json";
 /// Where the policy appears inside the container.
-pub const POLICY_DEST: &str = "/.moat/policy.toml";
+pub const POLICY_DEST: &str = "/.moat/policy.json";
 /// The bundle subdirectory moat-runtime writes to.
 pub const BUNDLE_DIR: &str = "moat";
 /// Mount options: read-only, no setuid, no devices; executable on purpose.
@@ -108,14 +111,14 @@ fn remove(path: &Path) -> Result<(), RuntimeError> {
 pub fn prepare(
     bundle: &Path,
     cfg: &mut Config,
-    policy_toml: &str,
+    policy_json: &str,
     launcher: &Path,
     extra_fds: u32,
 ) -> Result<PathBuf, RuntimeError> {
     let dir = bundle.join(BUNDLE_DIR);
     std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
-    let policy_path = dir.join("policy.toml");
-    write_new(&policy_path, policy_toml.as_bytes())?;
+    let policy_path = dir.join(POLICY_FILE);
+    write_new(&policy_path, policy_json.as_bytes())?;
 
     cfg.prefix_args(&launcher_prefix(extra_fds))?;
     cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
@@ -149,7 +152,7 @@ mod tests {
     fn prefix_keeps_the_runtimes_descriptors() {
         assert_eq!(
             launcher_prefix(0),
-            ["/.moat/moat", "run", "--policy", "/.moat/policy.toml", "--"]
+            ["/.moat/moat", "run", "--policy", "/.moat/policy.json", "--"]
         );
         let p = launcher_prefix(2);
         assert_eq!(&p[4..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
@@ -191,7 +194,7 @@ mod tests {
         std::fs::create_dir(&moat).unwrap();
         // Left over from an earlier container on this bundle (and a crash).
         for (name, text) in [
-            ("policy.toml", "old policy, much longer than the new one\n"),
+            ("policy.json", "old policy, much longer than the new one\n"),
             ("config.json.orig", "{\"old\":true}"),
             ("config.json.new", "{\"half"),
         ] {

@@ -152,7 +152,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         return Ok(Outcome::Exec(line.to_args()));
     };
     check_host(&resolved.policy, resolved.compat)?;
-    let (text, warnings) = moat_policy::write::to_moat_toml(&resolved.policy)?.into_parts();
+    let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
     if !warnings.is_empty() && resolved.compat == Compat::Strict {
         return Err(RuntimeError::Lossy(warnings.join("; ")));
     }
