@@ -227,49 +227,68 @@ fn read_pod(raw: Option<&RawValue>, field: &str) -> Result<PodView, String> {
     serde_json::from_str(raw.get()).map_err(|e| format!("cannot read the Pod in {field}: {e}"))
 }
 
+/// What becomes of a pod at creation.
+#[derive(Debug, Clone)]
+pub enum Admitted {
+    /// The pod did not opt in: it runs as it is.
+    NotOptedIn,
+    /// The pod is confined: its plan, and the warnings for its author.
+    Confined {
+        /// Every container's policy and the pod-wide fallback.
+        plan: pod_policy::PodPlan,
+        /// What the author should know.
+        warnings: Vec<String>,
+    },
+}
+
+/// Decides a pod at creation: whether it opted in, and then every container's policy. The
+/// error is the message a refused pod's author sees. `render` shows the same decision.
+pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
+    let named = |e: &dyn std::fmt::Display| format!("pod {}: {e}", pod.display_name());
+    let ann = pod.annotations();
+    let opt = annotations::check_keys(ann)
+        .and_then(|()| opt_in::decide(scope, ann))
+        .map_err(|e| named(&e))?;
+    if !opt.enforced {
+        return Ok(Admitted::NotOptedIn);
+    }
+    if let Some(other) = pod.spec.runtime_class_name.as_deref().filter(|rc| *rc != RUNTIME_CLASS) {
+        return Err(named(&format_args!(
+            "runtimeClassName `{other}`: moat confines this pod's containers through \
+             runtimeClassName `{RUNTIME_CLASS}`; remove runtimeClassName or set it to `{RUNTIME_CLASS}`"
+        )));
+    }
+    let mut plan = pod_policy::plan(pod).map_err(|e| named(&e))?;
+    let warnings = opt.warning.into_iter().chain(std::mem::take(&mut plan.warnings)).collect();
+    Ok(Admitted::Confined { plan, warnings })
+}
+
 fn create(req: &RequestIn<'_>, scope: Scope) -> Verdict {
     let pod = match read_pod(req.object, "object") {
         Ok(p) => p,
         Err(m) => return Verdict::deny(m),
     };
-    let ann = pod.annotations();
-    let decided = annotations::check_keys(ann).and_then(|()| opt_in::decide(scope, ann));
-    let opt = match decided {
-        Ok(o) => o,
-        Err(e) => return Verdict::deny(format!("pod {}: {e}", pod.display_name())),
+    let (plan, warnings) = match admit_pod(&pod, scope) {
+        Ok(Admitted::NotOptedIn) => return Verdict::allow(),
+        Ok(Admitted::Confined { plan, warnings }) => (plan, warnings),
+        Err(m) => return Verdict::deny(m),
     };
-    if !opt.enforced {
-        return Verdict::allow();
-    }
-    let runtime_class = pod.spec.runtime_class_name.as_deref();
-    if let Some(other) = runtime_class.filter(|rc| *rc != RUNTIME_CLASS) {
-        return Verdict::deny(format!(
-            "pod {}: runtimeClassName `{other}`: moat confines this pod's containers through \
-             runtimeClassName `{RUNTIME_CLASS}`; remove runtimeClassName or set it to `{RUNTIME_CLASS}`",
-            pod.display_name()
-        ));
-    }
-    let plan = match pod_policy::plan(&pod) {
-        Ok(p) => p,
-        Err(e) => return Verdict::deny(format!("pod {}: {e}", pod.display_name())),
-    };
-
     let mut set: Vec<(String, String)> = plan
         .containers
-        .iter()
-        .map(|c| (annotations::container_key(&c.name), c.text.clone()))
+        .into_iter()
+        .map(|c| (annotations::container_key(&c.name), c.text))
         .collect();
     if let Some(f) = plan.fallback {
         set.push((annotations::POLICY.to_string(), f));
     }
     let mut ops = patch::set_annotations(pod.metadata.annotations.as_ref(), &set);
-    if runtime_class.is_none() {
+    if pod.spec.runtime_class_name.is_none() {
         ops.push(Op::add("/spec/runtimeClassName", RUNTIME_CLASS.into()));
     }
     Verdict {
         ops,
         denied: None,
-        warnings: opt.warning.into_iter().chain(plan.warnings).collect(),
+        warnings,
     }
 }
 
