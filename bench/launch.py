@@ -4,8 +4,9 @@
 Every variant is started with posix_spawn and waited for, in interleaved rounds (one run of
 each variant per round, in a shuffled order) so that machine noise hits all variants alike.
 Reports the median, p10 and p90 wall time per variant and the median added over bare
-/bin/true. Peers are measured only when present on this machine (see docs/PERFORMANCE.md
-for how they were obtained); nothing is downloaded or built here.
+/bin/true. Peers are measured only when present on this machine: the C peers built by
+bench/peers/build.sh (the kernel's sample sandboxer, moat's enforcement in minimal C, an
+exec-only launcher), bwrap and firejail from Debian; nothing is downloaded or built here.
 
 usage: bench/launch.py [--runs N] [--moat PATH] [--markdown]
 """
@@ -24,11 +25,24 @@ def variants(moat):
     v = [("bare /bin/true", ["/bin/true"])]
     v.append(("moat run (flags)", [moat, "run", *FLAGS, "--", "/bin/true"]))
     v.append(("moat run (default preset)", [moat, "run", "--", "/bin/true"]))
-    sandboxer = os.environ.get("SANDBOXER", "/usr/local/bin/sandboxer")
-    if os.access(sandboxer, os.X_OK):
-        # The kernel's sample sandboxer takes its rules from the environment.
-        v.append(("kernel sample sandboxer (static C)", [sandboxer, "/bin/true"],
-                  {"LL_FS_RO": "/usr:/lib:/lib64:/bin:/etc", "LL_FS_RW": ""}))
+    peers = os.environ.get("MOAT_BENCH_PEERS", "")
+    def peer(name):
+        path = os.path.join(peers, name)
+        return path if peers and os.access(path, os.X_OK) else None
+    if peer("exec-only"):
+        v.append(("exec-only launcher (static C, no sandbox)", [peer("exec-only"), "/bin/true"]))
+    if peer("floor"):
+        # moat's enforcement for the flags above, in minimal C (bench/peers/floor.c).
+        v.append(("floor: moat's enforcement in minimal C", [peer("floor"), "/bin/true"]))
+        v.append(("floor without the seccomp filter", [peer("floor"), "/bin/true"],
+                  {"FLOOR_NO_SECCOMP": "1"}))
+    if peer("sandboxer"):
+        # The kernel's sample takes its rules from the environment: the same filesystem
+        # rules, TCP bind and connect handled with no port allowed, both scopes; it has no
+        # seccomp layer.
+        v.append(("kernel sample sandboxer (6.12, static C)", [peer("sandboxer"), "/bin/true"],
+                  {"LL_FS_RO": "/usr:/lib:/lib64:/bin:/etc", "LL_FS_RW": "",
+                   "LL_TCP_BIND": "", "LL_TCP_CONNECT": "", "LL_SCOPED": "a:s"}))
     landrun = shutil.which("landrun")
     if landrun:
         v.append(("landrun", [landrun, "--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc", "/bin/true"]))
@@ -50,10 +64,14 @@ def variants(moat):
     return v
 
 
+DEVNULL = os.open(os.devnull, os.O_WRONLY)
+
+
 def spawn_wait(argv, env):
     path = argv[0] if argv[0].startswith("/") else shutil.which(argv[0])
     t0 = time.perf_counter_ns()
-    pid = os.posix_spawn(path, argv, env)
+    # stderr to /dev/null for every variant: the sample sandboxer prints two lines per run.
+    pid = os.posix_spawn(path, argv, env, file_actions=[(os.POSIX_SPAWN_DUP2, DEVNULL, 2)])
     _, status = os.waitpid(pid, 0)
     t1 = time.perf_counter_ns()
     return t1 - t0, os.waitstatus_to_exitcode(status)
@@ -75,12 +93,17 @@ def main():
     moat = os.path.join(workdir, "moat")
     shutil.copyfile(os.path.abspath(args.moat), moat)
     os.chmod(moat, 0o755)
-    sandboxer = os.environ.get("SANDBOXER", "/usr/local/bin/sandboxer")
-    if os.access(sandboxer, os.X_OK):
-        copy = os.path.join(workdir, "sandboxer")
-        shutil.copyfile(sandboxer, copy)
-        os.chmod(copy, 0o755)
-        os.environ["SANDBOXER"] = copy
+    # The C peers built by bench/peers/build.sh, copied for the same reason.
+    built = os.path.join(os.path.dirname(os.path.abspath(args.moat)), "..", "..", "bench-peers")
+    built = os.environ.get("MOAT_BENCH_PEERS", built)
+    peers = os.path.join(workdir, "peers")
+    os.mkdir(peers)
+    for name in ("exec-only", "floor", "sandboxer"):
+        src = os.path.join(built, name)
+        if os.access(src, os.X_OK):
+            shutil.copyfile(src, os.path.join(peers, name))
+            os.chmod(os.path.join(peers, name), 0o755)
+    os.environ["MOAT_BENCH_PEERS"] = peers
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     vs = variants(moat)
     if args.only:
