@@ -213,6 +213,24 @@ impl Policy {
         Policy::default()
     }
 
+    /// A policy that restricts only TCP `bind`, to `ports`, and leaves everything else
+    /// (filesystem, connect, UDP, scopes) unrestricted: Kubernetes' "a container may bind
+    /// only the ports it declares", which never breaks a container that keeps to its spec.
+    pub fn bind_tcp_only(ports: impl IntoIterator<Item = u16>, origin: &str) -> Policy {
+        let bind = NetAccess::of(&[NetRight::BindTcp]);
+        let mut p = Policy::allow_all();
+        p.net.handled = bind;
+        p.net.rules = ports
+            .into_iter()
+            .map(|port| PortRule {
+                ports: PortRange::single(port),
+                access: bind,
+                origin: Origin::new(origin),
+            })
+            .collect();
+        p
+    }
+
     /// Lifts every filesystem restriction.
     pub fn lift_filesystem(&mut self) {
         self.fs = FsPolicy {

@@ -18,6 +18,7 @@ pub mod error;
 pub mod exec_process;
 pub mod features;
 pub mod inject;
+pub mod kube;
 pub mod log;
 pub mod policy_source;
 pub mod runtime_config;
@@ -78,7 +79,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some("create") | Some("run") => create(&line, &mut file),
         Some("exec") => exec(&line, &runtime),
         Some("features") => features(&line, &runtime),
-        Some("restore") => restore(&line),
+        Some("restore") => restore(&line, &mut file),
         _ => Ok(Outcome::Exec(line.to_args())),
     };
     match outcome {
@@ -110,6 +111,13 @@ impl LazyFile {
         }
         Ok(self.0.get_or_insert_with(FileConfig::default))
     }
+}
+
+/// What the node's configuration file adds to a container's annotations.
+fn node_options(file: &mut LazyFile) -> Result<policy_source::NodeOptions, RuntimeError> {
+    Ok(policy_source::NodeOptions {
+        ports_from_spec: file.get()?.ports_from_spec,
+    })
 }
 
 /// `--log`/`--log-format` from a line that did not parse, to report why.
@@ -148,7 +156,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     if policy_source::is_sandbox(&cfg)? || inject::already_prepared(&cfg) {
         return Ok(Outcome::Exec(line.to_args()));
     }
-    let Some(resolved) = policy_source::resolve(&cfg)? else {
+    let Some(resolved) = policy_source::resolve(&cfg, node_options(file)?)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
     check_host(&resolved.policy, resolved.compat)?;
@@ -170,12 +178,13 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
 /// `restore`: fail closed for confined containers (see [`RuntimeError::RestoreConfined`]);
 /// everything else goes to the real runtime unchanged. `checkpoint` needs no such check:
 /// dumping does not weaken the running container.
-fn restore(line: &CommandLine) -> Result<Outcome, RuntimeError> {
+fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeError> {
     let opts = cli::parse_options("restore", &line.rest)?;
     let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
     let cfg = Config::read(&bundle)?;
     let confined = inject::already_prepared(&cfg)
-        || (!policy_source::is_sandbox(&cfg)? && policy_source::resolve(&cfg)?.is_some());
+        || (!policy_source::is_sandbox(&cfg)?
+            && policy_source::resolve(&cfg, node_options(file)?)?.is_some());
     if confined {
         return Err(RuntimeError::RestoreConfined { bundle });
     }

@@ -1,10 +1,14 @@
 //! Where a container's policy comes from, first found: `process.landlock` in config.json
-//! (any dialect `moat run` reads), the annotation `moat.dev/policy` (a policy document),
-//! the annotation `moat.dev/preset` (a preset name). `moat.dev/compat` sets strict or
-//! best-effort when the policy itself does not say. Sandbox (pause) containers are never
-//! confined.
+//! (any dialect `moat run` reads); in Kubernetes, the annotation
+//! `container.moat.dev/<container-name>` (written by the admission webhook, or by the pod
+//! author for one container); the annotation `moat.dev/policy` (a policy document); the
+//! annotation `moat.dev/preset` (a preset name); and, when the node is configured with
+//! `ports_from_spec = true`, TCP bind limited to the Pod's declared containerPorts.
+//! `moat.dev/compat` sets strict or best-effort when the policy itself does not say.
+//! Sandbox (pause) containers are never confined.
 
 use crate::config::{Config, ConfigError};
+use crate::kube::{self, KubeError};
 use moat_policy::{presets, Compat, Policy, PolicyError};
 
 /// Annotation holding a policy document (TOML, JSON or YAML; any dialect).
@@ -38,11 +42,22 @@ pub enum SourceError {
         /// The parser's diagnostic.
         source: PolicyError,
     },
+    /// A Kubernetes annotation is malformed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The per-container policy annotation does not parse.
+    #[error("annotation {key}: {source}")]
+    ContainerPolicy {
+        /// `container.moat.dev/<name>`.
+        key: String,
+        /// The parser's diagnostic.
+        source: PolicyError,
+    },
     /// `moat.dev/compat` has a value other than `strict` or `best-effort`.
     #[error("annotation {COMPAT_ANNOTATION}=`{0}`: write `strict` or `best-effort`")]
     BadCompat(String),
     /// A `moat.dev/` annotation moat does not know (a typo would leave a container open).
-    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION})")]
+    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION}, {enforce}, {ports})", enforce = kube::ENFORCE_ANNOTATION, ports = kube::PORTS_FROM_SPEC_ANNOTATION)]
     UnknownAnnotation(String),
     /// `moat.dev/compat` without a policy to apply it to.
     #[error("annotation {COMPAT_ANNOTATION} is set but the container has no policy ({POLICY_ANNOTATION}, {PRESET_ANNOTATION} or process.landlock)")]
@@ -57,7 +72,16 @@ pub struct Resolved {
     /// Strict or best-effort.
     pub compat: Compat,
     /// Where it came from, for messages.
-    pub origin: &'static str,
+    pub origin: String,
+}
+
+/// What the node's configuration adds to the annotations (see
+/// [`crate::runtime_config::FileConfig`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// Derive TCP bind rules from `io.kubernetes.container.ports` for a Kubernetes
+    /// container that names no policy.
+    pub ports_from_spec: bool,
 }
 
 /// Whether the container is a pod's sandbox (pause) container.
@@ -69,7 +93,7 @@ pub fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
 }
 
 /// The container's policy, or `None` when it has none.
-pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
+pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, SourceError> {
     let ann = cfg.annotations()?;
     let get = |key: &str| ann.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     if let Some((k, _)) = ann.iter().find(|(k, _)| {
@@ -79,6 +103,8 @@ pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
                 PRESET_ANNOTATION,
                 COMPAT_ANNOTATION,
                 CONFINED_ANNOTATION,
+                kube::ENFORCE_ANNOTATION,
+                kube::PORTS_FROM_SPEC_ANNOTATION,
             ]
             .contains(k)
     }) {
@@ -93,6 +119,12 @@ pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
         },
     };
 
+    // Both checked up front so a malformed value is refused whichever policy applies.
+    kube::flag(&ann, kube::ENFORCE_ANNOTATION)?;
+    let ports_from_spec = kube::flag(&ann, kube::PORTS_FROM_SPEC_ANNOTATION)?;
+    let container_key =
+        kube::container_name(&ann).map(|name| format!("{}{name}", kube::CONTAINER_POLICY_PREFIX));
+
     let (policy, origin) = if let Some(landlock) = cfg.process_landlock() {
         const ORIGIN: &str = "config.json process.landlock";
         // The object is its own document: every dialect parses it, and messages point
@@ -104,7 +136,17 @@ pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
                 source,
             }
         })?;
-        (p, ORIGIN)
+        (p, ORIGIN.to_string())
+    } else if let Some((key, text)) = container_key
+        .as_deref()
+        .and_then(|key| get(key).map(|text| (key, text)))
+    {
+        let p =
+            moat_policy::parse_str(key, text).map_err(|source| SourceError::ContainerPolicy {
+                key: key.to_string(),
+                source,
+            })?;
+        (p, format!("annotation {key}"))
     } else if let Some(text) = get(POLICY_ANNOTATION) {
         const ORIGIN: &str = "annotation moat.dev/policy";
         let p = moat_policy::parse_str(POLICY_ANNOTATION, text).map_err(|source| {
@@ -113,14 +155,21 @@ pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
                 source,
             }
         })?;
-        (p, ORIGIN)
+        (p, ORIGIN.to_string())
     } else if let Some(name) = get(PRESET_ANNOTATION) {
         const ORIGIN: &str = "annotation moat.dev/preset";
         let p = presets::load(name.trim()).map_err(|source| SourceError::Policy {
             origin: ORIGIN,
             source,
         })?;
-        (p, ORIGIN)
+        (p, ORIGIN.to_string())
+    } else if let Some(ports) = (node.ports_from_spec && ports_from_spec != Some(false))
+        .then(|| kube::declared_tcp_ports(&ann))
+        .transpose()?
+        .flatten()
+    {
+        const ORIGIN: &str = "containerPorts (io.kubernetes.container.ports)";
+        (Policy::bind_tcp_only(ports, ORIGIN), ORIGIN.to_string())
     } else if compat_override.is_some() {
         return Err(SourceError::CompatWithoutPolicy);
     } else {
@@ -147,7 +196,7 @@ mod tests {
     #[test]
     fn no_policy_is_none() {
         let c = cfg(serde_json::json!({"process":{"args":["sh"]},"annotations":{"x":"y"}}));
-        assert!(resolve(&c).unwrap().is_none());
+        assert!(resolve(&c, NodeOptions::default()).unwrap().is_none());
     }
 
     #[test]
@@ -157,7 +206,7 @@ mod tests {
                 "handledAccess":{"handledAccessFS":["read_file"]},
                 "rules":{"pathBeneath":[{"allowedAccess":["read_file"],"paths":["/etc"]}]}}},
             "annotations":{"moat.dev/preset":"default"}}));
-        let r = resolve(&c).unwrap().unwrap();
+        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
         assert_eq!(r.origin, "config.json process.landlock");
         assert_eq!(r.policy.fs.rules.len(), 1);
     }
@@ -168,11 +217,14 @@ mod tests {
             "moat.dev/policy":"[filesystem]\nread = [\"/etc\"]\n",
             "moat.dev/preset":"nope",
             "moat.dev/compat":"best-effort"}}));
-        let r = resolve(&c).unwrap().unwrap();
+        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
         assert_eq!(r.origin, "annotation moat.dev/policy");
         assert_eq!(r.compat, Compat::BestEffort);
         let c = cfg(serde_json::json!({"annotations":{"moat.dev/preset":"default"}}));
-        assert_eq!(resolve(&c).unwrap().unwrap().compat, Compat::Strict);
+        assert_eq!(
+            resolve(&c, NodeOptions::default()).unwrap().unwrap().compat,
+            Compat::Strict
+        );
     }
 
     #[test]
@@ -186,7 +238,81 @@ mod tests {
             serde_json::json!({"moat.dev/compat":"strict"}),
         ] {
             let c = cfg(serde_json::json!({ "annotations": ann }));
-            assert!(resolve(&c).is_err(), "{ann} should be refused");
+            assert!(
+                resolve(&c, NodeOptions::default()).is_err(),
+                "{ann} should be refused"
+            );
+        }
+    }
+
+    fn pod_container(extra: serde_json::Value) -> Config {
+        let mut ann = serde_json::json!({
+            "io.kubernetes.cri.container-name": "web",
+            "io.kubernetes.container.ports": r#"[{"containerPort":80,"protocol":"TCP"}]"#,
+            "moat.dev/enforce": "true",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            ann[k] = v.clone();
+        }
+        cfg(serde_json::json!({ "annotations": ann }))
+    }
+
+    const PORTS_ON: NodeOptions = NodeOptions {
+        ports_from_spec: true,
+    };
+
+    #[test]
+    fn kubernetes_container_policy_wins_over_pod_policy() {
+        let c = pod_container(serde_json::json!({
+            "container.moat.dev/web": "[network]\nbind_tcp = [80]\n",
+            "container.moat.dev/sidecar": "not a policy [",
+            "moat.dev/policy": "[filesystem]\nread = [\"/etc\"]\n",
+        }));
+        let r = resolve(&c, PORTS_ON).unwrap().unwrap();
+        assert_eq!(r.origin, "annotation container.moat.dev/web");
+        assert_eq!(r.policy.net.rules.len(), 1);
+        // CRI-O's name annotation works the same.
+        let c = cfg(serde_json::json!({"annotations":{
+            "io.kubernetes.container.name": "web",
+            "container.moat.dev/web": "[network]\nbind_tcp = [80]\n"}}));
+        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
+        assert_eq!(r.origin, "annotation container.moat.dev/web");
+        // A broken policy for this container is refused, naming the annotation.
+        let c = pod_container(serde_json::json!({"container.moat.dev/web": "[network\n"}));
+        let e = resolve(&c, PORTS_ON).unwrap_err().to_string();
+        assert!(e.starts_with("annotation container.moat.dev/web: "), "{e}");
+    }
+
+    #[test]
+    fn ports_from_spec_only_when_the_node_says_so() {
+        let c = pod_container(serde_json::json!({}));
+        assert!(resolve(&c, NodeOptions::default()).unwrap().is_none());
+        let r = resolve(&c, PORTS_ON).unwrap().unwrap();
+        assert_eq!(r.origin, "containerPorts (io.kubernetes.container.ports)");
+        let bind = moat_policy::NetAccess::of(&[moat_policy::NetRight::BindTcp]);
+        assert_eq!(r.policy.net.handled, bind);
+        assert!(!r.policy.net.seal_sockets);
+        assert!(r.policy.fs.handled.is_empty() && r.policy.scopes.is_empty());
+        let ports: Vec<u16> = r
+            .policy
+            .net
+            .rules
+            .iter()
+            .flat_map(|r| r.ports.ports())
+            .collect();
+        assert_eq!(ports, [80]);
+        // The pod can turn it off; a malformed port list or flag is refused.
+        let c = pod_container(serde_json::json!({"moat.dev/ports-from-spec": "false"}));
+        assert!(resolve(&c, PORTS_ON).unwrap().is_none());
+        for bad in [
+            serde_json::json!({"moat.dev/ports-from-spec": "no"}),
+            serde_json::json!({"moat.dev/enforce": "1"}),
+            serde_json::json!({"io.kubernetes.container.ports": "[{\"containerPort\":99999}]"}),
+        ] {
+            assert!(
+                resolve(&pod_container(bad.clone()), PORTS_ON).is_err(),
+                "{bad}"
+            );
         }
     }
 

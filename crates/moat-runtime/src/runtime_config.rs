@@ -46,6 +46,10 @@ pub struct FileConfig {
     pub runtime: Option<String>,
     /// `launcher = "/usr/local/bin/moat"`.
     pub launcher: Option<String>,
+    /// `ports_from_spec = true`: a Kubernetes container that names no policy gets TCP bind
+    /// limited to the containerPorts its Pod declares (for clusters without moat's
+    /// admission webhook, which does the same at admission).
+    pub ports_from_spec: bool,
 }
 
 impl FileConfig {
@@ -73,14 +77,24 @@ impl FileConfig {
         let table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut c = FileConfig::default();
         for (k, v) in table {
-            let s = v
-                .as_str()
-                .ok_or_else(|| bad(format!("`{k}` must be a string")))?
-                .to_string();
+            let string = || {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("`{k}` must be a string")))
+            };
             match k.as_str() {
-                "runtime" => c.runtime = Some(s),
-                "launcher" => c.launcher = Some(s),
-                other => return Err(bad(format!("unknown key `{other}` (runtime, launcher)"))),
+                "runtime" => c.runtime = Some(string()?),
+                "launcher" => c.launcher = Some(string()?),
+                "ports_from_spec" => {
+                    c.ports_from_spec = v
+                        .as_bool()
+                        .ok_or_else(|| bad(format!("`{k}` must be true or false")))?
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown key `{other}` (runtime, launcher, ports_from_spec)"
+                    )))
+                }
             }
         }
         Ok(c)
@@ -138,13 +152,17 @@ mod tests {
         assert!(FileConfig::parse(p, "runtim = \"x\"").is_err());
         assert!(FileConfig::parse(p, "runtime = 3").is_err());
         assert!(FileConfig::parse(p, "runtime = ").is_err());
+        let c = FileConfig::parse(p, "ports_from_spec = true\n").unwrap();
+        assert!(c.ports_from_spec);
+        assert!(!FileConfig::default().ports_from_spec);
+        assert!(FileConfig::parse(p, "ports_from_spec = \"yes\"").is_err());
     }
 
     #[test]
     fn flag_beats_file() {
         let file = FileConfig {
             runtime: Some("/file/runc".into()),
-            launcher: None,
+            ..FileConfig::default()
         };
         let flag = OsString::from("/flag/runc");
         assert_eq!(runtime(Some(&flag), &file), flag);
