@@ -1,4 +1,5 @@
-//! Subcommands served by companion binaries (`moat webhook` → `moat-k8s webhook`).
+//! Subcommands served by companion binaries (`moat webhook` → `moat-k8s webhook`,
+//! `moat watchdog` → `moat-watchdog`).
 //!
 //! The server-side jobs (the admission webhook, later the function watchdog) need an async
 //! runtime, TLS and the Kubernetes API types. Linked into `moat` itself they would multiply
@@ -33,6 +34,11 @@ pub const COMPANIONS: &[Companion] = &[
     Companion {
         subcommand: "k8s",
         binary: "moat-k8s",
+        keep_word: false,
+    },
+    Companion {
+        subcommand: "watchdog",
+        binary: "moat-watchdog",
         keep_word: false,
     },
 ];

@@ -70,6 +70,10 @@ enum Command {
     /// manifest would get (served by the moat-k8s binary; see `moat k8s --help`).
     #[command(disable_help_flag = true)]
     K8s(CompanionArgs),
+    /// Function server compatible with the OpenFaaS classic watchdog that runs every call
+    /// in its own sandbox (served by the moat-watchdog binary; see `moat watchdog --help`).
+    #[command(disable_help_flag = true)]
+    Watchdog(CompanionArgs),
 }
 
 /// The words after a subcommand that a companion binary serves, passed on untouched.
@@ -155,8 +159,8 @@ pub fn main() -> i32 {
         Command::Presets(args) => presets::presets(args),
         Command::Policy(cmd) => policy::policy(cmd),
         // Handed over before parsing; reaching here means the word was not first.
-        Command::Webhook(_) | Command::K8s(_) => Err(Failure::moat(
-            "`webhook` and `k8s` must come right after `moat`",
+        Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) => Err(Failure::moat(
+            "`webhook`, `k8s` and `watchdog` must come right after `moat`",
         )),
     };
     match result {
