@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod ports;
 pub mod presets;
+pub mod record;
 pub mod rights;
 pub mod vars;
 pub mod write;

@@ -20,7 +20,7 @@ pub trait Right: Copy + Eq + fmt::Debug + 'static {
 }
 
 /// A filesystem access right (`LANDLOCK_ACCESS_FS_*`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[allow(missing_docs)]
 pub enum FsRight {
     Execute,

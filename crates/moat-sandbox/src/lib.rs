@@ -17,6 +17,7 @@ pub mod ldd;
 pub mod plan;
 pub mod report;
 pub mod seccomp;
+pub mod trace;
 
 pub use abi::{AbiInfo, Availability};
 pub use plan::{plan, Plan, PlanError};

@@ -5,6 +5,7 @@ mod companion;
 mod policy;
 mod policy_args;
 mod presets;
+mod record;
 mod run;
 mod run_fast;
 mod status;
@@ -62,6 +63,8 @@ enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run a command and write the policy it needs.
+    Record(record::RecordArgs),
     /// Kubernetes admission webhook: opted-in pods get runtimeClassName moat and a policy
     /// per container (served by the moat-k8s binary; see `moat webhook --help`).
     #[command(disable_help_flag = true)]
@@ -158,6 +161,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::status(args),
         Command::Presets(args) => presets::presets(args),
         Command::Policy(cmd) => policy::policy(cmd),
+        Command::Record(args) => record::record(args),
         // Handed over before parsing; reaching here means the word was not first.
         Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) => Err(Failure::moat(
             "`webhook`, `k8s` and `watchdog` must come right after `moat`",

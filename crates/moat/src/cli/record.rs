@@ -1,0 +1,122 @@
+//! `moat record`: run a command traced, unrestricted, and write the smallest moat policy
+//! that lets the same run succeed under `moat run --policy FILE`.
+
+use super::Failure;
+use moat_policy::record::{self, Observed, Options};
+use moat_policy::write;
+use moat_sandbox::exec::Target;
+use moat_sandbox::trace;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `moat record`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Run a command and write the policy it needs",
+    long_about = "Run a command, unrestricted, and write the smallest moat policy that lets the \
+same run succeed under `moat run --policy FILE`.\n\n\
+Every file and directory access (read, write, create, remove, rename, link, execute, truncate, \
+device ioctl), every TCP/UDP bind and connect, and every signal or abstract unix socket that \
+leaves the command's own processes is observed, in the command and everything it starts, with \
+seccomp user notification: no root needed. Nothing is denied while recording.\n\n\
+The policy grants exact files where few are used and a directory where many entries of it are \
+(see --dir-threshold), only the rights that were used, and moves rights on what the run created \
+to the nearest directory that existed before it. Exit status: the command's own; 125 when moat \
+fails.",
+    after_help = "Examples:\n  moat record -o make.toml -- make\n  moat run --policy make.toml -- make\n  moat record --merge make.toml -o make.toml -- make install DESTDIR=/tmp/x"
+)]
+pub struct RecordArgs {
+    /// Write the policy to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Extend this policy (any dialect moat reads) with what the run needs.
+    #[arg(long, value_name = "FILE")]
+    merge: Option<PathBuf>,
+    /// Grant a right on a directory once this many of its entries used it (0: never).
+    #[arg(long, value_name = "N", default_value_t = Options::default().dir_threshold)]
+    dir_threshold: usize,
+    /// Print each observed call to standard error.
+    #[arg(short, long)]
+    verbose: bool,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command: Vec<OsString>,
+}
+
+/// Runs `moat record`.
+pub fn record(args: RecordArgs) -> Result<i32, Failure> {
+    super::reject_unknown_option(&args.command)?;
+    // Read the base first: a broken file must not cost a whole traced run.
+    let base = match &args.merge {
+        Some(f) => Some(moat_policy::load_file(f).map_err(Failure::moat)?),
+        None => None,
+    };
+    let mut command = args.command.into_iter();
+    let Some(cmd) = command.next() else {
+        return Err(Failure::moat("no command given"));
+    };
+    let target = Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref())
+        .map_err(|e| Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        })?;
+
+    let session = trace::spawn(&target, None, || Ok(())).map_err(Failure::moat)?;
+    let mut observed: Vec<Observed> = Vec::new();
+    let verbose = args.verbose;
+    let exit = session
+        .run(|e| {
+            if verbose {
+                eprintln!(
+                    "moat: record: {} ({}) {}: {:?}",
+                    e.comm, e.pid, e.call, e.observed
+                );
+            }
+            observed.extend(e.observed.iter().cloned());
+        })
+        .map_err(Failure::moat)?;
+
+    let recorded = record::synthesize(
+        &observed,
+        Options {
+            dir_threshold: args.dir_threshold,
+        },
+    );
+    let policy = match base {
+        Some(b) => b.merge(recorded),
+        None => recorded,
+    };
+    let text = write::to_moat_toml(&policy).map_err(Failure::moat)?;
+    let mut out = String::from(
+        "# Recorded by `moat record`: what one run needed. Review before use: a run that\n\
+         # did not take every path of the program did not record everything it may need.\n",
+    );
+    out.push_str(&text.text);
+    match &args.output {
+        Some(path) => std::fs::write(path, out)
+            .map_err(|e| Failure::moat(format!("cannot write {}: {e}", path.display())))?,
+        None => {
+            let _ = std::io::stdout().write_all(out.as_bytes());
+        }
+    }
+    for w in text.warnings {
+        eprintln!("moat: record: {w}");
+    }
+    eprintln!(
+        "moat: record: {} ended with status {}; {} rules{}",
+        target.program.display(),
+        exit.status(),
+        policy.fs.rules.len() + policy.net.rules.len(),
+        args.output
+            .as_ref()
+            .map(|p| format!(", written to {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(exit.status())
+}
