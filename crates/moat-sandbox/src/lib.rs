@@ -10,7 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod audit;
 pub mod exec;
+pub mod explain;
 pub mod fds;
 pub mod landlock;
 pub mod ldd;

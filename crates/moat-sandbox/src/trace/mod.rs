@@ -75,6 +75,25 @@ pub fn spawn(
     env: Option<&[(OsString, OsString)]>,
     prepare: impl FnOnce() -> Result<(), String>,
 ) -> Result<Session, TraceError> {
+    start(target, env, prepare, true)
+}
+
+/// Starts `target` like [`spawn`] but without the tracing filter: the caller only waits
+/// for it ([`Session::try_wait`]), for example while it reads the audit log.
+pub fn spawn_untraced(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    prepare: impl FnOnce() -> Result<(), String>,
+) -> Result<Session, TraceError> {
+    start(target, env, prepare, false)
+}
+
+fn start(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    prepare: impl FnOnce() -> Result<(), String>,
+    traced: bool,
+) -> Result<Session, TraceError> {
     let mut pair = [0; 2];
     // SAFETY: `pair` is a valid out-array of two ints.
     let r = unsafe {
@@ -98,29 +117,39 @@ pub fn spawn(
     }
     if pid == 0 {
         drop(ours);
-        let code = child(target, env, prepare, theirs);
+        let code = child(target, env, prepare, traced.then_some(theirs));
         // SAFETY: leaving the forked child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
     drop(theirs);
-    let listener = receive_fd(&ours).map_err(os("receiving the notification listener"))?;
+    let listener = if traced {
+        receive_fd(&ours).map_err(os("receiving the notification listener"))?
+    } else {
+        None
+    };
     Ok(Session {
         child: pid,
         listener,
     })
 }
 
-/// The child's side: prepare, install the filter, hand the listener over, exec.
+/// The child's side: prepare, install the filter and hand the listener over (when
+/// traced), exec.
 fn child(
     target: &Target,
     env: Option<&[(OsString, OsString)]>,
     prepare: impl FnOnce() -> Result<(), String>,
-    sock: OwnedFd,
+    sock: Option<OwnedFd>,
 ) -> i32 {
     if let Err(m) = prepare() {
         eprintln!("moat: {m}");
         return 125;
     }
+    let Some(sock) = sock else {
+        let err: ExecError = crate::exec::exec(target, env, None);
+        eprintln!("moat: {err}");
+        return err.exit_code();
+    };
     // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         eprintln!("moat: no_new_privs: {}", io::Error::last_os_error());
@@ -281,6 +310,11 @@ impl Session {
             Some(e) => Ok(e),
             None => Ok(self.reap(0)?.unwrap_or(Exit::Code(125))),
         }
+    }
+
+    /// How the child ended, if it has; does not wait.
+    pub fn try_wait(&self) -> Result<Option<Exit>, TraceError> {
+        self.reap(libc::WNOHANG)
     }
 
     fn reap(&self, flags: i32) -> Result<Option<Exit>, TraceError> {

@@ -137,7 +137,7 @@ pub fn program() -> Vec<libc::sock_filter> {
     let mut p = Vec::with_capacity(n + 5);
     p.push(stmt(ld, 4)); // arch
                          // Not the native ABI: allow (the socket seal, when installed, deals with it).
-    p.push(jeq(AUDIT_ARCH, 0, (n + 2) as u8));
+    p.push(jeq(AUDIT_ARCH, 0, (n + 1) as u8));
     p.push(stmt(ld, 0)); // nr
     for (i, nr) in TRACED.iter().enumerate() {
         // Hit: jump to the notify return just after the allow return.
@@ -229,6 +229,6 @@ mod tests {
             assert_eq!(p[at].k, *nr as u32);
             assert_eq!(at + 1 + p[at].jt as usize, notify, "syscall {nr}");
         }
-        assert_eq!(2 + 1 + p[1].jf as usize, notify - 1, "foreign ABI allowed");
+        assert_eq!(1 + 1 + p[1].jf as usize, notify - 1, "foreign ABI allowed");
     }
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod companion;
+mod explain;
 mod policy;
 mod policy_args;
 mod presets;

@@ -31,6 +31,11 @@ pub struct RunArgs {
     /// LISTEN_FDS are always kept.
     #[arg(long = "preserve-fd", value_name = "N")]
     pub(crate) preserve_fd: Vec<i32>,
+    /// When the sandbox denies the command something, say what and which flag or policy
+    /// line would allow it (from the kernel's Landlock audit records where readable, else
+    /// by tracing the command). moat then stays as the command's parent until it ends.
+    #[arg(long)]
+    pub(crate) explain: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         value_name = "COMMAND",
@@ -77,6 +82,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         }
     }
     let env = exec::environment(&policy.env);
+    if args.explain {
+        return super::explain::run(&target, env.as_deref(), plan);
+    }
 
     set_no_new_privs().map_err(Failure::moat)?;
     if let Some(ll) = &plan.landlock {

@@ -65,6 +65,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
     Some(RunArgs {
         policy,
         preserve_fd,
+        explain: false,
         command,
     })
 }

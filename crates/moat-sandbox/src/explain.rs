@@ -1,0 +1,291 @@
+//! What the sandbox denied, and what would allow it (`moat run --explain`).
+//!
+//! Denials come from two sources: the kernel's own Landlock audit records
+//! ([`crate::audit`]), exact but only where audit is enabled and readable, and the tracer
+//! ([`crate::trace`]), whose observed calls are checked here against the plan the same
+//! way Landlock checks them ([`Checker`]). Either way each denial becomes one [`Denial`]
+//! that names the operation, the object and the flag or policy line that would allow it.
+
+use crate::plan::Plan;
+use moat_policy::record::Observed;
+use moat_policy::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Right, Scope, ScopeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What was denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// Filesystem rights on a path (the file, or the directory for create and remove).
+    Fs {
+        /// The object.
+        path: PathBuf,
+        /// The rights it lacked.
+        rights: Vec<FsRight>,
+    },
+    /// A network right on a port.
+    Port {
+        /// The right.
+        right: NetRight,
+        /// The port.
+        port: u16,
+    },
+    /// Reaching a process outside the sandbox.
+    Scope(Scope),
+}
+
+/// A denial and who ran into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// What was denied.
+    pub what: Denied,
+    /// The process.
+    pub pid: i32,
+    /// Its command name.
+    pub comm: String,
+}
+
+fn rights_text(rights: &[FsRight]) -> String {
+    rights
+        .iter()
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The smallest intent group holding `rights`, and the `moat run` flag that grants it.
+fn group_for(rights: FsAccess) -> (FsGroup, Option<&'static str>) {
+    const ORDER: [(FsGroup, Option<&str>); 7] = [
+        (FsGroup::Read, Some("--ro")),
+        (FsGroup::Execute, Some("--rox")),
+        (FsGroup::ReadExec, Some("--rox")),
+        (FsGroup::Write, Some("--rw")),
+        (FsGroup::ReadWrite, Some("--rw")),
+        (FsGroup::ReadWriteExec, Some("--rwx")),
+        (FsGroup::All, None),
+    ];
+    ORDER
+        .iter()
+        .find(|(g, _)| g.access().contains_all(rights))
+        .copied()
+        .unwrap_or((FsGroup::All, None))
+}
+
+fn quoted(p: &Path) -> String {
+    format!("{:?}", p.to_string_lossy())
+}
+
+impl Denied {
+    /// How to allow it: a `moat run` flag (when one fits) and a policy-file line.
+    pub fn remedy(&self) -> String {
+        match self {
+            Denied::Fs { path, rights } => {
+                let (group, flag) = group_for(FsAccess::of(rights));
+                let p = path.display();
+                let line = format!("[filesystem] {} = [{}]", group.name(), quoted(path));
+                match flag {
+                    Some(f) => format!("`{f} {p}`, or in a policy file `{line}`"),
+                    None => format!("in a policy file `{line}`"),
+                }
+            }
+            Denied::Port { right, port } => {
+                let flag = match right {
+                    NetRight::BindTcp => "--bind-tcp",
+                    NetRight::ConnectTcp => "--connect-tcp",
+                    NetRight::BindUdp => "--bind-udp",
+                    NetRight::ConnectSendUdp => "--connect-udp",
+                };
+                format!(
+                    "`{flag} {port}`, or in a policy file `[network] {} = [{port}]`",
+                    right.name()
+                )
+            }
+            Denied::Scope(s) => {
+                let (flag, key) = match s {
+                    Scope::Signal => ("signal", "signal"),
+                    Scope::AbstractUnixSocket => ("abstract-unix-socket", "abstract_unix_socket"),
+                };
+                format!("`--unscoped {flag}`, or in a policy file `[scopes] {key} = false`")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::Fs { path, rights } => {
+                write!(f, "{} on {}", rights_text(rights), path.display())
+            }
+            Denied::Port { right, port } => write!(f, "{} on port {port}", right.name()),
+            Denied::Scope(Scope::Signal) => {
+                write!(f, "sending a signal to a process outside the sandbox")
+            }
+            Denied::Scope(Scope::AbstractUnixSocket) => write!(
+                f,
+                "connecting to an abstract unix socket of a process outside the sandbox"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (pid {}): denied {}\n  allow it with {}",
+            self.comm,
+            self.pid,
+            self.what,
+            self.what.remedy()
+        )
+    }
+}
+
+/// Checks observed calls against a plan as Landlock would.
+pub struct Checker {
+    fs_handled: FsAccess,
+    /// Canonical rule paths, whether they are directories, and their rights.
+    rules: Vec<(PathBuf, bool, FsAccess)>,
+    net_handled: NetAccess,
+    ports: Vec<(u16, NetAccess)>,
+    scopes: ScopeSet,
+}
+
+impl Checker {
+    /// A checker for what `plan` enforces.
+    pub fn new(plan: &Plan) -> Checker {
+        match &plan.landlock {
+            None => Checker {
+                fs_handled: FsAccess::EMPTY,
+                rules: Vec::new(),
+                net_handled: NetAccess::EMPTY,
+                ports: Vec::new(),
+                scopes: ScopeSet::EMPTY,
+            },
+            Some(l) => Checker {
+                fs_handled: l.fs_handled,
+                rules: l
+                    .path_rules
+                    .iter()
+                    .map(|r| {
+                        let p = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+                        (p, r.is_dir, r.access)
+                    })
+                    .collect(),
+                net_handled: l.net_handled,
+                ports: l.port_rules.clone(),
+                scopes: l.scopes,
+            },
+        }
+    }
+
+    /// The rights on `path` that no rule grants.
+    fn missing(&self, path: &Path, access: FsAccess) -> FsAccess {
+        let mut needed = access.intersect(self.fs_handled);
+        for (rule, is_dir, granted) in &self.rules {
+            let covers = if *is_dir {
+                path.starts_with(rule)
+            } else {
+                path == rule
+            };
+            if covers {
+                needed = needed.minus(*granted);
+            }
+        }
+        needed
+    }
+
+    /// What of `observed` the plan denies.
+    pub fn check(&self, observed: &Observed) -> Option<Denied> {
+        match observed {
+            Observed::Fs { path, access, .. } => {
+                let missing = self.missing(path, *access);
+                (!missing.is_empty()).then(|| Denied::Fs {
+                    path: path.clone(),
+                    rights: missing.iter().collect(),
+                })
+            }
+            Observed::Port { right, port } => {
+                let handled = self.net_handled.contains(*right);
+                let granted = self
+                    .ports
+                    .iter()
+                    .any(|(p, a)| p == port && a.contains(*right));
+                (handled && !granted).then_some(Denied::Port {
+                    right: *right,
+                    port: *port,
+                })
+            }
+            Observed::SignalOutside => self
+                .scopes
+                .contains(Scope::Signal)
+                .then_some(Denied::Scope(Scope::Signal)),
+            Observed::AbstractSocketOutside => self
+                .scopes
+                .contains(Scope::AbstractUnixSocket)
+                .then_some(Denied::Scope(Scope::AbstractUnixSocket)),
+            // Refused by the socket seal before the tracer sees them; `moat check` lists
+            // what the seal refuses.
+            Observed::Udp | Observed::UnsealedSocket(_) | Observed::Created(_) => None,
+        }
+    }
+}
+
+/// Collects denials in order of first appearance, each once.
+#[derive(Default)]
+pub struct Denials {
+    seen: Vec<Denial>,
+}
+
+impl Denials {
+    /// Adds `d` unless the same operation on the same object was already denied.
+    pub fn add(&mut self, d: Denial) {
+        if !self.seen.iter().any(|s| s.what == d.what) {
+            self.seen.push(d);
+        }
+    }
+
+    /// The denials collected.
+    pub fn into_vec(self) -> Vec<Denial> {
+        self.seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remedies_name_the_smallest_flag_and_group() {
+        let d = Denied::Fs {
+            path: "/root/.bashrc".into(),
+            rights: vec![FsRight::ReadFile],
+        };
+        assert_eq!(
+            d.remedy(),
+            "`--ro /root/.bashrc`, or in a policy file `[filesystem] read = [\"/root/.bashrc\"]`"
+        );
+        let d = Denied::Fs {
+            path: "/opt/x".into(),
+            rights: vec![FsRight::Execute, FsRight::ReadFile],
+        };
+        assert!(d.remedy().starts_with("`--rox /opt/x`"), "{}", d.remedy());
+        assert!(d.remedy().contains("read_exec = [\"/opt/x\"]"));
+        let d = Denied::Fs {
+            path: "/etc".into(),
+            rights: vec![FsRight::MakeReg],
+        };
+        assert!(d.remedy().starts_with("`--rw /etc`"));
+        let d = Denied::Port {
+            right: NetRight::BindTcp,
+            port: 100,
+        };
+        assert_eq!(
+            d.remedy(),
+            "`--bind-tcp 100`, or in a policy file `[network] bind_tcp = [100]`"
+        );
+        assert!(Denied::Scope(Scope::Signal)
+            .remedy()
+            .contains("[scopes] signal = false"));
+    }
+}

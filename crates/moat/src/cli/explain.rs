@@ -1,0 +1,183 @@
+//! `moat run --explain`: run the command sandboxed as a child, and when it ends, say what
+//! the sandbox denied it and which flag or policy line would allow each denial.
+//!
+//! The kernel's Landlock audit records are the source when they can be read (ABI 7, audit
+//! enabled, CAP_AUDIT_READ): the domain is created with `log_new_exec` so the command's
+//! denials are logged, and only records of that domain are used. Otherwise the command is
+//! traced with seccomp user notification and each call is checked against the plan the
+//! way Landlock checks it. moat stays as the parent (ignoring the terminal's SIGINT and
+//! SIGQUIT, like a shell with a foreground job) and exits with the command's status.
+
+use super::Failure;
+use moat_policy::Abi;
+use moat_sandbox::audit::{self, AuditLog};
+use moat_sandbox::exec::Target;
+use moat_sandbox::explain::{Checker, Denial, Denials};
+use moat_sandbox::trace::{self, Exit};
+use moat_sandbox::{landlock, seccomp, Plan};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+/// Runs the command under `plan` as a child and reports what was denied.
+pub fn run(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    mut plan: Plan,
+) -> Result<i32, Failure> {
+    let audit = match plan.landlock.as_ref() {
+        Some(l) if l.abi >= Abi::V7 => AuditLog::open().map_err(|e| e.to_string()),
+        Some(_) => Err("Landlock audit needs ABI 7".to_string()),
+        None => Err("no Landlock domain".to_string()),
+    };
+    let (exit, denials, source) = match audit {
+        Ok(log) => {
+            if let Some(l) = plan.landlock.as_mut() {
+                // The command runs after an exec: without this its denials are not logged.
+                l.audit.log_new_exec = true;
+                l.audit.log_same_exec = true;
+            }
+            let (exit, denials) = with_audit(target, env, &plan, &log)?;
+            (
+                exit,
+                denials,
+                "the kernel's Landlock audit records".to_string(),
+            )
+        }
+        Err(why) => {
+            let (exit, denials) = with_tracer(target, env, &plan)?;
+            (
+                exit,
+                denials,
+                format!(
+                    "the command's calls, traced with seccomp user notification and checked \
+                     against the policy (audit records unavailable: {why})"
+                ),
+            )
+        }
+    };
+    report(&denials, &source);
+    Ok(exit.status())
+}
+
+/// In the child: what `moat run` does before exec.
+fn restrict(plan: &Plan) -> Result<(), String> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+    }
+    if let Some(ll) = &plan.landlock {
+        landlock::apply(ll).map_err(|e| e.to_string())?;
+    }
+    if let Some(s) = plan.sockets {
+        seccomp::SocketFilter {
+            allow_udp: s.allow_udp,
+        }
+        .install()
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Like a shell with a foreground job: the terminal's interrupt goes to the command.
+fn ignore_terminal_signals() {
+    // SAFETY: setting a disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+}
+
+fn with_tracer(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    plan: &Plan,
+) -> Result<(Exit, Vec<Denial>), Failure> {
+    let checker = Checker::new(plan);
+    let session = trace::spawn(target, env, || restrict(plan)).map_err(Failure::moat)?;
+    ignore_terminal_signals();
+    let mut denials = Denials::default();
+    let exit = session
+        .run(|e| {
+            for o in &e.observed {
+                if let Some(what) = checker.check(o) {
+                    denials.add(Denial {
+                        what,
+                        pid: e.pid,
+                        comm: e.comm.clone(),
+                    });
+                }
+            }
+        })
+        .map_err(Failure::moat)?;
+    Ok((exit, denials.into_vec()))
+}
+
+fn with_audit(
+    target: &Target,
+    env: Option<&[(OsString, OsString)]>,
+    plan: &Plan,
+    log: &AuditLog,
+) -> Result<(Exit, Vec<Denial>), Failure> {
+    let session = trace::spawn_untraced(target, env, || restrict(plan)).map_err(Failure::moat)?;
+    ignore_terminal_signals();
+    let mut records = Vec::new();
+    let exit = loop {
+        records.extend(log.read(50));
+        if let Some(exit) = session.try_wait().map_err(Failure::moat)? {
+            // The kernel may still be delivering the last records.
+            records.extend(log.read(200));
+            break exit;
+        }
+    };
+    let child = session.pid();
+    let domain = records.iter().find_map(|r| {
+        (r.kind == audit::AUDIT_LANDLOCK_DOMAIN)
+            .then(|| audit::parse_allocation(&r.text))
+            .flatten()
+            .filter(|(_, pid)| *pid == child)
+            .map(|(d, _)| d)
+    });
+    let who: BTreeMap<u64, (i32, String)> = records
+        .iter()
+        .filter(|r| r.kind == audit::AUDIT_SYSCALL)
+        .filter_map(|r| audit::parse_syscall(&r.text).map(|w| (r.serial, w)))
+        .collect();
+    let mut denials = Denials::default();
+    for r in records
+        .iter()
+        .filter(|r| r.kind == audit::AUDIT_LANDLOCK_ACCESS)
+    {
+        let Some((d, denied)) = audit::parse_access(&r.text) else {
+            continue;
+        };
+        if Some(&d) != domain.as_ref() {
+            continue; // another sandbox on this machine, or a nested one
+        }
+        let (pid, comm) = who.get(&r.serial).cloned().unwrap_or((0, "?".into()));
+        for what in denied {
+            denials.add(Denial {
+                what,
+                pid,
+                comm: comm.clone(),
+            });
+        }
+    }
+    Ok((exit, denials.into_vec()))
+}
+
+fn report(denials: &[Denial], source: &str) {
+    if denials.is_empty() {
+        eprintln!("moat: explain: the sandbox denied nothing (source: {source})");
+        return;
+    }
+    let n = denials.len();
+    eprintln!(
+        "moat: explain: the sandbox denied {n} operation{} (source: {source}):",
+        if n == 1 { "" } else { "s" }
+    );
+    for d in denials {
+        for line in d.to_string().lines() {
+            eprintln!("moat: explain:   {line}");
+        }
+    }
+}
