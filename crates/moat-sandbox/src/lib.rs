@@ -19,6 +19,7 @@ pub mod ldd;
 pub mod plan;
 pub mod report;
 pub mod seccomp;
+pub mod spawn;
 pub mod trace;
 
 pub use abi::{AbiInfo, Availability};

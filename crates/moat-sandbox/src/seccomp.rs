@@ -263,8 +263,10 @@ impl SocketFilter {
         Ok(self.program()?.to_vec())
     }
 
-    /// The program, without copying it.
-    fn program(&self) -> Result<&'static [sock_filter], SeccompError> {
+    /// The program, without copying it: a `static` assembled at compile time, so a
+    /// process that installs it after `clone(CLONE_VM)` ([`crate::spawn`]) needs no
+    /// allocation.
+    pub fn program(&self) -> Result<&'static [sock_filter], SeccompError> {
         if NATIVE_AUDIT_ARCH.is_none() {
             return Err(SeccompError::UnsupportedArch {
                 arch: std::env::consts::ARCH,
