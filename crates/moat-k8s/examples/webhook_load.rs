@@ -3,7 +3,7 @@
 //! reports throughput and latency percentiles. Bounded in count and time.
 //!
 //! ```sh
-//! cargo build --release -p moat-k8s --examples
+//! cargo build --release -p moat-k8s --bins --examples
 //! target/x86_64-unknown-linux-gnu/release/examples/webhook_load --concurrency 100 --requests 50000
 //! ```
 //!
@@ -46,7 +46,9 @@ fn options() -> Options {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--concurrency" => o.concurrency = value.parse().expect("--concurrency N"),
             "--requests" => o.requests = value.parse().expect("--requests N"),
@@ -106,7 +108,9 @@ fn bodies() -> Vec<Vec<u8>> {
     vec![
         review(pod(json!({"moat.dev/enforce": "true"}))),
         review(pod(json!({"moat.dev/enforce": "true"}))),
-        review(pod(json!({"moat.dev/enforce": "true", "moat.dev/preset": "web-server"}))),
+        review(pod(
+            json!({"moat.dev/enforce": "true", "moat.dev/preset": "web-server"}),
+        )),
         review(pod(json!({"moat.dev/enforce": "true", "moat.dev/policy":
             "[filesystem]\nread_exec = [\"/usr\", \"/lib\", \"/bin\"]\nread = [\"/etc\"]\nwrite = [\"/tmp\"]\n\n[network]\nconnect_tcp = [5432]\n"}))),
         review(pod(json!({"prometheus.io/scrape": "true"}))),
@@ -119,6 +123,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--decision-only") {
+        // The pure decision, without TLS or HTTP: what each request costs the server's CPU
+        // before any I/O.
+        for (i, body) in bodies().iter().enumerate() {
+            let n = 5000;
+            let t = Instant::now();
+            for _ in 0..n {
+                let out = moat_k8s::admission::review(body, moat_k8s::opt_in::Scope::Namespace);
+                std::hint::black_box(out.expect("answer"));
+            }
+            println!(
+                "body {i} ({} bytes): {:.1} us per decision",
+                body.len(),
+                t.elapsed().as_secs_f64() * 1e6 / n as f64
+            );
+        }
+        return;
+    }
     let o = options();
     let dir = tempfile::tempdir().expect("tempdir");
     let generated = certs::generate(&CertRequest {
@@ -141,7 +163,10 @@ fn main() {
     let addr: SocketAddr = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("moat-k8s: webhook listening on https://").map(str::to_string))
+        .find_map(|l| {
+            l.strip_prefix("moat-k8s: webhook listening on https://")
+                .map(str::to_string)
+        })
         .expect("the webhook starts")
         .parse()
         .expect("address");
@@ -157,10 +182,17 @@ fn main() {
         // Connections first (TLS handshakes are not what is measured), then a warm-up.
         let mut conns = Vec::new();
         for _ in 0..o.concurrency {
-            conns.push(client::Connection::open(&connector, addr).await.expect("connect"));
+            conns.push(
+                client::Connection::open(&connector, addr)
+                    .await
+                    .expect("connect"),
+            );
         }
         for c in conns.iter_mut() {
-            let (status, _) = c.send("POST", "/mutate/namespace", bodies[0].clone()).await.expect("warm-up");
+            let (status, _) = c
+                .send("POST", "/mutate/namespace", bodies[0].clone())
+                .await
+                .expect("warm-up");
             assert_eq!(status, 200);
         }
         let next = Arc::new(AtomicUsize::new(0));
@@ -209,7 +241,10 @@ fn main() {
         o.concurrency,
         elapsed.as_secs_f64()
     );
-    println!("throughput: {:.0} requests/s", sorted.len() as f64 / elapsed.as_secs_f64());
+    println!(
+        "throughput: {:.0} requests/s",
+        sorted.len() as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "latency: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(percentile(&sorted, 0.50)),

@@ -161,8 +161,11 @@ impl Verdict {
 
 /// Answers one AdmissionReview body, received on the endpoint for `scope`.
 pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
-    let review: ReviewIn<'_> = serde_json::from_slice(body).map_err(|e| BadRequest(e.to_string()))?;
-    if review.api_version.as_deref() != Some(API_VERSION) || review.kind.as_deref() != Some("AdmissionReview") {
+    let review: ReviewIn<'_> =
+        serde_json::from_slice(body).map_err(|e| BadRequest(e.to_string()))?;
+    if review.api_version.as_deref() != Some(API_VERSION)
+        || review.kind.as_deref() != Some("AdmissionReview")
+    {
         return Err(BadRequest(format!(
             "expected apiVersion {API_VERSION} and kind AdmissionReview, got {} {}",
             review.api_version.as_deref().unwrap_or("(none)"),
@@ -177,7 +180,11 @@ pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
     }
 
     let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
-    let verdict = match (is_pod, req.operation.as_str(), req.sub_resource.as_deref().unwrap_or("")) {
+    let verdict = match (
+        is_pod,
+        req.operation.as_str(),
+        req.sub_resource.as_deref().unwrap_or(""),
+    ) {
         (true, "CREATE", "") => create(&req, scope),
         (true, "UPDATE", "ephemeralcontainers") => add_ephemeral(&req, scope),
         _ => Verdict::allow(),
@@ -201,7 +208,10 @@ pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
         response: ResponseOut {
             uid: &req.uid,
             allowed: verdict.denied.is_none(),
-            status: verdict.denied.as_deref().map(|message| StatusOut { code: 403, message }),
+            status: verdict
+                .denied
+                .as_deref()
+                .map(|message| StatusOut { code: 403, message }),
             patch_type: patch.as_ref().map(|_| "JSONPatch"),
             patch,
             warnings: verdict.warnings,
@@ -252,14 +262,23 @@ pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
     if !opt.enforced {
         return Ok(Admitted::NotOptedIn);
     }
-    if let Some(other) = pod.spec.runtime_class_name.as_deref().filter(|rc| *rc != RUNTIME_CLASS) {
+    if let Some(other) = pod
+        .spec
+        .runtime_class_name
+        .as_deref()
+        .filter(|rc| *rc != RUNTIME_CLASS)
+    {
         return Err(named(&format_args!(
             "runtimeClassName `{other}`: moat confines this pod's containers through \
              runtimeClassName `{RUNTIME_CLASS}`; remove runtimeClassName or set it to `{RUNTIME_CLASS}`"
         )));
     }
     let mut plan = pod_policy::plan(pod).map_err(|e| named(&e))?;
-    let warnings = opt.warning.into_iter().chain(std::mem::take(&mut plan.warnings)).collect();
+    let warnings = opt
+        .warning
+        .into_iter()
+        .chain(std::mem::take(&mut plan.warnings))
+        .collect();
     Ok(Admitted::Confined { plan, warnings })
 }
 
@@ -298,7 +317,10 @@ fn add_ephemeral(req: &RequestIn<'_>, scope: Scope) -> Verdict {
         Err(m) => return Verdict::deny(m),
     };
     // What the API server stores (and the node saw) is the old object's metadata.
-    let old = match req.old_object.map(|_| read_pod(req.old_object, "oldObject")) {
+    let old = match req
+        .old_object
+        .map(|_| read_pod(req.old_object, "oldObject"))
+    {
         Some(Ok(p)) => Some(p),
         Some(Err(m)) => return Verdict::deny(m),
         None => None,
@@ -314,7 +336,13 @@ fn add_ephemeral(req: &RequestIn<'_>, scope: Scope) -> Verdict {
         .ephemeral_containers
         .iter()
         .map(|c| c.name.as_str())
-        .filter(|n| !stored.spec.ephemeral_containers.iter().any(|o| o.name == *n))
+        .filter(|n| {
+            !stored
+                .spec
+                .ephemeral_containers
+                .iter()
+                .any(|o| o.name == *n)
+        })
         .collect();
     if !opt.enforced || new.is_empty() {
         return Verdict::allow();
@@ -382,7 +410,12 @@ mod tests {
 
     #[test]
     fn unreadable_pod_is_denied_not_a_crash() {
-        let body = request("CREATE", None, json!({"spec": {"containers": "nope"}}), None);
+        let body = request(
+            "CREATE",
+            None,
+            json!({"spec": {"containers": "nope"}}),
+            None,
+        );
         let o = review(&body, Scope::Namespace).unwrap();
         assert!(matches!(o.decision, Decision::Denied(_)));
         assert_eq!(response(&o)["uid"], "u-1");
@@ -390,7 +423,12 @@ mod tests {
 
     #[test]
     fn pod_not_opted_in_is_unchanged() {
-        let body = request("CREATE", None, json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}), None);
+        let body = request(
+            "CREATE",
+            None,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}),
+            None,
+        );
         let o = review(&body, Scope::Pod).unwrap();
         assert_eq!(o.decision, Decision::Unchanged);
         assert_eq!(response(&o), json!({"uid": "u-1", "allowed": true}));
@@ -402,11 +440,29 @@ mod tests {
             "spec": {"runtimeClassName": "moat", "containers": [{"name": "c"}]}});
         let mut new = old.clone();
         new["spec"]["ephemeralContainers"] = json!([{"name": "debugger"}]);
-        let o = review(&request("UPDATE", Some("ephemeralcontainers"), new.clone(), Some(old.clone())), Scope::Pod).unwrap();
-        assert!(matches!(&o.decision, Decision::Denied(m) if m.contains("ephemeral container `debugger`")), "{:?}", o.decision);
+        let o = review(
+            &request(
+                "UPDATE",
+                Some("ephemeralcontainers"),
+                new.clone(),
+                Some(old.clone()),
+            ),
+            Scope::Pod,
+        )
+        .unwrap();
+        assert!(
+            matches!(&o.decision, Decision::Denied(m) if m.contains("ephemeral container `debugger`")),
+            "{:?}",
+            o.decision
+        );
         let mut old_ok = old.clone();
-        old_ok["metadata"]["annotations"]["moat.dev/policy"] = json!("[network]\nhandled = [\"bind_tcp\"]\n");
-        let o = review(&request("UPDATE", Some("ephemeralcontainers"), new, Some(old_ok)), Scope::Pod).unwrap();
+        old_ok["metadata"]["annotations"]["moat.dev/policy"] =
+            json!("[network]\nhandled = [\"bind_tcp\"]\n");
+        let o = review(
+            &request("UPDATE", Some("ephemeralcontainers"), new, Some(old_ok)),
+            Scope::Pod,
+        )
+        .unwrap();
         assert_eq!(o.decision, Decision::Unchanged);
     }
 }

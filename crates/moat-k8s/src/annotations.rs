@@ -63,7 +63,10 @@ pub fn container_key(name: &str) -> String {
 pub fn check_keys(annotations: &BTreeMap<String, String>) -> Result<(), AnnotationError> {
     // BTreeMap: the `moat.dev/` keys are one contiguous run, found without a full scan.
     match annotations
-        .range::<str, _>((std::ops::Bound::Included(PREFIX), std::ops::Bound::Unbounded))
+        .range::<str, _>((
+            std::ops::Bound::Included(PREFIX),
+            std::ops::Bound::Unbounded,
+        ))
         .take_while(|(k, _)| k.starts_with(PREFIX))
         .find(|(k, _)| !KNOWN.contains(&k.as_str()))
     {
@@ -113,7 +116,12 @@ mod tests {
 
     #[test]
     fn unknown_moat_keys_are_refused_others_ignored() {
-        assert!(check_keys(&ann(&[(ENFORCE, "true"), ("example.com/x", "1"), ("container.moat.dev/web", "")])).is_ok());
+        assert!(check_keys(&ann(&[
+            (ENFORCE, "true"),
+            ("example.com/x", "1"),
+            ("container.moat.dev/web", "")
+        ]))
+        .is_ok());
         assert_eq!(
             check_keys(&ann(&[("moat.dev/enforse", "true")])),
             Err(AnnotationError::Unknown("moat.dev/enforse".into()))
@@ -128,7 +136,10 @@ mod tests {
         assert_eq!(flag(&a, ENFORCE), Ok(Some(true)));
         assert!(flag(&a, PORTS_FROM_SPEC).is_err());
         assert_eq!(flag(&a, COMPAT), Ok(None));
-        assert_eq!(compat(&ann(&[(COMPAT, " best-effort ")])), Ok(Some(Compat::BestEffort)));
+        assert_eq!(
+            compat(&ann(&[(COMPAT, " best-effort ")])),
+            Ok(Some(Compat::BestEffort))
+        );
         assert!(compat(&ann(&[(COMPAT, "lenient")])).is_err());
     }
 }

@@ -81,8 +81,10 @@ pub fn generate(req: &CertRequest) -> Result<Generated, CertError> {
 
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("moat webhook CA ({})", req.namespace));
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("moat webhook CA ({})", req.namespace),
+    );
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = not_before;
     ca.not_after = not_after;
@@ -153,8 +155,15 @@ mod tests {
         write(dir.path(), &g).unwrap();
         crate::tls::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
         let mode = std::fs::metadata(dir.path().join("tls.key")).unwrap();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
-        let bundle = base64::engine::general_purpose::STANDARD.decode(g.ca_bundle()).unwrap();
-        assert!(String::from_utf8(bundle).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o600
+        );
+        let bundle = base64::engine::general_purpose::STANDARD
+            .decode(g.ca_bundle())
+            .unwrap();
+        assert!(String::from_utf8(bundle)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----"));
     }
 }

@@ -10,12 +10,12 @@
 
 pub mod admission;
 pub mod annotations;
+pub mod certs;
+pub mod cli;
 pub mod opt_in;
 pub mod patch;
 pub mod pod;
 pub mod pod_policy;
-pub mod certs;
-pub mod cli;
 pub mod render;
 pub mod server;
 pub mod tls;

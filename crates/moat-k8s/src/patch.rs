@@ -39,7 +39,10 @@ pub fn escape(token: &str) -> String {
 /// annotation map, `None` when `metadata.annotations` is absent: adding a member to a
 /// missing object fails, so the map is then created whole. Values already in place are
 /// left out, so a pod that already carries moat's annotations gets no operation at all.
-pub fn set_annotations(existing: Option<&BTreeMap<String, String>>, set: &[(String, String)]) -> Vec<Op> {
+pub fn set_annotations(
+    existing: Option<&BTreeMap<String, String>>,
+    set: &[(String, String)],
+) -> Vec<Op> {
     match existing {
         None if set.is_empty() => Vec::new(),
         None => {
@@ -52,7 +55,12 @@ pub fn set_annotations(existing: Option<&BTreeMap<String, String>>, set: &[(Stri
         Some(existing) => set
             .iter()
             .filter(|(k, v)| existing.get(k) != Some(v))
-            .map(|(k, v)| Op::add(format!("/metadata/annotations/{}", escape(k)), Value::String(v.clone())))
+            .map(|(k, v)| {
+                Op::add(
+                    format!("/metadata/annotations/{}", escape(k)),
+                    Value::String(v.clone()),
+                )
+            })
             .collect(),
     }
 }
@@ -69,9 +77,18 @@ mod tests {
 
     #[test]
     fn creates_the_map_when_absent_and_skips_unchanged_values() {
-        let set = vec![("a/b".to_string(), "1".to_string()), ("c".to_string(), "2".to_string())];
+        let set = vec![
+            ("a/b".to_string(), "1".to_string()),
+            ("c".to_string(), "2".to_string()),
+        ];
         let ops = set_annotations(None, &set);
-        assert_eq!(ops, [Op::add("/metadata/annotations", serde_json::json!({"a/b": "1", "c": "2"}))]);
+        assert_eq!(
+            ops,
+            [Op::add(
+                "/metadata/annotations",
+                serde_json::json!({"a/b": "1", "c": "2"})
+            )]
+        );
         let existing: BTreeMap<_, _> = [("c".to_string(), "2".to_string())].into();
         let ops = set_annotations(Some(&existing), &set);
         assert_eq!(ops, [Op::add("/metadata/annotations/a~1b", "1".into())]);

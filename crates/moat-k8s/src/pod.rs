@@ -162,6 +162,9 @@ mod tests {
                 (ContainerKind::Container, "web")
             ]
         );
-        assert_eq!(pod.spec.containers[0].ports[1].protocol.as_deref(), Some("UDP"));
+        assert_eq!(
+            pod.spec.containers[0].ports[1].protocol.as_deref(),
+            Some("UDP")
+        );
     }
 }

@@ -22,7 +22,9 @@
 
 use crate::annotations::{self, AnnotationError};
 use crate::pod::{ContainerKind, PodView};
-use moat_policy::{presets, Compat, NetAccess, NetPolicy, NetRight, Policy, PolicyError, PortRange};
+use moat_policy::{
+    presets, Compat, NetAccess, NetPolicy, NetRight, Policy, PolicyError, PortRange,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Kubernetes refuses an object whose annotations (keys and values) exceed this.
@@ -49,8 +51,12 @@ impl Source {
                 format!("annotation {}", annotations::container_key(container))
             }
             Source::PodPolicy => format!("annotation {}", annotations::POLICY),
-            Source::PodPreset(name) => format!("preset {name} (annotation {})", annotations::PRESET),
-            Source::OptInDefault => "no policy named: TCP bind restricted, nothing else".to_string(),
+            Source::PodPreset(name) => {
+                format!("preset {name} (annotation {})", annotations::PRESET)
+            }
+            Source::OptInDefault => {
+                "no policy named: TCP bind restricted, nothing else".to_string()
+            }
         }
     }
 }
@@ -192,7 +198,11 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
                 _ => return Err(PlanError::Port { subject, port }),
             };
         }
-        let ports: Vec<u16> = if ports_from_spec { ports.into_iter().collect() } else { Vec::new() };
+        let ports: Vec<u16> = if ports_from_spec {
+            ports.into_iter().collect()
+        } else {
+            Vec::new()
+        };
         let built = finish(policy, &ports, ports_from_spec, compat, &subject)?;
         if built.narrowed {
             out.warnings.push(narrowing_warning(&subject, &ports));
@@ -235,6 +245,38 @@ pub fn node_policy(
     }
 }
 
+/// Cache key marking a preset name rather than a policy text.
+const PRESET_KEY: &str = "\0preset";
+/// How many parsed policies are kept.
+const CACHE_ENTRIES: usize = 256;
+
+/// Parses a policy annotation (or loads a preset when `key` is [`PRESET_KEY`]), reusing
+/// the result for the same key and text. A controller creates many pods with the same
+/// annotations, and parsing a policy costs more than the rest of the admission; only
+/// successes are kept, so an error is always reported fresh. When full, the cache is
+/// emptied rather than managed: the working set of a cluster is a few templates.
+fn parse_cached(key: &str, text: &str) -> Result<Policy, PolicyError> {
+    use std::sync::{Mutex, OnceLock};
+    type Cache = Mutex<std::collections::HashMap<(String, String), Policy>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let lookup = (key.to_string(), text.to_string());
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&lookup) {
+        return Ok(p.clone());
+    }
+    let parsed = if key == PRESET_KEY {
+        presets::load(text)?
+    } else {
+        moat_policy::parse_str(key, text)?
+    };
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(lookup, parsed.clone());
+    Ok(parsed)
+}
+
 fn policy_error(subject: &str) -> impl FnOnce(PolicyError) -> PlanError + '_ {
     move |source| PlanError::Policy {
         subject: subject.to_string(),
@@ -252,7 +294,7 @@ fn container_annotation(
     let Some(text) = annotations.get(&key) else {
         return Ok(None);
     };
-    let p = moat_policy::parse_str(&key, text).map_err(policy_error(subject))?;
+    let p = parse_cached(&key, text).map_err(policy_error(subject))?;
     Ok(Some((p, Source::ContainerAnnotation)))
 }
 
@@ -262,11 +304,11 @@ fn pod_wide(
     subject: &str,
 ) -> Result<Option<(Policy, Source)>, PlanError> {
     if let Some(text) = annotations.get(annotations::POLICY) {
-        let p = moat_policy::parse_str(annotations::POLICY, text).map_err(policy_error(subject))?;
+        let p = parse_cached(annotations::POLICY, text).map_err(policy_error(subject))?;
         Ok(Some((p, Source::PodPolicy)))
     } else if let Some(name) = annotations.get(annotations::PRESET) {
         let name = name.trim();
-        let p = presets::load(name).map_err(policy_error(subject))?;
+        let p = parse_cached(PRESET_KEY, name).map_err(policy_error(subject))?;
         Ok(Some((p, Source::PodPreset(name.to_string()))))
     } else {
         Ok(None)
@@ -293,14 +335,17 @@ fn finish(
         subject: subject.to_string(),
         reason,
     };
-    let written = moat_policy::write::to_moat_toml(&policy).map_err(|e| inexpressible(e.to_string()))?;
+    let written =
+        moat_policy::write::to_moat_toml(&policy).map_err(|e| inexpressible(e.to_string()))?;
     let (text, lost) = written.into_parts();
     let warnings = if lost.is_empty() {
         Vec::new()
     } else if policy.compat.or(compat).unwrap_or_default() == Compat::Strict {
         return Err(inexpressible(lost.join("; ")));
     } else {
-        lost.into_iter().map(|w| format!("{subject}: {w}")).collect()
+        lost.into_iter()
+            .map(|w| format!("{subject}: {w}"))
+            .collect()
     };
     Ok(Built {
         policy,
@@ -344,7 +389,11 @@ fn narrowing_warning(subject: &str, ports: &[u16]) -> String {
     let list = if ports.is_empty() {
         "no port".to_string()
     } else {
-        ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     format!(
         "{subject}: the policy leaves TCP bind unrestricted; moat restricts it to the declared \
@@ -359,7 +408,10 @@ fn annotation_bytes(pod: &PodView, plan: &PodPlan) -> usize {
         .annotations()
         .iter()
         .filter(|(k, _)| {
-            !(plan.containers.iter().any(|c| **k == annotations::container_key(&c.name))
+            !(plan
+                .containers
+                .iter()
+                .any(|c| **k == annotations::container_key(&c.name))
                 || (plan.fallback.is_some() && *k == annotations::POLICY))
         })
         .map(|(k, v)| k.len() + v.len())
@@ -437,13 +489,16 @@ mod tests {
         assert!(c.narrowed);
         let p = reparse(&c.text);
         assert_eq!(p.net.handled, NetAccess::of(&[NetRight::BindTcp]));
-        assert!(plan.warnings[0].contains("container `web`") && plan.warnings[0].contains("80, 8443"));
+        assert!(
+            plan.warnings[0].contains("container `web`") && plan.warnings[0].contains("80, 8443")
+        );
         // The pod-wide policy is rewritten too, so containers added later keep the promise.
         let f = reparse(plan.fallback.as_deref().unwrap());
         assert!(f.net.rules.is_empty() && !f.net.unrestricted);
         // Unless the pod says to take its policy as written.
         let plan = super::plan(&web(json!({"moat.dev/ports-from-spec": "false",
-            "moat.dev/policy": "[network]\nunrestricted = true\n"}))).unwrap();
+            "moat.dev/policy": "[network]\nunrestricted = true\n"})))
+        .unwrap();
         assert!(reparse(&plan.containers[0].text).net.unrestricted);
         assert!(plan.fallback.is_none() && plan.warnings.is_empty());
     }
@@ -455,13 +510,20 @@ mod tests {
         let c = &plan.containers[0];
         assert_eq!(c.source, Source::ContainerAnnotation);
         let p = reparse(&c.text);
-        assert_eq!(p.net.handled, NetAccess::of(&[NetRight::BindTcp, NetRight::ConnectTcp]));
+        assert_eq!(
+            p.net.handled,
+            NetAccess::of(&[NetRight::BindTcp, NetRight::ConnectTcp])
+        );
         assert!(c.narrowed);
     }
 
     #[test]
     fn output_is_a_fixed_point() {
-        for ann in [json!({}), json!({"moat.dev/preset": "shell"}), json!({"moat.dev/policy": "network:\n  unrestricted: true\n"})] {
+        for ann in [
+            json!({}),
+            json!({"moat.dev/preset": "shell"}),
+            json!({"moat.dev/policy": "network:\n  unrestricted: true\n"}),
+        ] {
             let first = plan(&web(ann.clone())).unwrap();
             let mut again = ann.as_object().unwrap().clone();
             for c in &first.containers {
@@ -479,22 +541,44 @@ mod tests {
 
     #[test]
     fn refusals_name_the_container_and_the_problem() {
-        let e = plan(&web(json!({"container.moat.dev/web": "[filesystem]\nread = 3\n"}))).unwrap_err();
-        assert!(e.to_string().starts_with("container `web`: container.moat.dev/web"), "{e}");
+        let e = plan(&web(
+            json!({"container.moat.dev/web": "[filesystem]\nread = 3\n"}),
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("container `web`: container.moat.dev/web"),
+            "{e}"
+        );
         let e = plan(&web(json!({"moat.dev/preset": "nope"}))).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
-        let bad_port = pod(json!({"spec": {"initContainers": [{"name": "i", "ports": [{"containerPort": 70000}]}]}}));
-        assert_eq!(plan(&bad_port).unwrap_err().to_string(), "init container `i`: containerPort 70000 is not a port (1-65535)");
+        let bad_port = pod(
+            json!({"spec": {"initContainers": [{"name": "i", "ports": [{"containerPort": 70000}]}]}}),
+        );
+        assert_eq!(
+            plan(&bad_port).unwrap_err().to_string(),
+            "init container `i`: containerPort 70000 is not a port (1-65535)"
+        );
         let e = plan(&web(json!({"moat.dev/ports-from-spec": "no"}))).unwrap_err();
         assert!(e.to_string().contains("moat.dev/ports-from-spec"), "{e}");
         let huge = "#".repeat(MAX_ANNOTATIONS_BYTES) + "\n[network]\nbind_tcp = [1]\n";
-        assert!(matches!(plan(&web(json!({"moat.dev/policy": huge}))), Err(PlanError::TooLarge { .. })));
+        assert!(matches!(
+            plan(&web(json!({"moat.dev/policy": huge}))),
+            Err(PlanError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn annotation_for_a_container_to_come_is_planned() {
-        let plan = plan(&web(json!({"container.moat.dev/debugger": "{\"filesystem\": {\"read\": [\"/\"]}}"}))).unwrap();
-        let d = plan.containers.iter().find(|c| c.name == "debugger").unwrap();
+        let plan = plan(&web(
+            json!({"container.moat.dev/debugger": "{\"filesystem\": {\"read\": [\"/\"]}}"}),
+        ))
+        .unwrap();
+        let d = plan
+            .containers
+            .iter()
+            .find(|c| c.name == "debugger")
+            .unwrap();
         assert_eq!(d.kind, None);
         assert!(d.ports.is_empty());
     }

@@ -85,9 +85,12 @@ pub fn render(file: &str, text: &str, scope: Scope) -> Result<Vec<Rendered>, Ren
 fn template_path(kind: &str) -> Option<&'static str> {
     match kind {
         "Pod" => Some(""),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            Some("/spec/template")
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => Some("/spec/template"),
         "CronJob" => Some("/spec/jobTemplate/spec/template"),
         _ => None,
     }
@@ -110,7 +113,9 @@ fn render_object(document: usize, value: &Value, scope: Scope) -> Rendered {
                     }
                     match admission::admit_pod(&pod, scope) {
                         Ok(Admitted::NotOptedIn) => Outcome::NotOptedIn,
-                        Ok(Admitted::Confined { plan, warnings }) => Outcome::Confined { plan, warnings },
+                        Ok(Admitted::Confined { plan, warnings }) => {
+                            Outcome::Confined { plan, warnings }
+                        }
                         Err(m) => Outcome::Refused(m),
                     }
                 }
@@ -144,7 +149,9 @@ pub fn to_text(file: &str, rendered: &[Rendered]) -> String {
                  moat.dev/enforce: \"true\", or label the namespace and render with \
                  --namespace-enforced)\n\n"
             )),
-            Outcome::Refused(m) => s.push_str(&format!("{head}: the webhook would refuse it: {m}\n\n")),
+            Outcome::Refused(m) => {
+                s.push_str(&format!("{head}: the webhook would refuse it: {m}\n\n"))
+            }
             Outcome::Confined { plan, warnings } => {
                 s.push_str(&format!("{head}: runtimeClassName moat\n"));
                 for w in warnings {
@@ -182,7 +189,8 @@ pub fn to_json(file: &str, rendered: &[Rendered]) -> Value {
     let docs: Vec<Value> = rendered
         .iter()
         .map(|r| {
-            let mut o = json!({"file": file, "document": r.document, "kind": r.kind, "name": r.name});
+            let mut o =
+                json!({"file": file, "document": r.document, "kind": r.kind, "name": r.name});
             let extra = match &r.outcome {
                 Outcome::Skipped => json!({"outcome": "skipped"}),
                 Outcome::NotOptedIn => json!({"outcome": "not-opted-in"}),
@@ -257,10 +265,18 @@ spec:
         assert!(matches!(r[1].outcome, Outcome::Skipped));
         assert!(matches!(r[2].outcome, Outcome::NotOptedIn));
         let r = render("m.yaml", MANIFESTS, Scope::Namespace).unwrap();
-        assert!(matches!(&r[2].outcome, Outcome::Refused(m) if m.contains("pod nightly") && m.contains("nope")));
+        assert!(
+            matches!(&r[2].outcome, Outcome::Refused(m) if m.contains("pod nightly") && m.contains("nope"))
+        );
         let text = to_text("m.yaml", &r);
-        assert!(text.contains("# m.yaml, document 3: CronJob nightly: the webhook would refuse it"), "{text}");
-        assert_eq!(to_json("m.yaml", &r)[0]["containers"][0]["ports"], json!([80]));
+        assert!(
+            text.contains("# m.yaml, document 3: CronJob nightly: the webhook would refuse it"),
+            "{text}"
+        );
+        assert_eq!(
+            to_json("m.yaml", &r)[0]["containers"][0]["ports"],
+            json!([80])
+        );
     }
 
     #[test]

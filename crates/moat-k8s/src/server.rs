@@ -97,14 +97,24 @@ async fn mutate_namespace(State(limit): State<usize>, req: Request) -> Response 
 async fn mutate(scope: Scope, limit: usize, body: Body) -> Response {
     let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
     let bytes = match collected {
-        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time"),
+        Err(_) => {
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+            )
+        }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body over {limit} bytes"),
             )
         }
-        Ok(Err(e)) => return plain(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}")),
+        Ok(Err(e)) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            )
+        }
         Ok(Ok(c)) => c.to_bytes(),
     };
     match admission::review(&bytes, scope) {
@@ -136,12 +146,13 @@ impl Bound {
     pub async fn new(settings: Settings) -> Result<Bound, ServerError> {
         let cert = Arc::new(ReloadingCert::new(&settings.cert, &settings.key)?);
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(cert.clone())?));
-        let listener = TcpListener::bind(settings.addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: settings.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: settings.addr,
+                    source,
+                })?;
         Ok(Bound {
             listener,
             cert,
@@ -194,12 +205,15 @@ impl Bound {
             let service = service.clone();
             let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     // A failed or slow handshake concerns that client only.
                     _ => return,
                 };
-                let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
+                let conn = builder
+                    .serve_connection(TokioIo::new(tls), service)
+                    .into_owned();
                 let _ = watcher.watch(conn).await;
             });
         }

@@ -64,10 +64,16 @@ fn render_prints_each_containers_policy() {
     let out = run(Command::new(common::BIN).arg("render").arg(&path), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("document 1: Deployment web: runtimeClassName moat"), "{stdout}");
+    assert!(
+        stdout.contains("document 1: Deployment web: runtimeClassName moat"),
+        "{stdout}"
+    );
     assert!(stdout.contains("## container web: no policy named: TCP bind restricted, nothing else, may bind TCP 80 (containerPort)"), "{stdout}");
     assert!(stdout.contains("bind_tcp = [80]"), "{stdout}");
-    assert!(stdout.contains("document 2: Service web: not a pod or workload, skipped"), "{stdout}");
+    assert!(
+        stdout.contains("document 2: Service web: not a pod or workload, skipped"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -83,28 +89,51 @@ fn render_reads_standard_input_and_writes_json() {
     assert_eq!(v[0]["file"], "-");
     assert_eq!(v[0]["containers"][0]["ports"], serde_json::json!([8080]));
     // Without the namespace label, the pod is not opted in.
-    let out = run(Command::new(common::BIN).args(["render", "-", "--format", "json"]), Some(pod));
+    let out = run(
+        Command::new(common::BIN).args(["render", "-", "--format", "json"]),
+        Some(pod),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["outcome"], "not-opted-in");
 }
 
 #[test]
 fn render_fails_on_what_the_webhook_would_refuse() {
-    let broken = MANIFEST.replace("moat.dev/enforce: \"true\"", "moat.dev/enforce: \"true\"\n        moat.dev/preset: nope");
+    let broken = MANIFEST.replace(
+        "moat.dev/enforce: \"true\"",
+        "moat.dev/enforce: \"true\"\n        moat.dev/preset: nope",
+    );
     let (_dir, path) = manifest_file(&broken);
     let out = run(Command::new(common::BIN).arg("render").arg(&path), None);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("document 1: Deployment web: the webhook would refuse it: pod web:"), "{stdout}");
+    assert!(
+        stdout.contains("document 1: Deployment web: the webhook would refuse it: pod web:"),
+        "{stdout}"
+    );
     // Unreadable YAML: the file and the document are named.
     let (_dir, path) = manifest_file("kind: Pod\n---\nkind: [\n");
     let out = run(Command::new(common::BIN).arg("render").arg(&path), None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("web.yaml: document 2: "), "{}", text(&out.stderr));
-    let out = run(Command::new(common::BIN).args(["render", "/no/such/file.yaml"]), None);
-    assert!(text(&out.stderr).contains("/no/such/file.yaml: "), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("web.yaml: document 2: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        Command::new(common::BIN).args(["render", "/no/such/file.yaml"]),
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("/no/such/file.yaml: "),
+        "{}",
+        text(&out.stderr)
+    );
     // Usage errors exit 2, as clap's.
-    let out = run(Command::new(common::BIN).args(["render", "--format", "xml", "x"]), None);
+    let out = run(
+        Command::new(common::BIN).args(["render", "--format", "xml", "x"]),
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -113,14 +142,24 @@ fn gen_certs_writes_the_pair_and_prints_the_ca_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         Command::new(common::BIN)
-            .args(["webhook", "gen-certs", "--service", "hook", "--namespace", "sec", "--out-dir"])
+            .args([
+                "webhook",
+                "gen-certs",
+                "--service",
+                "hook",
+                "--namespace",
+                "sec",
+                "--out-dir",
+            ])
             .arg(dir.path()),
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     use base64::Engine;
-    let bundle = base64::engine::general_purpose::STANDARD.decode(text(&out.stdout).trim()).unwrap();
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(text(&out.stdout).trim())
+        .unwrap();
     assert_eq!(bundle, ca.as_bytes());
     assert!(text(&out.stderr).contains("hook.sec.svc"));
     moat_k8s::tls::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
@@ -137,7 +176,11 @@ fn moat_binary() -> PathBuf {
             .expect("cargo build -p moat");
         assert!(status.success(), "cargo build -p moat failed");
     }
-    assert!(moat.is_file(), "{} missing after cargo build -p moat", moat.display());
+    assert!(
+        moat.is_file(),
+        "{} missing after cargo build -p moat",
+        moat.display()
+    );
     moat
 }
 
@@ -147,12 +190,22 @@ fn moat_hands_webhook_and_k8s_over_to_moat_k8s() {
     let out = run(Command::new(&moat).args(["webhook", "--help"]), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
-    assert!(help.contains("Usage: moat-k8s webhook") && help.contains("--tls-cert"), "{help}");
+    assert!(
+        help.contains("Usage: moat-k8s webhook") && help.contains("--tls-cert"),
+        "{help}"
+    );
 
     let (_dir, path) = manifest_file(MANIFEST);
     let out = run(Command::new(&moat).args(["k8s", "render"]).arg(&path), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("bind_tcp = [80]"));
-    let out = run(Command::new(&moat).args(["k8s", "render", "-"]), Some(MANIFEST));
-    assert!(text(&out.stdout).contains("document 1: Deployment web"), "{}", text(&out.stderr));
+    let out = run(
+        Command::new(&moat).args(["k8s", "render", "-"]),
+        Some(MANIFEST),
+    );
+    assert!(
+        text(&out.stdout).contains("document 1: Deployment web"),
+        "{}",
+        text(&out.stderr)
+    );
 }

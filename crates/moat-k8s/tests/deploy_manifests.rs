@@ -24,7 +24,10 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.unwrap().path();
         if path.is_dir() {
             yaml_files(&path, out);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -113,21 +116,50 @@ struct Seen {
 }
 
 fn check_kustomization(file: &Path, doc: &Value) {
-    assert_eq!(doc["apiVersion"], "kustomize.config.k8s.io/v1beta1", "{}", file.display());
+    assert_eq!(
+        doc["apiVersion"],
+        "kustomize.config.k8s.io/v1beta1",
+        "{}",
+        file.display()
+    );
     let dir = file.parent().unwrap();
-    const KNOWN: [&str; 10] = ["apiVersion", "kind", "namespace", "labels", "resources", "images", "patches", "generatorOptions", "secretGenerator", "replacements"];
+    const KNOWN: [&str; 10] = [
+        "apiVersion",
+        "kind",
+        "namespace",
+        "labels",
+        "resources",
+        "images",
+        "patches",
+        "generatorOptions",
+        "secretGenerator",
+        "replacements",
+    ];
     for key in doc.as_object().unwrap().keys() {
-        assert!(KNOWN.contains(&key.as_str()), "{}: unexpected key {key}", file.display());
+        assert!(
+            KNOWN.contains(&key.as_str()),
+            "{}: unexpected key {key}",
+            file.display()
+        );
     }
     for r in doc["resources"].as_array().unwrap() {
         let p = dir.join(r.as_str().unwrap());
-        assert!(p.is_file() || p.join("kustomization.yaml").is_file(), "{}: missing resource {}", file.display(), p.display());
+        assert!(
+            p.is_file() || p.join("kustomization.yaml").is_file(),
+            "{}: missing resource {}",
+            file.display(),
+            p.display()
+        );
     }
     for g in doc["secretGenerator"].as_array().into_iter().flatten() {
         for f in g["files"].as_array().unwrap() {
             let (_, path) = f.as_str().unwrap().split_once('=').unwrap();
             // Files under certs/ are what `moat webhook gen-certs` writes before install.
-            assert!(path.starts_with("certs/") || dir.join(path).is_file(), "{}: {path}", file.display());
+            assert!(
+                path.starts_with("certs/") || dir.join(path).is_file(),
+                "{}: {path}",
+                file.display()
+            );
         }
     }
     for p in doc["patches"].as_array().into_iter().flatten() {
@@ -136,7 +168,10 @@ fn check_kustomization(file: &Path, doc: &Value) {
     }
     for r in doc["replacements"].as_array().into_iter().flatten() {
         assert_eq!(r["source"]["kind"], "Secret");
-        assert_eq!(r["targets"][0]["fieldPaths"][0], "webhooks.*.clientConfig.caBundle");
+        assert_eq!(
+            r["targets"][0]["fieldPaths"][0],
+            "webhooks.*.clientConfig.caBundle"
+        );
     }
 }
 
@@ -144,7 +179,9 @@ fn check_kustomization(file: &Path, doc: &Value) {
 fn every_manifest_parses_as_its_type() {
     let mut seen = Seen::default();
     for (file, doc) in documents() {
-        let kind = doc["kind"].as_str().unwrap_or_else(|| panic!("{}: no kind", file.display()));
+        let kind = doc["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: no kind", file.display()));
         match kind {
             "Namespace" => seen.namespaces.push(typed(&file, &doc)),
             "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &doc)),
@@ -162,7 +199,8 @@ fn every_manifest_parses_as_its_type() {
             "Issuer" => {
                 assert_eq!(doc["apiVersion"], "cert-manager.io/v1");
                 assert!(doc["spec"]["selfSigned"].is_object());
-                seen.issuers.push(doc["metadata"]["name"].as_str().unwrap().to_string());
+                seen.issuers
+                    .push(doc["metadata"]["name"].as_str().unwrap().to_string());
             }
             "Certificate" => {
                 assert_eq!(doc["apiVersion"], "cert-manager.io/v1");
@@ -173,9 +211,15 @@ fn every_manifest_parses_as_its_type() {
     }
 
     assert_eq!(seen.kustomizations.len(), 3);
-    assert_eq!(seen.namespaces[0].metadata.name.as_deref(), Some("moat-system"));
+    assert_eq!(
+        seen.namespaces[0].metadata.name.as_deref(),
+        Some("moat-system")
+    );
     let rc = seen.runtime_class.expect("RuntimeClass");
-    assert_eq!(rc.metadata.name.as_deref(), Some(moat_k8s::annotations::RUNTIME_CLASS));
+    assert_eq!(
+        rc.metadata.name.as_deref(),
+        Some(moat_k8s::annotations::RUNTIME_CLASS)
+    );
     assert_eq!(rc.handler, "moat");
 
     // The webhook configuration points at the Service, on the paths the server serves.
@@ -183,7 +227,10 @@ fn every_manifest_parses_as_its_type() {
     let config = seen.webhook_config.expect("MutatingWebhookConfiguration");
     let hooks = config.webhooks.expect("webhooks");
     assert_eq!(hooks.len(), 2);
-    for (hook, path, failure) in [(&hooks[0], "/mutate/namespace", "Fail"), (&hooks[1], "/mutate", "Ignore")] {
+    for (hook, path, failure) in [
+        (&hooks[0], "/mutate/namespace", "Fail"),
+        (&hooks[1], "/mutate", "Ignore"),
+    ] {
         let svc = hook.client_config.service.as_ref().expect("service");
         assert_eq!(Some(&svc.name), service.metadata.name.as_ref());
         assert_eq!(svc.namespace, "moat-system");
@@ -192,12 +239,37 @@ fn every_manifest_parses_as_its_type() {
         assert_eq!(hook.side_effects, "None");
         assert_eq!(hook.admission_review_versions, ["v1"]);
         let rules = hook.rules.as_ref().unwrap();
-        let resources: Vec<_> = rules.iter().map(|r| (r.operations.clone().unwrap(), r.resources.clone().unwrap())).collect();
-        assert_eq!(resources, [(vec!["CREATE".to_string()], vec!["pods".to_string()]), (vec!["UPDATE".to_string()], vec!["pods/ephemeralcontainers".to_string()])]);
-        let selector = hook.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap();
+        let resources: Vec<_> = rules
+            .iter()
+            .map(|r| (r.operations.clone().unwrap(), r.resources.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            resources,
+            [
+                (vec!["CREATE".to_string()], vec!["pods".to_string()]),
+                (
+                    vec!["UPDATE".to_string()],
+                    vec!["pods/ephemeralcontainers".to_string()]
+                )
+            ]
+        );
+        let selector = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
         assert_eq!(selector[0].key, "moat.dev/enforce");
-        assert_eq!(selector[0].operator, if failure == "Fail" { "In" } else { "NotIn" });
-        assert!(selector[1].values.as_ref().unwrap().contains(&"moat-system".to_string()));
+        assert_eq!(
+            selector[0].operator,
+            if failure == "Fail" { "In" } else { "NotIn" }
+        );
+        assert!(selector[1]
+            .values
+            .as_ref()
+            .unwrap()
+            .contains(&"moat-system".to_string()));
     }
 
     // The webhook Deployment: two replicas, hardened, probes on /healthz, the Secret mounted
@@ -209,27 +281,57 @@ fn every_manifest_parses_as_its_type() {
     let args = c.command.clone().unwrap();
     assert_eq!(&args[..2], ["/usr/local/bin/moat-k8s", "webhook"]);
     let mount = &c.volume_mounts.as_ref().unwrap()[0].mount_path;
-    assert!(args.iter().any(|a| a == &format!("--tls-cert={mount}/tls.crt")));
+    assert!(args
+        .iter()
+        .any(|a| a == &format!("--tls-cert={mount}/tls.crt")));
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
-    assert_eq!(c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
-    assert_eq!(pod.volumes.unwrap()[0].secret.as_ref().unwrap().secret_name.as_deref(), Some("moat-webhook-tls"));
+    assert_eq!(
+        c.readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    assert_eq!(
+        pod.volumes.unwrap()[0]
+            .secret
+            .as_ref()
+            .unwrap()
+            .secret_name
+            .as_deref(),
+        Some("moat-webhook-tls")
+    );
     assert!(seen.pdb.is_some());
 
     // cert-manager writes the Secret the Deployment mounts, for the Service's names.
     let cert = &seen.certificates[0];
     assert_eq!(cert["spec"]["secretName"], "moat-webhook-tls");
-    assert!(seen.issuers.contains(&cert["spec"]["issuerRef"]["name"].as_str().unwrap().to_string()));
-    assert!(cert["spec"]["dnsNames"].as_array().unwrap().contains(&"moat-webhook.moat-system.svc".into()));
+    assert!(seen.issuers.contains(
+        &cert["spec"]["issuerRef"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    ));
+    assert!(cert["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .contains(&"moat-webhook.moat-system.svc".into()));
 
     assert!(seen.installer.is_some());
     check_node_config(&seen.installer_config.expect("installer ConfigMap"));
 }
 
 fn toml_of(data: &BTreeMap<String, String>, key: &str) -> toml::Table {
-    let text = data.get(key).unwrap_or_else(|| panic!("ConfigMap has no {key}"));
+    let text = data
+        .get(key)
+        .unwrap_or_else(|| panic!("ConfigMap has no {key}"));
     toml::from_str(text).unwrap_or_else(|e| panic!("{key}: {e}"))
 }
 
@@ -243,16 +345,42 @@ fn check_node_config(cm: &ConfigMap) {
         let t = toml_of(data, key);
         assert_eq!(t["version"].as_integer(), Some(version), "{key}");
         let moat = &t["plugins"][plugin]["containerd"]["runtimes"]["moat"];
-        assert_eq!(moat["runtime_type"].as_str(), Some("io.containerd.runc.v2"), "{key}");
-        assert_eq!(moat["options"]["BinaryName"].as_str(), Some("/opt/moat/bin/moat-runtime"), "{key}");
+        assert_eq!(
+            moat["runtime_type"].as_str(),
+            Some("io.containerd.runc.v2"),
+            "{key}"
+        );
+        assert_eq!(
+            moat["options"]["BinaryName"].as_str(),
+            Some("/opt/moat/bin/moat-runtime"),
+            "{key}"
+        );
         assert!(moat["options"]["SystemdCgroup"].is_bool(), "{key}");
-        let list = |k: &str| -> Vec<&str> { moat[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect() };
-        assert_eq!(list("pod_annotations"), ["moat.dev/*", "container.moat.dev/*"], "{key}");
-        assert_eq!(list("container_annotations"), ["io.kubernetes.container.ports"], "{key}");
+        let list = |k: &str| -> Vec<&str> {
+            moat[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            list("pod_annotations"),
+            ["moat.dev/*", "container.moat.dev/*"],
+            "{key}"
+        );
+        assert_eq!(
+            list("container_annotations"),
+            ["io.kubernetes.container.ports"],
+            "{key}"
+        );
     }
     let crio = toml_of(data, "crio.conf");
     let moat = &crio["crio"]["runtime"]["runtimes"]["moat"];
-    assert_eq!(moat["runtime_path"].as_str(), Some("/opt/moat/bin/moat-runtime"));
+    assert_eq!(
+        moat["runtime_path"].as_str(),
+        Some("/opt/moat/bin/moat-runtime")
+    );
     assert_eq!(moat["runtime_type"].as_str(), Some("oci"));
     let rt = toml_of(data, "runtime.toml");
     assert_eq!(rt["launcher"].as_str(), Some("/opt/moat/bin/moat"));
@@ -277,7 +405,11 @@ fn installer_script_sets_up_a_containerd_node() {
     std::fs::create_dir_all(h.join("etc/containerd")).unwrap();
     std::fs::create_dir_all(h.join("usr/sbin")).unwrap();
     std::fs::write(h.join("usr/sbin/runc"), "").unwrap();
-    std::fs::set_permissions(h.join("usr/sbin/runc"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        h.join("usr/sbin/runc"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let main = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n";
     std::fs::write(h.join("etc/containerd/config.toml"), main).unwrap();
     std::fs::create_dir_all(h.join("etc/crio")).unwrap();
@@ -293,17 +425,34 @@ fn installer_script_sets_up_a_containerd_node() {
             .env("TMPDIR", tmp.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = run();
     assert!(first.contains("restart containerd crio"), "{first}");
-    assert_eq!(std::fs::read_to_string(h.join("opt/moat/bin/moat-runtime")).unwrap(), "runtime");
-    let drop_in: toml::Table = toml::from_str(&std::fs::read_to_string(h.join("etc/containerd/conf.d/99-moat.toml")).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(h.join("opt/moat/bin/moat-runtime")).unwrap(),
+        "runtime"
+    );
+    let drop_in: toml::Table = toml::from_str(
+        &std::fs::read_to_string(h.join("etc/containerd/conf.d/99-moat.toml")).unwrap(),
+    )
+    .unwrap();
     let moat = &drop_in["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["moat"];
-    assert_eq!(moat["options"]["SystemdCgroup"].as_bool(), Some(true), "follows the node's runc");
+    assert_eq!(
+        moat["options"]["SystemdCgroup"].as_bool(),
+        Some(true),
+        "follows the node's runc"
+    );
     let new_main = std::fs::read_to_string(h.join("etc/containerd/config.toml")).unwrap();
-    assert!(new_main.starts_with("imports = [\"/etc/containerd/conf.d/*.toml\"]\n"), "{new_main}");
+    assert!(
+        new_main.starts_with("imports = [\"/etc/containerd/conf.d/*.toml\"]\n"),
+        "{new_main}"
+    );
     toml::from_str::<toml::Table>(&new_main).unwrap();
     let rt = std::fs::read_to_string(h.join("etc/moat/runtime.toml")).unwrap();
     assert!(rt.contains("runtime = \"/usr/sbin/runc\""), "{rt}");

@@ -27,13 +27,22 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Sends `body` to `path` on the shared webhook.
 fn send_to(w: &Webhook, method: &str, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
     runtime().block_on(async {
-        let mut c = Connection::open(&connector(&w.ca_pem), w.addr).await.expect("connect");
+        let mut c = Connection::open(&connector(&w.ca_pem), w.addr)
+            .await
+            .expect("connect");
         let (status, body) = c.send(method, path, body).await.expect("request");
         (status.as_u16(), body)
     })
 }
 
-fn review_of(operation: &str, sub: Option<&str>, kind: (&str, &str, &str), object: &Value, old: Option<&Value>, dry_run: bool) -> Vec<u8> {
+fn review_of(
+    operation: &str,
+    sub: Option<&str>,
+    kind: (&str, &str, &str),
+    object: &Value,
+    old: Option<&Value>,
+    dry_run: bool,
+) -> Vec<u8> {
     let (group, version, kind) = kind;
     let resource = if kind == "Pod" { "pods" } else { "others" };
     serde_json::to_vec(&json!({
@@ -66,12 +75,18 @@ fn admit(path: &str, body: Vec<u8>) -> Value {
     let review: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
-    assert_eq!(review["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(
+        review["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
     review["response"].clone()
 }
 
 fn create_pod(path: &str, pod: &Value) -> Value {
-    admit(path, review_of("CREATE", None, ("", "v1", "Pod"), pod, None, false))
+    admit(
+        path,
+        review_of("CREATE", None, ("", "v1", "Pod"), pod, None, false),
+    )
 }
 
 /// Applies the response's patch to `pod` and reads the result as a k8s-openapi Pod.
@@ -129,7 +144,10 @@ fn pod_with_ports_gets_runtime_class_and_bind_rules() {
     assert_eq!(bind_ports(&web), ["80"]);
     // Exactly the promise: bind restricted, the filesystem and everything else open.
     assert!(web.fs.handled.is_empty());
-    assert_eq!(web.net.handled, moat_policy::NetAccess::of(&[moat_policy::NetRight::BindTcp]));
+    assert_eq!(
+        web.net.handled,
+        moat_policy::NetAccess::of(&[moat_policy::NetRight::BindTcp])
+    );
     assert!(web.scopes.is_empty());
     // The pod-wide policy for containers added later binds nothing.
     assert!(bind_ports(&policy(annotation(&p, "moat.dev/policy"))).is_empty());
@@ -141,13 +159,22 @@ fn pod_with_ports_gets_runtime_class_and_bind_rules() {
 #[test]
 fn namespace_scope_needs_no_annotation_and_creates_the_map() {
     let mut pod = web_pod(Value::Null);
-    pod["metadata"].as_object_mut().unwrap().remove("annotations");
+    pod["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("annotations");
     // Outside an opted-in namespace the pod is left alone...
     let response = create_pod("/mutate", &pod);
-    assert_eq!(response, json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true}));
+    assert_eq!(
+        response,
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
     // ...inside one it is confined, and the patch creates metadata.annotations.
     let p = patched(&pod, &create_pod("/mutate/namespace", &pod));
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/web"))), ["80"]);
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/web"))),
+        ["80"]
+    );
 }
 
 #[test]
@@ -165,23 +192,44 @@ fn init_and_ephemeral_containers_get_their_own_policies() {
         }
     });
     let p = patched(&pod, &create_pod("/mutate", &pod));
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/migrate"))), Vec::<String>::new());
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/proxy"))), ["15001"]);
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/app"))), ["8080", "9090"]);
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/debugger"))), Vec::<String>::new());
-    assert_eq!(p.spec.unwrap().ephemeral_containers.unwrap()[0].name, "debugger");
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/migrate"))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/proxy"))),
+        ["15001"]
+    );
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/app"))),
+        ["8080", "9090"]
+    );
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/debugger"))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        p.spec.unwrap().ephemeral_containers.unwrap()[0].name,
+        "debugger"
+    );
 }
 
 #[test]
 fn user_policy_is_kept_and_gets_the_declared_ports() {
     let user = "[filesystem]\nread_exec = [\"/usr\", \"/bin\"]\nread = [\"/etc\"]\n\n[network]\nconnect_tcp = [5432]\n";
-    let pod = web_pod(json!({"moat.dev/enforce": "true", "moat.dev/policy": user, "moat.dev/compat": "best-effort"}));
+    let pod = web_pod(
+        json!({"moat.dev/enforce": "true", "moat.dev/policy": user, "moat.dev/compat": "best-effort"}),
+    );
     let response = create_pod("/mutate", &pod);
     let p = patched(&pod, &response);
     let web = policy(annotation(&p, "container.moat.dev/web"));
     assert_eq!(bind_ports(&web), ["80"]);
     assert_eq!(web.fs.rules.len(), 3);
-    assert!(web.net.rules.iter().any(|r| r.access.contains(moat_policy::NetRight::ConnectTcp) && r.ports.contains(5432)));
+    assert!(web
+        .net
+        .rules
+        .iter()
+        .any(|r| r.access.contains(moat_policy::NetRight::ConnectTcp) && r.ports.contains(5432)));
     // The user's pod-wide policy already restricts bind: it stays as written.
     assert_eq!(annotation(&p, "moat.dev/policy"), user);
     assert!(response.get("warnings").is_none());
@@ -194,7 +242,10 @@ fn user_policy_is_kept_and_gets_the_declared_ports() {
         "spec": {"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80}]}, {"name": "b", "image": "x", "ports": [{"containerPort": 81}]}]}
     });
     let p = patched(&pod, &create_pod("/mutate", &pod));
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/a"))), ["8081", "80"]);
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/a"))),
+        ["8081", "80"]
+    );
     let b = policy(annotation(&p, "container.moat.dev/b"));
     assert_eq!(bind_ports(&b), ["81"]);
     assert!(!b.fs.rules.is_empty(), "the default preset's paths");
@@ -202,22 +253,35 @@ fn user_policy_is_kept_and_gets_the_declared_ports() {
 
 #[test]
 fn unrestricted_user_network_is_narrowed_to_declared_ports_with_a_warning() {
-    let pod = web_pod(json!({"moat.dev/enforce": "true", "moat.dev/policy": "network:\n  unrestricted: true\nfilesystem:\n  read_exec: [/]\n"}));
+    let pod = web_pod(
+        json!({"moat.dev/enforce": "true", "moat.dev/policy": "network:\n  unrestricted: true\nfilesystem:\n  read_exec: [/]\n"}),
+    );
     let response = create_pod("/mutate", &pod);
     let warnings = response["warnings"].as_array().expect("warnings");
-    assert!(warnings[0].as_str().unwrap().contains("container `web`"), "{warnings:?}");
+    assert!(
+        warnings[0].as_str().unwrap().contains("container `web`"),
+        "{warnings:?}"
+    );
     let p = patched(&pod, &response);
-    assert_eq!(bind_ports(&policy(annotation(&p, "container.moat.dev/web"))), ["80"]);
+    assert_eq!(
+        bind_ports(&policy(annotation(&p, "container.moat.dev/web"))),
+        ["80"]
+    );
     assert!(!policy(annotation(&p, "moat.dev/policy")).net.unrestricted);
 }
 
 #[test]
 fn broken_policy_is_refused_naming_the_container() {
-    let pod = web_pod(json!({"moat.dev/enforce": "true", "container.moat.dev/web": "[[filesystem.rule]]\npaths = [\"/srv\"]\nrights = [\"fly\"]\n"}));
+    let pod = web_pod(
+        json!({"moat.dev/enforce": "true", "container.moat.dev/web": "[[filesystem.rule]]\npaths = [\"/srv\"]\nrights = [\"fly\"]\n"}),
+    );
     let response = create_pod("/mutate", &pod);
     assert_eq!(response["allowed"], false);
     let message = response["status"]["message"].as_str().unwrap();
-    assert!(message.starts_with("pod web: container `web`: container.moat.dev/web:3:"), "{message}");
+    assert!(
+        message.starts_with("pod web: container `web`: container.moat.dev/web:3:"),
+        "{message}"
+    );
     assert!(message.contains("`fly`"), "{message}");
     assert_eq!(response["status"]["code"], 403);
     assert!(response.get("patch").is_none());
@@ -225,13 +289,19 @@ fn broken_policy_is_refused_naming_the_container() {
     let pod = web_pod(json!({"moat.dev/enforce": "true", "moat.dev/preset": "webserver"}));
     let response = create_pod("/mutate", &pod);
     assert_eq!(response["allowed"], false);
-    assert!(response["status"]["message"].as_str().unwrap().contains("webserver"));
+    assert!(response["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("webserver"));
 
     // A misspelt moat annotation is refused even on a pod that did not opt in.
     let pod = web_pod(json!({"moat.dev/enforse": "true"}));
     let response = create_pod("/mutate", &pod);
     assert_eq!(response["allowed"], false);
-    assert!(response["status"]["message"].as_str().unwrap().contains("moat.dev/enforse"));
+    assert!(response["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("moat.dev/enforse"));
 }
 
 #[test]
@@ -245,10 +315,22 @@ fn other_runtime_class_is_refused_moat_is_kept() {
 
     pod["spec"]["runtimeClassName"] = json!("moat");
     let response = create_pod("/mutate", &pod);
-    let raw = base64::engine::general_purpose::STANDARD.decode(response["patch"].as_str().unwrap()).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().unwrap())
+        .unwrap();
     let ops: Vec<Value> = serde_json::from_slice(&raw).unwrap();
-    assert!(ops.iter().all(|op| op["path"] != "/spec/runtimeClassName"), "{ops:?}");
-    assert_eq!(patched(&pod, &response).spec.unwrap().runtime_class_name.as_deref(), Some("moat"));
+    assert!(
+        ops.iter().all(|op| op["path"] != "/spec/runtimeClassName"),
+        "{ops:?}"
+    );
+    assert_eq!(
+        patched(&pod, &response)
+            .spec
+            .unwrap()
+            .runtime_class_name
+            .as_deref(),
+        Some("moat")
+    );
 }
 
 #[test]
@@ -256,24 +338,85 @@ fn non_pod_objects_and_other_operations_are_allowed_unchanged() {
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web",
         "annotations": {"moat.dev/enforce": "true"}}, "spec": {"template": {"spec": {"containers": []}}}});
     let unchanged = json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true});
-    let r = admit("/mutate/namespace", review_of("CREATE", None, ("apps", "v1", "Deployment"), &deployment, None, false));
+    let r = admit(
+        "/mutate/namespace",
+        review_of(
+            "CREATE",
+            None,
+            ("apps", "v1", "Deployment"),
+            &deployment,
+            None,
+            false,
+        ),
+    );
     assert_eq!(r, unchanged);
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}});
-    assert_eq!(admit("/mutate/namespace", review_of("CREATE", None, ("", "v1", "ConfigMap"), &cm, None, false)), unchanged);
+    assert_eq!(
+        admit(
+            "/mutate/namespace",
+            review_of("CREATE", None, ("", "v1", "ConfigMap"), &cm, None, false)
+        ),
+        unchanged
+    );
     let pod = web_pod(json!({"moat.dev/enforce": "true"}));
     // A plain pod update, a status update and a delete are not moat's business.
-    assert_eq!(admit("/mutate", review_of("UPDATE", None, ("", "v1", "Pod"), &pod, Some(&pod), false)), unchanged);
-    assert_eq!(admit("/mutate", review_of("UPDATE", Some("status"), ("", "v1", "Pod"), &pod, Some(&pod), false)), unchanged);
-    assert_eq!(admit("/mutate", review_of("DELETE", None, ("", "v1", "Pod"), &Value::Null, Some(&pod), false)), unchanged);
+    assert_eq!(
+        admit(
+            "/mutate",
+            review_of("UPDATE", None, ("", "v1", "Pod"), &pod, Some(&pod), false)
+        ),
+        unchanged
+    );
+    assert_eq!(
+        admit(
+            "/mutate",
+            review_of(
+                "UPDATE",
+                Some("status"),
+                ("", "v1", "Pod"),
+                &pod,
+                Some(&pod),
+                false
+            )
+        ),
+        unchanged
+    );
+    assert_eq!(
+        admit(
+            "/mutate",
+            review_of(
+                "DELETE",
+                None,
+                ("", "v1", "Pod"),
+                &Value::Null,
+                Some(&pod),
+                false
+            )
+        ),
+        unchanged
+    );
 }
 
 #[test]
 fn dry_run_gets_the_same_answer() {
     let pod = web_pod(json!({"moat.dev/enforce": "true"}));
-    let real = admit("/mutate", review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false));
-    let dry = admit("/mutate", review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, true));
+    let real = admit(
+        "/mutate",
+        review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false),
+    );
+    let dry = admit(
+        "/mutate",
+        review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, true),
+    );
     assert_eq!(real, dry);
-    assert_eq!(patched(&pod, &dry).spec.unwrap().runtime_class_name.as_deref(), Some("moat"));
+    assert_eq!(
+        patched(&pod, &dry)
+            .spec
+            .unwrap()
+            .runtime_class_name
+            .as_deref(),
+        Some("moat")
+    );
 }
 
 #[test]
@@ -282,18 +425,45 @@ fn ephemeral_container_update_is_checked_not_patched() {
     let created = web_pod(json!({"moat.dev/enforce": "true"}));
     let stored = serde_json::to_value(patched(&created, &create_pod("/mutate", &created))).unwrap();
     let mut debug = stored.clone();
-    debug["spec"]["ephemeralContainers"] = json!([{"name": "debugger", "image": "busybox", "targetContainerName": "web"}]);
-    let r = admit("/mutate", review_of("UPDATE", Some("ephemeralcontainers"), ("", "v1", "Pod"), &debug, Some(&stored), false));
-    assert_eq!(r, json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true}));
+    debug["spec"]["ephemeralContainers"] =
+        json!([{"name": "debugger", "image": "busybox", "targetContainerName": "web"}]);
+    let r = admit(
+        "/mutate",
+        review_of(
+            "UPDATE",
+            Some("ephemeralcontainers"),
+            ("", "v1", "Pod"),
+            &debug,
+            Some(&stored),
+            false,
+        ),
+    );
+    assert_eq!(
+        r,
+        json!({"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": true})
+    );
 
     // A pod that runs under moat but carries no policy the node would find for it.
     let mut bare = web_pod(json!({"moat.dev/enforce": "true"}));
     bare["spec"]["runtimeClassName"] = json!("moat");
     let mut debug = bare.clone();
     debug["spec"]["ephemeralContainers"] = json!([{"name": "debugger", "image": "busybox"}]);
-    let r = admit("/mutate", review_of("UPDATE", Some("ephemeralcontainers"), ("", "v1", "Pod"), &debug, Some(&bare), false));
+    let r = admit(
+        "/mutate",
+        review_of(
+            "UPDATE",
+            Some("ephemeralcontainers"),
+            ("", "v1", "Pod"),
+            &debug,
+            Some(&bare),
+            false,
+        ),
+    );
     assert_eq!(r["allowed"], false);
-    assert!(r["status"]["message"].as_str().unwrap().contains("ephemeral container `debugger`"));
+    assert!(r["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ephemeral container `debugger`"));
 }
 
 #[test]
@@ -311,7 +481,10 @@ fn malformed_and_oversized(w: &Webhook) {
     assert_eq!(status, 413);
     assert_eq!(send_to(w, "GET", "/mutate", Vec::new()).0, 405);
     assert_eq!(send_to(w, "POST", "/elsewhere", Vec::new()).0, 404);
-    assert_eq!(send_to(w, "GET", "/healthz", Vec::new()), (200, b"ok\n".to_vec()));
+    assert_eq!(
+        send_to(w, "GET", "/healthz", Vec::new()),
+        (200, b"ok\n".to_vec())
+    );
     // Still serving after all of that.
     let pod = web_pod(json!({"moat.dev/enforce": "true"}));
     assert_eq!(create_pod("/mutate", &pod)["allowed"], true);
@@ -331,13 +504,23 @@ fn curl_answer(w: &Webhook) {
     let out = std::process::Command::new("curl")
         .args(["-sS", "--fail", "--http2", "--cacert"])
         .arg(&ca)
-        .args(["--resolve", &format!("moat-webhook.moat-system.svc:{}:127.0.0.1", w.addr.port())])
+        .args([
+            "--resolve",
+            &format!("moat-webhook.moat-system.svc:{}:127.0.0.1", w.addr.port()),
+        ])
         .args(["-H", "content-type: application/json", "--data-binary"])
         .arg(format!("@{}", body_file.display()))
-        .arg(format!("https://moat-webhook.moat-system.svc:{}/mutate", w.addr.port()))
+        .arg(format!(
+            "https://moat-webhook.moat-system.svc:{}/mutate",
+            w.addr.port()
+        ))
         .output()
         .expect("curl (scripts/test.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let review: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(review["response"], create_pod("/mutate", &pod));
 }
@@ -352,18 +535,33 @@ fn renewed_certificate_is_picked_up_without_restart() {
     std::fs::write(dir.join("tls.key.new"), &renewed.key_pem).unwrap();
     std::fs::rename(dir.join("tls.key.new"), dir.join("tls.key")).unwrap();
     std::fs::rename(dir.join("tls.crt.new"), dir.join("tls.crt")).unwrap();
-    assert!(w.wait_for_log("loaded the renewed certificate", Duration::from_secs(10)), "{}", w.log());
+    assert!(
+        w.wait_for_log("loaded the renewed certificate", Duration::from_secs(10)),
+        "{}",
+        w.log()
+    );
     runtime().block_on(async {
         let old = Connection::open(&connector(&w.ca_pem), w.addr).await;
         assert!(old.is_err(), "the old CA must no longer verify");
-        let mut c = Connection::open(&connector(&renewed.ca_pem), w.addr).await.expect("new CA verifies");
+        let mut c = Connection::open(&connector(&renewed.ca_pem), w.addr)
+            .await
+            .expect("new CA verifies");
         assert_eq!(c.send("GET", "/healthz", Vec::new()).await.unwrap().0, 200);
     });
     // A broken renewal keeps the working certificate.
     std::fs::write(dir.join("tls.key"), "not a key").unwrap();
-    assert!(w.wait_for_log("do not load, keeping the previous one", Duration::from_secs(10)), "{}", w.log());
+    assert!(
+        w.wait_for_log(
+            "do not load, keeping the previous one",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        w.log()
+    );
     runtime().block_on(async {
-        assert!(Connection::open(&connector(&renewed.ca_pem), w.addr).await.is_ok());
+        assert!(Connection::open(&connector(&renewed.ca_pem), w.addr)
+            .await
+            .is_ok());
     });
 }
 
@@ -371,15 +569,25 @@ fn renewed_certificate_is_picked_up_without_restart() {
 fn sigterm_finishes_requests_and_exits() {
     let mut w = Webhook::start(&[]);
     let rt = runtime();
-    let mut c = rt.block_on(Connection::open(&connector(&w.ca_pem), w.addr)).unwrap();
-    assert_eq!(rt.block_on(c.send("GET", "/healthz", Vec::new())).unwrap().0, 200);
+    let mut c = rt
+        .block_on(Connection::open(&connector(&w.ca_pem), w.addr))
+        .unwrap();
+    assert_eq!(
+        rt.block_on(c.send("GET", "/healthz", Vec::new()))
+            .unwrap()
+            .0,
+        200
+    );
     w.terminate();
     let start = std::time::Instant::now();
     let status = loop {
         if let Some(s) = w.child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "still running after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "still running after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}: {}", w.log());
