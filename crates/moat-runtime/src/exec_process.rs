@@ -33,7 +33,7 @@ pub fn rewrite_process_json(text: &[u8], extra_fds: u32) -> Result<Vec<u8>, Runt
     let obj = v
         .as_object_mut()
         .ok_or_else(|| RuntimeError::Exec("the --process file is not a JSON object".into()))?;
-    prefix_args(obj, &launcher_prefix(extra_fds)).ok_or_else(|| {
+    prefix_args(obj, &launcher_prefix(extra_fds, false)).ok_or_else(|| {
         RuntimeError::Exec("the --process file's `args` is missing, empty or not strings".into())
     })?;
     Ok(serde_json::to_vec(&v).unwrap_or_default())
@@ -71,7 +71,9 @@ pub fn rewrite_args(
                     "no command given after the container id".into(),
                 ));
             }
-            let prefix = launcher_prefix(extra_fds).into_iter().map(OsString::from);
+            let prefix = launcher_prefix(extra_fds, false)
+                .into_iter()
+                .map(OsString::from);
             out.splice(id + 1..id + 1, prefix);
             Ok(out)
         }

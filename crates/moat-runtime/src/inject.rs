@@ -26,14 +26,18 @@ pub const MOUNT_OPTIONS: [&str; 4] = ["bind", "ro", "nosuid", "nodev"];
 
 /// The arguments put in front of the entrypoint. `extra_fds` is how many descriptors after
 /// stdio the runtime hands the process (LISTEN_FDS plus `--preserve-fds`); the launcher
-/// keeps exactly those open.
-pub fn launcher_prefix(extra_fds: u32) -> Vec<String> {
+/// keeps exactly those open. `explain` (annotation `moat.dev/explain`) makes the launcher
+/// report denials on the container's stderr when the entrypoint ends.
+pub fn launcher_prefix(extra_fds: u32, explain: bool) -> Vec<String> {
     let mut v: Vec<String> = vec![
         LAUNCHER_DEST.into(),
         "run".into(),
         "--policy".into(),
         POLICY_DEST.into(),
     ];
+    if explain {
+        v.push("--explain".into());
+    }
     for fd in 3..3u64 + u64::from(extra_fds) {
         v.push("--preserve-fd".into());
         v.push(fd.to_string());
@@ -114,13 +118,14 @@ pub fn prepare(
     policy_json: &str,
     launcher: &Path,
     extra_fds: u32,
+    explain: bool,
 ) -> Result<PathBuf, RuntimeError> {
     let dir = bundle.join(BUNDLE_DIR);
     std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
     let policy_path = dir.join(POLICY_FILE);
     write_new(&policy_path, policy_json.as_bytes())?;
 
-    cfg.prefix_args(&launcher_prefix(extra_fds))?;
+    cfg.prefix_args(&launcher_prefix(extra_fds, explain))?;
     cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
     cfg.add_mount(bind(&policy_path, POLICY_DEST))?;
     cfg.set_annotation(CONFINED_ANNOTATION, "true")?;
@@ -151,10 +156,10 @@ mod tests {
     #[test]
     fn prefix_keeps_the_runtimes_descriptors() {
         assert_eq!(
-            launcher_prefix(0),
+            launcher_prefix(0, false),
             ["/.moat/moat", "run", "--policy", "/.moat/policy.json", "--"]
         );
-        let p = launcher_prefix(2);
+        let p = launcher_prefix(2, false);
         assert_eq!(&p[4..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
     }
 
@@ -170,12 +175,14 @@ mod tests {
             "version = 1\n",
             Path::new("/usr/bin/moat"),
             0,
+            true,
         )
         .unwrap();
         let back = Config::read(d.path()).unwrap();
         let v = &back.value;
         assert_eq!(v["process"]["args"][0], LAUNCHER_DEST);
-        assert_eq!(v["process"]["args"][5], "/bin/sh");
+        assert_eq!(v["process"]["args"][4], "--explain");
+        assert_eq!(v["process"]["args"][6], "/bin/sh");
         assert_eq!(v["process"]["env"], serde_json::json!(["A=1"]));
         assert_eq!(v["process"]["cwd"], "/w");
         assert_eq!(v["z"], 1);
@@ -203,7 +210,15 @@ mod tests {
         let text = r#"{"process":{"args":["/bin/true"]}}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        let policy = prepare(d.path(), &mut cfg, "version = 1\n", Path::new("/m"), 0).unwrap();
+        let policy = prepare(
+            d.path(),
+            &mut cfg,
+            "version = 1\n",
+            Path::new("/m"),
+            0,
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(policy).unwrap(), "version = 1\n");
         assert_eq!(
             std::fs::read(moat.join("config.json.orig")).unwrap(),
@@ -222,7 +237,15 @@ mod tests {
         // there.
         std::fs::create_dir_all(d.path().join("moat/config.json.orig/x")).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        assert!(prepare(d.path(), &mut cfg, "version = 1\n", Path::new("/m"), 0).is_err());
+        assert!(prepare(
+            d.path(),
+            &mut cfg,
+            "version = 1\n",
+            Path::new("/m"),
+            0,
+            false
+        )
+        .is_err());
         assert_eq!(
             std::fs::read(d.path().join("config.json")).unwrap(),
             text.as_bytes()

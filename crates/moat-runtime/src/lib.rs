@@ -171,6 +171,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         &text,
         &launcher,
         extra_fds(opts.preserve_fds),
+        resolved.explain,
     )?;
     Ok(Outcome::Exec(line.to_args()))
 }

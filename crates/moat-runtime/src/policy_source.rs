@@ -17,6 +17,8 @@ pub const POLICY_ANNOTATION: &str = "moat.dev/policy";
 pub const PRESET_ANNOTATION: &str = "moat.dev/preset";
 /// Annotation choosing `strict` or `best-effort`.
 pub const COMPAT_ANNOTATION: &str = "moat.dev/compat";
+/// Annotation asking the launcher to explain denials (`"true"`), see `moat run --explain`.
+pub const EXPLAIN_ANNOTATION: &str = "moat.dev/explain";
 /// Annotation moat-runtime sets on a container it confined.
 pub const CONFINED_ANNOTATION: &str = "moat.dev/confined";
 /// The annotations prefix; any other key under it is a typo and refused.
@@ -57,7 +59,7 @@ pub enum SourceError {
     #[error("annotation {COMPAT_ANNOTATION}=`{0}`: write `strict` or `best-effort`")]
     BadCompat(String),
     /// A `moat.dev/` annotation moat does not know (a typo would leave a container open).
-    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION}, {enforce}, {ports})", enforce = kube::ENFORCE_ANNOTATION, ports = kube::PORTS_FROM_SPEC_ANNOTATION)]
+    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION}, {EXPLAIN_ANNOTATION}, {enforce}, {ports})", enforce = kube::ENFORCE_ANNOTATION, ports = kube::PORTS_FROM_SPEC_ANNOTATION)]
     UnknownAnnotation(String),
     /// `moat.dev/compat` without a policy to apply it to.
     #[error("annotation {COMPAT_ANNOTATION} is set but the container has no policy ({POLICY_ANNOTATION}, {PRESET_ANNOTATION} or process.landlock)")]
@@ -73,6 +75,8 @@ pub struct Resolved {
     pub compat: Compat,
     /// Where it came from, for messages.
     pub origin: String,
+    /// Report denials when the entrypoint ends (`moat.dev/explain: "true"`).
+    pub explain: bool,
 }
 
 /// What the node's configuration adds to the annotations (see
@@ -105,6 +109,7 @@ pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, Sour
                 CONFINED_ANNOTATION,
                 kube::ENFORCE_ANNOTATION,
                 kube::PORTS_FROM_SPEC_ANNOTATION,
+                EXPLAIN_ANNOTATION,
             ]
             .contains(k)
     }) {
@@ -121,6 +126,7 @@ pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, Sour
 
     // Both checked up front so a malformed value is refused whichever policy applies.
     kube::flag(&ann, kube::ENFORCE_ANNOTATION)?;
+    let explain = kube::flag(&ann, EXPLAIN_ANNOTATION)?.unwrap_or(false);
     let ports_from_spec = kube::flag(&ann, kube::PORTS_FROM_SPEC_ANNOTATION)?;
     let container_key =
         kube::container_name(&ann).map(|name| format!("{}{name}", kube::CONTAINER_POLICY_PREFIX));
@@ -182,6 +188,7 @@ pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, Sour
         policy,
         compat,
         origin,
+        explain,
     }))
 }
 

@@ -24,6 +24,34 @@ fn policy_annotation_confines_the_container() {
 }
 
 #[test]
+fn explain_annotation_reports_denials_on_the_containers_stderr() {
+    need_runc!();
+    let b = Bundle::new("explain");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.annotate("moat.dev/explain", "true");
+    let o = b.run(&moat_runtime());
+    assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
+    let e = stderr(&o);
+    for expected in [
+        "denied read_file on /root/secret",
+        "allow it with `--ro /root/secret`",
+        "denied write_file on /etc/hostname",
+        "allow it with `--rw /etc/hostname`",
+        "denied bind_tcp on port 0",
+    ] {
+        assert!(e.contains(expected), "missing `{expected}` in:\n{e}");
+    }
+    assert_eq!(b.config()["process"]["args"][4], "--explain");
+    // Anything but "true"/"false" is refused.
+    let b = Bundle::new("explain-bad");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    b.annotate("moat.dev/explain", "yes");
+    let o = b.run(&moat_runtime());
+    assert!(!o.status.success());
+    assert!(b.log().contains("moat.dev/explain"), "{}", b.log());
+}
+
+#[test]
 fn policy_annotation_in_json_confines_the_container() {
     need_runc!();
     let b = Bundle::new("annjson");

@@ -231,6 +231,41 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// What the plan denies of one call's observations. When creating an entry is denied,
+    /// the kernel stops there: the rights the new file would have needed are not reported.
+    pub fn check_call(&self, observed: &[Observed]) -> Vec<Denied> {
+        let mut out: Vec<Denied> = Vec::new();
+        for o in observed {
+            let Some(d) = self.check(o) else { continue };
+            let blocked = match &d {
+                Denied::Fs { path, .. } => out.iter().any(|prev| match prev {
+                    Denied::Fs { path: dir, rights } => {
+                        path.parent() == Some(dir.as_path())
+                            && rights.iter().any(|r| MAKE.contains(r))
+                    }
+                    _ => false,
+                }),
+                _ => false,
+            };
+            if !blocked {
+                out.push(d);
+            }
+        }
+        out
+    }
+}
+
+const MAKE: [FsRight; 7] = [
+    FsRight::MakeReg,
+    FsRight::MakeDir,
+    FsRight::MakeSym,
+    FsRight::MakeSock,
+    FsRight::MakeFifo,
+    FsRight::MakeChar,
+    FsRight::MakeBlock,
+];
+
 /// Collects denials in order of first appearance, each once.
 #[derive(Default)]
 pub struct Denials {

@@ -102,6 +102,12 @@ impl Decoder {
         let path_at = |dirfd: u64, addr: u64| -> Option<PathBuf> {
             let p = PathBuf::from(read_c_string(pid, addr)?);
             if p.is_absolute() {
+                // Resolved here, /proc/self would be moat's own: make it the caller's.
+                for own in ["/proc/self", "/proc/thread-self"] {
+                    if let Ok(rest) = p.strip_prefix(own) {
+                        return Some(Path::new("/proc").join(pid.to_string()).join(rest));
+                    }
+                }
                 return Some(p);
             }
             Some(memory::fd_path(pid, dirfd as i32 as i64)?.join(p))
@@ -326,6 +332,9 @@ impl Decoder {
     }
 
     fn create(&self, path: Option<PathBuf>, right: FsRight, out: &mut Vec<Observed>) {
+        // An existing entry fails with EEXIST before Landlock is asked (`mkdir -p` tries
+        // every component): no right, and nothing created.
+        let path = path.filter(|p| p.symlink_metadata().is_err());
         if let Some(p) = path.map(|p| resolve(&p)) {
             out.push(fs(parent(&p), &[right], true));
             out.push(Observed::Created(p));
@@ -336,6 +345,9 @@ impl Decoder {
         let (Some(from), Some(to)) = (from.map(|p| resolve(&p)), to.map(|p| resolve(&p))) else {
             return;
         };
+        if to.symlink_metadata().is_ok() {
+            return; // EEXIST before Landlock is asked
+        }
         let (src, dst) = (parent(&from), parent(&to));
         if src != dst {
             out.push(fs(src, &[FsRight::Refer], true));

@@ -6,7 +6,8 @@
 //! denials are logged, and only records of that domain are used. Otherwise the command is
 //! traced with seccomp user notification and each call is checked against the plan the
 //! way Landlock checks it. moat stays as the parent (ignoring the terminal's SIGINT and
-//! SIGQUIT, like a shell with a foreground job) and exits with the command's status.
+//! SIGQUIT like a shell with a foreground job, passing on SIGTERM, SIGHUP, SIGUSR1 and
+//! SIGUSR2) and exits with the command's status.
 
 use super::Failure;
 use moat_policy::Abi;
@@ -17,6 +18,7 @@ use moat_sandbox::trace::{self, Exit};
 use moat_sandbox::{landlock, seccomp, Plan};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Runs the command under `plan` as a child and reports what was denied.
 pub fn run(
@@ -78,12 +80,32 @@ fn restrict(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Like a shell with a foreground job: the terminal's interrupt goes to the command.
-fn ignore_terminal_signals() {
-    // SAFETY: setting a disposition to SIG_IGN has no preconditions.
+/// The command's pid, for the forwarding handler.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Like a shell with a foreground job: the terminal's interrupt goes to the command and
+/// moat ignores it. Signals sent to moat itself (a container engine stopping its pid 1,
+/// a supervisor) are passed on to the command.
+fn supervise(child: libc::pid_t) {
+    CHILD.store(child, Ordering::Relaxed);
+    // SAFETY: SIG_IGN and a handler that only calls kill(2) are valid dispositions.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+        for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::signal(
+                sig,
+                forward as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
     }
 }
 
@@ -94,18 +116,16 @@ fn with_tracer(
 ) -> Result<(Exit, Vec<Denial>), Failure> {
     let checker = Checker::new(plan);
     let session = trace::spawn(target, env, || restrict(plan)).map_err(Failure::moat)?;
-    ignore_terminal_signals();
+    supervise(session.pid());
     let mut denials = Denials::default();
     let exit = session
         .run(|e| {
-            for o in &e.observed {
-                if let Some(what) = checker.check(o) {
-                    denials.add(Denial {
-                        what,
-                        pid: e.pid,
-                        comm: e.comm.clone(),
-                    });
-                }
+            for what in checker.check_call(&e.observed) {
+                denials.add(Denial {
+                    what,
+                    pid: e.pid,
+                    comm: e.comm.clone(),
+                });
             }
         })
         .map_err(Failure::moat)?;
@@ -119,7 +139,7 @@ fn with_audit(
     log: &AuditLog,
 ) -> Result<(Exit, Vec<Denial>), Failure> {
     let session = trace::spawn_untraced(target, env, || restrict(plan)).map_err(Failure::moat)?;
-    ignore_terminal_signals();
+    supervise(session.pid());
     let mut records = Vec::new();
     let exit = loop {
         records.extend(log.read(50));
