@@ -243,15 +243,17 @@ fn fold_directories(grants: &mut BTreeMap<PathBuf, (FsAccess, bool)>, threshold:
             }
         }
         grants.retain(|_, (a, _)| !a.is_empty());
-        // A right granted on a directory covers everything beneath it.
-        let dirs: Vec<(PathBuf, FsAccess)> = grants
+        // A right granted on a directory covers everything beneath it. Looked up by
+        // ancestor (a path's depth), not by pairs of entries: a recording of a tree walk
+        // holds tens of thousands of directories.
+        let dirs: BTreeMap<PathBuf, FsAccess> = grants
             .iter()
             .filter(|(_, (_, d))| *d)
             .map(|(p, (a, _))| (p.clone(), *a))
             .collect();
         for (path, (access, _)) in grants.iter_mut() {
-            for (d, a) in &dirs {
-                if path != d && path.starts_with(d) {
+            for ancestor in path.ancestors().skip(1) {
+                if let Some(a) = dirs.get(ancestor) {
                     *access = access.minus(*a);
                 }
             }
