@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod annotations;
 pub mod dialect;
 pub mod error;
 pub mod model;

@@ -11,13 +11,6 @@
 
 use std::collections::BTreeSet;
 
-/// Prefix of the per-container policy annotation `container.moat.dev/<container-name>`,
-/// which the admission webhook writes (or a pod author, for one container).
-pub const CONTAINER_POLICY_PREFIX: &str = "container.moat.dev/";
-/// Pod annotation that opts a pod in when the webhook runs.
-pub const ENFORCE_ANNOTATION: &str = "moat.dev/enforce";
-/// Pod annotation that turns off bind rules from the declared containerPorts (`"false"`).
-pub const PORTS_FROM_SPEC_ANNOTATION: &str = "moat.dev/ports-from-spec";
 /// The kubelet's container annotation with the declared ports.
 pub const PORTS_ANNOTATION: &str = "io.kubernetes.container.ports";
 /// Annotations naming the container: containerd's, then CRI-O's.
@@ -32,14 +25,6 @@ pub enum KubeError {
     /// `io.kubernetes.container.ports` is not the kubelet's JSON list of ports.
     #[error("annotation {PORTS_ANNOTATION}: {0}")]
     Ports(String),
-    /// `moat.dev/ports-from-spec` or `moat.dev/enforce` is not `"true"` or `"false"`.
-    #[error("annotation {key}=`{value}`: write \"true\" or \"false\"")]
-    NotABool {
-        /// The annotation.
-        key: &'static str,
-        /// Its value.
-        value: String,
-    },
 }
 
 /// The container's name as the CRI runtime recorded it.
@@ -51,23 +36,6 @@ pub fn container_name<'a>(annotations: &[(&'a str, &'a str)]) -> Option<&'a str>
             .map(|(_, v)| *v)
             .filter(|v| !v.is_empty())
     })
-}
-
-/// A `"true"`/`"false"` annotation; `None` when absent.
-pub fn flag(annotations: &[(&str, &str)], key: &'static str) -> Result<Option<bool>, KubeError> {
-    match annotations
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.trim())
-    {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => Err(KubeError::NotABool {
-            key,
-            value: other.to_string(),
-        }),
-    }
 }
 
 /// The TCP ports the container declares (protocol `TCP` or unset, as in the API), sorted
@@ -180,15 +148,5 @@ mod tests {
                 "{text} should be refused"
             );
         }
-    }
-
-    #[test]
-    fn flags() {
-        assert_eq!(flag(&[], ENFORCE_ANNOTATION), Ok(None));
-        assert_eq!(
-            flag(&[(ENFORCE_ANNOTATION, "true")], ENFORCE_ANNOTATION),
-            Ok(Some(true))
-        );
-        assert!(flag(&[(ENFORCE_ANNOTATION, "yes")], ENFORCE_ANNOTATION).is_err());
     }
 }

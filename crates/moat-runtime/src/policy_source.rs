@@ -9,20 +9,14 @@
 
 use crate::config::{Config, ConfigError};
 use crate::kube::{self, KubeError};
+use moat_policy::annotations::{self, AnnotationError};
 use moat_policy::{presets, Compat, Policy, PolicyError};
 
-/// Annotation holding a policy document (TOML, JSON or YAML; any dialect).
-pub const POLICY_ANNOTATION: &str = "moat.dev/policy";
-/// Annotation naming a built-in preset.
-pub const PRESET_ANNOTATION: &str = "moat.dev/preset";
-/// Annotation choosing `strict` or `best-effort`.
-pub const COMPAT_ANNOTATION: &str = "moat.dev/compat";
-/// Annotation asking the launcher to explain denials (`"true"`), see `moat run --explain`.
-pub const EXPLAIN_ANNOTATION: &str = "moat.dev/explain";
-/// Annotation moat-runtime sets on a container it confined.
-pub const CONFINED_ANNOTATION: &str = "moat.dev/confined";
-/// The annotations prefix; any other key under it is a typo and refused.
-const PREFIX: &str = "moat.dev/";
+// The keys are the contract shared with the admission webhook (moat_policy::annotations).
+pub use moat_policy::annotations::{
+    COMPAT as COMPAT_ANNOTATION, CONFINED as CONFINED_ANNOTATION, EXPLAIN as EXPLAIN_ANNOTATION,
+    POLICY as POLICY_ANNOTATION, PRESET as PRESET_ANNOTATION,
+};
 
 /// Annotations that mark a pod's sandbox (pause) container: containerd's and CRI-O's.
 const SANDBOX_MARKERS: &[(&str, &str)] = &[
@@ -55,12 +49,10 @@ pub enum SourceError {
         /// The parser's diagnostic.
         source: PolicyError,
     },
-    /// `moat.dev/compat` has a value other than `strict` or `best-effort`.
-    #[error("annotation {COMPAT_ANNOTATION}=`{0}`: write `strict` or `best-effort`")]
-    BadCompat(String),
-    /// A `moat.dev/` annotation moat does not know (a typo would leave a container open).
-    #[error("unknown annotation `{0}` (moat reads {POLICY_ANNOTATION}, {PRESET_ANNOTATION}, {COMPAT_ANNOTATION}, {EXPLAIN_ANNOTATION}, {enforce}, {ports})", enforce = kube::ENFORCE_ANNOTATION, ports = kube::PORTS_FROM_SPEC_ANNOTATION)]
-    UnknownAnnotation(String),
+    /// A `moat.dev/` annotation is unknown (a typo would leave a container open) or has a
+    /// value moat does not accept.
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
     /// `moat.dev/compat` without a policy to apply it to.
     #[error("annotation {COMPAT_ANNOTATION} is set but the container has no policy ({POLICY_ANNOTATION}, {PRESET_ANNOTATION} or process.landlock)")]
     CompatWithoutPolicy,
@@ -100,36 +92,15 @@ pub fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
 pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, SourceError> {
     let ann = cfg.annotations()?;
     let get = |key: &str| ann.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-    if let Some((k, _)) = ann.iter().find(|(k, _)| {
-        k.starts_with(PREFIX)
-            && ![
-                POLICY_ANNOTATION,
-                PRESET_ANNOTATION,
-                COMPAT_ANNOTATION,
-                CONFINED_ANNOTATION,
-                kube::ENFORCE_ANNOTATION,
-                kube::PORTS_FROM_SPEC_ANNOTATION,
-                EXPLAIN_ANNOTATION,
-            ]
-            .contains(k)
-    }) {
-        return Err(SourceError::UnknownAnnotation(k.to_string()));
-    }
-    let compat_override = match get(COMPAT_ANNOTATION) {
-        None => None,
-        Some(v) => match v.trim() {
-            "strict" => Some(Compat::Strict),
-            "best-effort" => Some(Compat::BestEffort),
-            other => return Err(SourceError::BadCompat(other.to_string())),
-        },
-    };
+    let pairs = ann.as_slice();
+    annotations::check_keys(pairs)?;
+    let compat_override = annotations::compat(pairs)?;
 
     // Both checked up front so a malformed value is refused whichever policy applies.
-    kube::flag(&ann, kube::ENFORCE_ANNOTATION)?;
-    let explain = kube::flag(&ann, EXPLAIN_ANNOTATION)?.unwrap_or(false);
-    let ports_from_spec = kube::flag(&ann, kube::PORTS_FROM_SPEC_ANNOTATION)?;
-    let container_key =
-        kube::container_name(&ann).map(|name| format!("{}{name}", kube::CONTAINER_POLICY_PREFIX));
+    annotations::flag(pairs, annotations::ENFORCE)?;
+    let explain = annotations::flag(pairs, annotations::EXPLAIN)?.unwrap_or(false);
+    let ports_from_spec = annotations::flag(pairs, annotations::PORTS_FROM_SPEC)?;
+    let container_key = kube::container_name(&ann).map(annotations::container_key);
 
     let (policy, origin) = if let Some(landlock) = cfg.process_landlock() {
         const ORIGIN: &str = "config.json process.landlock";
