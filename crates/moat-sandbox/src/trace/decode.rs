@@ -20,12 +20,18 @@ use std::path::{Path, PathBuf};
 pub struct Event {
     /// The calling thread.
     pub pid: i32,
-    /// Its command name.
-    pub comm: String,
     /// The system call, by name.
     pub call: &'static str,
     /// What a policy must allow for it.
     pub observed: Vec<Observed>,
+}
+
+impl Event {
+    /// The caller's command name, read from /proc: only while the call is held (inside the
+    /// callback of [`super::Session::run`]) is the pid sure to be the caller's.
+    pub fn comm(&self) -> String {
+        memory::comm(self.pid)
+    }
 }
 
 /// Decodes calls of one traced process tree.
@@ -288,7 +294,6 @@ impl Decoder {
         };
         Event {
             pid,
-            comm: memory::comm(pid),
             call,
             observed: out,
         }

@@ -295,11 +295,12 @@ impl Session {
                     continue;
                 };
                 let event = decoder.decode(&n);
-                let valid = notify::still_valid(listener, n.id);
-                notify::resume(listener, n.id);
-                if valid {
+                // Reported while the call is still held, so the callback can read the
+                // caller's /proc entries.
+                if notify::still_valid(listener, n.id) {
                     on_event(&event);
                 }
+                notify::resume(listener, n.id);
             } else if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                 // Every process that had the filter is gone.
                 self.listener = None;

@@ -124,7 +124,7 @@ fn with_tracer(
                 denials.add(Denial {
                     what,
                     pid: e.pid,
-                    comm: e.comm.clone(),
+                    comm: e.comm(),
                 });
             }
         })

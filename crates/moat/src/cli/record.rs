@@ -75,7 +75,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
             if verbose {
                 eprintln!(
                     "moat: record: {} ({}) {}: {:?}",
-                    e.comm, e.pid, e.call, e.observed
+                    e.comm(), e.pid, e.call, e.observed
                 );
             }
             observed.extend(e.observed.iter().cloned());
