@@ -292,6 +292,48 @@ fn merge_extends_a_policy_and_replays_both_runs() {
 }
 
 #[test]
+fn records_without_root_and_follows_threads() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: dropping to another user needs root");
+        return;
+    }
+    let s = Scratch::new();
+    s.write("t.txt", "from a thread\n");
+    s.write(
+        "threads.py",
+        "import threading\n\
+         out = []\n\
+         t = threading.Thread(target=lambda: out.append(open('t.txt').read()))\n\
+         t.start(); t.join()\n\
+         print(out[0], end='')\n",
+    );
+    // Everyone may use the scratch directory; moat runs as nobody.
+    std::fs::set_permissions(
+        s.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(moat_bin())
+        .args(["record", "--", "/usr/bin/python3", "threads.py"])
+        .current_dir(s.dir.path())
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "record as nobody failed: {stderr}");
+    assert!(stdout.starts_with("from a thread\n"), "{stdout}");
+    let t = std::fs::canonicalize(s.path("t.txt")).unwrap();
+    assert!(
+        stdout.contains(&format!("{:?}", t.to_string_lossy())),
+        "the thread's read is in the policy:\n{stdout}"
+    );
+}
+
+#[test]
 fn the_command_status_and_missing_commands() {
     let s = Scratch::new();
     let r = s.run(&["record", "--", "sh", "-c", "exit 3"]);
