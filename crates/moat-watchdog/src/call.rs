@@ -100,7 +100,9 @@ impl Runner {
                 Ok(d) => Some(d),
                 Err(e) if required => return (Outcome::Refused(e.to_string()), notes),
                 Err(e) => {
-                    notes.not_enforced.push(format!("private temporary directory: {e}"));
+                    notes
+                        .not_enforced
+                        .push(format!("private temporary directory: {e}"));
                     None
                 }
             },
@@ -180,9 +182,13 @@ impl Runner {
                 }
             }
         };
-        notes
-            .not_enforced
-            .extend(spawned.child.not_enforced.iter().map(NotEnforced::to_string));
+        notes.not_enforced.extend(
+            spawned
+                .child
+                .not_enforced
+                .iter()
+                .map(NotEnforced::to_string),
+        );
         let pid = spawned.child.pid;
         let mut exit = spawned.exit;
 
@@ -289,7 +295,12 @@ fn build_env(
     let tmp: Vec<(Vec<u8>, Vec<u8>)> = match dir {
         Some(d) => ["TMPDIR", "TMP", "TEMP"]
             .iter()
-            .map(|k| (k.as_bytes().to_vec(), d.path.as_os_str().as_bytes().to_vec()))
+            .map(|k| {
+                (
+                    k.as_bytes().to_vec(),
+                    d.path.as_os_str().as_bytes().to_vec(),
+                )
+            })
             .collect(),
         None => Vec::new(),
     };

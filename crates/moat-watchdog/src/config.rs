@@ -232,7 +232,11 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
         let d = match self.text(var)? {
             None => default,
             Some(v) => parse_seconds_or_duration(&v).map_err(|e: DurationError| {
-                invalid(var, &v, &format!("{e} (write seconds, or a Go duration such as 10s or 1m30s)"))
+                invalid(
+                    var,
+                    &v,
+                    &format!("{e} (write seconds, or a Go duration such as 10s or 1m30s)"),
+                )
             })?,
         };
         Ok((!d.is_zero()).then_some(d))
@@ -245,10 +249,7 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
     ) -> Result<Option<T>, ConfigError> {
         match self.text(var)? {
             None => Ok(None),
-            Some(v) => v
-                .parse::<T>()
-                .map(Some)
-                .map_err(|_| invalid(var, &v, what)),
+            Some(v) => v.parse::<T>().map(Some).map_err(|_| invalid(var, &v, what)),
         }
     }
 
@@ -306,7 +307,9 @@ impl Config {
                 why: "authenticate in front of the watchdog (the gateway or a proxy)",
             });
         }
-        let port = r.number::<u16>("port", "a TCP port, 0 to 65535")?.unwrap_or(8080);
+        let port = r
+            .number::<u16>("port", "a TCP port, 0 to 65535")?
+            .unwrap_or(8080);
         let metrics_port = r
             .number::<u16>("metrics_port", "a TCP port, 0 to 65535")?
             .unwrap_or(8081);
@@ -314,7 +317,10 @@ impl Config {
         let write_timeout = r.timeout("write_timeout", DEFAULT_TIMEOUT)?;
         let exec_timeout = r.timeout("exec_timeout", Duration::ZERO)?;
         let healthcheck_interval = r
-            .timeout("healthcheck_interval", write_timeout.unwrap_or(Duration::ZERO))?
+            .timeout(
+                "healthcheck_interval",
+                write_timeout.unwrap_or(Duration::ZERO),
+            )?
             .unwrap_or(Duration::ZERO);
         let max_inflight = r
             .number::<usize>("max_inflight", "a number of calls (0 = unlimited)")?
@@ -332,13 +338,20 @@ impl Config {
             None | Some("required") => SandboxMode::Required,
             Some("best_effort") | Some("best-effort") => SandboxMode::BestEffort,
             Some("off") => SandboxMode::Off,
-            Some(other) => return Err(invalid("sandbox", other, "write required, best_effort or off")),
+            Some(other) => {
+                return Err(invalid(
+                    "sandbox",
+                    other,
+                    "write required, best_effort or off",
+                ))
+            }
         };
         let mut connect_tcp = Vec::new();
         for p in r.list("sandbox_connect_tcp")? {
-            connect_tcp.push(PortRange::parse(&p).map_err(|e| {
-                invalid("sandbox_connect_tcp", &p, &e.to_string())
-            })?);
+            connect_tcp.push(
+                PortRange::parse(&p)
+                    .map_err(|e| invalid("sandbox_connect_tcp", &p, &e.to_string()))?,
+            );
         }
         let sandbox = SandboxConfig {
             mode,
@@ -395,7 +408,15 @@ pub fn split_fprocess(text: &str) -> Vec<String> {
 pub fn help_text() -> String {
     let mut s = String::from("Configuration (environment variables):\n");
     for v in VARIABLES {
-        s.push_str(&format!("  {} (default: {})\n", v.name, if v.default.is_empty() { "unset" } else { v.default }));
+        s.push_str(&format!(
+            "  {} (default: {})\n",
+            v.name,
+            if v.default.is_empty() {
+                "unset"
+            } else {
+                v.default
+            }
+        ));
         let mut line = String::from("      ");
         for word in v.help.split(' ') {
             if line.len() + word.len() > 90 {
@@ -475,7 +496,12 @@ mod tests {
         assert_eq!(c.sandbox.ro, vec!["/srv/data", "/opt/x"]);
         assert_eq!(c.sandbox.connect_tcp.len(), 2);
         assert_eq!(c.max_request_bytes, None);
-        let c = cfg(&[("fprocess", "cat"), ("write_timeout", "0"), ("max_inflight", "0")]).unwrap();
+        let c = cfg(&[
+            ("fprocess", "cat"),
+            ("write_timeout", "0"),
+            ("max_inflight", "0"),
+        ])
+        .unwrap();
         assert_eq!(c.write_timeout, None);
         assert_eq!(c.healthcheck_interval, Duration::ZERO);
         assert_eq!(c.max_inflight, None);
@@ -488,15 +514,42 @@ mod tests {
             (&[("fprocess", "   ")], "fprocess"),
             (&[("fprocess", "cat"), ("port", "80x")], "port=`80x`"),
             (&[("fprocess", "cat"), ("port", "65536")], "port=`65536`"),
-            (&[("fprocess", "cat"), ("exec_timeout", "10sec")], "exec_timeout=`10sec`"),
-            (&[("fprocess", "cat"), ("read_timeout", "-1")], "read_timeout=`-1`"),
-            (&[("fprocess", "cat"), ("write_debug", "1")], "write_debug=`1`"),
-            (&[("fprocess", "cat"), ("combine_output", "TRUE")], "combine_output=`TRUE`"),
-            (&[("fprocess", "cat"), ("max_inflight", "-2")], "max_inflight=`-2`"),
-            (&[("fprocess", "cat"), ("sandbox", "strict")], "sandbox=`strict`"),
-            (&[("fprocess", "cat"), ("sandbox_ro", "relative/x")], "sandbox_ro=`relative/x`"),
-            (&[("fprocess", "cat"), ("sandbox_connect_tcp", "70000")], "sandbox_connect_tcp=`70000`"),
-            (&[("fprocess", "cat"), ("sandbox_tmp", "tmp")], "sandbox_tmp=`tmp`"),
+            (
+                &[("fprocess", "cat"), ("exec_timeout", "10sec")],
+                "exec_timeout=`10sec`",
+            ),
+            (
+                &[("fprocess", "cat"), ("read_timeout", "-1")],
+                "read_timeout=`-1`",
+            ),
+            (
+                &[("fprocess", "cat"), ("write_debug", "1")],
+                "write_debug=`1`",
+            ),
+            (
+                &[("fprocess", "cat"), ("combine_output", "TRUE")],
+                "combine_output=`TRUE`",
+            ),
+            (
+                &[("fprocess", "cat"), ("max_inflight", "-2")],
+                "max_inflight=`-2`",
+            ),
+            (
+                &[("fprocess", "cat"), ("sandbox", "strict")],
+                "sandbox=`strict`",
+            ),
+            (
+                &[("fprocess", "cat"), ("sandbox_ro", "relative/x")],
+                "sandbox_ro=`relative/x`",
+            ),
+            (
+                &[("fprocess", "cat"), ("sandbox_connect_tcp", "70000")],
+                "sandbox_connect_tcp=`70000`",
+            ),
+            (
+                &[("fprocess", "cat"), ("sandbox_tmp", "tmp")],
+                "sandbox_tmp=`tmp`",
+            ),
             (&[("fprocess", "cat"), ("jwt_auth", "true")], "jwt_auth"),
         ];
         for (pairs, expect) in cases {
@@ -509,7 +562,11 @@ mod tests {
     fn help_lists_every_variable() {
         let help = help_text();
         for v in VARIABLES {
-            assert!(help.contains(&format!("  {} (default:", v.name)), "{}", v.name);
+            assert!(
+                help.contains(&format!("  {} (default:", v.name)),
+                "{}",
+                v.name
+            );
         }
         assert!(help.lines().all(|l| l.len() <= 100));
     }

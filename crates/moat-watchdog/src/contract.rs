@@ -148,7 +148,10 @@ pub fn decode_path(raw: &str) -> Result<Vec<u8>, PathError> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = |c: u8| (c as char).to_digit(16);
-            match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            match (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
                 _ => return Err(PathError::BadEscape),
             }
@@ -330,8 +333,22 @@ pub fn sniff_content_type(body: &[u8]) -> &'static str {
         .unwrap_or(head.len());
     let text = &head[start..];
     const HTML_TAGS: [&[u8]; 17] = [
-        b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV",
-        b"<FONT", b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P",
+        b"<!DOCTYPE HTML",
+        b"<HTML",
+        b"<HEAD",
+        b"<SCRIPT",
+        b"<IFRAME",
+        b"<H1",
+        b"<DIV",
+        b"<FONT",
+        b"<TABLE",
+        b"<A",
+        b"<STYLE",
+        b"<TITLE",
+        b"<B",
+        b"<BODY",
+        b"<BR",
+        b"<P",
         b"<!--",
     ];
     for tag in HTML_TAGS {
@@ -481,7 +498,10 @@ mod tests {
         assert_eq!(exit_text(0), "exit status 0");
         assert_eq!(exit_text(3 << 8), "exit status 3");
         assert_eq!(exit_text(9), "signal: killed");
-        assert_eq!(exit_text(11 | 0x80), "signal: segmentation fault (core dumped)");
+        assert_eq!(
+            exit_text(11 | 0x80),
+            "signal: segmentation fault (core dumped)"
+        );
         assert_eq!(exit_text(40), "signal: signal 40");
     }
 
@@ -494,12 +514,24 @@ mod tests {
     #[test]
     fn sniffing() {
         assert_eq!(sniff_content_type(b"hello"), "text/plain; charset=utf-8");
-        assert_eq!(sniff_content_type(b"{\"a\":1}"), "text/plain; charset=utf-8");
-        assert_eq!(sniff_content_type(b"  <html><body>"), "text/html; charset=utf-8");
+        assert_eq!(
+            sniff_content_type(b"{\"a\":1}"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            sniff_content_type(b"  <html><body>"),
+            "text/html; charset=utf-8"
+        );
         assert_eq!(sniff_content_type(b"<!-- x"), "text/html; charset=utf-8");
-        assert_eq!(sniff_content_type(b"<?xml version"), "text/xml; charset=utf-8");
+        assert_eq!(
+            sniff_content_type(b"<?xml version"),
+            "text/xml; charset=utf-8"
+        );
         assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\nxx"), "image/png");
-        assert_eq!(sniff_content_type(b"\x00\x01\x02"), "application/octet-stream");
+        assert_eq!(
+            sniff_content_type(b"\x00\x01\x02"),
+            "application/octet-stream"
+        );
         assert_eq!(sniff_content_type(b""), "text/plain; charset=utf-8");
         assert!(method_allowed("PATCH") && !method_allowed("HEAD") && !method_allowed("get"));
         assert_eq!(method_label("BREW"), "other");

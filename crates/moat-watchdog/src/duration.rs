@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(d("-0"), Ok(Duration::ZERO));
         assert_eq!(d("0.000000001s"), Ok(Duration::from_nanos(1)));
         assert_eq!(d("1.0000000019s"), Ok(Duration::new(1, 1)));
-        assert_eq!(d("2562047h47m16.854775807s"), Ok(Duration::new(9_223_372_036, 854_775_807)));
+        assert_eq!(
+            d("2562047h47m16.854775807s"),
+            Ok(Duration::new(9_223_372_036, 854_775_807))
+        );
     }
 
     #[test]

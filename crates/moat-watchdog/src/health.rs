@@ -72,8 +72,7 @@ impl Health {
 
     /// Whether `/_/health` answers 200.
     pub fn is_healthy(&self) -> bool {
-        self.accepting.load(Ordering::SeqCst)
-            && self.lock.as_deref().is_none_or(|p| p.exists())
+        self.accepting.load(Ordering::SeqCst) && self.lock.as_deref().is_none_or(|p| p.exists())
     }
 }
 

@@ -135,7 +135,12 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
     let (parts, body) = req.into_parts();
     let path = match contract::decode_path(parts.uri.path()) {
         Ok(p) => p,
-        Err(e) => return Ok(closing(plain(StatusCode::BAD_REQUEST, Bytes::from(format!("{e}\n"))))),
+        Err(e) => {
+            return Ok(closing(plain(
+                StatusCode::BAD_REQUEST,
+                Bytes::from(format!("{e}\n")),
+            )))
+        }
     };
     let declared_len = body.size_hint().exact();
     let chunked = parts
@@ -148,7 +153,12 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
             return Ok(too_large(limit));
         }
     }
-    let body = match read_body(body, c.max_request_bytes, c.read_timeout.map(|t| started + t)).await
+    let body = match read_body(
+        body,
+        c.max_request_bytes,
+        c.read_timeout.map(|t| started + t),
+    )
+    .await
     {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return Ok(too_large(c.max_request_bytes.unwrap_or(0))),
@@ -173,7 +183,11 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
         .collect();
     if c.debug_headers {
         for (k, v) in &headers {
-            tracing::info!("[in] {}={}", contract::canonical_header_name(k), String::from_utf8_lossy(v));
+            tracing::info!(
+                "[in] {}={}",
+                contract::canonical_header_name(k),
+                String::from_utf8_lossy(v)
+            );
         }
     }
     let host: &[u8] = match parts.uri.authority() {
@@ -270,7 +284,10 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
         }
         Outcome::TimedOut => {
             tracing::info!("Killed process: exec_timeout passed");
-            plain(StatusCode::REQUEST_TIMEOUT, Bytes::from_static(b"Killed process.\n"))
+            plain(
+                StatusCode::REQUEST_TIMEOUT,
+                Bytes::from_static(b"Killed process.\n"),
+            )
         }
         Outcome::Abandoned => return Err(Abandon),
         Outcome::OutputTooLarge { limit } => {
@@ -294,21 +311,29 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
         }
         Outcome::Failed(why) => {
             tracing::error!("{why}");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::from(format!("{why}\n")))
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from(format!("{why}\n")),
+            )
         }
     };
     if c.debug_headers {
         for (k, v) in resp.headers() {
-            tracing::info!("[out] {}={}", contract::canonical_header_name(k.as_str()), String::from_utf8_lossy(v.as_bytes()));
+            tracing::info!(
+                "[out] {}={}",
+                contract::canonical_header_name(k.as_str()),
+                String::from_utf8_lossy(v.as_bytes())
+            );
         }
     }
     Ok(resp)
 }
 
 fn plain(status: StatusCode, body: Bytes) -> Resp {
+    let empty = body.is_empty();
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
-    if !r.body().size_hint().exact().is_some_and(|n| n == 0) {
+    if !empty {
         r.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -370,7 +395,10 @@ async fn read_body(
 /// Serves `/metrics` on the metrics server.
 pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
     if req.uri().path() != "/metrics" {
-        return plain(StatusCode::NOT_FOUND, Bytes::from_static(b"404 page not found\n"));
+        return plain(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"404 page not found\n"),
+        );
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, Bytes::new());
@@ -397,8 +425,10 @@ pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
         ),
     ]);
     let mut r = Response::new(Full::new(Bytes::from(text)));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
     r
 }
 
@@ -477,10 +507,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
         }
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -137,12 +137,13 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         target.program = function_dir.join(relative);
     }
     let abi = moat_sandbox::abi::detect()?;
-    let sandbox = Sandbox::prepare(&config, &target.program, &function_dir, abi).map_err(
-        |source| StartError::Sandbox {
-            mode: config.sandbox.mode.name(),
-            source,
-        },
-    )?;
+    let sandbox =
+        Sandbox::prepare(&config, &target.program, &function_dir, abi).map_err(|source| {
+            StartError::Sandbox {
+                mode: config.sandbox.mode.name(),
+                source,
+            }
+        })?;
     log_sandbox(&sandbox, &config);
 
     let mut command = Command::new(&target.program, &target.argv0)?;
@@ -296,7 +297,10 @@ impl Prepared {
         let grace = c.write_timeout.unwrap_or(Duration::from_secs(30));
         // The accept loop has ended and dropped its reference.
         if let Ok(graceful) = Arc::try_unwrap(graceful) {
-            if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            if tokio::time::timeout(grace, graceful.shutdown())
+                .await
+                .is_err()
+            {
                 tracing::warn!("calls still running after {grace:?}: killing them");
             }
         }
@@ -360,7 +364,10 @@ async fn accept_loop(
         let c = &app.config;
         let (read_timeout, write_timeout) = if metrics {
             // The classic watchdog's metrics server: 500 ms each way.
-            (Some(Duration::from_millis(500)), Some(Duration::from_millis(500)))
+            (
+                Some(Duration::from_millis(500)),
+                Some(Duration::from_millis(500)),
+            )
         } else {
             (c.read_timeout, c.write_timeout)
         };

@@ -26,7 +26,7 @@
 //! its id not reused, until the gate is released.
 
 use moat_sandbox::spawn::{Child, Command, Env, Restrictions, SpawnError, Stdio};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -147,7 +147,8 @@ impl Reaper {
     /// that are over), and their descendants as they are re-parented here, until there is
     /// none. Returns how many were killed.
     pub async fn sweep(&self) -> usize {
-        let mut killed = 0;
+        // Distinct processes: one that takes a moment to die is signalled again.
+        let mut killed: HashSet<libc::pid_t> = HashSet::new();
         // A process killed here re-parents its children at its exit; each round takes the
         // next generation. A bounded number of rounds, because a sweep must end even if a
         // process cannot die (uninterruptible sleep): the next sweep will find it again.
@@ -166,7 +167,7 @@ impl Reaper {
                     // SAFETY: `pid` is an unreaped child of this process (the gate stops
                     // reaping), so the id is its own.
                     if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-                        killed += 1;
+                        killed.insert(pid);
                     }
                 }
                 unknown.len()
@@ -178,12 +179,11 @@ impl Reaper {
             let pause = if round < 20 { 100 } else { 2000 };
             tokio::time::sleep(Duration::from_micros(pause)).await;
         }
-        // `killed` counts signals sent; a zombie gets one too, harmlessly.
         self.inner
             .stats
             .leftovers_killed
-            .fetch_add(killed as u64, Ordering::Relaxed);
-        killed
+            .fetch_add(killed.len() as u64, Ordering::Relaxed);
+        killed.len()
     }
 
     /// Kills every registered root (at shutdown), then sweeps.
@@ -271,7 +271,10 @@ fn children() -> Vec<libc::pid_t> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 any = true;
-                out.extend(text.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()));
+                out.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<libc::pid_t>().ok()),
+                );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => {}
@@ -292,7 +295,11 @@ fn children_by_scan() -> Vec<libc::pid_t> {
         return out;
     };
     for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<libc::pid_t>().ok()) else {
+        let Some(pid) = p
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -19,8 +19,7 @@
 use crate::config::{Config, SandboxMode};
 use crate::tmpdir::CallDir;
 use moat_policy::{
-    load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError,
-    Vars,
+    load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError, Vars,
 };
 use moat_sandbox::landlock::ExtraRule;
 use moat_sandbox::spawn::{Enforcement, Restrictions, SpawnError};
@@ -54,7 +53,9 @@ impl SandboxError {
 }
 
 /// Directories of the system's programs and libraries, read and executable by every call.
-const SYSTEM_EXEC: [&str; 7] = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"];
+const SYSTEM_EXEC: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+];
 
 /// Devices every call may read and write (as moat's `default` preset).
 const DEVICES: [&str; 5] = [
@@ -172,7 +173,12 @@ pub fn function_policy(
     let read = FsGroup::Read.access();
     let read_exec = FsGroup::ReadExec.access();
     let mut p = Policy::deny_all();
-    p.grant_paths(SYSTEM_EXEC, read_exec, true, "the system's programs and libraries");
+    p.grant_paths(
+        SYSTEM_EXEC,
+        read_exec,
+        true,
+        "the system's programs and libraries",
+    );
     p.grant_paths(["/etc"], read, false, "system configuration");
     p.grant_paths(
         DEVICES,
@@ -231,14 +237,18 @@ fn add_program(p: &mut Policy, program: &Path) -> Result<(), SandboxError> {
             .unwrap_or_default(),
         ..Default::default()
     };
-    let deps = moat_sandbox::ldd::dependencies(program, &opts).map_err(|source| {
-        SandboxError::Ldd {
+    let deps =
+        moat_sandbox::ldd::dependencies(program, &opts).map_err(|source| SandboxError::Ldd {
             program: program.to_path_buf(),
             source,
-        }
-    })?;
+        })?;
     for i in &deps.interpreters {
-        p.grant_paths([i.to_string_lossy()], read_exec, false, "the program's interpreter");
+        p.grant_paths(
+            [i.to_string_lossy()],
+            read_exec,
+            false,
+            "the program's interpreter",
+        );
     }
     for l in &deps.libraries {
         p.grant_paths(
@@ -277,7 +287,9 @@ mod tests {
         for expect in ["/usr", "/etc", "/dev/null", "/home/app", "/srv"] {
             assert!(paths.contains(&expect), "{expect}: {paths:?}");
         }
-        assert!(!paths.iter().any(|p| p.starts_with("/tmp") || p.starts_with("/proc")));
+        assert!(!paths
+            .iter()
+            .any(|p| p.starts_with("/tmp") || p.starts_with("/proc")));
         let app = p.fs.rules.iter().find(|r| r.path == "/home/app").unwrap();
         assert!(!app.access.contains(FsRight::WriteFile));
         assert!(p.scopes.contains(Scope::Signal) && p.scopes.contains(Scope::AbstractUnixSocket));
@@ -296,7 +308,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let origins: Vec<&str> = p.fs.rules.iter().map(|r| r.origin.0.as_str()).collect();
         assert!(origins.contains(&"the function's program"));
-        assert!(origins.contains(&"the program's interpreter"), "{origins:?}");
+        assert!(
+            origins.contains(&"the program's interpreter"),
+            "{origins:?}"
+        );
         assert!(origins.contains(&"the program's libraries"));
     }
 
@@ -306,7 +321,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("p.toml");
         std::fs::write(&file, "[network]\nconnect_tcp = [5432]\n").unwrap();
-        let c = config(&[("fprocess", "cat"), ("sandbox_policy", file.to_str().unwrap())]);
+        let c = config(&[
+            ("fprocess", "cat"),
+            ("sandbox_policy", file.to_str().unwrap()),
+        ]);
         let p = function_policy(&c, Path::new("/usr/bin/cat"), Path::new("/")).unwrap();
         assert_eq!(p.net.rules.len(), 1);
         std::fs::write(&file, "[filesystem]\nwrite = [\"${TMPDIR}\"]\n").unwrap();

@@ -119,8 +119,8 @@ impl TmpRoot {
             path: base.to_path_buf(),
             source,
         };
-        let parent = open_dir(libc::AT_FDCWD, &cstr(base.as_os_str()).map_err(err)?, false)
-            .map_err(err)?;
+        let parent =
+            open_dir(libc::AT_FDCWD, &cstr(base.as_os_str()).map_err(err)?, false).map_err(err)?;
         let name = CString::new(format!("moat-watchdog.{}", std::process::id()))
             .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
         let path = base.join(OsStr::from_bytes(name.as_bytes()));
@@ -190,8 +190,7 @@ impl TmpRoot {
         drop(fd);
         // The common case, an empty directory, costs one system call.
         // SAFETY: unlinkat with a valid directory descriptor and NUL-terminated name.
-        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } == 0
-        {
+        if unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } == 0 {
             return Ok(());
         }
         remove_tree(self.fd.as_fd(), &name).map_err(|source| TmpError::Remove { path, source })
@@ -313,8 +312,8 @@ fn first_subdir_after_unlinking_files(dir: &OwnedFd) -> std::io::Result<Option<C
         if name == c"." || name == c".." {
             continue;
         }
-        let is_dir = kind == libc::DT_DIR
-            || (kind == libc::DT_UNKNOWN && is_directory_at(dir, name));
+        let is_dir =
+            kind == libc::DT_DIR || (kind == libc::DT_UNKNOWN && is_directory_at(dir, name));
         if is_dir {
             result = Ok(Some(name.to_owned()));
             break;
@@ -354,7 +353,10 @@ mod tests {
         let b = std::env::temp_dir().join(format!(
             "moat-tmpdir-test-{}-{}",
             std::process::id(),
-            std::thread::current().name().unwrap_or("t").replace(':', "_")
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace(':', "_")
         ));
         std::fs::create_dir_all(&b).unwrap();
         b

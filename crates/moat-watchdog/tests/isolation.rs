@@ -1,0 +1,306 @@
+//! Isolation between calls, each point with a real function (Python and shell), and each
+//! with a control run under `sandbox=off` that shows the test would see the leak.
+
+mod common;
+
+use common::*;
+
+/// A function that does what its input says, one command per line, and prints one result
+/// line per command: `ok <detail>` or `err <errno name>`.
+const PROBE: &str = r#"#!/usr/bin/python3
+import errno, json, os, signal, socket, sys, time
+
+def attempt(f):
+    try:
+        r = f()
+        return "ok" if r is None else "ok " + str(r)
+    except OSError as e:
+        return "err " + (errno.errorcode.get(e.errno, str(e.errno)))
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace").replace("\0", " ").strip()
+
+def connect_abstract(name):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("\0" + name)
+    s.close()
+
+for line in sys.stdin.read().splitlines():
+    cmd, _, arg = line.partition(" ")
+    if cmd == "tmpdir":
+        print("ok " + os.environ.get("TMPDIR", ""))
+    elif cmd == "write":
+        path, _, text = arg.partition(" ")
+        path = path.replace("$TMPDIR", os.environ.get("TMPDIR", "/tmp"))
+        print(attempt(lambda: write(path, text)))
+    elif cmd == "read":
+        print(attempt(lambda: read(arg)))
+    elif cmd == "list":
+        print(attempt(lambda: ",".join(sorted(os.listdir(arg)))))
+    elif cmd == "signal":
+        print(attempt(lambda: os.kill(int(arg), signal.SIGCONT)))
+    elif cmd == "connect":
+        print(attempt(lambda: connect_abstract(arg)))
+    elif cmd == "hold":
+        # Publish who we are, with a secret in our TMPDIR and an abstract socket, then wait.
+        shared, name, seconds = arg.split(" ")
+        tmp = os.environ.get("TMPDIR", "/tmp")
+        write(os.path.join(tmp, "secret"), "hold-secret")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind("\0" + name)
+        s.listen(8)
+        write(os.path.join(shared, name + ".json"), json.dumps({"pid": os.getpid(), "tmpdir": tmp}) + "\n")
+        time.sleep(float(seconds))
+        print("ok held")
+    sys.stdout.flush()
+"#;
+
+fn probe_dir(name: &str) -> TestDir {
+    let dir = TestDir::new(name);
+    dir.script("probe.py", PROBE);
+    dir
+}
+
+fn start_probe(dir: &TestDir, sandbox: &str) -> Watchdog {
+    let shared = dir.shared();
+    start(
+        dir,
+        &[
+            ("fprocess", "./probe.py"),
+            ("sandbox", sandbox),
+            ("sandbox_rw", shared.to_str().unwrap()),
+            ("exec_timeout", "20s"),
+        ],
+    )
+}
+
+fn results(r: &Resp) -> Vec<String> {
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text().lines().map(String::from).collect()
+}
+
+/// Call 1 writes a secret to its TMPDIR and to /tmp; call 2 tries to read both.
+fn secret_then_read(sandbox: &str) -> (Vec<String>, Vec<String>, String) {
+    let dir = probe_dir(&format!("secret-{sandbox}"));
+    let w = start_probe(&dir, sandbox);
+    let tmp_file = format!("/tmp/moat-watchdog-secret-{}", std::process::id());
+    let _ = std::fs::remove_file(&tmp_file);
+    let first = results(&w.post(&format!(
+        "tmpdir\nwrite $TMPDIR/secret s3cret\nwrite {tmp_file} s3cret\n"
+    )));
+    let tmpdir = first[0].trim_start_matches("ok ").to_string();
+    let first = first[1..].to_vec();
+    let second = results(&w.post(&format!(
+        "read {tmpdir}/secret\nread {tmp_file}\nlist {tmpdir}\n"
+    )));
+    let _ = std::fs::remove_file(&tmp_file);
+    (first, second, tmpdir)
+}
+
+#[test]
+fn a_secret_in_tmpdir_or_tmp_is_not_readable_by_the_next_call() {
+    let (first, second, tmpdir) = secret_then_read("required");
+    assert!(tmpdir.starts_with("/dev/shm/moat-watchdog."), "{tmpdir}");
+    // The private directory is writable; /tmp is not writable at all.
+    assert_eq!(first[0], "ok");
+    assert_eq!(first[1], "err EACCES");
+    // The next call reads neither: the directory is gone and would be denied anyway.
+    assert!(second.iter().all(|l| l.starts_with("err ")), "{second:?}");
+    assert!(
+        !std::path::Path::new(&tmpdir).exists(),
+        "{tmpdir} was not removed"
+    );
+
+    // Control: without the sandbox, the second call reads both secrets.
+    let (first, second, _) = secret_then_read("off");
+    assert_eq!(first, ["ok", "ok"]);
+    assert_eq!(second[0], "ok s3cret");
+    assert_eq!(second[1], "ok s3cret");
+}
+
+/// A holding call publishes its pid, TMPDIR and abstract socket; a second call, running at
+/// the same time, tries to reach each.
+fn probe_running_call(sandbox: &str) -> Vec<String> {
+    let dir = probe_dir(&format!("running-{sandbox}"));
+    let w = start_probe(&dir, sandbox);
+    let shared = dir.shared();
+    let name = format!("moat-test-{}-{sandbox}", std::process::id());
+    let port = w.port;
+    let hold_cmd = format!("hold {} {name} 3\n", shared.display());
+    let holder =
+        std::thread::spawn(move || curl(port, "POST", "/", &[], Some(hold_cmd.as_bytes())));
+    let info = wait_file(&shared.join(format!("{name}.json")));
+    let pid = info
+        .split("\"pid\": ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let tmpdir = info
+        .split("\"tmpdir\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = results(&w.post(&format!(
+        "list {tmpdir}\nread {tmpdir}/secret\nread /proc/{pid}/environ\nsignal {pid}\nsignal {wd}\nconnect {name}\n",
+        wd = w.pid()
+    )));
+    let held = holder.join().unwrap().unwrap();
+    assert_eq!(held.text(), "ok held\n");
+    out
+}
+
+#[test]
+fn a_call_cannot_reach_another_running_call_or_the_watchdog() {
+    let out = probe_running_call("required");
+    let what = [
+        "list its dir",
+        "read its secret",
+        "read its environ",
+        "signal it",
+        "signal the watchdog",
+        "connect to its abstract socket",
+    ];
+    for (line, what) in out.iter().zip(what) {
+        assert!(line.starts_with("err "), "could {what}: {line}");
+    }
+    assert_eq!(out.len(), what.len());
+    // Signals and abstract sockets are refused by Landlock's scopes (EPERM).
+    assert_eq!(out[3], "err EPERM");
+    assert_eq!(out[4], "err EPERM");
+    assert_eq!(out[5], "err EPERM");
+
+    // Control: without the sandbox every one of them succeeds.
+    let out = probe_running_call("off");
+    for (line, what) in out.iter().zip(what) {
+        assert!(line.starts_with("ok"), "control could not {what}: {line}");
+    }
+}
+
+const DAEMON: &str = r#"#!/bin/sh
+# Daemonize the classic way: a subshell forks a new session and exits (double fork),
+# stdio detached; wait only until the daemon has written its pid.
+( setsid sh -c 'echo $$ > SHARED/daemon.pid; sleep 300; : MARKER' </dev/null >/dev/null 2>&1 & )
+while [ ! -s SHARED/daemon.pid ]; do sleep 0.01; done
+echo started
+"#;
+
+#[test]
+fn a_daemon_is_killed_when_its_call_ends() {
+    let dir = TestDir::new("daemon");
+    let shared = dir.shared();
+    let marker = format!("moat-daemon-{}", std::process::id());
+    dir.script(
+        "daemon.sh",
+        &DAEMON
+            .replace("SHARED", shared.to_str().unwrap())
+            .replace("MARKER", &marker),
+    );
+    let w = start(
+        &dir,
+        &[
+            ("fprocess", "./daemon.sh"),
+            ("sandbox_rw", shared.to_str().unwrap()),
+        ],
+    );
+    let r = w.post("");
+    assert_eq!((r.status, r.text()), (200, "started\n".to_string()));
+    let pid: i32 = wait_file(&shared.join("daemon.pid"))
+        .trim()
+        .parse()
+        .unwrap();
+    // Dead by the time the response arrives: the call ends with its tree.
+    assert!(!alive(pid), "daemon {pid} outlived its call");
+    assert!(processes_with(&marker).is_empty());
+    assert!(w.children().is_empty(), "{:?}", w.children());
+    // The daemon's shell and its sleep, one generation per sweep round.
+    let killed: u64 = w
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("moat_watchdog_leftovers_killed_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(killed, 2);
+}
+
+#[test]
+fn nothing_is_left_after_many_calls_killed_crashed_or_daemonizing() {
+    let dir = TestDir::new("many");
+    let shared = dir.shared();
+    let marker = format!("moat-many-{}", std::process::id());
+    dir.script(
+        "mixed.sh",
+        &format!(
+            r#"#!/bin/sh
+read what
+case "$what" in
+  ok) echo fine ;;
+  fail) exit 7 ;;
+  crash) kill -SEGV $$ ;;
+  slow) sleep 300 ;;
+  orphan) sh -c 'sleep 300; : {m}' & echo left ;;
+  daemon) ( setsid sh -c 'sleep 300; : {m}' </dev/null >/dev/null 2>&1 & ) ; echo gone ;;
+  fill) mkdir -p $TMPDIR/a/b/c && echo x > $TMPDIR/a/b/c/f && ln -s /etc $TMPDIR/link && ln -s {shared} $TMPDIR/shared && echo filled ;;
+  stdin) cat >/dev/null; echo read ;;
+esac
+"#,
+            m = marker,
+            shared = shared.display()
+        ),
+    );
+    let w = start(&dir, &[("fprocess", "./mixed.sh"), ("exec_timeout", "1s")]);
+    let port = w.port;
+    let kinds = [
+        "ok", "fail", "crash", "slow", "orphan", "daemon", "fill", "stdin",
+    ];
+    let mut threads = Vec::new();
+    for round in 0..3 {
+        for k in kinds {
+            let body = if k == "stdin" {
+                format!("{k}\n{}", "x".repeat(200_000))
+            } else {
+                format!("{k}\n")
+            };
+            threads.push(std::thread::spawn(move || {
+                let r = curl(port, "POST", "/", &[], Some(body.as_bytes())).unwrap();
+                (k, round, r.status)
+            }));
+        }
+    }
+    for t in threads {
+        let (k, round, status) = t.join().unwrap();
+        let expect = match k {
+            "fail" | "crash" => 500,
+            "slow" => 408,
+            _ => 200,
+        };
+        assert_eq!(status, expect, "{k} in round {round}");
+    }
+    assert!(
+        processes_with(&marker).is_empty(),
+        "{:?}",
+        processes_with(&marker)
+    );
+    assert!(w.children().is_empty(), "children left: {:?}", w.children());
+    assert!(
+        w.call_dirs().is_empty(),
+        "directories left: {:?}",
+        w.call_dirs()
+    );
+    // The link a call planted was removed, not followed.
+    assert!(shared.exists());
+    let root = w.tmp_root();
+    assert_eq!(w.stop(), Some(0));
+    assert!(!root.exists());
+}
