@@ -4,7 +4,6 @@
 use super::Failure;
 use moat_policy::record::{self, Observed, Options};
 use moat_policy::write;
-use moat_sandbox::exec::Target;
 use moat_sandbox::trace;
 use std::ffi::OsString;
 use std::io::Write;
@@ -51,21 +50,12 @@ pub struct RecordArgs {
 
 /// Runs `moat record`.
 pub fn record(args: RecordArgs) -> Result<i32, Failure> {
-    super::reject_unknown_option(&args.command)?;
     // Read the base first: a broken file must not cost a whole traced run.
     let base = match &args.merge {
         Some(f) => Some(moat_policy::load_file(f).map_err(Failure::moat)?),
         None => None,
     };
-    let mut command = args.command.into_iter();
-    let Some(cmd) = command.next() else {
-        return Err(Failure::moat("no command given"));
-    };
-    let target = Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref())
-        .map_err(|e| Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+    let target = super::run::target(args.command)?;
 
     let session = trace::spawn(&target, None, || Ok(())).map_err(Failure::moat)?;
     let mut observed: Vec<Observed> = Vec::new();
@@ -75,7 +65,10 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
             if verbose {
                 eprintln!(
                     "moat: record: {} ({}) {}: {:?}",
-                    e.comm(), e.pid, e.call, e.observed
+                    e.comm(),
+                    e.pid,
+                    e.call,
+                    e.observed
                 );
             }
             observed.extend(e.observed.iter().cloned());

@@ -58,16 +58,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     keep.extend(fds::listen_fds());
     fds::close_inherited(&keep).map_err(Failure::moat)?;
 
-    super::reject_unknown_option(&args.command)?;
-    let mut command = args.command.into_iter();
-    let Some(cmd) = command.next() else {
-        return Err(Failure::moat("no command given"));
-    };
-    let target = Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref())
-        .map_err(|e| Failure {
-            code: e.exit_code(),
-            message: e.to_string(),
-        })?;
+    let target = target(args.command)?;
 
     let policy = args.policy.build(Some(&target))?;
     let compat = policy.compat.unwrap_or_default();
@@ -101,6 +92,22 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     Err(Failure {
         code: err.exit_code(),
         message: err.to_string(),
+    })
+}
+
+/// The command to run, checked and looked up in PATH like a shell does; its errors exit
+/// 126 or 127 as a shell's would.
+pub fn target(command: Vec<OsString>) -> Result<Target, Failure> {
+    super::reject_unknown_option(&command)?;
+    let mut command = command.into_iter();
+    let Some(cmd) = command.next() else {
+        return Err(Failure::moat("no command given"));
+    };
+    Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref()).map_err(|e| {
+        Failure {
+            code: e.exit_code(),
+            message: e.to_string(),
+        }
     })
 }
 
