@@ -184,13 +184,13 @@ impl AuditLog {
             if n <= 0 {
                 return out;
             }
-            out.extend(parse_messages(&buf[..n as usize]));
+            out.extend(messages(&buf[..n as usize]));
         }
     }
 }
 
 /// Splits a netlink datagram into records.
-fn parse_messages(mut data: &[u8]) -> Vec<Record> {
+pub fn messages(mut data: &[u8]) -> Vec<Record> {
     let mut out = Vec::new();
     while data.len() >= 16 {
         let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
@@ -381,6 +381,6 @@ mod tests {
             let _ = parse_record(1, t);
             assert!(parse_access(t).map(|(_, d)| d.is_empty()).unwrap_or(true));
         }
-        assert!(parse_messages(&[0xff; 40]).is_empty());
+        assert!(messages(&[0xff; 40]).is_empty());
     }
 }
