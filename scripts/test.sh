@@ -8,8 +8,11 @@ need_pkgs=()
 command -v cc >/dev/null || need_pkgs+=(gcc)
 # moat links statically (.cargo/config.toml): glibc's static archives come with libc6-dev.
 dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
-command -v python3 >/dev/null || need_pkgs+=(python3)
+# Debian's own interpreter: the record tests replay /usr/bin/python3, not a version manager's.
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 command -v curl >/dev/null || need_pkgs+=(curl)
+# `moat record` is tested on git in a scratch repository.
+command -v git >/dev/null || need_pkgs+=(git)
 # moat-runtime's tests run real containers: runc, a static busybox for the rootfs, podman.
 command -v runc >/dev/null || need_pkgs+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
