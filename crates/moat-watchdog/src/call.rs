@@ -278,7 +278,7 @@ fn is_sandbox_failure(e: &moat_sandbox::spawn::SpawnError) -> bool {
         SpawnError::Child {
             step: Step::NoNewPrivs | Step::Landlock | Step::Seccomp | Step::CloseFds,
             ..
-        } | SpawnError::Ruleset(_)
+        } | SpawnError::Ruleset { .. }
             | SpawnError::Filter(_)
     )
 }

@@ -404,26 +404,32 @@ pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
         return plain(StatusCode::METHOD_NOT_ALLOWED, Bytes::new());
     }
     let stats = app.reaper.stats();
-    let text = app.metrics.render(&[
+    let text = app.metrics.render(
+        &[
+            (
+                "moat_watchdog_leftovers_killed_total",
+                "processes killed because the call that started them was over",
+                "counter",
+                stats.leftovers_killed.load(Ordering::Relaxed),
+            ),
+            (
+                "moat_watchdog_orphans_reaped_total",
+                "processes reaped that were not a call's own process",
+                "counter",
+                stats.orphans_reaped.load(Ordering::Relaxed),
+            ),
+            (
+                "moat_watchdog_calls_abandoned_total",
+                "calls killed at write_timeout, their connection closed without a response",
+                "counter",
+                app.abandoned.load(Ordering::Relaxed),
+            ),
+        ],
         (
-            "moat_watchdog_leftovers_killed_total",
-            "processes killed because the call that started them was over",
-            "counter",
-            stats.leftovers_killed.load(Ordering::Relaxed),
+            stats.spawns.load(Ordering::Relaxed),
+            stats.spawn_nanos.load(Ordering::Relaxed),
         ),
-        (
-            "moat_watchdog_orphans_reaped_total",
-            "processes reaped that were not a call's own process",
-            "counter",
-            stats.orphans_reaped.load(Ordering::Relaxed),
-        ),
-        (
-            "moat_watchdog_calls_abandoned_total",
-            "calls killed at write_timeout, their connection closed without a response",
-            "counter",
-            app.abandoned.load(Ordering::Relaxed),
-        ),
-    ]);
+    );
     let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(
         CONTENT_TYPE,

@@ -67,6 +67,9 @@ pub enum StartError {
         /// Why.
         source: SandboxError,
     },
+    /// The seccomp socket filter cannot be installed.
+    #[error("sandbox=required: {0}")]
+    Filter(moat_sandbox::seccomp::SeccompError),
     /// The function's command cannot be prepared.
     #[error("fprocess: {0}")]
     Command(#[from] SpawnError),
@@ -137,7 +140,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         target.program = function_dir.join(relative);
     }
     let abi = moat_sandbox::abi::detect()?;
-    let sandbox =
+    let mut sandbox =
         Sandbox::prepare(&config, &target.program, &function_dir, abi).map_err(|source| {
             StartError::Sandbox {
                 mode: config.sandbox.mode.name(),
@@ -145,6 +148,19 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             }
         })?;
     log_sandbox(&sandbox, &config);
+    // Before any thread exists (the reaper's below, the runtime's later).
+    match sandbox.install_inherited_filter() {
+        Ok(true) => tracing::info!(
+            "  the socket filter is installed on the watchdog itself and inherited by every call"
+        ),
+        Ok(false) => {}
+        Err(e) if config.sandbox.mode == SandboxMode::Required => {
+            return Err(StartError::Filter(e))
+        }
+        Err(e) => tracing::warn!(
+            "best-effort: cannot install the socket filter on the watchdog ({e}); each call attaches its own"
+        ),
+    }
 
     let mut command = Command::new(&target.program, &target.argv0)?;
     for a in &target.args {

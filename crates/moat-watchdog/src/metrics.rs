@@ -73,8 +73,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text; `extra` adds `(name, help, type, value)` families.
-    pub fn render(&self, extra: &[(&str, &str, &str, u64)]) -> String {
+    /// The exposition text; `extra` adds `(name, help, type, value)` families, and
+    /// `spawn` the spawn summary (count, total nanoseconds).
+    pub fn render(&self, extra: &[(&str, &str, &str, u64)], spawn: (u64, u64)) -> String {
         let map = self
             .requests
             .lock()
@@ -141,6 +142,15 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP moat_watchdog_spawn_seconds time to start a call's process, from clone to exec\n\
+             # TYPE moat_watchdog_spawn_seconds summary\n\
+             moat_watchdog_spawn_seconds_sum {}\n\
+             moat_watchdog_spawn_seconds_count {}",
+            spawn.1 as f64 / 1e9,
+            spawn.0
+        );
         out
     }
 }
@@ -156,7 +166,7 @@ mod tests {
         m.observe(200, "post", Duration::from_millis(7));
         m.observe(200, "post", Duration::from_millis(30));
         m.observe(500, "get", Duration::from_secs(20));
-        let text = m.render(&[("x_total", "x", "counter", 3)]);
+        let text = m.render(&[("x_total", "x", "counter", 3)], (2, 500_000));
         assert!(text.contains("http_requests_total{code=\"200\",method=\"post\"} 2\n"));
         assert!(text.contains("http_requests_total{code=\"500\",method=\"get\"} 1\n"));
         assert!(text.contains(
@@ -170,7 +180,11 @@ mod tests {
         ));
         assert!(text.contains("http_requests_in_flight 1\n"));
         assert!(text.contains("# TYPE x_total counter\nx_total 3\n"));
+        assert!(text.contains("moat_watchdog_spawn_seconds_sum 0.0005\n"));
+        assert!(text.contains("moat_watchdog_spawn_seconds_count 2\n"));
         drop(guard);
-        assert!(m.render(&[]).contains("http_requests_in_flight 0\n"));
+        assert!(m
+            .render(&[], (0, 0))
+            .contains("http_requests_in_flight 0\n"));
     }
 }

@@ -53,6 +53,10 @@ pub struct ReaperStats {
     pub orphans_reaped: AtomicU64,
     /// Processes killed because their call was over.
     pub leftovers_killed: AtomicU64,
+    /// Calls spawned.
+    pub spawns: AtomicU64,
+    /// Time spent spawning them (clone to exec), in nanoseconds.
+    pub spawn_nanos: AtomicU64,
 }
 
 #[derive(Default)]
@@ -122,7 +126,13 @@ impl Reaper {
         restrictions: &Restrictions,
     ) -> Result<Spawned, SpawnError> {
         let _shared = self.inner.gate.read().unwrap_or_else(|p| p.into_inner());
-        let child = cmd.spawn(env, stdio, restrictions)?;
+        let started = std::time::Instant::now();
+        let child = cmd.spawn(env, stdio, restrictions);
+        let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let stats = &self.inner.stats;
+        stats.spawns.fetch_add(1, Ordering::Relaxed);
+        stats.spawn_nanos.fetch_add(took, Ordering::Relaxed);
+        let child = child?;
         let (tx, rx) = oneshot::channel();
         self.roots().insert(child.pid, tx);
         Ok(Spawned { child, exit: rx })

@@ -21,8 +21,8 @@ use crate::tmpdir::CallDir;
 use moat_policy::{
     load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError, Vars,
 };
-use moat_sandbox::landlock::ExtraRule;
-use moat_sandbox::spawn::{Enforcement, Restrictions, SpawnError};
+use moat_sandbox::seccomp::{SeccompError, SocketFilter};
+use moat_sandbox::spawn::{Enforcement, ExtraRule, Restrictions, SpawnError};
 use moat_sandbox::{plan, AbiInfo, Plan, PlanError, Report};
 use std::path::{Path, PathBuf};
 
@@ -71,6 +71,8 @@ const DEVICES: [&str; 5] = [
 pub struct Sandbox {
     mode: SandboxMode,
     plan: Option<Plan>,
+    /// Whether the socket filter is installed on the watchdog itself, and so inherited.
+    filter_inherited: bool,
 }
 
 impl Sandbox {
@@ -79,6 +81,7 @@ impl Sandbox {
         Sandbox {
             mode: SandboxMode::Off,
             plan: None,
+            filter_inherited: false,
         }
     }
 
@@ -105,7 +108,30 @@ impl Sandbox {
         Ok(Sandbox {
             mode: config.sandbox.mode,
             plan: Some(plan),
+            filter_inherited: false,
         })
+    }
+
+    /// Installs the plan's seccomp socket filter on the watchdog itself, so that every call
+    /// inherits it instead of attaching its own: attaching costs 45 us per process here
+    /// (the kernel checks, converts and JIT-compiles the program, and frees it at exit),
+    /// inheriting costs nothing. The filter is the same for every call, and the watchdog
+    /// needs none of what it refuses (it only uses TCP and unix sockets, and no io_uring).
+    /// Sets no_new_privs on the watchdog, as seccomp requires.
+    ///
+    /// Must run before the watchdog starts any thread (the filter applies to the calling
+    /// thread and the threads and processes it creates afterwards). Returns whether a
+    /// filter was installed.
+    pub fn install_inherited_filter(&mut self) -> Result<bool, SeccompError> {
+        let Some(sockets) = self.plan.as_ref().and_then(|p| p.sockets) else {
+            return Ok(false);
+        };
+        SocketFilter {
+            allow_udp: sockets.allow_udp,
+        }
+        .install()?;
+        self.filter_inherited = true;
+        Ok(true)
     }
 
     /// The mode.
@@ -135,7 +161,13 @@ impl Sandbox {
             })
             .into_iter()
             .collect();
-        Ok(Restrictions::from_plan(plan, &extra, enforcement)?.with_own_proc(own_proc_access()))
+        let r =
+            Restrictions::from_plan(plan, &extra, enforcement)?.with_own_proc(own_proc_access());
+        Ok(if self.filter_inherited {
+            r.without_filter()
+        } else {
+            r
+        })
     }
 }
 
@@ -164,6 +196,26 @@ fn variables(function_dir: &Path) -> Vars {
     vars
 }
 
+/// The system directories to grant, without those that are links into another one
+/// (`/bin` -> `/usr/bin` on a merged-/usr system): the ruleset is created for every call,
+/// and a rule on `/usr/bin` adds nothing to the rule on `/usr`.
+fn system_dirs() -> Vec<&'static str> {
+    SYSTEM_EXEC
+        .iter()
+        .copied()
+        .filter(|d| match std::fs::canonicalize(d) {
+            Ok(real) => {
+                real == Path::new(d)
+                    || !SYSTEM_EXEC
+                        .iter()
+                        .any(|other| other != d && real.starts_with(other))
+            }
+            // Missing: the rule is optional, the planner skips and reports it.
+            Err(_) => true,
+        })
+        .collect()
+}
+
 /// The policy of every call (without its private directory, added per call).
 pub fn function_policy(
     config: &Config,
@@ -174,7 +226,7 @@ pub fn function_policy(
     let read_exec = FsGroup::ReadExec.access();
     let mut p = Policy::deny_all();
     p.grant_paths(
-        SYSTEM_EXEC,
+        system_dirs(),
         read_exec,
         true,
         "the system's programs and libraries",
@@ -286,6 +338,11 @@ mod tests {
         let paths: Vec<&str> = p.fs.rules.iter().map(|r| r.path.as_str()).collect();
         for expect in ["/usr", "/etc", "/dev/null", "/home/app", "/srv"] {
             assert!(paths.contains(&expect), "{expect}: {paths:?}");
+        }
+        // A link into /usr adds nothing to the rule on /usr.
+        for linked in ["/bin", "/lib", "/sbin"] {
+            let merged = std::fs::canonicalize(linked).is_ok_and(|r| r.starts_with("/usr"));
+            assert_eq!(!paths.contains(&linked), merged, "{linked}");
         }
         assert!(!paths
             .iter()

@@ -46,6 +46,10 @@ for line in sys.stdin.read().splitlines():
         print(attempt(lambda: os.kill(int(arg), signal.SIGCONT)))
     elif cmd == "connect":
         print(attempt(lambda: connect_abstract(arg)))
+    elif cmd == "udp":
+        print(attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()))
+    elif cmd == "tcp":
+        print(attempt(lambda: socket.create_connection(("127.0.0.1", int(arg)), timeout=5).close()))
     elif cmd == "hold":
         # Publish who we are, with a secret in our TMPDIR and an abstract socket, then wait.
         shared, name, seconds = arg.split(" ")
@@ -303,4 +307,35 @@ esac
     let root = w.tmp_root();
     assert_eq!(w.stop(), Some(0));
     assert!(!root.exists());
+}
+
+#[test]
+fn the_network_is_closed_unless_configured() {
+    let dir = probe_dir("network");
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (o, c) = (
+        open.local_addr().unwrap().port(),
+        closed.local_addr().unwrap().port(),
+    );
+    let probe = format!("udp\ntcp {o}\ntcp {c}\n");
+    let w = start(&dir, &[("fprocess", "./probe.py")]);
+    assert_eq!(
+        results(&w.post(&probe)),
+        ["err EACCES", "err EACCES", "err EACCES"]
+    );
+    drop(w);
+    let ports = o.to_string();
+    let w = start(
+        &dir,
+        &[
+            ("fprocess", "./probe.py"),
+            ("sandbox_connect_tcp", &ports),
+            ("sandbox_allow_udp", "true"),
+        ],
+    );
+    assert_eq!(results(&w.post(&probe)), ["ok", "ok", "err EACCES"]);
+    drop(w);
+    let w = start(&dir, &[("fprocess", "./probe.py"), ("sandbox", "off")]);
+    assert_eq!(results(&w.post(&probe)), ["ok", "ok", "ok"]);
 }

@@ -1,0 +1,683 @@
+//! A bounded load generator for `moat-watchdog`, and the benchmarks of docs/PERFORMANCE.md.
+//!
+//! ```sh
+//! cargo build --release -p moat-watchdog --examples
+//! L=target/x86_64-unknown-linux-gnu/release/examples/load
+//! W=target/x86_64-unknown-linux-gnu/release/moat-watchdog
+//! $L run --port 8080 --connections 2 --requests 5000 --seconds 20   # against a running watchdog
+//! $L compare --watchdog $W --rounds 5 --requests 3000               # sandbox=required vs off
+//! $L spawn --watchdog $W --rounds 5 --requests 2000                 # spawn cost, 0 vs 512 MiB
+//! $L fork --runs 1000                                               # fork vs clone(CLONE_VM) spawn
+//! ```
+//!
+//! The load is HTTP/1.1 keep-alive over loopback from this process (never the watchdog's),
+//! one thread per connection, each sending the next request when the previous answer is
+//! in; it stops after `--requests` answers or `--seconds`, whichever comes first.
+//! `compare` and `spawn` start a fresh watchdog per variant and round, in shuffled order,
+//! warm it up, and report medians over rounds.
+
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Load a running watchdog.
+    Run {
+        #[arg(long)]
+        port: u16,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Throughput and latency, sandbox=required against sandbox=off.
+    Compare {
+        #[arg(long)]
+        watchdog: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// The function.
+        #[arg(long, default_value = "cat")]
+        function: String,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// Spawn cost with the watchdog holding 0 and 512 MiB of touched memory.
+    Spawn {
+        #[arg(long)]
+        watchdog: String,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value_t = 512)]
+        ballast_mb: usize,
+        #[command(flatten)]
+        load: Load,
+    },
+    /// In this process: what a sandboxed call adds, piece by piece (private directory,
+    /// ruleset, spawn with and without the restrictions), for /bin/true.
+    Setup {
+        #[arg(long, default_value_t = 2000)]
+        runs: usize,
+    },
+    /// In this process: spawning /bin/true with fork (std's Command with pre_exec) against
+    /// moat_sandbox::spawn, without and with 512 MiB of touched memory.
+    Fork {
+        #[arg(long, default_value_t = 1000)]
+        runs: usize,
+        #[arg(long, default_value_t = 512)]
+        ballast_mb: usize,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct Load {
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    #[arg(long, default_value_t = 3000)]
+    requests: usize,
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    #[arg(long, default_value = "hello")]
+    body: String,
+}
+
+struct Stats {
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<f64>,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        percentile(&self.latencies_us, p)
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    percentile(&v, 0.5)
+}
+
+/// Sends requests on `connections` keep-alive connections until `requests` answers or
+/// `seconds` have passed.
+fn load(port: u16, l: &Load) -> Stats {
+    let remaining = Arc::new(AtomicUsize::new(l.requests));
+    let deadline = Instant::now() + Duration::from_secs(l.seconds);
+    let request = Arc::new(
+        format!(
+            "POST / HTTP/1.1\r\nHost: load\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
+            l.body.len(),
+            l.body
+        )
+        .into_bytes(),
+    );
+    let start = Instant::now();
+    let threads: Vec<_> = (0..l.connections)
+        .map(|_| {
+            let remaining = Arc::clone(&remaining);
+            let request = Arc::clone(&request);
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut errors = 0;
+                let mut conn: Option<BufReader<TcpStream>> = None;
+                while Instant::now() < deadline
+                    && remaining
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    let c = match conn.take() {
+                        Some(c) => c,
+                        None => match TcpStream::connect(("127.0.0.1", port)) {
+                            Ok(s) => {
+                                let _ = s.set_nodelay(true);
+                                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                                BufReader::new(s)
+                            }
+                            Err(_) => {
+                                errors += 1;
+                                continue;
+                            }
+                        },
+                    };
+                    let t = Instant::now();
+                    match exchange(c, &request) {
+                        Some((200, c)) => {
+                            lat.push(t.elapsed().as_secs_f64() * 1e6);
+                            conn = Some(c);
+                        }
+                        Some((_, c)) => {
+                            errors += 1;
+                            conn = Some(c);
+                        }
+                        None => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        if let Ok((lat, e)) = t.join() {
+            latencies_us.extend(lat);
+            errors += e;
+        }
+    }
+    let elapsed = start.elapsed();
+    latencies_us.sort_by(|a, b| a.total_cmp(b));
+    Stats {
+        ok: latencies_us.len(),
+        errors,
+        elapsed,
+        latencies_us,
+    }
+}
+
+/// One request and its response on a kept-alive connection.
+fn exchange(mut c: BufReader<TcpStream>, request: &[u8]) -> Option<(u16, BufReader<TcpStream>)> {
+    c.get_mut().write_all(request).ok()?;
+    let mut line = String::new();
+    c.read_line(&mut line).ok()?;
+    let status: u16 = line.split(' ').nth(1)?.parse().ok()?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        c.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    c.read_exact(&mut body).ok()?;
+    Some((status, c))
+}
+
+struct Watchdog {
+    child: Child,
+    port: u16,
+    metrics_port: u16,
+}
+
+impl Watchdog {
+    fn start(bin: &str, env: &[(&str, String)]) -> Watchdog {
+        let mut cmd = Command::new(bin);
+        cmd.env("port", "0")
+            .env("metrics_port", "0")
+            .env("healthcheck_interval", "0")
+            .env("suppress_lock", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the watchdog");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ports = (None, None);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(p) = line.split("Metrics listening on port: ").nth(1) {
+                    ports.1 = p.trim().parse::<u16>().ok();
+                } else if let Some(p) = line.split("Listening on port: ").nth(1) {
+                    ports.0 = p.trim().parse::<u16>().ok();
+                } else if line.contains("ERROR") {
+                    eprintln!("watchdog: {line}");
+                }
+                if let (Some(a), Some(b)) = ports {
+                    let _ = tx.send((a, b));
+                    ports = (None, None);
+                }
+            }
+        });
+        let (port, metrics_port) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watchdog listens");
+        Watchdog {
+            child,
+            port,
+            metrics_port,
+        }
+    }
+
+    /// (spawns, seconds spent spawning) from /metrics.
+    fn spawn_stats(&self) -> (f64, f64) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics");
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let get = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        (
+            get("moat_watchdog_spawn_seconds_count "),
+            get("moat_watchdog_spawn_seconds_sum "),
+        )
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A deterministic shuffle (rounds are interleaved so that machine load hits every variant).
+fn shuffled<T: Clone>(items: &[T], seed: usize) -> Vec<T> {
+    let mut v = items.to_vec();
+    let mut x = seed.wrapping_mul(2654435761).wrapping_add(1);
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, x % (i + 1));
+    }
+    v
+}
+
+fn warm(port: u16, l: &Load) {
+    let warm = Load {
+        requests: 200,
+        ..l.clone()
+    };
+    let _ = load(port, &warm);
+}
+
+fn compare(bin: &str, rounds: usize, function: &str, l: &Load) {
+    let variants = ["required", "off"];
+    let mut results: Vec<Vec<Stats>> = vec![Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for v in shuffled(&variants, round) {
+            let idx = variants.iter().position(|x| *x == v).unwrap_or(0);
+            let w = Watchdog::start(
+                bin,
+                &[
+                    ("fprocess", function.to_string()),
+                    ("sandbox", v.to_string()),
+                ],
+            );
+            warm(w.port, l);
+            let s = load(w.port, l);
+            eprintln!(
+                "round {round} sandbox={v}: {} ok, {} errors, {:.0} req/s, p50 {:.0} us, p99 {:.0} us",
+                s.ok,
+                s.errors,
+                s.rps(),
+                s.pct(0.5),
+                s.pct(0.99)
+            );
+            results[idx].push(s);
+        }
+    }
+    println!(
+        "| sandbox | req/s (median of {rounds}) | p50 us | p90 us | p99 us | errors |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let mut summary = Vec::new();
+    for (v, rs) in variants.iter().zip(&results) {
+        let rps = median(rs.iter().map(Stats::rps).collect());
+        let p50 = median(rs.iter().map(|s| s.pct(0.5)).collect());
+        let p90 = median(rs.iter().map(|s| s.pct(0.9)).collect());
+        let p99 = median(rs.iter().map(|s| s.pct(0.99)).collect());
+        let errors: usize = rs.iter().map(|s| s.errors).sum();
+        println!("| {v} | {rps:.0} | {p50:.0} | {p90:.0} | {p99:.0} | {errors} |");
+        summary.push((rps, p50));
+    }
+    // Paired per round: the same round's two runs saw the same machine load.
+    let ratio = median(
+        results[0]
+            .iter()
+            .zip(&results[1])
+            .map(|(a, b)| a.rps() / b.rps())
+            .collect(),
+    );
+    let added = median(
+        results[0]
+            .iter()
+            .zip(&results[1])
+            .map(|(a, b)| a.pct(0.5) - b.pct(0.5))
+            .collect(),
+    );
+    println!(
+        "\nrequired/off throughput: {:.3} (medians), {ratio:.3} (paired median); p50 added: {:.0} us (medians), {added:.0} us (paired median)",
+        summary[0].0 / summary[1].0,
+        summary[0].1 - summary[1].1
+    );
+}
+
+fn spawn_cost(bin: &str, rounds: usize, ballast_mb: usize, l: &Load) {
+    let sizes = [0usize, ballast_mb];
+    let mut per_size: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for mb in shuffled(&sizes, round) {
+            let idx = if mb == 0 { 0 } else { 1 };
+            let w = Watchdog::start(
+                bin,
+                &[
+                    ("fprocess", "/bin/true".to_string()),
+                    ("MOAT_WATCHDOG_BALLAST_MB", mb.to_string()),
+                ],
+            );
+            warm(w.port, l);
+            let before = w.spawn_stats();
+            let s = load(w.port, l);
+            let after = w.spawn_stats();
+            let spawn_us = (after.1 - before.1) / (after.0 - before.0) * 1e6;
+            eprintln!(
+                "round {round} ballast {mb} MiB: spawn {spawn_us:.1} us, p50 {:.0} us, {:.0} req/s",
+                s.pct(0.5),
+                s.rps()
+            );
+            per_size[idx].push((spawn_us, s.pct(0.5)));
+        }
+    }
+    println!(
+        "| watchdog ballast | spawn us (mean per call, median of {rounds}) | call p50 us |\n|---|---:|---:|"
+    );
+    let mut spawn = Vec::new();
+    for (mb, r) in sizes.iter().zip(&per_size) {
+        let s = median(r.iter().map(|x| x.0).collect());
+        let p = median(r.iter().map(|x| x.1).collect());
+        println!("| {mb} MiB | {s:.1} | {p:.0} |");
+        spawn.push(s);
+    }
+    println!(
+        "\n{ballast_mb} MiB / 0 MiB spawn cost: {:.3}",
+        spawn[1] / spawn[0]
+    );
+}
+
+fn fork_vs_spawn(runs: usize, ballast_mb: usize) {
+    use moat_sandbox::spawn::{Command as Spawn, Env, Restrictions, Stdio as SpawnStdio};
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let time_fork = || {
+        let t = Instant::now();
+        let mut cmd = Command::new("/bin/true");
+        // SAFETY: an empty pre_exec hook; its only effect is that std forks.
+        unsafe { cmd.pre_exec(|| Ok(())) };
+        let _ = cmd.status();
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    let spawn_cmd = Spawn::new(
+        std::path::Path::new("/bin/true"),
+        std::ffi::OsStr::new("true"),
+    )
+    .expect("command");
+    let time_spawn = || {
+        let t = Instant::now();
+        if let Ok(c) = spawn_cmd.spawn(
+            &Env::new(),
+            SpawnStdio {
+                stdin: null.as_fd(),
+                stdout: null.as_fd(),
+                stderr: null.as_fd(),
+            },
+            &Restrictions::none(),
+        ) {
+            let mut st = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(c.pid, &mut st, 0) };
+        }
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    let measure = |label: &str| {
+        let mut f = Vec::new();
+        let mut s = Vec::new();
+        for _ in 0..runs {
+            f.push(time_fork());
+            s.push(time_spawn());
+        }
+        println!(
+            "| {label} | {:.0} | {:.0} |",
+            median(f.clone()),
+            median(s.clone())
+        );
+    };
+    println!("| parent memory | fork+exec+wait us (median) | clone(CLONE_VM) spawn+exec+wait us (median) |\n|---|---:|---:|");
+    measure("0 MiB");
+    let ballast: Vec<u8> = {
+        let mut v = vec![0u8; ballast_mb << 20];
+        for i in (0..v.len()).step_by(4096) {
+            v[i] = 1;
+        }
+        v
+    };
+    measure(&format!("{ballast_mb} MiB touched"));
+    std::hint::black_box(&ballast);
+}
+
+fn setup_cost(runs: usize) {
+    use moat_sandbox::spawn::{Command as Spawn, Env, Restrictions, Stdio as SpawnStdio};
+    use moat_watchdog::config::Config;
+    use moat_watchdog::sandbox::Sandbox;
+    use moat_watchdog::tmpdir::{choose_root, TmpRoot};
+    use std::os::fd::AsFd;
+    let config = Config::from_lookup(&|k: &str| (k == "fprocess").then(|| "true".to_string()))
+        .expect("config");
+    let abi = moat_sandbox::abi::detect().expect("abi");
+    let cwd = std::env::current_dir().expect("cwd");
+    let sandbox =
+        Sandbox::prepare(&config, std::path::Path::new("/usr/bin/true"), &cwd, abi).expect("plan");
+    let root = TmpRoot::create(&choose_root(None)).expect("tmp root");
+    let null = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let cmd = Spawn::new(
+        std::path::Path::new("/usr/bin/true"),
+        std::ffi::OsStr::new("true"),
+    )
+    .expect("command");
+    let stdio = || SpawnStdio {
+        stdin: null.as_fd(),
+        stdout: null.as_fd(),
+        stderr: null.as_fd(),
+    };
+    let run = |r: &Restrictions| {
+        let t = Instant::now();
+        let c = cmd.spawn(&Env::new(), stdio(), r).expect("spawn");
+        let spawned = t.elapsed();
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(c.pid, &mut st, 0) };
+        (spawned.as_secs_f64() * 1e6, t.elapsed().as_secs_f64() * 1e6)
+    };
+    let (mut dir_us, mut rules_us, mut rm_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_spawn, mut plain_total, mut sb_spawn, mut sb_total) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let none = Restrictions::none();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let dir = root.create_call().expect("dir");
+        dir_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        let r = sandbox.restrictions(Some(&dir)).expect("ruleset");
+        rules_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let (s, tot) = run(&r);
+        sb_spawn.push(s);
+        sb_total.push(tot);
+        drop(r);
+        let t = Instant::now();
+        root.remove(dir).expect("remove");
+        rm_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let (s, tot) = run(&none);
+        plain_spawn.push(s);
+        plain_total.push(tot);
+    }
+    // Prototype: the same ruleset with raw system calls instead of the landlock crate.
+    let mut raw_us = Vec::new();
+    {
+        let policy = moat_watchdog::sandbox::function_policy(
+            &config,
+            std::path::Path::new("/usr/bin/true"),
+            &cwd,
+        )
+        .unwrap();
+        let plan = moat_sandbox::plan::plan(
+            &policy,
+            abi,
+            moat_policy::Compat::Strict,
+            &moat_policy::Vars::from_process(),
+        )
+        .unwrap();
+        let ll = plan.landlock.as_ref().unwrap();
+        let dir = root.create_call().expect("dir");
+        use std::os::fd::AsRawFd;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let attr: [u64; 3] = [
+                ll.fs_handled.bits(),
+                ll.net_handled.bits(),
+                ll.scopes.bits(),
+            ];
+            // SAFETY: prototype.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_landlock_create_ruleset,
+                    attr.as_ptr(),
+                    24usize,
+                    0u32,
+                )
+            } as i32;
+            assert!(fd >= 0);
+            #[repr(C, packed)]
+            struct Pb {
+                a: u64,
+                fd: i32,
+            }
+            for r in ll.path_rules.iter() {
+                let pb = Pb {
+                    a: r.access.bits(),
+                    fd: r.fd.as_raw_fd(),
+                };
+                // SAFETY: prototype.
+                let rc = unsafe {
+                    libc::syscall(libc::SYS_landlock_add_rule, fd, 1, &pb as *const Pb, 0u32)
+                };
+                assert_eq!(rc, 0);
+            }
+            let pb = Pb {
+                a: moat_policy::FsGroup::ReadWrite
+                    .access()
+                    .intersect(ll.fs_handled)
+                    .bits(),
+                fd: dir.fd.as_raw_fd(),
+            };
+            // SAFETY: prototype.
+            unsafe { libc::syscall(libc::SYS_landlock_add_rule, fd, 1, &pb as *const Pb, 0u32) };
+            // SAFETY: prototype.
+            unsafe { libc::close(fd) };
+            raw_us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        println!(
+            "raw ruleset ({} rules): {:.1} us",
+            ll.path_rules.len() + 1,
+            median(raw_us)
+        );
+        root.remove(dir).unwrap();
+    }
+    let _ = root.remove_all();
+    println!("| step ({runs} runs, medians) | us |\n|---|---:|");
+    println!(
+        "| private directory: mkdirat + open | {:.1} |",
+        median(dir_us)
+    );
+    println!(
+        "| Landlock ruleset for the call (create, {} rules) | {:.1} |",
+        "plan's + 1",
+        median(rules_us)
+    );
+    println!(
+        "| private directory: remove (empty) | {:.1} |",
+        median(rm_us)
+    );
+    println!(
+        "| spawn, no restrictions (clone to exec) | {:.1} |",
+        median(plain_spawn)
+    );
+    println!(
+        "| spawn, sandboxed (clone to exec) | {:.1} |",
+        median(sb_spawn)
+    );
+    println!(
+        "| spawn + run + reap /bin/true, no restrictions | {:.1} |",
+        median(plain_total)
+    );
+    println!(
+        "| spawn + run + reap /bin/true, sandboxed | {:.1} |",
+        median(sb_total)
+    );
+}
+
+fn main() {
+    let args = Args::parse();
+    match args.what {
+        What::Run { port, load: l } => {
+            let s = load(port, &l);
+            println!(
+                "{} ok, {} errors in {:.2} s: {:.0} req/s, p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+                s.ok,
+                s.errors,
+                s.elapsed.as_secs_f64(),
+                s.rps(),
+                s.pct(0.5),
+                s.pct(0.9),
+                s.pct(0.99)
+            );
+        }
+        What::Compare {
+            watchdog,
+            rounds,
+            function,
+            load: l,
+        } => compare(&watchdog, rounds, &function, &l),
+        What::Spawn {
+            watchdog,
+            rounds,
+            ballast_mb,
+            load: l,
+        } => spawn_cost(&watchdog, rounds, ballast_mb, &l),
+        What::Fork { runs, ballast_mb } => fork_vs_spawn(runs, ballast_mb),
+        What::Setup { runs } => setup_cost(runs),
+    }
+}
