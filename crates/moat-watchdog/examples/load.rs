@@ -495,7 +495,7 @@ fn setup_cost(runs: usize) {
         .expect("config");
     let abi = moat_sandbox::abi::detect().expect("abi");
     let cwd = std::env::current_dir().expect("cwd");
-    let sandbox =
+    let mut sandbox =
         Sandbox::prepare(&config, std::path::Path::new("/usr/bin/true"), &cwd, abi).expect("plan");
     let root = TmpRoot::create(&choose_root(None)).expect("tmp root");
     let null = std::fs::File::options()
@@ -508,144 +508,67 @@ fn setup_cost(runs: usize) {
         std::ffi::OsStr::new("true"),
     )
     .expect("command");
-    let stdio = || SpawnStdio {
-        stdin: null.as_fd(),
-        stdout: null.as_fd(),
-        stderr: null.as_fd(),
-    };
     let run = |r: &Restrictions| {
         let t = Instant::now();
-        let c = cmd.spawn(&Env::new(), stdio(), r).expect("spawn");
+        let stdio = SpawnStdio {
+            stdin: null.as_fd(),
+            stdout: null.as_fd(),
+            stderr: null.as_fd(),
+        };
+        let c = cmd.spawn(&Env::new(), stdio, r).expect("spawn");
         let spawned = t.elapsed();
         let mut st = 0;
         // SAFETY: waiting for our own child.
         unsafe { libc::waitpid(c.pid, &mut st, 0) };
         (spawned.as_secs_f64() * 1e6, t.elapsed().as_secs_f64() * 1e6)
     };
-    let (mut dir_us, mut rules_us, mut rm_us) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut plain_spawn, mut plain_total, mut sb_spawn, mut sb_total) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let none = Restrictions::none();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let dir = root.create_call().expect("dir");
-        dir_us.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        let r = sandbox.restrictions(Some(&dir)).expect("ruleset");
-        rules_us.push(t.elapsed().as_secs_f64() * 1e6);
-        let (s, tot) = run(&r);
-        sb_spawn.push(s);
-        sb_total.push(tot);
-        drop(r);
-        let t = Instant::now();
-        root.remove(dir).expect("remove");
-        rm_us.push(t.elapsed().as_secs_f64() * 1e6);
-        let (s, tot) = run(&none);
-        plain_spawn.push(s);
-        plain_total.push(tot);
-    }
-    // Prototype: the same ruleset with raw system calls instead of the landlock crate.
-    let mut raw_us = Vec::new();
-    {
-        let policy = moat_watchdog::sandbox::function_policy(
-            &config,
-            std::path::Path::new("/usr/bin/true"),
-            &cwd,
-        )
-        .unwrap();
-        let plan = moat_sandbox::plan::plan(
-            &policy,
-            abi,
-            moat_policy::Compat::Strict,
-            &moat_policy::Vars::from_process(),
-        )
-        .unwrap();
-        let ll = plan.landlock.as_ref().unwrap();
-        let dir = root.create_call().expect("dir");
-        use std::os::fd::AsRawFd;
+    // One round: a call's pieces, sandboxed, then the same spawn without restrictions.
+    let measure = |sandbox: &Sandbox| {
+        let mut m: Vec<Vec<f64>> = vec![Vec::new(); 7];
+        let none = Restrictions::none();
         for _ in 0..runs {
             let t = Instant::now();
-            let attr: [u64; 3] = [
-                ll.fs_handled.bits(),
-                ll.net_handled.bits(),
-                ll.scopes.bits(),
-            ];
-            // SAFETY: prototype.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_landlock_create_ruleset,
-                    attr.as_ptr(),
-                    24usize,
-                    0u32,
-                )
-            } as i32;
-            assert!(fd >= 0);
-            #[repr(C, packed)]
-            struct Pb {
-                a: u64,
-                fd: i32,
-            }
-            for r in ll.path_rules.iter() {
-                let pb = Pb {
-                    a: r.access.bits(),
-                    fd: r.fd.as_raw_fd(),
-                };
-                // SAFETY: prototype.
-                let rc = unsafe {
-                    libc::syscall(libc::SYS_landlock_add_rule, fd, 1, &pb as *const Pb, 0u32)
-                };
-                assert_eq!(rc, 0);
-            }
-            let pb = Pb {
-                a: moat_policy::FsGroup::ReadWrite
-                    .access()
-                    .intersect(ll.fs_handled)
-                    .bits(),
-                fd: dir.fd.as_raw_fd(),
-            };
-            // SAFETY: prototype.
-            unsafe { libc::syscall(libc::SYS_landlock_add_rule, fd, 1, &pb as *const Pb, 0u32) };
-            // SAFETY: prototype.
-            unsafe { libc::close(fd) };
-            raw_us.push(t.elapsed().as_secs_f64() * 1e6);
+            let dir = root.create_call().expect("dir");
+            m[0].push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            let r = sandbox.restrictions(Some(&dir)).expect("ruleset");
+            m[1].push(t.elapsed().as_secs_f64() * 1e6);
+            let (s, tot) = run(&r);
+            m[2].push(s);
+            m[3].push(tot);
+            drop(r);
+            let t = Instant::now();
+            root.remove(dir).expect("remove");
+            m[4].push(t.elapsed().as_secs_f64() * 1e6);
+            let (s, tot) = run(&none);
+            m[5].push(s);
+            m[6].push(tot);
         }
-        println!(
-            "raw ruleset ({} rules): {:.1} us",
-            ll.path_rules.len() + 1,
-            median(raw_us)
-        );
-        root.remove(dir).unwrap();
-    }
+        m.into_iter().map(median).collect::<Vec<f64>>()
+    };
+    let per_call = measure(&sandbox);
+    // The watchdog installs the socket filter on itself; calls inherit it.
+    sandbox.install_inherited_filter().expect("filter");
+    let inherited = measure(&sandbox);
     let _ = root.remove_all();
-    println!("| step ({runs} runs, medians) | us |\n|---|---:|");
+    println!("| step ({runs} runs, medians, us) | filter attached per call | filter inherited |\n|---|---:|---:|");
+    let rows = [
+        (0, "private directory: mkdirat + open"),
+        (1, "the call's Landlock ruleset (create + rules)"),
+        (4, "private directory: rmdir"),
+        (2, "spawn, sandboxed (clone to exec)"),
+        (5, "spawn, no restrictions (clone to exec)"),
+        (3, "spawn + run + reap /bin/true, sandboxed"),
+        (6, "spawn + run + reap /bin/true, no restrictions"),
+    ];
+    for (i, label) in rows {
+        println!("| {label} | {:.1} | {:.1} |", per_call[i], inherited[i]);
+    }
+    let added = |m: &[f64]| m[0] + m[1] + m[4] + m[3] - m[6];
     println!(
-        "| private directory: mkdirat + open | {:.1} |",
-        median(dir_us)
-    );
-    println!(
-        "| Landlock ruleset for the call (create, {} rules) | {:.1} |",
-        "plan's + 1",
-        median(rules_us)
-    );
-    println!(
-        "| private directory: remove (empty) | {:.1} |",
-        median(rm_us)
-    );
-    println!(
-        "| spawn, no restrictions (clone to exec) | {:.1} |",
-        median(plain_spawn)
-    );
-    println!(
-        "| spawn, sandboxed (clone to exec) | {:.1} |",
-        median(sb_spawn)
-    );
-    println!(
-        "| spawn + run + reap /bin/true, no restrictions | {:.1} |",
-        median(plain_total)
-    );
-    println!(
-        "| spawn + run + reap /bin/true, sandboxed | {:.1} |",
-        median(sb_total)
+        "| **added by the sandbox** (directory + ruleset + rmdir + sandboxed run - plain run) | {:.1} | {:.1} |",
+        added(&per_call),
+        added(&inherited)
     );
 }
 

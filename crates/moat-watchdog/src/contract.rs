@@ -61,6 +61,11 @@ pub fn canonical_header_name(name: &str) -> String {
         .collect()
 }
 
+/// Whether `name` is an HTTP header name (a non-empty token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(is_token_byte)
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -94,6 +99,11 @@ pub fn cgi_env(req: &RequestInfo<'_>) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(req.headers.len() + 7);
     let mut seen: Vec<String> = Vec::with_capacity(req.headers.len());
     for (name, value) in req.headers {
+        if !is_header_name(name) {
+            // Not a header name to HTTP (Go's server and hyper refuse the request): no
+            // variable can be made of it.
+            continue;
+        }
         let canonical = canonical_header_name(name);
         if canonical == "Host" || (canonical == "Transfer-Encoding" && req.chunked) {
             continue;
@@ -174,7 +184,7 @@ pub fn marshal_request(headers: &[(&str, &[u8])], body: &[u8]) -> Vec<u8> {
     let mut grouped: Vec<(String, Vec<&[u8]>)> = Vec::new();
     for (name, value) in headers {
         let canonical = canonical_header_name(name);
-        if canonical == "Host" {
+        if canonical == "Host" || !is_header_name(name) {
             continue;
         }
         match grouped.iter_mut().find(|(n, _)| *n == canonical) {
@@ -442,6 +452,16 @@ mod tests {
                 "Http_Host=example:8080",
             ]
         );
+        // Names that are not HTTP tokens make no variable.
+        let headers: [(&str, &[u8]); 3] = [("bad\0name", b"x"), ("", b"y"), ("a=b", b"z")];
+        let env = cgi_env(&RequestInfo {
+            method: "GET",
+            headers: &headers,
+            ..RequestInfo::default()
+        });
+        assert!(env
+            .iter()
+            .all(|(k, _)| k.starts_with("Http_") && k.len() > 5 && !k.contains(['=', '\0'])));
         let headers: [(&str, &[u8]); 1] = [("transfer-encoding", b"chunked")];
         let env = cgi_env(&RequestInfo {
             method: "PUT",

@@ -40,8 +40,9 @@ const MAX_NANOS: u128 = i64::MAX as u128;
 pub fn parse_seconds_or_duration(text: &str) -> Result<Duration, DurationError> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let secs: u128 = text.parse().map_err(|_| DurationError::Overflow)?;
-        if secs * 1_000_000_000 > MAX_NANOS {
-            return Err(DurationError::Overflow);
+        match secs.checked_mul(1_000_000_000) {
+            Some(n) if n <= MAX_NANOS => {}
+            _ => return Err(DurationError::Overflow),
         }
         return Ok(Duration::from_secs(secs as u64));
     }
@@ -118,9 +119,10 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, DurationError> {
         let mut nanos = int_value
             .checked_mul(unit_nanos)
             .ok_or(DurationError::Overflow)?;
-        // The fraction, truncated to what a nanosecond can show; digits beyond 30 cannot
-        // change the result.
-        let frac_digits = &frac_part[..frac_part.len().min(30)];
+        // The fraction, truncated to what a nanosecond can show: with the largest unit (an
+        // hour, 3.6e12 ns), digits beyond the 18th cannot change the result, and 18 digits
+        // times the unit cannot overflow.
+        let frac_digits = &frac_part[..frac_part.len().min(18)];
         if !frac_digits.is_empty() {
             let f: u128 = frac_digits.parse().map_err(|_| DurationError::Overflow)?;
             let scale = 10u128.pow(frac_digits.len() as u32);
@@ -155,6 +157,15 @@ mod tests {
         assert_eq!(
             d("99999999999999999999999999999999999999999"),
             Err(DurationError::Overflow)
+        );
+        // Fits in a u128, overflows once in nanoseconds (found by fuzzing).
+        assert_eq!(
+            d("33333333333333333333333333333333333"),
+            Err(DurationError::Overflow)
+        );
+        assert_eq!(
+            d("0.333333333333333333333333333333333333h"),
+            Ok(Duration::new(1199, 999_999_999))
         );
     }
 
