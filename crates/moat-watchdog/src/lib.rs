@@ -173,6 +173,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         _ => {
             let base = tmpdir::choose_root(config.sandbox.tmp_root.as_deref());
             let root = TmpRoot::create(&base)?;
+            tracing::info!("private temporary directories in {}", root.path().display());
             if !root.is_tmpfs() {
                 tracing::warn!(
                     "private temporary directories are in {}, which is not a tmpfs: \

@@ -112,8 +112,9 @@ fn writable(path: &Path) -> bool {
 }
 
 impl TmpRoot {
-    /// Creates `<base>/moat-watchdog.<pid>` (mode 0700; an existing one, left by an earlier
-    /// watchdog with the same pid, is emptied and reused).
+    /// Creates `<base>/moat-watchdog.<pid>.<random>` (mode 0700). The random part keeps
+    /// watchdogs apart that share `<base>` with the same pid (each PID 1 of its own PID
+    /// namespace, say); an existing name is never reused.
     pub fn create(base: &Path) -> Result<TmpRoot, TmpError> {
         let err = |source| TmpError::Root {
             path: base.to_path_buf(),
@@ -121,24 +122,25 @@ impl TmpRoot {
         };
         let parent =
             open_dir(libc::AT_FDCWD, &cstr(base.as_os_str()).map_err(err)?, false).map_err(err)?;
-        let name = CString::new(format!("moat-watchdog.{}", std::process::id()))
+        let mut attempt = 0u32;
+        let name = loop {
+            let name = CString::new(format!(
+                "moat-watchdog.{}.{:08x}",
+                std::process::id(),
+                random_u32()
+            ))
             .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
-        let path = base.join(OsStr::from_bytes(name.as_bytes()));
-        // SAFETY: mkdirat with a valid directory descriptor and NUL-terminated name.
-        if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
+            // SAFETY: mkdirat with a valid directory descriptor and NUL-terminated name.
+            if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o700) } == 0 {
+                break name;
+            }
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
+            attempt += 1;
+            if e.kind() != std::io::ErrorKind::AlreadyExists || attempt > 16 {
                 return Err(err(e));
             }
-            remove_tree(parent.as_fd(), &name).map_err(|source| TmpError::Remove {
-                path: path.clone(),
-                source,
-            })?;
-            // SAFETY: as above.
-            if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
-                return Err(err(std::io::Error::last_os_error()));
-            }
-        }
+        };
+        let path = base.join(OsStr::from_bytes(name.as_bytes()));
         let fd = open_dir(parent.as_raw_fd(), &name, true).map_err(err)?;
         Ok(TmpRoot {
             tmpfs: is_tmpfs(&path),
@@ -212,6 +214,19 @@ impl TmpRoot {
         }
         Ok(names)
     }
+}
+
+/// 32 random bits from the kernel (`getrandom`), or the clock if it has none to give.
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most 4 bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), libc::GRND_NONBLOCK) };
+    if n == 4 {
+        return u32::from_ne_bytes(b);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 fn cstr(s: &OsStr) -> std::io::Result<CString> {

@@ -339,3 +339,57 @@ fn the_network_is_closed_unless_configured() {
     let w = start(&dir, &[("fprocess", "./probe.py"), ("sandbox", "off")]);
     assert_eq!(results(&w.post(&probe)), ["ok", "ok", "ok"]);
 }
+
+#[test]
+fn as_pid_1_it_reaps_everything_and_stops_on_sigterm() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/unshare").exists() {
+        eprintln!(
+            "skipped: needs root and unshare(1) to start the watchdog as PID 1 of a PID namespace"
+        );
+        return;
+    }
+    let dir = TestDir::new("pid1");
+    let shared = dir.shared();
+    let marker = format!("moat-pid1-{}", std::process::id());
+    dir.script(
+        "daemon.sh",
+        &DAEMON
+            .replace("SHARED", shared.to_str().unwrap())
+            .replace("MARKER", &marker),
+    );
+    let w = match try_start_in(
+        &dir,
+        &[
+            ("fprocess", "./daemon.sh"),
+            ("sandbox_rw", shared.to_str().unwrap()),
+        ],
+        &["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"],
+    ) {
+        Ok(w) => w,
+        Err((code, log)) => panic!("did not start as PID 1 (exit {code:?}):\n{log}"),
+    };
+    let status = std::fs::read_to_string(format!("/proc/{}/status", w.pid())).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(
+        nspid.ends_with("\t1"),
+        "not PID 1 in its namespace: {nspid}"
+    );
+    for _ in 0..5 {
+        let _ = std::fs::remove_file(shared.join("daemon.pid"));
+        let r = w.post("");
+        assert_eq!((r.status, r.text()), (200, "started\n".to_string()));
+        // The pid it wrote is its pid in the namespace: look for it by its command line.
+        wait_file(&shared.join("daemon.pid"));
+        assert!(
+            processes_with(&marker).is_empty(),
+            "daemon outlived its call: {:?}",
+            processes_with(&marker)
+        );
+    }
+    assert!(w.children().is_empty(), "{:?}", w.children());
+    let root = w.tmp_root();
+    // PID 1 ignores signals it has no handler for: SIGTERM must still stop it.
+    assert_eq!(w.stop(), Some(0));
+    assert!(!root.exists());
+}

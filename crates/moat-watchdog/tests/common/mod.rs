@@ -60,6 +60,8 @@ impl Drop for TestDir {
 /// A running watchdog.
 pub struct Watchdog {
     pub child: Child,
+    /// The watchdog's pid when `child` is a wrapper around it.
+    pub inner: Option<i32>,
     pub port: u16,
     pub metrics_port: u16,
     pub log: Arc<Mutex<Vec<String>>>,
@@ -76,7 +78,25 @@ pub fn start(dir: &TestDir, env: &[(&str, &str)]) -> Watchdog {
 
 /// Starts the watchdog; on failure returns its exit status and output.
 pub fn try_start(dir: &TestDir, env: &[(&str, &str)]) -> Result<Watchdog, (Option<i32>, String)> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moat-watchdog"));
+    try_start_in(dir, env, &[])
+}
+
+/// Starts the watchdog under `wrapper` (a command that runs its arguments as a child, such
+/// as `unshare --pid --fork`); the watchdog is then the wrapper's only child.
+pub fn try_start_in(
+    dir: &TestDir,
+    env: &[(&str, &str)],
+    wrapper: &[&str],
+) -> Result<Watchdog, (Option<i32>, String)> {
+    let bin = env!("CARGO_BIN_EXE_moat-watchdog");
+    let mut cmd = match wrapper.split_first() {
+        Some((w, args)) => {
+            let mut c = Command::new(w);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.current_dir(dir.function_dir())
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -118,8 +138,14 @@ pub fn try_start(dir: &TestDir, env: &[(&str, &str)]) -> Result<Watchdog, (Optio
         if let Ok((port, metrics_port)) = rx.try_recv() {
             // The lock file is written right after the ports are logged.
             std::thread::sleep(Duration::from_millis(20));
+            let inner = if wrapper.is_empty() {
+                None
+            } else {
+                children_of(child.id() as i32).first().copied()
+            };
             return Ok(Watchdog {
                 child,
+                inner,
                 port,
                 metrics_port,
                 log,
@@ -140,7 +166,7 @@ pub fn try_start(dir: &TestDir, env: &[(&str, &str)]) -> Result<Watchdog, (Optio
 
 impl Watchdog {
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.inner.unwrap_or(self.child.id() as i32)
     }
 
     /// Everything it logged so far.
@@ -160,9 +186,14 @@ impl Watchdog {
         false
     }
 
-    /// Where its calls' private directories are.
+    /// Where its calls' private directories are (from its log).
     pub fn tmp_root(&self) -> PathBuf {
-        PathBuf::from(format!("/dev/shm/moat-watchdog.{}", self.pid()))
+        let log = self.log();
+        let path = log
+            .lines()
+            .find_map(|l| l.split("private temporary directories in ").nth(1))
+            .expect("the watchdog logs where private directories go");
+        PathBuf::from(path.trim())
     }
 
     /// The call directories that exist now.
