@@ -48,6 +48,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "sandbox_rw", default: "", help: "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)" },
     Variable { name: "sandbox_connect_tcp", default: "", help: "TCP ports the function may connect to: numbers and first-last ranges, comma separated; empty: no network" },
     Variable { name: "sandbox_allow_udp", default: "false", help: "true: allow UDP sockets (DNS); otherwise the socket filter refuses them" },
+    Variable { name: "sandbox_allow_ipc", default: "false", help: "true: allow SysV IPC, POSIX message queues and keyrings, which Landlock does not confine and through which calls could leave data for later calls; otherwise refused (EACCES)" },
     Variable { name: "sandbox_policy", default: "", help: "a moat policy file (moat, landlockconfig or OCI dialect) merged into each call's policy: its grants add up, and so do its restrictions" },
     Variable { name: "sandbox_tmp", default: "/dev/shm if tmpfs, else $TMPDIR or /tmp", help: "directory in which each call gets its private temporary directory" },
     Variable { name: "MOAT_MAX_ABI", default: "", help: "use at most this Landlock ABI, as if the kernel were older (testing)" },
@@ -91,6 +92,8 @@ pub struct SandboxConfig {
     pub connect_tcp: Vec<PortRange>,
     /// Whether UDP is allowed.
     pub allow_udp: bool,
+    /// Whether SysV IPC, POSIX message queues and keyrings are allowed (no IPC seal).
+    pub allow_ipc: bool,
     /// A moat policy file merged into each call's policy.
     pub policy: Option<PathBuf>,
     /// Where private temporary directories are made; `None` picks one.
@@ -360,6 +363,7 @@ impl Config {
             rw: r.paths("sandbox_rw")?,
             connect_tcp,
             allow_udp: r.bool("sandbox_allow_udp", false)?,
+            allow_ipc: r.bool("sandbox_allow_ipc", false)?,
             policy: r.text("sandbox_policy")?.map(PathBuf::from),
             tmp_root: match r.text("sandbox_tmp")? {
                 Some(p) if !p.starts_with('/') => {

@@ -25,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod reaper;
 pub mod sandbox;
+pub mod seal;
 pub mod tmpdir;
 
 use crate::call::Runner;
@@ -70,6 +71,9 @@ pub enum StartError {
     /// The seccomp socket filter cannot be installed.
     #[error("sandbox=required: {0}")]
     Filter(moat_sandbox::seccomp::SeccompError),
+    /// The IPC seal cannot be installed.
+    #[error("sandbox=required: {0} (sandbox_allow_ipc=true runs without it)")]
+    Seal(seal::SealError),
     /// The function's command cannot be prepared.
     #[error("fprocess: {0}")]
     Command(#[from] SpawnError),
@@ -160,6 +164,21 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         Err(e) => tracing::warn!(
             "best-effort: cannot install the socket filter on the watchdog ({e}); each call attaches its own"
         ),
+    }
+    if config.sandbox.mode != SandboxMode::Off {
+        if config.sandbox.allow_ipc {
+            tracing::warn!(
+                "sandbox_allow_ipc=true: calls can leave SysV IPC objects, message queues and keys for later calls"
+            );
+        } else {
+            match seal::install() {
+                Ok(()) => tracing::info!("  {}", seal::DESCRIPTION),
+                Err(e) if config.sandbox.mode == SandboxMode::Required => {
+                    return Err(StartError::Seal(e))
+                }
+                Err(e) => tracing::warn!("best-effort: not enforced: {e}"),
+            }
+        }
     }
 
     let mut command = Command::new(&target.program, &target.argv0)?;

@@ -142,6 +142,14 @@ impl TmpRoot {
         };
         let path = base.join(OsStr::from_bytes(name.as_bytes()));
         let fd = open_dir(parent.as_raw_fd(), &name, true).map_err(err)?;
+        // Search but no read for the owner: a call (running as the same user, unless that is
+        // root) can reach its own directory by path, but can neither list the others nor
+        // watch them appear with inotify, which Landlock does not check. The watchdog
+        // itself only creates and removes by name.
+        // SAFETY: fchmod on a descriptor just opened.
+        if unsafe { libc::fchmod(fd.as_raw_fd(), 0o300) } != 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
         Ok(TmpRoot {
             tmpfs: is_tmpfs(&path),
             path,
@@ -165,9 +173,13 @@ impl TmpRoot {
     /// Creates a new call directory (mode 0700).
     pub fn create_call(&self) -> Result<CallDir, TmpError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let name = CString::new(format!("call-{n}")).map_err(|_| TmpError::Create {
-            root: self.path.clone(),
-            source: std::io::ErrorKind::InvalidInput.into(),
+        // Unguessable: on kernels without Landlock's `resolve_unix` (ABI 9), a unix socket a
+        // call binds in its directory can be reached by any process that knows its path.
+        let name = CString::new(format!("call-{n}-{:016x}", random_u64())).map_err(|_| {
+            TmpError::Create {
+                root: self.path.clone(),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            }
         })?;
         let err = |source| TmpError::Create {
             root: self.path.clone(),
@@ -216,17 +228,25 @@ impl TmpRoot {
     }
 }
 
-/// 32 random bits from the kernel (`getrandom`), or the clock if it has none to give.
+/// 32 random bits.
 fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    // SAFETY: getrandom writes at most 4 bytes into `b`.
+    random_u64() as u32
+}
+
+/// 64 random bits from the kernel (`getrandom`), or from the clock and a counter if it has
+/// none to give (early boot).
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into `b`.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), libc::GRND_NONBLOCK) };
-    if n == 4 {
-        return u32::from_ne_bytes(b);
+    if n == 8 {
+        return u64::from_ne_bytes(b);
     }
-    std::time::SystemTime::now()
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
 }
 
 fn cstr(s: &OsStr) -> std::io::Result<CString> {

@@ -50,6 +50,34 @@ for line in sys.stdin.read().splitlines():
         print(attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()))
     elif cmd == "tcp":
         print(attempt(lambda: socket.create_connection(("127.0.0.1", int(arg)), timeout=5).close()))
+    elif cmd in ("msg-put", "msg-get", "key-put", "key-get"):
+        import ctypes, struct
+        libc = ctypes.CDLL(None, use_errno=True)
+        def check(r, what):
+            if r < 0:
+                e = ctypes.get_errno()
+                raise OSError(e, what)
+            return r
+        def msg_put():
+            q = check(libc.msgget(int(arg), 0o1600), "msgget")
+            check(libc.msgsnd(q, struct.pack("l", 1) + b"s3cret", 6, 0), "msgsnd")
+        def msg_get():
+            q = check(libc.msgget(int(arg), 0), "msgget")
+            buf = ctypes.create_string_buffer(64)
+            n = check(libc.msgrcv(q, buf, 56, 0, 0o4000), "msgrcv")
+            libc.msgctl(q, 0, None)
+            return buf.raw[8:8 + n].decode()
+        # add_key, request_key, keyctl on x86_64; the user keyring is -4.
+        def key_put():
+            check(libc.syscall(248, b"user", arg.encode(), b"s3cret", 6, -4), "add_key")
+        def key_get():
+            k = check(libc.syscall(249, b"user", arg.encode(), None, 0), "request_key")
+            buf = ctypes.create_string_buffer(64)
+            n = check(libc.syscall(250, 11, k, buf, 64), "keyctl read")
+            libc.syscall(250, 9, k, -4)
+            return buf.raw[:n].decode()
+        f = {"msg-put": msg_put, "msg-get": msg_get, "key-put": key_put, "key-get": key_get}[cmd]
+        print(attempt(f))
     elif cmd == "hold":
         # Publish who we are, with a secret in our TMPDIR and an abstract socket, then wait.
         shared, name, seconds = arg.split(" ")
@@ -156,8 +184,13 @@ fn probe_running_call(sandbox: &str) -> Vec<String> {
         .next()
         .unwrap()
         .to_string();
+    let parent = std::path::Path::new(&tmpdir)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let out = results(&w.post(&format!(
-        "list {tmpdir}\nread {tmpdir}/secret\nread /proc/{pid}/environ\nsignal {pid}\nsignal {wd}\nconnect {name}\n",
+        "list {tmpdir}\nread {tmpdir}/secret\nread /proc/{pid}/environ\nsignal {pid}\nsignal {wd}\nconnect {name}\nlist {parent}\n",
         wd = w.pid()
     )));
     let held = holder.join().unwrap().unwrap();
@@ -175,6 +208,7 @@ fn a_call_cannot_reach_another_running_call_or_the_watchdog() {
         "signal it",
         "signal the watchdog",
         "connect to its abstract socket",
+        "list the private directories' parent (to learn other calls' directory names)",
     ];
     for (line, what) in out.iter().zip(what) {
         assert!(line.starts_with("err "), "could {what}: {line}");
@@ -392,4 +426,30 @@ fn as_pid_1_it_reaps_everything_and_stops_on_sigterm() {
     // PID 1 ignores signals it has no handler for: SIGTERM must still stop it.
     assert_eq!(w.stop(), Some(0));
     assert!(!root.exists());
+}
+
+/// Call 1 leaves a secret in a SysV message queue and in the user keyring; call 2 looks.
+fn ipc_then_read(sandbox: &str) -> (Vec<String>, Vec<String>) {
+    let dir = probe_dir(&format!("ipc-{sandbox}"));
+    let w = start_probe(&dir, sandbox);
+    let key = 0x6d6f_0000 + (std::process::id() & 0xffff);
+    let name = format!("moat-test-{}", std::process::id());
+    let first = results(&w.post(&format!("msg-put {key}\nkey-put {name}\n")));
+    let second = results(&w.post(&format!("msg-get {key}\nkey-get {name}\n")));
+    (first, second)
+}
+
+#[test]
+fn sysv_ipc_and_keyrings_cannot_carry_data_to_the_next_call() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("skipped: the probe uses x86_64 system call numbers for keyrings");
+        return;
+    }
+    let (first, second) = ipc_then_read("required");
+    assert_eq!(first, ["err EACCES", "err EACCES"]);
+    assert!(second.iter().all(|l| l.starts_with("err ")), "{second:?}");
+    // Control: without the sandbox both carry the secret (and the second call removes it).
+    let (first, second) = ipc_then_read("off");
+    assert_eq!(first, ["ok", "ok"]);
+    assert_eq!(second, ["ok s3cret", "ok s3cret"]);
 }
