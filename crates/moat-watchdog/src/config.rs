@@ -42,7 +42,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "metrics_port", default: "8081", help: "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start" },
     Variable { name: "max_request_bytes", default: "67108864", help: "largest request body accepted (413 beyond); 0 = unlimited" },
     Variable { name: "max_response_bytes", default: "0", help: "largest function output accepted: beyond it the call is killed and answered 500; 0 = unlimited" },
-    Variable { name: "sandbox", default: "required", help: "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no socket filter, no private temporary directory)" },
+    Variable { name: "sandbox", default: "required", help: "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)" },
     Variable { name: "sandbox_ro", default: "", help: "extra paths the function may read, comma separated" },
     Variable { name: "sandbox_rox", default: "", help: "extra paths the function may read and execute, comma separated" },
     Variable { name: "sandbox_rw", default: "", help: "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)" },
