@@ -16,7 +16,7 @@ use bytes::Bytes;
 use moat_sandbox::spawn::{Command, Env, NotEnforced, Restrictions, Stdio};
 use std::collections::HashSet;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
@@ -69,6 +69,18 @@ pub struct Runner {
     pub exec_timeout: Option<Duration>,
     /// `max_response_bytes`.
     pub max_output: Option<u64>,
+    /// Slots prepared ahead of calls.
+    pub spare: Mutex<Vec<Slot>>,
+}
+
+/// How many calls' directories and rulesets are kept ready.
+pub const SPARE_SLOTS: usize = 2;
+
+/// What a call needs before its process starts: its private directory and the ruleset that
+/// grants it.
+pub struct Slot {
+    dir: Option<CallDir>,
+    restrictions: Restrictions,
 }
 
 /// What the caller learns besides the outcome.
@@ -87,18 +99,51 @@ impl Runner {
     /// Runs one call with environment `env` (later entries win) and `input` on stdin.
     /// `write_deadline` is when the response must be written by.
     pub async fn run(
-        &self,
+        self: &Arc<Self>,
         env: Vec<(Vec<u8>, Vec<u8>)>,
         input: Bytes,
         write_deadline: Option<Instant>,
     ) -> (Outcome, Notes) {
         let mut notes = Notes::default();
-        let required = self.sandbox.mode() == SandboxMode::Required;
+        let slot = match self.take_slot(&mut notes) {
+            Ok(s) => s,
+            Err(why) => return (Outcome::Refused(why), notes),
+        };
+        let Slot { dir, restrictions } = slot;
+        let outcome = self
+            .run_in(
+                dir.as_ref(),
+                restrictions,
+                env,
+                input,
+                write_deadline,
+                &mut notes,
+            )
+            .await;
+        // The tree is dead (run_in returns after the sweep): the directory can go.
+        self.discard(dir);
+        self.refill_later();
+        (outcome, notes)
+    }
 
+    /// A prepared slot, or a new one.
+    fn take_slot(&self, notes: &mut Notes) -> Result<Slot, String> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match spare {
+            Some(s) => Ok(s),
+            None => self.make_slot(notes),
+        }
+    }
+
+    /// Makes a call's private directory and its sandbox's ruleset. Under `sandbox=required`
+    /// a failure refuses the call; under `best_effort` it is noted and the call runs with
+    /// less.
+    fn make_slot(&self, notes: &mut Notes) -> Result<Slot, String> {
+        let required = self.sandbox.mode() == SandboxMode::Required;
         let dir = match &self.tmp {
             Some(root) => match root.create_call() {
                 Ok(d) => Some(d),
-                Err(e) if required => return (Outcome::Refused(e.to_string()), notes),
+                Err(e) if required => return Err(e.to_string()),
                 Err(e) => {
                     notes
                         .not_enforced
@@ -108,35 +153,81 @@ impl Runner {
             },
             None => None,
         };
-        let outcome = self
-            .run_in(dir.as_ref(), env, input, write_deadline, &mut notes)
-            .await;
-        if let (Some(root), Some(dir)) = (&self.tmp, dir) {
-            if let Err(e) = root.remove(dir) {
-                tracing::error!("{e}");
-            }
-        }
-        (outcome, notes)
-    }
-
-    async fn run_in(
-        &self,
-        dir: Option<&CallDir>,
-        env: Vec<(Vec<u8>, Vec<u8>)>,
-        input: Bytes,
-        write_deadline: Option<Instant>,
-        notes: &mut Notes,
-    ) -> Outcome {
-        let restrictions = match self.sandbox.restrictions(dir) {
+        let restrictions = match self.sandbox.restrictions(dir.as_ref()) {
             Ok(r) => r,
-            Err(e) if self.sandbox.mode() == SandboxMode::Required => {
-                return Outcome::Refused(e.to_string())
+            Err(e) if required => {
+                self.discard(dir);
+                return Err(e.to_string());
             }
             Err(e) => {
                 notes.not_enforced.push(format!("the call's sandbox: {e}"));
                 Restrictions::none()
             }
         };
+        Ok(Slot { dir, restrictions })
+    }
+
+    fn discard(&self, dir: Option<CallDir>) {
+        if let (Some(root), Some(dir)) = (&self.tmp, dir) {
+            if let Err(e) = root.remove(dir) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Prepares the next calls' slots in the background, after this call's answer: making a
+    /// directory and a ruleset is most of what a sandbox adds to a call, and this takes it
+    /// off the path of the request. Only complete slots are kept; a slot that cannot be made
+    /// fully is left for the call that needs it, which reports why.
+    fn refill_later(self: &Arc<Self>) {
+        if self.tmp.is_none() {
+            return;
+        }
+        let missing =
+            SPARE_SLOTS.saturating_sub(self.spare.lock().unwrap_or_else(|p| p.into_inner()).len());
+        if missing == 0 {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            for _ in 0..missing {
+                let mut notes = Notes::default();
+                match me.make_slot(&mut notes) {
+                    Ok(slot) if notes.not_enforced.is_empty() => {
+                        let mut spare = me.spare.lock().unwrap_or_else(|p| p.into_inner());
+                        if spare.len() < SPARE_SLOTS {
+                            spare.push(slot);
+                            continue;
+                        }
+                        drop(spare);
+                        me.discard(slot.dir);
+                    }
+                    Ok(slot) => me.discard(slot.dir),
+                    Err(_) => {}
+                }
+                break;
+            }
+        });
+    }
+
+    /// Removes the prepared slots' directories (at shutdown).
+    pub fn drain_spare(&self) {
+        let slots: Vec<Slot> =
+            std::mem::take(&mut *self.spare.lock().unwrap_or_else(|p| p.into_inner()));
+        for s in slots {
+            self.discard(s.dir);
+        }
+    }
+
+    async fn run_in(
+        &self,
+        dir: Option<&CallDir>,
+        restrictions: Restrictions,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        input: Bytes,
+        write_deadline: Option<Instant>,
+        notes: &mut Notes,
+    ) -> Outcome {
         let env = match build_env(env, dir) {
             Ok(e) => e,
             Err(e) => return Outcome::Failed(e.to_string()),

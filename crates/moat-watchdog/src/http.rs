@@ -56,7 +56,7 @@ pub struct App {
     /// The configuration.
     pub config: Config,
     /// Runs calls.
-    pub runner: Runner,
+    pub runner: Arc<Runner>,
     /// Health state.
     pub health: Health,
     /// Metrics.

@@ -216,10 +216,11 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         combine_output: config.combine_output,
         exec_timeout: config.exec_timeout,
         max_output: config.max_response_bytes,
+        spare: std::sync::Mutex::new(Vec::new()),
     };
     let app = Arc::new(App {
         config,
-        runner,
+        runner: Arc::new(runner),
         health: Health::new(lock),
         metrics: Metrics::default(),
         reaper,
@@ -342,6 +343,7 @@ impl Prepared {
         }
         let _ = metrics.await;
         app.runner.reaper.kill_all().await;
+        app.runner.drain_spare();
         if let Some(tmp) = &self.tmp {
             if let Err(e) = tmp.remove_all() {
                 tracing::warn!("{e}");

@@ -105,7 +105,7 @@ fn exec_timeout_is_408_and_kills_the_whole_tree() {
         assert!(!alive(pid), "{f} {pid} survived the timeout");
     }
     assert!(w.children().is_empty(), "{:?}", w.children());
-    assert!(w.call_dirs().is_empty());
+    assert!(w.leftover_call_dirs().is_empty());
 }
 
 #[test]

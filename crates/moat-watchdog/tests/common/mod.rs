@@ -207,6 +207,30 @@ impl Watchdog {
         }
     }
 
+    /// Call directories that should not exist: any beyond the ones the watchdog keeps ready
+    /// for the next calls, and any that is not empty (a used one). Empty when none.
+    pub fn leftover_call_dirs(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        // Spare directories are made in the background after each answer.
+        eventually(Duration::from_secs(2), || {
+            let dirs = self.call_dirs();
+            left = dirs
+                .iter()
+                .filter(|d| {
+                    std::fs::read_dir(self.tmp_root().join(d))
+                        .map(|mut e| e.next().is_some())
+                        .unwrap_or(true)
+                })
+                .cloned()
+                .collect();
+            if dirs.len() > moat_watchdog::call::SPARE_SLOTS {
+                left = dirs;
+            }
+            left.is_empty()
+        });
+        left
+    }
+
     /// Its children (any state), from /proc.
     pub fn children(&self) -> Vec<i32> {
         children_of(self.pid())
