@@ -51,6 +51,19 @@ enum What {
         #[command(flatten)]
         load: Load,
     },
+    /// Latency, sandbox=required against sandbox=off, both running at once and one client
+    /// alternating requests between them, so that machine load hits both alike.
+    Latency {
+        #[arg(long)]
+        watchdog: String,
+        /// Requests to each.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        #[arg(long, default_value = "cat")]
+        function: String,
+        #[arg(long, default_value = "hello")]
+        body: String,
+    },
     /// Spawn cost with the watchdog holding 0 and 512 MiB of touched memory.
     Spawn {
         #[arg(long)]
@@ -378,6 +391,76 @@ fn compare(bin: &str, rounds: usize, function: &str, l: &Load) {
     );
 }
 
+fn latency(bin: &str, requests: usize, function: &str, body: &str) {
+    let variants = ["required", "off"];
+    let ws: Vec<Watchdog> = variants
+        .iter()
+        .map(|v| {
+            Watchdog::start(
+                bin,
+                &[
+                    ("fprocess", function.to_string()),
+                    ("sandbox", v.to_string()),
+                ],
+            )
+        })
+        .collect();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: load\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    let connect = |port: u16| {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = s.set_nodelay(true);
+        BufReader::new(s)
+    };
+    let mut conns: Vec<Option<BufReader<TcpStream>>> =
+        ws.iter().map(|w| Some(connect(w.port))).collect();
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
+    let mut diffs = Vec::new();
+    for i in 0..requests + 200 {
+        // Alternate which goes first, so neither always follows the other.
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        let mut pair = [0.0; 2];
+        for v in order {
+            let c = conns[v].take().unwrap_or_else(|| connect(ws[v].port));
+            let t = Instant::now();
+            match exchange(c, &request) {
+                Some((200, c)) => {
+                    pair[v] = t.elapsed().as_secs_f64() * 1e6;
+                    conns[v] = Some(c);
+                }
+                _ => pair[v] = f64::NAN,
+            }
+        }
+        // The first 200 pairs warm both up.
+        if i >= 200 && pair.iter().all(|x| x.is_finite()) {
+            lat[0].push(pair[0]);
+            lat[1].push(pair[1]);
+            diffs.push(pair[0] - pair[1]);
+        }
+    }
+    println!(
+        "| sandbox ({} alternating requests each) | p50 us | p90 us | p99 us |\n|---|---:|---:|---:|",
+        lat[0].len()
+    );
+    for (v, l) in variants.iter().zip(lat.iter_mut()) {
+        l.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "| {v} | {:.0} | {:.0} | {:.0} |",
+            percentile(l, 0.5),
+            percentile(l, 0.9),
+            percentile(l, 0.99)
+        );
+    }
+    let p50_added = percentile(&lat[0], 0.5) - percentile(&lat[1], 0.5);
+    println!(
+        "\np50 added by the sandbox: {p50_added:.0} us; median of the paired differences: {:.0} us",
+        median(diffs)
+    );
+}
+
 fn spawn_cost(bin: &str, rounds: usize, ballast_mb: usize, l: &Load) {
     let sizes = [0usize, ballast_mb];
     let mut per_size: Vec<Vec<(f64, f64)>> = vec![Vec::new(), Vec::new()];
@@ -594,6 +677,12 @@ fn main() {
             function,
             load: l,
         } => compare(&watchdog, rounds, &function, &l),
+        What::Latency {
+            watchdog,
+            requests,
+            function,
+            body,
+        } => latency(&watchdog, requests, &function, &body),
         What::Spawn {
             watchdog,
             rounds,

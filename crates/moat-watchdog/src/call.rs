@@ -120,9 +120,9 @@ impl Runner {
                 &mut notes,
             )
             .await;
-        // The tree is dead (run_in returns after the sweep): the directory can go.
-        self.discard(dir);
-        self.refill_later();
+        // The tree is dead (run_in returns after the sweep): nothing can use the directory
+        // any more, and removing it can wait until the answer is on its way.
+        self.tidy_later(dir);
         (outcome, notes)
     }
 
@@ -175,21 +175,20 @@ impl Runner {
         }
     }
 
-    /// Prepares the next calls' slots in the background, after this call's answer: making a
-    /// directory and a ruleset is most of what a sandbox adds to a call, and this takes it
-    /// off the path of the request. Only complete slots are kept; a slot that cannot be made
+    /// After a call, in the background (once its answer is on its way): removes its
+    /// directory and prepares the next calls' slots. Making and removing a directory and
+    /// making a ruleset are most of what a sandbox adds to a call, and this takes them off
+    /// the path of the request. Only complete slots are kept; a slot that cannot be made
     /// fully is left for the call that needs it, which reports why.
-    fn refill_later(self: &Arc<Self>) {
+    fn tidy_later(self: &Arc<Self>, dir: Option<CallDir>) {
         if self.tmp.is_none() {
-            return;
-        }
-        let missing =
-            SPARE_SLOTS.saturating_sub(self.spare.lock().unwrap_or_else(|p| p.into_inner()).len());
-        if missing == 0 {
             return;
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
+            me.discard(dir);
+            let missing = SPARE_SLOTS
+                .saturating_sub(me.spare.lock().unwrap_or_else(|p| p.into_inner()).len());
             for _ in 0..missing {
                 let mut notes = Notes::default();
                 match me.make_slot(&mut notes) {
