@@ -856,16 +856,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if a.new_session && libc::syscall(libc::SYS_setsid) < 0 {
             return fail(Step::Session);
         }
-        if a.subreaper
-            && libc::syscall(
-                libc::SYS_prctl,
-                libc::PR_SET_CHILD_SUBREAPER,
-                1 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            ) < 0
-        {
+        if a.subreaper && !prctl_on(libc::PR_SET_CHILD_SUBREAPER) {
             return fail(Step::Subreaper);
         }
         for (target, &fd) in a.stdio.iter().enumerate() {
@@ -883,14 +874,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
             return fail(Step::Chdir);
         }
         if a.no_new_privs
-            && libc::syscall(
-                libc::SYS_prctl,
-                libc::PR_SET_NO_NEW_PRIVS,
-                1 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            ) < 0
+            && !prctl_on(libc::PR_SET_NO_NEW_PRIVS)
             && restriction_failed(Step::NoNewPrivs)
         {
             return fail(Step::NoNewPrivs);
@@ -964,6 +948,22 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         libc::syscall(libc::SYS_execve, a.program, a.argv, a.envp);
     }
     fail(Step::Exec)
+}
+
+/// `prctl(option, 1, 0, 0, 0)` as a raw system call (for the child): turns a flag on.
+///
+/// # Safety
+/// `option` must be a prctl option whose arguments are plain integers.
+unsafe fn prctl_on(option: c_int) -> bool {
+    let zero: libc::c_ulong = 0;
+    libc::syscall(
+        libc::SYS_prctl,
+        option,
+        1 as libc::c_ulong,
+        zero,
+        zero,
+        zero,
+    ) == 0
 }
 
 /// close_range's fallback for kernels before 5.9: close every descriptor below the limit.

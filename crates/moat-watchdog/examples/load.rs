@@ -545,9 +545,13 @@ fn fork_vs_spawn(runs: usize, ballast_mb: usize) {
     let measure = |label: &str| {
         let mut f = Vec::new();
         let mut s = Vec::new();
+        // Spawns first: a fork leaves the parent's pages copy-on-write, and the faults that
+        // follow would land on whatever is measured next.
+        for _ in 0..runs {
+            s.push(time_spawn());
+        }
         for _ in 0..runs {
             f.push(time_fork());
-            s.push(time_spawn());
         }
         println!(
             "| {label} | {:.0} | {:.0} |",

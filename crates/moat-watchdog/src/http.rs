@@ -404,32 +404,37 @@ pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
         return plain(StatusCode::METHOD_NOT_ALLOWED, Bytes::new());
     }
     let stats = app.reaper.stats();
-    let text = app.metrics.render(
-        &[
-            (
-                "moat_watchdog_leftovers_killed_total",
-                "processes killed because the call that started them was over",
-                "counter",
-                stats.leftovers_killed.load(Ordering::Relaxed),
-            ),
-            (
-                "moat_watchdog_orphans_reaped_total",
-                "processes reaped that were not a call's own process",
-                "counter",
-                stats.orphans_reaped.load(Ordering::Relaxed),
-            ),
-            (
-                "moat_watchdog_calls_abandoned_total",
-                "calls killed at write_timeout, their connection closed without a response",
-                "counter",
-                app.abandoned.load(Ordering::Relaxed),
-            ),
-        ],
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let counters = [
         (
-            stats.spawns.load(Ordering::Relaxed),
-            stats.spawn_nanos.load(Ordering::Relaxed),
+            "moat_watchdog_sandbox_refusals_total",
+            "calls refused because their sandbox could not be applied",
+            load(&app.metrics.sandbox_refusals),
         ),
-    );
+        (
+            "moat_watchdog_sandbox_degraded_total",
+            "calls run with part of their sandbox not enforced (sandbox=best_effort)",
+            load(&app.metrics.sandbox_degraded),
+        ),
+        (
+            "moat_watchdog_leftovers_killed_total",
+            "processes killed because the call that started them was over",
+            load(&stats.leftovers_killed),
+        ),
+        (
+            "moat_watchdog_orphans_reaped_total",
+            "processes reaped that were not a call's own process",
+            load(&stats.orphans_reaped),
+        ),
+        (
+            "moat_watchdog_calls_abandoned_total",
+            "calls killed at write_timeout, their connection closed without a response",
+            load(&app.abandoned),
+        ),
+    ];
+    let text = app
+        .metrics
+        .render(&counters, (load(&stats.spawns), load(&stats.spawn_nanos)));
     let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(
         CONTENT_TYPE,

@@ -73,9 +73,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition text; `extra` adds `(name, help, type, value)` families, and
-    /// `spawn` the spawn summary (count, total nanoseconds).
-    pub fn render(&self, extra: &[(&str, &str, &str, u64)], spawn: (u64, u64)) -> String {
+    /// The exposition text, with the classic families, then `counters` (`(name, help,
+    /// value)`, moat's own) and the spawn summary `spawn` (count, total nanoseconds).
+    pub fn render(&self, counters: &[(&str, &str, u64)], spawn: (u64, u64)) -> String {
         let map = self
             .requests
             .lock()
@@ -122,24 +122,10 @@ impl Metrics {
                 s.count
             );
         }
-        let own: [(&str, &str, &str, u64); 2] = [
-            (
-                "moat_watchdog_sandbox_refusals_total",
-                "calls refused because their sandbox could not be applied",
-                "counter",
-                self.sandbox_refusals.load(Ordering::Relaxed),
-            ),
-            (
-                "moat_watchdog_sandbox_degraded_total",
-                "calls run with part of their sandbox not enforced (sandbox=best_effort)",
-                "counter",
-                self.sandbox_degraded.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, kind, value) in own.iter().chain(extra) {
+        for (name, help, value) in counters {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
         let _ = writeln!(
@@ -166,7 +152,7 @@ mod tests {
         m.observe(200, "post", Duration::from_millis(7));
         m.observe(200, "post", Duration::from_millis(30));
         m.observe(500, "get", Duration::from_secs(20));
-        let text = m.render(&[("x_total", "x", "counter", 3)], (2, 500_000));
+        let text = m.render(&[("x_total", "x", 3)], (2, 500_000));
         assert!(text.contains("http_requests_total{code=\"200\",method=\"post\"} 2\n"));
         assert!(text.contains("http_requests_total{code=\"500\",method=\"get\"} 1\n"));
         assert!(text.contains(
