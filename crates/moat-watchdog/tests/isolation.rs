@@ -238,17 +238,23 @@ while [ ! -s SHARED/daemon.pid ]; do sleep 0.01; done
 echo started
 "#;
 
-#[test]
-fn a_daemon_is_killed_when_its_call_ends() {
-    let dir = TestDir::new("daemon");
-    let shared = dir.shared();
-    let marker = format!("moat-daemon-{}", std::process::id());
+/// A function directory with `daemon.sh`, and the marker in its daemon's command line.
+fn daemon_dir(name: &str) -> (TestDir, String) {
+    let dir = TestDir::new(name);
+    let marker = format!("moat-{name}-{}", std::process::id());
     dir.script(
         "daemon.sh",
         &DAEMON
-            .replace("SHARED", shared.to_str().unwrap())
+            .replace("SHARED", dir.shared().to_str().unwrap())
             .replace("MARKER", &marker),
     );
+    (dir, marker)
+}
+
+#[test]
+fn a_daemon_is_killed_when_its_call_ends() {
+    let (dir, marker) = daemon_dir("daemon");
+    let shared = dir.shared();
     let w = start(
         &dir,
         &[
@@ -384,15 +390,8 @@ fn as_pid_1_it_reaps_everything_and_stops_on_sigterm() {
         );
         return;
     }
-    let dir = TestDir::new("pid1");
+    let (dir, marker) = daemon_dir("pid1");
     let shared = dir.shared();
-    let marker = format!("moat-pid1-{}", std::process::id());
-    dir.script(
-        "daemon.sh",
-        &DAEMON
-            .replace("SHARED", shared.to_str().unwrap())
-            .replace("MARKER", &marker),
-    );
     let w = match try_start_in(
         &dir,
         &[
