@@ -10,7 +10,7 @@ use crate::annotations::{self, AnnotationError};
 use std::collections::BTreeMap;
 
 /// How the pod reached the webhook, and so how it can have opted in.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// From a namespace that opted in as a whole (`/mutate/namespace`): every pod is in.
     Namespace,

@@ -35,7 +35,7 @@ pub struct Metadata {
 }
 
 /// `spec` of a Pod.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     /// `spec.runtimeClassName`.
@@ -53,7 +53,7 @@ pub struct Spec {
 }
 
 /// A container, an init container or an ephemeral container.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
 pub struct Container {
     /// `name`, unique across all three lists.
     #[serde(default)]
@@ -64,7 +64,7 @@ pub struct Container {
 }
 
 /// One entry of a container's `ports`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerPort {
     /// `containerPort`. Read as a wide integer so that an out-of-range value is reported

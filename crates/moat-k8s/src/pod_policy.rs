@@ -21,11 +21,13 @@
 //! written with warnings in best-effort mode, as moat-runtime does itself.
 
 use crate::annotations::{self, AnnotationError};
+use crate::memo::Memo;
 use crate::pod::{ContainerKind, PodView};
 use moat_policy::{
     presets, Compat, NetAccess, NetPolicy, NetRight, Policy, PolicyError, PortRange,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, LazyLock};
 
 /// Kubernetes refuses an object whose annotations (keys and values) exceed this.
 pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
@@ -75,8 +77,8 @@ pub struct ContainerPolicy {
     pub ports: Vec<u16>,
     /// Whether TCP bind was unrestricted in the named policy and moat restricted it.
     pub narrowed: bool,
-    /// The final policy.
-    pub policy: Policy,
+    /// The final policy (shared: the same template's pods get the same one).
+    pub policy: Arc<Policy>,
     /// The final policy as moat TOML: the value of `container.moat.dev/<name>`.
     pub text: String,
 }
@@ -147,6 +149,10 @@ pub fn opt_in_default() -> Policy {
 }
 
 /// The plan for an opted-in pod: every container's policy, and the pod-wide fallback.
+///
+/// Refusals keep a fixed order, whatever is cached: an unknown or malformed `moat.dev/`
+/// annotation, then the pod-wide policy, then per container (in [`PodView::all_containers`]
+/// order) its own annotation, its ports, and whether its policy can be written.
 pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
     let ann = pod.annotations();
     annotations::check_keys(ann)?;
@@ -154,10 +160,14 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
     let compat = annotations::compat(ann)?;
     let mut out = PodPlan::default();
 
-    // The pod-wide policy is parsed once and copied into each container that uses it.
+    // The pod-wide policy is parsed first (its errors come first) and shared by every
+    // container without an annotation of its own.
     let fallback_subject = "containers added later (pod-wide policy)";
-    let (wide, wide_source) = pod_wide(ann, fallback_subject)?
-        .unwrap_or_else(|| (opt_in_default(), Source::OptInDefault));
+    let wide = pod_wide(ann, fallback_subject)?.unwrap_or_else(|| Resolved {
+        origin: Origin::DEFAULT,
+        policy: default_policy(),
+        source: Source::OptInDefault,
+    });
 
     let mut named: Vec<(Option<ContainerKind>, &str, Vec<i64>)> = Vec::new();
     for (kind, c) in pod.all_containers() {
@@ -187,41 +197,54 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
             Some(k) => format!("{} `{name}`", k.name()),
             None => format!("annotation {}", annotations::container_key(name)),
         };
-        let (policy, source) = match container_annotation(ann, name, &subject)? {
-            Some(found) => found,
-            None => (wide.clone(), wide_source.clone()),
+        let own = ann
+            .get_key_value(annotations::container_key(name).as_str())
+            .map(|(key, text)| Origin { key, text });
+        let (origin, source) = match own {
+            Some(o) => (o, Source::ContainerAnnotation),
+            None => (wide.origin, wide.source.clone()),
         };
-        let mut ports = BTreeSet::new();
-        for port in declared {
-            match u16::try_from(port) {
-                Ok(p) if p > 0 => ports.insert(p),
-                _ => return Err(PlanError::Port { subject, port }),
-            };
-        }
-        let ports: Vec<u16> = if ports_from_spec {
-            ports.into_iter().collect()
-        } else {
-            Vec::new()
+        // The container's own policy parses (or its error is reported) before its ports
+        // are looked at.
+        let policy = || match own {
+            Some(o) => parse_cached(o).map_err(policy_error(&subject)),
+            None => Ok(wide.policy.clone()),
         };
-        let built = finish(policy, &ports, ports_from_spec, compat, &subject)?;
-        if built.narrowed {
+        let ports = match declared_ports(&declared, &subject) {
+            Ok(ports) => ports,
+            Err(e) => {
+                policy()?;
+                return Err(e);
+            }
+        };
+        let ports: Vec<u16> = if ports_from_spec { ports } else { Vec::new() };
+        let done = finished(origin, policy, &ports, ports_from_spec, compat, &subject)?;
+        if done.narrowed {
             out.warnings.push(narrowing_warning(&subject, &ports));
         }
-        out.warnings.extend(built.warnings);
+        out.warnings
+            .extend(done.lost.iter().map(|w| format!("{subject}: {w}")));
         out.containers.push(ContainerPolicy {
             name: name.to_string(),
             kind,
             source,
             ports,
-            narrowed: built.narrowed,
-            policy: built.policy,
-            text: built.text,
+            narrowed: done.narrowed,
+            policy: done.policy.clone(),
+            text: done.text.clone(),
         });
     }
 
-    let fallback = finish(wide, &[], ports_from_spec, compat, fallback_subject)?;
-    if wide_source == Source::OptInDefault || fallback.narrowed {
-        out.fallback = Some(fallback.text);
+    let fallback = finished(
+        wide.origin,
+        || Ok(wide.policy.clone()),
+        &[],
+        ports_from_spec,
+        compat,
+        fallback_subject,
+    )?;
+    if wide.source == Source::OptInDefault || fallback.narrowed {
+        out.fallback = Some(fallback.text.clone());
     }
 
     let bytes = annotation_bytes(pod, &out);
@@ -229,6 +252,24 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
         return Err(PlanError::TooLarge { bytes });
     }
     Ok(out)
+}
+
+/// The declared TCP ports, sorted and without repeats; a value that is not a port is
+/// refused with the container's name.
+fn declared_ports(declared: &[i64], subject: &str) -> Result<Vec<u16>, PlanError> {
+    let mut ports = BTreeSet::new();
+    for &port in declared {
+        match u16::try_from(port) {
+            Ok(p) if p > 0 => ports.insert(p),
+            _ => {
+                return Err(PlanError::Port {
+                    subject: subject.to_string(),
+                    port,
+                })
+            }
+        };
+    }
+    Ok(ports.into_iter().collect())
 }
 
 /// What moat-runtime will enforce for container `name` from the pod's annotations as they
@@ -239,41 +280,83 @@ pub fn node_policy(
     name: &str,
     subject: &str,
 ) -> Result<Option<(Policy, Source)>, PlanError> {
-    match container_annotation(annotations, name, subject)? {
-        Some(found) => Ok(Some(found)),
-        None => pod_wide(annotations, subject),
-    }
+    let own = annotations
+        .get_key_value(annotations::container_key(name).as_str())
+        .map(|(key, text)| Origin { key, text });
+    let found = match own {
+        Some(origin) => Some(Resolved {
+            origin,
+            policy: parse_cached(origin).map_err(policy_error(subject))?,
+            source: Source::ContainerAnnotation,
+        }),
+        None => pod_wide(annotations, subject)?,
+    };
+    Ok(found.map(|r| (Policy::clone(&r.policy), r.source)))
 }
 
-/// Cache key marking a preset name rather than a policy text.
-const PRESET_KEY: &str = "\0preset";
-/// How many parsed policies are kept.
-const CACHE_ENTRIES: usize = 256;
+/// A policy text as the caches know it: the annotation key it is read under (the parser
+/// names it in diagnostics and rule origins) and the text. A preset is filed under
+/// [`Origin::PRESET`] with its name, the opt-in default under [`Origin::DEFAULT`]; neither
+/// key can be an annotation's, since both hold a NUL.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+struct Origin<'a> {
+    key: &'a str,
+    text: &'a str,
+}
 
-/// Parses a policy annotation (or loads a preset when `key` is [`PRESET_KEY`]), reusing
-/// the result for the same key and text. A controller creates many pods with the same
-/// annotations, and parsing a policy costs more than the rest of the admission; only
-/// successes are kept, so an error is always reported fresh. When full, the cache is
-/// emptied rather than managed: the working set of a cluster is a few templates.
-fn parse_cached(key: &str, text: &str) -> Result<Policy, PolicyError> {
-    use std::sync::{Mutex, OnceLock};
-    type Cache = Mutex<std::collections::HashMap<(String, String), Policy>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let lookup = (key.to_string(), text.to_string());
-    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&lookup) {
-        return Ok(p.clone());
-    }
-    let parsed = if key == PRESET_KEY {
-        presets::load(text)?
-    } else {
-        moat_policy::parse_str(key, text)?
+impl Origin<'static> {
+    const PRESET: &'static str = "\0preset";
+    const DEFAULT: Origin<'static> = Origin {
+        key: "\0default",
+        text: "",
     };
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if map.len() >= CACHE_ENTRIES {
-        map.clear();
+}
+
+/// A pod-wide or per-container policy, parsed, with where it came from.
+struct Resolved<'a> {
+    origin: Origin<'a>,
+    policy: Arc<Policy>,
+    source: Source,
+}
+
+/// How many parsed policies, and how many written ones, are kept (see [`crate::memo`]).
+const CACHE_ENTRIES: usize = 256;
+/// How many bytes of policy text each cache holds at most.
+const CACHE_BYTES: usize = 8 << 20;
+
+type Owned = (String, String);
+
+/// [`opt_in_default`], made once.
+fn default_policy() -> Arc<Policy> {
+    static DEFAULT: LazyLock<Arc<Policy>> = LazyLock::new(|| Arc::new(opt_in_default()));
+    DEFAULT.clone()
+}
+
+/// Parses a policy annotation (or loads a preset), reusing the result for the same key and
+/// text: a controller creates many pods with the same annotations, and parsing a policy
+/// costs more than the rest of the admission. Errors are not kept (see [`crate::memo`]).
+fn parse_cached(origin: Origin<'_>) -> Result<Arc<Policy>, PolicyError> {
+    static PARSED: LazyLock<Memo<Owned, Policy>> =
+        LazyLock::new(|| Memo::new(CACHE_ENTRIES, CACHE_BYTES));
+    let hash = PARSED.hash_of(&origin);
+    if let Some(p) = PARSED.get(hash, |(k, t)| {
+        (k.as_str(), t.as_str()) == (origin.key, origin.text)
+    }) {
+        return Ok(p);
     }
-    map.insert(lookup, parsed.clone());
+    let parsed = Arc::new(if origin.key == Origin::PRESET {
+        presets::load(origin.text)?
+    } else {
+        moat_policy::parse_str(origin.key, origin.text)?
+    });
+    // The parsed form is counted as large as its text.
+    let bytes = origin.key.len() + 2 * origin.text.len();
+    PARSED.insert(
+        hash,
+        (origin.key.to_string(), origin.text.to_string()),
+        parsed.clone(),
+        bytes,
+    );
     Ok(parsed)
 }
 
@@ -284,43 +367,125 @@ fn policy_error(subject: &str) -> impl FnOnce(PolicyError) -> PlanError + '_ {
     }
 }
 
-/// The policy in `container.moat.dev/<name>`, if the pod has that annotation.
-fn container_annotation(
-    annotations: &BTreeMap<String, String>,
-    name: &str,
-    subject: &str,
-) -> Result<Option<(Policy, Source)>, PlanError> {
-    let key = annotations::container_key(name);
-    let Some(text) = annotations.get(&key) else {
-        return Ok(None);
-    };
-    let p = parse_cached(&key, text).map_err(policy_error(subject))?;
-    Ok(Some((p, Source::ContainerAnnotation)))
-}
-
 /// The pod-wide policy: `moat.dev/policy`, else `moat.dev/preset`, as moat-runtime reads them.
-fn pod_wide(
-    annotations: &BTreeMap<String, String>,
+fn pod_wide<'a>(
+    annotations: &'a BTreeMap<String, String>,
     subject: &str,
-) -> Result<Option<(Policy, Source)>, PlanError> {
-    if let Some(text) = annotations.get(annotations::POLICY) {
-        let p = parse_cached(annotations::POLICY, text).map_err(policy_error(subject))?;
-        Ok(Some((p, Source::PodPolicy)))
+) -> Result<Option<Resolved<'a>>, PlanError> {
+    let (origin, source) = if let Some(text) = annotations.get(annotations::POLICY) {
+        (
+            Origin {
+                key: annotations::POLICY,
+                text,
+            },
+            Source::PodPolicy,
+        )
     } else if let Some(name) = annotations.get(annotations::PRESET) {
         let name = name.trim();
-        let p = parse_cached(PRESET_KEY, name).map_err(policy_error(subject))?;
-        Ok(Some((p, Source::PodPreset(name.to_string()))))
+        (
+            Origin {
+                key: Origin::PRESET,
+                text: name,
+            },
+            Source::PodPreset(name.to_string()),
+        )
     } else {
-        Ok(None)
+        return Ok(None);
+    };
+    let policy = parse_cached(origin).map_err(policy_error(subject))?;
+    Ok(Some(Resolved {
+        origin,
+        policy,
+        source,
+    }))
+}
+
+/// A policy with the declared ports added, and its TOML: what [`plan`] hands the node.
+#[derive(Debug)]
+struct Finished {
+    policy: Arc<Policy>,
+    text: String,
+    /// Whether TCP bind was unrestricted and moat restricted it.
+    narrowed: bool,
+    /// What the TOML cannot express (best-effort mode only), without the subject.
+    lost: Vec<String>,
+}
+
+/// Everything a [`Finished`] policy depends on, borrowed for lookups.
+#[derive(Copy, Clone, Hash, PartialEq, Eq)]
+struct Inputs<'a> {
+    origin: Origin<'a>,
+    ports: &'a [u16],
+    ports_from_spec: bool,
+    /// `moat.dev/compat`, as `Some(strict)`.
+    strict: Option<bool>,
+}
+
+/// [`Inputs`], owned, as the cache keeps them.
+struct OwnedInputs {
+    key: String,
+    text: String,
+    ports: Vec<u16>,
+    ports_from_spec: bool,
+    strict: Option<bool>,
+}
+
+impl OwnedInputs {
+    fn view(&self) -> Inputs<'_> {
+        Inputs {
+            origin: Origin {
+                key: &self.key,
+                text: &self.text,
+            },
+            ports: &self.ports,
+            ports_from_spec: self.ports_from_spec,
+            strict: self.strict,
+        }
     }
 }
 
-/// A policy with the declared ports added, and its TOML.
-struct Built {
-    policy: Policy,
-    text: String,
-    narrowed: bool,
-    warnings: Vec<String>,
+/// The finished policy for a container, from the cache when the same policy text, ports
+/// and flags were finished before: writing TOML is most of what admitting a pod costs,
+/// and the replicas of one template all ask for the same texts. `policy` is only called
+/// on a miss. Refusals are not kept, so each is reported with its own pod's subject.
+fn finished(
+    origin: Origin<'_>,
+    policy: impl FnOnce() -> Result<Arc<Policy>, PlanError>,
+    ports: &[u16],
+    ports_from_spec: bool,
+    compat: Option<Compat>,
+    subject: &str,
+) -> Result<Arc<Finished>, PlanError> {
+    static FINISHED: LazyLock<Memo<OwnedInputs, Finished>> =
+        LazyLock::new(|| Memo::new(CACHE_ENTRIES, CACHE_BYTES));
+    let inputs = Inputs {
+        origin,
+        ports,
+        ports_from_spec,
+        strict: compat.map(|c| c == Compat::Strict),
+    };
+    let hash = FINISHED.hash_of(&inputs);
+    if let Some(done) = FINISHED.get(hash, |stored| stored.view() == inputs) {
+        return Ok(done);
+    }
+    let done = Arc::new(finish(
+        Policy::clone(&*policy()?),
+        ports,
+        ports_from_spec,
+        compat,
+        subject,
+    )?);
+    let owned = OwnedInputs {
+        key: origin.key.to_string(),
+        text: origin.text.to_string(),
+        ports: ports.to_vec(),
+        ports_from_spec,
+        strict: inputs.strict,
+    };
+    // The finished policy is counted as large as its text.
+    let bytes = origin.key.len() + origin.text.len() + 2 * ports.len() + 2 * done.text.len();
+    FINISHED.insert(hash, owned, done.clone(), bytes);
+    Ok(done)
 }
 
 fn finish(
@@ -329,7 +494,7 @@ fn finish(
     ports_from_spec: bool,
     compat: Option<Compat>,
     subject: &str,
-) -> Result<Built, PlanError> {
+) -> Result<Finished, PlanError> {
     let narrowed = ports_from_spec && add_bind_ports(&mut policy, ports);
     let inexpressible = |reason: String| PlanError::Inexpressible {
         subject: subject.to_string(),
@@ -338,20 +503,14 @@ fn finish(
     let written =
         moat_policy::write::to_moat_toml(&policy).map_err(|e| inexpressible(e.to_string()))?;
     let (text, lost) = written.into_parts();
-    let warnings = if lost.is_empty() {
-        Vec::new()
-    } else if policy.compat.or(compat).unwrap_or_default() == Compat::Strict {
+    if !lost.is_empty() && policy.compat.or(compat).unwrap_or_default() == Compat::Strict {
         return Err(inexpressible(lost.join("; ")));
-    } else {
-        lost.into_iter()
-            .map(|w| format!("{subject}: {w}"))
-            .collect()
-    };
-    Ok(Built {
-        policy,
+    }
+    Ok(Finished {
+        policy: Arc::new(policy),
         text,
         narrowed,
-        warnings,
+        lost,
     })
 }
 
@@ -404,16 +563,15 @@ fn narrowing_warning(subject: &str, ports: &[u16]) -> String {
 
 /// The size of the pod's annotations once the plan is written.
 fn annotation_bytes(pod: &PodView, plan: &PodPlan) -> usize {
+    let replaced = |key: &str| {
+        key.strip_prefix(annotations::CONTAINER_PREFIX)
+            .is_some_and(|name| plan.containers.iter().any(|c| c.name == name))
+            || (plan.fallback.is_some() && key == annotations::POLICY)
+    };
     let mut total: usize = pod
         .annotations()
         .iter()
-        .filter(|(k, _)| {
-            !(plan
-                .containers
-                .iter()
-                .any(|c| **k == annotations::container_key(&c.name))
-                || (plan.fallback.is_some() && *k == annotations::POLICY))
-        })
+        .filter(|(k, _)| !replaced(k))
         .map(|(k, v)| k.len() + v.len())
         .sum();
     for c in &plan.containers {

@@ -1,6 +1,6 @@
 //! A real HTTPS client for the webhook: hyper over rustls, trusting only the CA it is given,
 //! as the API server trusts only the webhook configuration's `caBundle`. Shared by the
-//! tests and the load generator (examples/webhook_load.rs).
+//! tests. (The load generator, examples/webhook_load/, has a leaner client of its own.)
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;

@@ -27,6 +27,13 @@
 //!
 //! A body that is not an AdmissionReview v1 with a request and a uid is a [`BadRequest`]
 //! (HTTP 400): there is no uid to answer to.
+//!
+//! The request is read by `wire`, and a pod whose template (endpoint, annotations, spec)
+//! was allowed before gets the answer kept by `template`: a controller sends the same
+//! template for every replica, and working it out again is most of a request's cost.
+
+mod template;
+mod wire;
 
 use crate::annotations::{self, RUNTIME_CLASS};
 use crate::opt_in::{self, Scope};
@@ -34,8 +41,9 @@ use crate::patch::{self, Op};
 use crate::pod::PodView;
 use crate::pod_policy;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::sync::{Arc, LazyLock};
+use wire::Request;
 
 /// The only AdmissionReview version moat speaks (the webhook configuration asks for it).
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -69,155 +77,80 @@ pub enum Decision {
     Denied(String),
 }
 
-#[derive(Deserialize)]
-struct ReviewIn<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: Option<String>,
-    kind: Option<String>,
-    #[serde(borrow)]
-    request: Option<RequestIn<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RequestIn<'a> {
-    uid: String,
-    kind: GroupVersionKind,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    operation: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default, borrow)]
-    object: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    old_object: Option<&'a RawValue>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct GroupVersionKind {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
-}
-
-#[derive(Serialize)]
-struct ReviewOut<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StatusOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+/// An allowed request's answer: the patch, if any, and the warnings.
+#[derive(Debug, Default)]
+struct Allowed {
+    patch: Option<Patch>,
     warnings: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct StatusOut<'a> {
-    code: u16,
-    message: &'a str,
+/// A JSON Patch as the response carries it.
+#[derive(Debug)]
+struct Patch {
+    /// The operations as JSON, base64-encoded, as a JSON string literal: kept with its
+    /// answer, it is copied into each response as it is instead of being escaped again.
+    encoded: Box<RawValue>,
+    /// How many operations.
+    ops: usize,
+}
+
+impl Allowed {
+    /// Allowed with nothing to say; shared, since most requests get it.
+    fn unchanged() -> Arc<Allowed> {
+        static UNCHANGED: LazyLock<Arc<Allowed>> = LazyLock::new(|| Arc::new(Allowed::default()));
+        UNCHANGED.clone()
+    }
+
+    fn warning(message: String) -> Arc<Allowed> {
+        Arc::new(Allowed {
+            patch: None,
+            warnings: vec![message],
+        })
+    }
+
+    /// Roughly what the answer takes in memory.
+    fn size(&self) -> usize {
+        let patch = self.patch.as_ref().map_or(0, |p| p.encoded.get().len());
+        patch + self.warnings.iter().map(String::len).sum::<usize>()
+    }
 }
 
 /// The result of handling one request, before it is serialised.
-struct Verdict {
-    ops: Vec<Op>,
-    denied: Option<String>,
-    warnings: Vec<String>,
-}
-
-impl Verdict {
-    fn allow() -> Verdict {
-        Verdict {
-            ops: Vec::new(),
-            denied: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    fn deny(message: impl Into<String>) -> Verdict {
-        Verdict {
-            denied: Some(message.into()),
-            ..Verdict::allow()
-        }
-    }
+enum Verdict {
+    Allowed(Arc<Allowed>),
+    Denied(String),
 }
 
 /// Answers one AdmissionReview body, received on the endpoint for `scope`.
 pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
-    let review: ReviewIn<'_> =
-        serde_json::from_slice(body).map_err(|e| BadRequest(e.to_string()))?;
-    if review.api_version.as_deref() != Some(API_VERSION)
-        || review.kind.as_deref() != Some("AdmissionReview")
-    {
-        return Err(BadRequest(format!(
-            "expected apiVersion {API_VERSION} and kind AdmissionReview, got {} {}",
-            review.api_version.as_deref().unwrap_or("(none)"),
-            review.kind.as_deref().unwrap_or("(none)")
-        )));
-    }
-    let req = review
-        .request
-        .ok_or_else(|| BadRequest("no `request`".to_string()))?;
-    if req.uid.is_empty() {
-        return Err(BadRequest("empty `request.uid`".to_string()));
-    }
-
-    let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
+    let req = wire::read(body)?;
     let verdict = match (
-        is_pod,
+        req.is_pod,
         req.operation.as_str(),
         req.sub_resource.as_deref().unwrap_or(""),
     ) {
         (true, "CREATE", "") => create(&req, scope),
         (true, "UPDATE", "ephemeralcontainers") => add_ephemeral(&req, scope),
-        _ => Verdict::allow(),
+        _ => Verdict::Allowed(Allowed::unchanged()),
     };
-
-    let decision = match (&verdict.denied, verdict.ops.len()) {
-        (Some(m), _) => Decision::Denied(m.clone()),
-        (None, 0) => Decision::Unchanged,
-        (None, n) => Decision::Patched(n),
+    let (body, decision) = match &verdict {
+        Verdict::Denied(message) => (
+            wire::write(&req.uid, Some(message), None, &[])?,
+            Decision::Denied(message.clone()),
+        ),
+        Verdict::Allowed(a) => (
+            wire::write(
+                &req.uid,
+                None,
+                a.patch.as_ref().map(|p| &*p.encoded),
+                &a.warnings,
+            )?,
+            match &a.patch {
+                Some(p) => Decision::Patched(p.ops),
+                None => Decision::Unchanged,
+            },
+        ),
     };
-    let patch = if verdict.ops.is_empty() {
-        None
-    } else {
-        // Serialising a Vec of plain structs cannot fail.
-        let json = serde_json::to_vec(&verdict.ops).unwrap_or_default();
-        Some(base64::engine::general_purpose::STANDARD.encode(json))
-    };
-    let out = ReviewOut {
-        api_version: API_VERSION,
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid: &req.uid,
-            allowed: verdict.denied.is_none(),
-            status: verdict
-                .denied
-                .as_deref()
-                .map(|message| StatusOut { code: 403, message }),
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            warnings: verdict.warnings,
-        },
-    };
-    let body = serde_json::to_vec(&out).map_err(|e| BadRequest(e.to_string()))?;
     let object = format!(
         "{}/{}",
         req.namespace.as_deref().unwrap_or(""),
@@ -227,14 +160,8 @@ pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
         body,
         decision,
         object,
-        dry_run: req.dry_run.unwrap_or(false),
+        dry_run: req.dry_run,
     })
-}
-
-/// Reads a Pod from the request's `object` or `oldObject`.
-fn read_pod(raw: Option<&RawValue>, field: &str) -> Result<PodView, String> {
-    let raw = raw.ok_or_else(|| format!("the request carries no {field}"))?;
-    serde_json::from_str(raw.get()).map_err(|e| format!("cannot read the Pod in {field}: {e}"))
 }
 
 /// What becomes of a pod at creation.
@@ -282,15 +209,22 @@ pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
     Ok(Admitted::Confined { plan, warnings })
 }
 
-fn create(req: &RequestIn<'_>, scope: Scope) -> Verdict {
-    let pod = match read_pod(req.object, "object") {
+fn create(req: &Request, scope: Scope) -> Verdict {
+    let pod = match req.object.pod("object") {
         Ok(p) => p,
-        Err(m) => return Verdict::deny(m),
+        Err(m) => return Verdict::Denied(m),
     };
-    let (plan, warnings) = match admit_pod(&pod, scope) {
-        Ok(Admitted::NotOptedIn) => return Verdict::allow(),
-        Ok(Admitted::Confined { plan, warnings }) => (plan, warnings),
-        Err(m) => return Verdict::deny(m),
+    match template::allowed(scope, pod, || confine(pod, scope)) {
+        Ok(a) => Verdict::Allowed(a),
+        Err(m) => Verdict::Denied(m),
+    }
+}
+
+/// The answer for a pod at creation, worked out: the patch that writes its policies.
+fn confine(pod: &PodView, scope: Scope) -> Result<Allowed, String> {
+    let (plan, warnings) = match admit_pod(pod, scope)? {
+        Admitted::NotOptedIn => return Ok(Allowed::default()),
+        Admitted::Confined { plan, warnings } => (plan, warnings),
     };
     let mut set: Vec<(String, String)> = plan
         .containers
@@ -304,32 +238,40 @@ fn create(req: &RequestIn<'_>, scope: Scope) -> Verdict {
     if pod.spec.runtime_class_name.is_none() {
         ops.push(Op::add("/spec/runtimeClassName", RUNTIME_CLASS.into()));
     }
-    Verdict {
-        ops,
-        denied: None,
-        warnings,
-    }
+    let patch = if ops.is_empty() {
+        None
+    } else {
+        let failed = |e: serde_json::Error| {
+            format!("pod {}: cannot write the patch: {e}", pod.display_name())
+        };
+        let json = serde_json::to_vec(&ops).map_err(failed)?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        let literal = serde_json::to_string(&encoded).map_err(failed)?;
+        Some(Patch {
+            encoded: RawValue::from_string(literal).map_err(failed)?,
+            ops: ops.len(),
+        })
+    };
+    Ok(Allowed { patch, warnings })
 }
 
-fn add_ephemeral(req: &RequestIn<'_>, scope: Scope) -> Verdict {
-    let pod = match read_pod(req.object, "object") {
+fn add_ephemeral(req: &Request, scope: Scope) -> Verdict {
+    let pod = match req.object.pod("object") {
         Ok(p) => p,
-        Err(m) => return Verdict::deny(m),
+        Err(m) => return Verdict::Denied(m),
     };
     // What the API server stores (and the node saw) is the old object's metadata.
-    let old = match req
-        .old_object
-        .map(|_| read_pod(req.old_object, "oldObject"))
-    {
-        Some(Ok(p)) => Some(p),
-        Some(Err(m)) => return Verdict::deny(m),
-        None => None,
+    let stored = match &req.old_object {
+        wire::PodIn::Absent => pod,
+        old => match old.pod("oldObject") {
+            Ok(p) => p,
+            Err(m) => return Verdict::Denied(m),
+        },
     };
-    let stored = old.as_ref().unwrap_or(&pod);
     let ann = stored.annotations();
     let opt = match opt_in::decide(scope, ann) {
         Ok(o) => o,
-        Err(e) => return Verdict::deny(format!("pod {}: {e}", pod.display_name())),
+        Err(e) => return Verdict::Denied(format!("pod {}: {e}", pod.display_name())),
     };
     let new: Vec<&str> = pod
         .spec
@@ -345,25 +287,23 @@ fn add_ephemeral(req: &RequestIn<'_>, scope: Scope) -> Verdict {
         })
         .collect();
     if !opt.enforced || new.is_empty() {
-        return Verdict::allow();
+        return Verdict::Allowed(Allowed::unchanged());
     }
     if stored.spec.runtime_class_name.as_deref() != Some(RUNTIME_CLASS) {
         // Created before the pod opted in: nothing moat can do now, but say so.
-        let mut v = Verdict::allow();
-        v.warnings.push(format!(
+        return Verdict::Allowed(Allowed::warning(format!(
             "pod {} does not run with runtimeClassName `{RUNTIME_CLASS}`: moat does not confine \
              ephemeral container {}",
             pod.display_name(),
             new.join(", ")
-        ));
-        return v;
+        )));
     }
     for name in new {
         let subject = format!("ephemeral container `{name}`");
         match pod_policy::node_policy(ann, name, &subject) {
             Ok(Some(_)) => {}
             Ok(None) => {
-                return Verdict::deny(format!(
+                return Verdict::Denied(format!(
                     "pod {}: {subject}: the pod carries no moat policy for it ({} or {}), so \
                      it would run unconfined; recreate the pod through the webhook, or with a \
                      {} annotation",
@@ -373,10 +313,10 @@ fn add_ephemeral(req: &RequestIn<'_>, scope: Scope) -> Verdict {
                     annotations::container_key(name)
                 ))
             }
-            Err(e) => return Verdict::deny(format!("pod {}: {e}", pod.display_name())),
+            Err(e) => return Verdict::Denied(format!("pod {}: {e}", pod.display_name())),
         }
     }
-    Verdict::allow()
+    Verdict::Allowed(Allowed::unchanged())
 }
 
 #[cfg(test)]
@@ -419,6 +359,53 @@ mod tests {
         let o = review(&body, Scope::Namespace).unwrap();
         assert!(matches!(o.decision, Decision::Denied(_)));
         assert_eq!(response(&o)["uid"], "u-1");
+    }
+
+    #[test]
+    fn pod_without_object_is_denied() {
+        let mut body: Value =
+            serde_json::from_slice(&request("CREATE", None, Value::Null, None)).unwrap();
+        body["request"].as_object_mut().unwrap().remove("object");
+        let o = review(&serde_json::to_vec(&body).unwrap(), Scope::Namespace).unwrap();
+        assert!(
+            matches!(&o.decision, Decision::Denied(m) if m.contains("carries no object")),
+            "{:?}",
+            o.decision
+        );
+    }
+
+    #[test]
+    fn one_template_gets_one_answer_and_refusals_name_their_pod() {
+        let pod = |name: &str, port: u16, policy: &str| {
+            json!({"metadata": {"name": name, "annotations": {"moat.dev/policy": policy}},
+                "spec": {"containers": [{"name": "c", "ports": [{"containerPort": port}]}]}})
+        };
+        let ok = "[network]\nconnect_tcp = [443]\n";
+        let answer =
+            |pod: Value| review(&request("CREATE", None, pod, None), Scope::Namespace).unwrap();
+        let (a, b) = (answer(pod("a", 80, ok)), answer(pod("b", 80, ok)));
+        assert!(
+            matches!(a.decision, Decision::Patched(_)),
+            "{:?}",
+            a.decision
+        );
+        assert_eq!(
+            a.body, b.body,
+            "replicas of one template get the same answer"
+        );
+        // Another port is another template.
+        let c = answer(pod("c", 81, ok));
+        assert_ne!(response(&c)["patch"], response(&a)["patch"]);
+        // The same bad template, twice: each refusal is worded for its own pod.
+        let bad = "[network]\nconnect_tcp = 443\n";
+        for name in ["d", "e"] {
+            let o = answer(pod(name, 80, bad));
+            assert!(
+                matches!(&o.decision, Decision::Denied(m) if m.starts_with(&format!("pod {name}:"))),
+                "{:?}",
+                o.decision
+            );
+        }
     }
 
     #[test]
