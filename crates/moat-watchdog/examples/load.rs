@@ -282,6 +282,22 @@ impl Watchdog {
         }
     }
 
+    /// CPU seconds used so far by the watchdog and the calls it has reaped (utime, stime,
+    /// cutime and cstime of /proc/<pid>/stat).
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rfind(')').map_or("", |i| &stat[i + 2..]);
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        // Fields 14-17 of stat; `after` starts at field 3.
+        let ticks: f64 = f.get(11..15).map_or(0.0, |v| v.iter().sum());
+        // SAFETY: sysconf has no preconditions.
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
     /// (spawns, seconds spent spawning) from /metrics.
     fn spawn_stats(&self) -> (f64, f64) {
         let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).expect("metrics");
@@ -333,6 +349,7 @@ fn warm(port: u16, l: &Load) {
 fn compare(bin: &str, rounds: usize, function: &str, l: &Load) {
     let variants = ["required", "off"];
     let mut results: Vec<Vec<Stats>> = vec![Vec::new(), Vec::new()];
+    let mut cpu_per_call: Vec<Vec<f64>> = vec![Vec::new(), Vec::new()];
     for round in 0..rounds {
         for v in shuffled(&variants, round) {
             let idx = variants.iter().position(|x| *x == v).unwrap_or(0);
@@ -344,29 +361,35 @@ fn compare(bin: &str, rounds: usize, function: &str, l: &Load) {
                 ],
             );
             warm(w.port, l);
+            let cpu = w.cpu_seconds();
             let s = load(w.port, l);
+            // Settle: the last calls' processes are reaped and counted.
+            std::thread::sleep(Duration::from_millis(100));
+            let cpu_us = (w.cpu_seconds() - cpu) / s.ok.max(1) as f64 * 1e6;
             eprintln!(
-                "round {round} sandbox={v}: {} ok, {} errors, {:.0} req/s, p50 {:.0} us, p99 {:.0} us",
+                "round {round} sandbox={v}: {} ok, {} errors, {:.0} req/s, p50 {:.0} us, p99 {:.0} us, CPU {cpu_us:.0} us per call",
                 s.ok,
                 s.errors,
                 s.rps(),
                 s.pct(0.5),
                 s.pct(0.99)
             );
+            cpu_per_call[idx].push(cpu_us);
             results[idx].push(s);
         }
     }
     println!(
-        "| sandbox | req/s (median of {rounds}) | p50 us | p90 us | p99 us | errors |\n|---|---:|---:|---:|---:|---:|"
+        "| sandbox | req/s (median of {rounds}) | p50 us | p90 us | p99 us | CPU us per call | errors |\n|---|---:|---:|---:|---:|---:|---:|"
     );
     let mut summary = Vec::new();
-    for (v, rs) in variants.iter().zip(&results) {
+    for ((v, rs), cpu) in variants.iter().zip(&results).zip(&cpu_per_call) {
         let rps = median(rs.iter().map(Stats::rps).collect());
         let p50 = median(rs.iter().map(|s| s.pct(0.5)).collect());
         let p90 = median(rs.iter().map(|s| s.pct(0.9)).collect());
         let p99 = median(rs.iter().map(|s| s.pct(0.99)).collect());
         let errors: usize = rs.iter().map(|s| s.errors).sum();
-        println!("| {v} | {rps:.0} | {p50:.0} | {p90:.0} | {p99:.0} | {errors} |");
+        let cpu = median(cpu.clone());
+        println!("| {v} | {rps:.0} | {p50:.0} | {p90:.0} | {p99:.0} | {cpu:.0} | {errors} |");
         summary.push((rps, p50));
     }
     // Paired per round: the same round's two runs saw the same machine load.
@@ -385,9 +408,10 @@ fn compare(bin: &str, rounds: usize, function: &str, l: &Load) {
             .collect(),
     );
     println!(
-        "\nrequired/off throughput: {:.3} (medians), {ratio:.3} (paired median); p50 added: {:.0} us (medians), {added:.0} us (paired median)",
+        "\nrequired/off throughput: {:.3} (medians), {ratio:.3} (paired median); p50 added: {:.0} us (medians), {added:.0} us (paired median); CPU per call off/required: {:.3}",
         summary[0].0 / summary[1].0,
-        summary[0].1 - summary[1].1
+        summary[0].1 - summary[1].1,
+        median(cpu_per_call[1].clone()) / median(cpu_per_call[0].clone())
     );
 }
 
