@@ -193,6 +193,12 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             let base = tmpdir::choose_root(config.sandbox.tmp_root.as_deref());
             let root = TmpRoot::create(&base)?;
             tracing::info!("private temporary directories in {}", root.path().display());
+            for stale in &root.stale_removed {
+                tracing::info!(
+                    "removed {stale} in {}, left by a watchdog that is gone",
+                    base.display()
+                );
+            }
             if !root.is_tmpfs() {
                 tracing::warn!(
                     "private temporary directories are in {}, which is not a tmpfs: \

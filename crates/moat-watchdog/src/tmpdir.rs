@@ -58,8 +58,13 @@ pub struct TmpRoot {
     parent: OwnedFd,
     name: CString,
     fd: OwnedFd,
+    /// `<name>.lock`, locked (`flock`) for as long as this watchdog lives.
+    lock_name: CString,
+    _lock: OwnedFd,
     tmpfs: bool,
     next: AtomicU64,
+    /// Directories left by watchdogs that are gone, removed at start.
+    pub stale_removed: Vec<String>,
 }
 
 /// One call's directory. Remove it with [`TmpRoot::remove`] once the call's processes are
@@ -112,9 +117,15 @@ fn writable(path: &Path) -> bool {
 }
 
 impl TmpRoot {
-    /// Creates `<base>/moat-watchdog.<pid>.<random>` (mode 0700). The random part keeps
+    /// Creates `<base>/moat-watchdog.<pid>.<random>` (mode 0700, then 0300), and its lock
+    /// file `<same>.lock`, locked for as long as the watchdog lives. The random part keeps
     /// watchdogs apart that share `<base>` with the same pid (each PID 1 of its own PID
     /// namespace, say); an existing name is never reused.
+    ///
+    /// A watchdog killed with SIGKILL cannot remove its directory; the kernel releases its
+    /// lock. So first, every `moat-watchdog.*.lock` in `<base>` that can be locked (its
+    /// watchdog is gone, whatever its PID namespace) and is older than a minute (not one
+    /// being created right now) is removed with its directory.
     pub fn create(base: &Path) -> Result<TmpRoot, TmpError> {
         let err = |source| TmpError::Root {
             path: base.to_path_buf(),
@@ -122,17 +133,40 @@ impl TmpRoot {
         };
         let parent =
             open_dir(libc::AT_FDCWD, &cstr(base.as_os_str()).map_err(err)?, false).map_err(err)?;
+        let stale_removed = remove_stale(&parent);
         let mut attempt = 0u32;
-        let name = loop {
-            let name = CString::new(format!(
-                "moat-watchdog.{}.{:08x}",
-                std::process::id(),
-                random_u32()
-            ))
-            .map_err(|_| err(std::io::ErrorKind::InvalidInput.into()))?;
-            // SAFETY: mkdirat with a valid directory descriptor and NUL-terminated name.
-            if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o700) } == 0 {
-                break name;
+        let (name, lock_name, lock) = loop {
+            let stem = format!("moat-watchdog.{}.{:08x}", std::process::id(), random_u32());
+            let name = cstr(OsStr::new(&stem)).map_err(err)?;
+            let lock_name = cstr(OsStr::new(&format!("{stem}.lock"))).map_err(err)?;
+            // The lock file first: a directory never exists without a lock to tell whether
+            // its watchdog lives.
+            // SAFETY: openat with a valid directory descriptor and NUL-terminated name.
+            let lfd = unsafe {
+                libc::openat(
+                    parent.as_raw_fd(),
+                    lock_name.as_ptr(),
+                    libc::O_RDWR
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o600,
+                )
+            };
+            if lfd >= 0 {
+                // SAFETY: a new descriptor owned by nobody else.
+                let lock = unsafe { OwnedFd::from_raw_fd(lfd) };
+                // SAFETY: flock on a valid descriptor.
+                if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                    return Err(err(std::io::Error::last_os_error()));
+                }
+                // SAFETY: mkdirat with a valid directory descriptor and NUL-terminated name.
+                if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o700) } == 0 {
+                    break (name, lock_name, lock);
+                }
+                // SAFETY: removing the lock file just made.
+                unsafe { libc::unlinkat(parent.as_raw_fd(), lock_name.as_ptr(), 0) };
             }
             let e = std::io::Error::last_os_error();
             attempt += 1;
@@ -156,7 +190,10 @@ impl TmpRoot {
             parent,
             name,
             fd,
+            lock_name,
+            _lock: lock,
             next: AtomicU64::new(1),
+            stale_removed,
         })
     }
 
@@ -215,7 +252,10 @@ impl TmpRoot {
         remove_tree(self.parent.as_fd(), &self.name).map_err(|source| TmpError::Remove {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        // SAFETY: unlinkat with a valid directory descriptor and NUL-terminated name.
+        unsafe { libc::unlinkat(self.parent.as_raw_fd(), self.lock_name.as_ptr(), 0) };
+        Ok(())
     }
 
     /// The names of the call directories that exist now (for tests and leak checks).
@@ -247,6 +287,65 @@ fn random_u64() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     t ^ COUNTER.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+}
+
+/// Removes the directories of watchdogs that are gone (see [`TmpRoot::create`]); returns
+/// their names. Best effort: what cannot be read or removed is left, and logged by the caller.
+fn remove_stale(parent: &OwnedFd) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", parent.as_raw_fd())) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(stem) = file
+            .to_str()
+            .and_then(|n| n.strip_suffix(".lock"))
+            .filter(|n| n.starts_with("moat-watchdog."))
+        else {
+            continue;
+        };
+        let young = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(60));
+        if young {
+            continue;
+        }
+        let (Ok(lock_name), Ok(name)) = (cstr(&file), cstr(OsStr::new(stem))) else {
+            continue;
+        };
+        // SAFETY: openat with a valid directory descriptor and NUL-terminated name.
+        let lfd = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                lock_name.as_ptr(),
+                libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        };
+        if lfd < 0 {
+            continue;
+        }
+        // SAFETY: a new descriptor owned by nobody else.
+        let lock = unsafe { OwnedFd::from_raw_fd(lfd) };
+        // SAFETY: flock on a valid descriptor.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            // Its watchdog lives.
+            continue;
+        }
+        let gone = match remove_tree(parent.as_fd(), &name) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if gone {
+            // SAFETY: unlinkat with a valid directory descriptor and NUL-terminated name.
+            unsafe { libc::unlinkat(parent.as_raw_fd(), lock_name.as_ptr(), 0) };
+            removed.push(stem.to_string());
+        }
+    }
+    removed
 }
 
 fn cstr(s: &OsStr) -> std::io::Result<CString> {
@@ -427,6 +526,41 @@ mod tests {
         assert_ne!(second.path, p);
         root.remove_all().unwrap();
         assert!(!root.path().exists());
+        std::fs::remove_dir_all(&b).unwrap();
+    }
+
+    #[test]
+    fn directories_of_dead_watchdogs_are_removed_and_live_ones_kept() {
+        let b = base();
+        let live = TmpRoot::create(&b).unwrap();
+        // A dead watchdog's directory and unlocked lock file, a minute old.
+        let dead = b.join("moat-watchdog.1.deadbeef");
+        std::fs::create_dir_all(dead.join("call-1-x")).unwrap();
+        std::fs::write(dead.join("call-1-x/f"), "x").unwrap();
+        let dead_lock = b.join("moat-watchdog.1.deadbeef.lock");
+        std::fs::write(&dead_lock, "").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(&dead_lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        // The live watchdog's lock file, made to look old too.
+        let live_lock = PathBuf::from(format!("{}.lock", live.path().display()));
+        std::fs::File::options()
+            .write(true)
+            .open(&live_lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let second = TmpRoot::create(&b).unwrap();
+        assert_eq!(second.stale_removed, ["moat-watchdog.1.deadbeef"]);
+        assert!(!dead.exists() && !dead_lock.exists());
+        assert!(live.path().exists() && live_lock.exists());
+        second.remove_all().unwrap();
+        live.remove_all().unwrap();
+        assert!(!live_lock.exists());
         std::fs::remove_dir_all(&b).unwrap();
     }
 

@@ -398,7 +398,13 @@ fn as_pid_1_it_reaps_everything_and_stops_on_sigterm() {
             ("fprocess", "./daemon.sh"),
             ("sandbox_rw", shared.to_str().unwrap()),
         ],
-        &["/usr/bin/unshare", "--pid", "--fork", "--mount-proc"],
+        &[
+            "/usr/bin/unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ],
     ) {
         Ok(w) => w,
         Err((code, log)) => panic!("did not start as PID 1 (exit {code:?}):\n{log}"),

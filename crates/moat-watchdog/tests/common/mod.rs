@@ -286,10 +286,19 @@ impl Watchdog {
 }
 
 impl Drop for Watchdog {
+    /// SIGTERM first, so that it removes its directories (healthcheck_interval is 0 here),
+    /// then SIGKILL if it has not gone within 5 s.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            // SAFETY: signalling our own child (or the watchdog inside a wrapper).
+            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+            let gone = eventually(Duration::from_secs(5), || {
+                matches!(self.child.try_wait(), Ok(Some(_)))
+            });
+            if !gone {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
         }
     }
 }
