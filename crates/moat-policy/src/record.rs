@@ -19,8 +19,6 @@
 
 use crate::model::{Origin, PathRule, Policy, PortRule};
 use crate::ports::PortRange;
-#[cfg(test)]
-use crate::rights::Right;
 use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Scope};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -268,6 +266,7 @@ fn fold_directories(grants: &mut BTreeMap<PathBuf, (FsAccess, bool)>, threshold:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rights::Right;
 
     fn fs(path: &str, rights: &[FsRight], is_dir: bool) -> Observed {
         Observed::Fs {

@@ -4,14 +4,15 @@
 //! is imported from a local rootfs tarball: no network. podman's storage is vfs and its
 //! cgroup manager cgroupfs so the test runs on any host, in a VM or a container.
 
-use std::path::{Path, PathBuf};
+#[allow(unused_macros)]
+#[macro_use]
+mod common;
+
+use common::{bin, probe_creating as probe};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const IMAGE: &str = "localhost/moat-test-busybox:latest";
-
-fn bin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_moat-runtime")).with_file_name(name)
-}
 
 fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -87,29 +88,6 @@ fn annotation(key: &str, value: &str) -> String {
 
 const POLICY: &str =
     r#"{"filesystem":{"read_exec":["/bin"],"read":["/etc"],"read_write":["/tmp"]}}"#;
-
-fn probe(tmp: &str) -> Vec<String> {
-    [
-        "/bin/moat-probe",
-        "read",
-        "/etc/hostname",
-        ";",
-        "create",
-        tmp,
-        ";",
-        "read",
-        "/root/secret",
-        ";",
-        "write",
-        "/etc/hostname",
-        ";",
-        "bind-tcp",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn run_args() -> Vec<String> {
     let rt = env!("CARGO_BIN_EXE_moat-runtime");

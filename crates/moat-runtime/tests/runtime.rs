@@ -247,10 +247,7 @@ fn exec_into_a_confined_container_is_confined() {
 
     // A --process file, as podman and containerd pass it.
     // The first probe created /tmp/x: this one creates /tmp/y.
-    let args: Vec<&str> = PROBE
-        .iter()
-        .map(|a| if *a == "/tmp/x" { "/tmp/y" } else { a })
-        .collect();
+    let args = probe_creating("/tmp/y");
     let process = serde_json::json!({
         "terminal": false, "user": {"uid": 0, "gid": 0}, "args": args,
         "env": ["PATH=/bin"], "cwd": "/"

@@ -80,6 +80,14 @@ pub const PROBE: &[&str] = &[
     "0",
 ];
 pub const CONFINED: &str = "ok\nok\nEACCES\nEACCES\nEACCES\n";
+
+/// [`PROBE`] creating `tmp` instead of `/tmp/x`, for a second probe in the same container.
+pub fn probe_creating(tmp: &str) -> Vec<String> {
+    PROBE
+        .iter()
+        .map(|a| if *a == "/tmp/x" { tmp } else { a }.to_string())
+        .collect()
+}
 pub const OPEN: &str = "ok\nok\nok\nok\nok\n";
 
 /// A bundle in a temporary directory with its own runc state root, deleted (container

@@ -94,6 +94,33 @@ fn start(
     prepare: impl FnOnce() -> Result<(), String>,
     traced: bool,
 ) -> Result<Session, TraceError> {
+    // The channel the child hands the listener over; none is needed untraced.
+    let pair = if traced { Some(socket_pair()?) } else { None };
+    // SAFETY: moat is single-threaded here (documented precondition), so the child may
+    // allocate and use std until it execs.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os("fork")(io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = child(target, env, prepare, pair.map(|(_, theirs)| theirs));
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let listener = match pair {
+        Some((ours, theirs)) => {
+            drop(theirs);
+            receive_fd(&ours).map_err(os("receiving the notification listener"))?
+        }
+        None => None,
+    };
+    Ok(Session {
+        child: pid,
+        listener,
+    })
+}
+
+fn socket_pair() -> Result<(OwnedFd, OwnedFd), TraceError> {
     let mut pair = [0; 2];
     // SAFETY: `pair` is a valid out-array of two ints.
     let r = unsafe {
@@ -108,29 +135,7 @@ fn start(
         return Err(os("socketpair")(io::Error::last_os_error()));
     }
     // SAFETY: both descriptors were just created and are owned here.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
-    // SAFETY: moat is single-threaded here (documented precondition), so the child may
-    // allocate and use std until it execs.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(os("fork")(io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        drop(ours);
-        let code = child(target, env, prepare, traced.then_some(theirs));
-        // SAFETY: leaving the forked child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    drop(theirs);
-    let listener = if traced {
-        receive_fd(&ours).map_err(os("receiving the notification listener"))?
-    } else {
-        None
-    };
-    Ok(Session {
-        child: pid,
-        listener,
-    })
+    Ok(unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) })
 }
 
 /// The child's side: prepare, install the filter and hand the listener over (when
