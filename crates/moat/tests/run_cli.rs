@@ -279,6 +279,58 @@ fn policy_files_of_each_format_combine_with_flags() {
 }
 
 #[test]
+fn policy_text_confines_like_a_policy_file() {
+    let s = Scratch::new();
+    // A path with a space, a quote and a non-ASCII letter, written in JSON and TOML.
+    let data = s.write("d \"\u{e9}\"/f", "x");
+    let dir = s.p("d \"\u{e9}\"");
+    let json = serde_json::json!({"filesystem": {"read": [dir]}}).to_string();
+    let toml = format!(
+        "presets = [\"minimal\"]\n[filesystem]\nread = [{}]\n",
+        serde_json::Value::from(dir.clone())
+    );
+    for text in [&json, &toml] {
+        let r = probe(
+            &s,
+            &["--preset", "minimal", "--policy-text", text],
+            &["read", &data, ";", "read", "/etc/hostname"],
+        );
+        assert_answers(&r, &["ok", "EACCES"]);
+    }
+    // It combines with --policy and the other flags into one ruleset.
+    let file = s.write("p.toml", "[filesystem]\nread = [\"/etc\"]\n");
+    let r = probe(
+        &s,
+        &["--policy", &file, "--policy-text", &toml],
+        &[
+            "read",
+            &data,
+            ";",
+            "read",
+            "/etc/hostname",
+            ";",
+            "list",
+            "/root",
+        ],
+    );
+    assert_answers(&r, &["ok", "ok", "EACCES"]);
+    // Malformed text: exit 125, the error names --policy-text, the line and the key.
+    let r = s.run(&[
+        "run",
+        "--policy-text",
+        "[filesystem]\nread = [1]\n",
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("--policy-text:2:"), "{}", r.stderr);
+    assert!(r.stderr.contains("filesystem.read"), "{}", r.stderr);
+    let r = s.run(&["run", "--policy-text", "{\"filesystem\": {", "--", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("--policy-text"), "{}", r.stderr);
+}
+
+#[test]
 fn strict_and_best_effort_at_every_abi_cap() {
     let s = Scratch::new();
     let kernel = kernel_abi();

@@ -8,12 +8,20 @@ use moat_policy::{
 use moat_sandbox::exec::Target;
 use std::path::PathBuf;
 
+/// The name a `--policy-text` document goes by in error messages (it has no extension, so
+/// its format is told from its content, as for a file without one).
+const POLICY_TEXT_ORIGIN: &str = "--policy-text";
+
 /// Policy flags. landrun's flags keep their names and meaning.
 #[derive(clap::Args, Debug, Default)]
 pub struct PolicyArgs {
     /// Policy file (moat TOML/JSON/YAML, landlockconfig, OCI process.landlock); repeatable.
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
+    /// Policy document given as text, in any format and dialect --policy reads (named
+    /// `--policy-text` in error messages); repeatable, combines like --policy.
+    #[arg(long = "policy-text", value_name = "TEXT", allow_hyphen_values = true)]
+    pub policy_texts: Vec<String>,
     /// Built-in preset (see `moat presets`); repeatable, comma lists accepted.
     #[arg(long = "preset", value_name = "NAME", value_delimiter = ',')]
     pub presets: Vec<String>,
@@ -120,7 +128,11 @@ impl PolicyArgs {
     pub fn build(&self, target: Option<&Target>) -> Result<Policy, Failure> {
         let mut parts: Vec<Policy> = Vec::new();
         let mut presets_named = self.presets.clone();
-        if presets_named.is_empty() && self.policies.is_empty() && !self.has_grants() {
+        if presets_named.is_empty()
+            && self.policies.is_empty()
+            && self.policy_texts.is_empty()
+            && !self.has_grants()
+        {
             presets_named.push("default".to_string());
         }
         for name in &presets_named {
@@ -128,6 +140,9 @@ impl PolicyArgs {
         }
         for file in &self.policies {
             parts.push(moat_policy::load_file(file).map_err(Failure::moat)?);
+        }
+        for text in &self.policy_texts {
+            parts.push(moat_policy::parse_str(POLICY_TEXT_ORIGIN, text).map_err(Failure::moat)?);
         }
         if self.has_grants() {
             parts.push(self.flag_policy(target)?);

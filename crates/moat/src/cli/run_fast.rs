@@ -27,6 +27,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                 let name = name.to_string();
                 match name.as_str() {
                     "policy" => policy.policies.push(value(&mut p)?.into()),
+                    "policy-text" => policy.policy_texts.push(value(&mut p)?),
                     "preset" => policy.presets.extend(list(&mut p)?),
                     "ro" => policy.ro.extend(list(&mut p)?),
                     "rox" => policy.rox.extend(list(&mut p)?),
@@ -199,6 +200,19 @@ mod tests {
                 "env",
             ],
             &["--unscoped", "signal,abstract-unix-socket", "--", "x"],
+            &[
+                "--policy-text",
+                "{\"filesystem\":{\"read\":[\"/etc\"]}}",
+                "--policy",
+                "a.toml",
+                "--policy-text=[filesystem]\nread = [\"/a b\", \"/\u{e9}\"]\n",
+                "--policy-text",
+                "- not a policy",
+                "--ro",
+                "/x",
+                "--",
+                "x",
+            ],
             &["--", "--not-a-flag", "--ro", "x"],
         ];
         for line in lines {
@@ -216,6 +230,7 @@ mod tests {
             &["--version"],
             &[],
             &["--ro"],
+            &["--policy-text"],
             &["--bind-tcp", "70000", "--", "x"],
             &["--best-effort", "--strict", "--", "x"],
             &["--ldd", "--ldd", "--", "x"],
