@@ -1,39 +1,101 @@
 //! Confining `runc exec`: a process started in a confined container gets the same launcher
 //! and policy as its entrypoint, whether it is described by a `--process` JSON file (what
-//! podman, containerd and CRI-O pass) or by trailing arguments.
+//! podman, containerd and CRI-O pass) or by trailing arguments. The policy is read from
+//! the launcher's arguments in the container's (rewritten) config.json.
 
 use crate::cli::{CommandOptions, ProcessArg};
-use crate::config::prefix_args;
+use crate::config::{prefix_args, Config};
 use crate::error::RuntimeError;
-use crate::inject::{launcher_prefix, BUNDLE_DIR, POLICY_FILE};
+use crate::inject::{
+    launcher_prefix, BUNDLE_DIR, LAUNCHER_DEST, ORIGINAL_CONFIG, POLICY_TEXT_FLAG,
+};
 use crate::policy_source::CONFINED_ANNOTATION;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::Path;
 
-/// Whether the container described by `runtime state` output was confined by moat-runtime:
-/// its `moat.dev/confined` annotation, or the policy it left in the bundle.
-pub fn is_confined(state: &serde_json::Value) -> bool {
+/// The launcher flag of containers created before the policy went inline: a policy file
+/// bind-mounted into the container (`--policy /.moat/policy.json`). Such a container still
+/// has its mount, so an exec into it gets the same flag.
+const POLICY_FILE_FLAG: &str = "--policy";
+
+/// How a confined container's launcher is told its policy: the flag and its value, as
+/// the entrypoint got them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LauncherPolicy {
+    /// `--policy-text` (or `--policy` for a container from an older moat-runtime).
+    pub flag: String,
+    /// The policy document (or the file's path in the container).
+    pub value: String,
+}
+
+impl LauncherPolicy {
+    /// The arguments to put in front of a new process.
+    fn prefix(&self, extra_fds: u32) -> Vec<String> {
+        launcher_prefix(&self.flag, &self.value, extra_fds, false)
+    }
+}
+
+/// The launcher's policy in a prepared config.json (`process.args` starting
+/// `/.moat/moat run --policy-text POLICY`), or `None`.
+pub fn launcher_policy(config: &serde_json::Value) -> Option<LauncherPolicy> {
+    let args = config.get("process")?.get("args")?.as_array()?;
+    let arg = |i: usize| args.get(i).and_then(|a| a.as_str());
+    if arg(0)? != LAUNCHER_DEST || arg(1)? != "run" {
+        return None;
+    }
+    let flag = arg(2)?;
+    if flag != POLICY_TEXT_FLAG && flag != POLICY_FILE_FLAG {
+        return None;
+    }
+    Some(LauncherPolicy {
+        flag: flag.into(),
+        value: arg(3)?.into(),
+    })
+}
+
+/// The policy of the container described by `runtime state` output, or `None` when
+/// moat-runtime did not confine it (no `moat.dev/confined` annotation and no original
+/// config.json kept in its bundle). A confined container whose policy cannot be found is
+/// an error: the new process must not start unconfined.
+pub fn container_policy(state: &serde_json::Value) -> Result<Option<LauncherPolicy>, RuntimeError> {
     let annotated = state
         .get("annotations")
         .and_then(|a| a.get(CONFINED_ANNOTATION))
         .and_then(|v| v.as_str())
         == Some("true");
-    annotated
-        || state
-            .get("bundle")
-            .and_then(|b| b.as_str())
-            .is_some_and(|b| Path::new(b).join(BUNDLE_DIR).join(POLICY_FILE).exists())
+    let bundle = state.get("bundle").and_then(|b| b.as_str()).map(Path::new);
+    let kept_original =
+        || bundle.is_some_and(|b| b.join(BUNDLE_DIR).join(ORIGINAL_CONFIG).exists());
+    if !annotated && !kept_original() {
+        return Ok(None);
+    }
+    let Some(bundle) = bundle else {
+        return Err(RuntimeError::Exec(
+            "the container is confined, but the runtime's state names no bundle to read its policy from".into(),
+        ));
+    };
+    let config = Config::read(bundle)?;
+    launcher_policy(&config.value).map(Some).ok_or_else(|| {
+        RuntimeError::Exec(format!(
+            "the container is confined, but `{}` does not start it under the launcher with a policy",
+            config.path.display()
+        ))
+    })
 }
 
 /// A process JSON with the launcher put in front of its `args`.
-pub fn rewrite_process_json(text: &[u8], extra_fds: u32) -> Result<Vec<u8>, RuntimeError> {
+pub fn rewrite_process_json(
+    text: &[u8],
+    policy: &LauncherPolicy,
+    extra_fds: u32,
+) -> Result<Vec<u8>, RuntimeError> {
     let mut v: serde_json::Value = serde_json::from_slice(text)
         .map_err(|e| RuntimeError::Exec(format!("the --process file is not valid JSON: {e}")))?;
     let obj = v
         .as_object_mut()
         .ok_or_else(|| RuntimeError::Exec("the --process file is not a JSON object".into()))?;
-    prefix_args(obj, &launcher_prefix(extra_fds, false)).ok_or_else(|| {
+    prefix_args(obj, &policy.prefix(extra_fds)).ok_or_else(|| {
         RuntimeError::Exec("the --process file's `args` is missing, empty or not strings".into())
     })?;
     Ok(serde_json::to_vec(&v).unwrap_or_default())
@@ -46,6 +108,7 @@ pub fn rewrite_args(
     rest: &[OsString],
     opts: &CommandOptions,
     process_path: Option<&Path>,
+    policy: &LauncherPolicy,
     extra_fds: u32,
 ) -> Result<Vec<OsString>, RuntimeError> {
     let mut out = rest.to_vec();
@@ -71,9 +134,7 @@ pub fn rewrite_args(
                     "no command given after the container id".into(),
                 ));
             }
-            let prefix = launcher_prefix(extra_fds, false)
-                .into_iter()
-                .map(OsString::from);
+            let prefix = policy.prefix(extra_fds).into_iter().map(OsString::from);
             out.splice(id + 1..id + 1, prefix);
             Ok(out)
         }
@@ -112,23 +173,36 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
+    /// A policy with a quote, a newline and a non-ASCII path, as moat-runtime writes it.
+    const POLICY: &str = "{\"filesystem\":{\"read\":[\"/a \\\"b\\\"\\n\u{e9}\"]}}";
+
+    fn policy() -> LauncherPolicy {
+        LauncherPolicy {
+            flag: POLICY_TEXT_FLAG.into(),
+            value: POLICY.into(),
+        }
+    }
+
     #[test]
     fn process_json_gets_the_launcher() {
-        let out = rewrite_process_json(br#"{"args":["sh"],"env":["A=1"],"x":true}"#, 1).unwrap();
+        let out = rewrite_process_json(br#"{"args":["sh"],"env":["A=1"],"x":true}"#, &policy(), 1)
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["args"][0], "/.moat/moat");
+        assert_eq!(v["args"][2], "--policy-text");
+        assert_eq!(v["args"][3], POLICY);
         assert_eq!(v["args"][5], "3");
         assert_eq!(v["args"][7], "sh");
         assert_eq!(v["x"], true);
-        assert!(rewrite_process_json(b"{", 0).is_err());
-        assert!(rewrite_process_json(br#"{"args":[]}"#, 0).is_err());
+        assert!(rewrite_process_json(b"{", &policy(), 0).is_err());
+        assert!(rewrite_process_json(br#"{"args":[]}"#, &policy(), 0).is_err());
     }
 
     #[test]
     fn trailing_args_get_the_launcher_after_the_id() {
         let rest = os(&["-t", "--cwd", "/", "cid", "sh", "-c", "x"]);
         let o = parse_options("exec", &rest).unwrap();
-        let out = rewrite_args(&rest, &o, None, 0).unwrap();
+        let out = rewrite_args(&rest, &o, None, &policy(), 0).unwrap();
         assert_eq!(
             out,
             os(&[
@@ -138,8 +212,8 @@ mod tests {
                 "cid",
                 "/.moat/moat",
                 "run",
-                "--policy",
-                "/.moat/policy.json",
+                "--policy-text",
+                POLICY,
                 "--",
                 "sh",
                 "-c",
@@ -148,14 +222,65 @@ mod tests {
         );
         let rest = os(&["cid"]);
         let o = parse_options("exec", &rest).unwrap();
-        assert!(rewrite_args(&rest, &o, None, 0).is_err());
+        assert!(rewrite_args(&rest, &o, None, &policy(), 0).is_err());
     }
 
     #[test]
     fn process_file_is_replaced() {
         let rest = os(&["--process=/p.json", "cid"]);
         let o = parse_options("exec", &rest).unwrap();
-        let out = rewrite_args(&rest, &o, Some(Path::new("/proc/self/fd/9")), 0).unwrap();
+        let out =
+            rewrite_args(&rest, &o, Some(Path::new("/proc/self/fd/9")), &policy(), 0).unwrap();
         assert_eq!(out, os(&["--process=/proc/self/fd/9", "cid"]));
+    }
+
+    #[test]
+    fn the_policy_comes_from_the_prepared_config() {
+        let d = tempfile::tempdir().unwrap();
+        let state = serde_json::json!({
+            "bundle": d.path(),
+            "annotations": {CONFINED_ANNOTATION: "true"},
+        });
+        let write = |args: serde_json::Value| {
+            let c = serde_json::json!({"process": {"args": args}});
+            std::fs::write(d.path().join("config.json"), c.to_string()).unwrap();
+        };
+        write(serde_json::json!([
+            "/.moat/moat",
+            "run",
+            "--policy-text",
+            POLICY,
+            "--explain",
+            "--",
+            "sh"
+        ]));
+        assert_eq!(container_policy(&state).unwrap(), Some(policy()));
+        // A container from a moat-runtime that mounted a policy file keeps its flag.
+        write(serde_json::json!([
+            "/.moat/moat",
+            "run",
+            "--policy",
+            "/.moat/policy.json",
+            "--",
+            "sh"
+        ]));
+        let old = container_policy(&state).unwrap().unwrap();
+        assert_eq!(
+            (old.flag.as_str(), old.value.as_str()),
+            ("--policy", "/.moat/policy.json")
+        );
+        // Confined, but no launcher in config.json: fail closed.
+        write(serde_json::json!(["sh"]));
+        assert!(container_policy(&state).is_err());
+        // Not annotated and no original config kept: not confined, config.json not read.
+        let plain = serde_json::json!({"bundle": d.path()});
+        assert_eq!(container_policy(&plain).unwrap(), None);
+        // The original kept in the bundle marks it confined even without the annotation.
+        std::fs::create_dir(d.path().join(BUNDLE_DIR)).unwrap();
+        std::fs::write(d.path().join(BUNDLE_DIR).join(ORIGINAL_CONFIG), "{}").unwrap();
+        assert!(container_policy(&plain).is_err());
+        // Annotated without a bundle: fail closed.
+        let nobundle = serde_json::json!({"annotations": {CONFINED_ANNOTATION: "true"}});
+        assert!(container_policy(&nobundle).is_err());
     }
 }

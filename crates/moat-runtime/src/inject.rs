@@ -1,39 +1,51 @@
 //! Putting the launcher in front of a container's entrypoint.
 //!
-//! The launcher (the static `moat` binary) and the normalised policy are bind-mounted
-//! read-only into the container at [`LAUNCHER_DEST`] and [`POLICY_DEST`], and
-//! `process.args` becomes `/.moat/moat run --policy /.moat/policy.json [--preserve-fd N]...
-//! -- <original args>`. The environment, working directory, user and everything else in
-//! config.json stay as they were, so the launcher runs exactly where the entrypoint would
-//! have, after pivot_root, and builds its rules from the container's own paths.
+//! The launcher (the static `moat` binary) is bind-mounted read-only into the container at
+//! [`LAUNCHER_DEST`], and `process.args` becomes `/.moat/moat run --policy-text POLICY
+//! [--preserve-fd N]... -- <original args>`, where POLICY is the normalised policy in
+//! moat's own dialect as JSON (`moat_policy::write::to_moat_json`), one argument however
+//! it is written: config.json holds it as a JSON string. No policy file is written or
+//! mounted: one mount less on every container start. The environment, working directory,
+//! user and everything else in config.json stay as they were, so the launcher runs exactly
+//! where the entrypoint would have, after pivot_root, and builds its rules from the
+//! container's own paths.
 
 use crate::config::Config;
 use crate::error::RuntimeError;
 use crate::policy_source::CONFINED_ANNOTATION;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where the launcher appears inside the container.
 pub const LAUNCHER_DEST: &str = "/.moat/moat";
-/// The policy's file name in the bundle's moat directory: moat's own dialect as JSON
-/// (`moat_policy::write::to_moat_json`), which the launcher parses faster than TOML.
-pub const POLICY_FILE: &str = "policy.json";
-/// Where the policy appears inside the container.
-pub const POLICY_DEST: &str = "/.moat/policy.json";
-/// The bundle subdirectory moat-runtime writes to.
+/// The launcher's flag that carries the policy document itself.
+pub const POLICY_TEXT_FLAG: &str = "--policy-text";
+/// The longest policy that fits in one argument: Linux's `MAX_ARG_STRLEN` (32 pages of
+/// 4 KiB, the smallest page size) less the terminating NUL.
+pub const MAX_POLICY_ARG: usize = 32 * 4096 - 1;
+/// The bundle subdirectory moat-runtime writes to (the original config.json).
 pub const BUNDLE_DIR: &str = "moat";
+/// The original config.json's name in [`BUNDLE_DIR`].
+pub const ORIGINAL_CONFIG: &str = "config.json.orig";
 /// Mount options: read-only, no setuid, no devices; executable on purpose.
 pub const MOUNT_OPTIONS: [&str; 4] = ["bind", "ro", "nosuid", "nodev"];
 
-/// The arguments put in front of the entrypoint. `extra_fds` is how many descriptors after
-/// stdio the runtime hands the process (LISTEN_FDS plus `--preserve-fds`); the launcher
-/// keeps exactly those open. `explain` (annotation `moat.dev/explain`) makes the launcher
-/// report denials on the container's stderr when the entrypoint ends.
-pub fn launcher_prefix(extra_fds: u32, explain: bool) -> Vec<String> {
+/// The arguments put in front of the entrypoint. `policy_flag` and `policy` tell the
+/// launcher its policy ([`POLICY_TEXT_FLAG`] and the document). `extra_fds` is how many
+/// descriptors after stdio the runtime hands the process (LISTEN_FDS plus
+/// `--preserve-fds`); the launcher keeps exactly those open. `explain` (annotation
+/// `moat.dev/explain`) makes the launcher report denials on the container's stderr when the
+/// entrypoint ends.
+pub fn launcher_prefix(
+    policy_flag: &str,
+    policy: &str,
+    extra_fds: u32,
+    explain: bool,
+) -> Vec<String> {
     let mut v: Vec<String> = vec![
         LAUNCHER_DEST.into(),
         "run".into(),
-        "--policy".into(),
-        POLICY_DEST.into(),
+        policy_flag.into(),
+        policy.into(),
     ];
     if explain {
         v.push("--explain".into());
@@ -109,9 +121,9 @@ fn remove(path: &Path) -> Result<(), RuntimeError> {
     }
 }
 
-/// Writes the policy and rewrites `<bundle>/config.json` so the container starts under the
-/// launcher; the original configuration is kept as `<bundle>/moat/config.json.orig`.
-/// `bundle` must be absolute.
+/// Rewrites `<bundle>/config.json` so the container starts under the launcher with
+/// `policy_json` on its command line; the original configuration is kept as
+/// `<bundle>/moat/config.json.orig`. `bundle` must be absolute.
 pub fn prepare(
     bundle: &Path,
     cfg: &mut Config,
@@ -119,23 +131,29 @@ pub fn prepare(
     launcher: &Path,
     extra_fds: u32,
     explain: bool,
-) -> Result<PathBuf, RuntimeError> {
-    let dir = bundle.join(BUNDLE_DIR);
-    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
-    let policy_path = dir.join(POLICY_FILE);
-    write_new(&policy_path, policy_json.as_bytes())?;
-
-    cfg.prefix_args(&launcher_prefix(extra_fds, explain))?;
+) -> Result<(), RuntimeError> {
+    if policy_json.len() > MAX_POLICY_ARG {
+        return Err(RuntimeError::PolicyTooLong {
+            len: policy_json.len(),
+        });
+    }
+    cfg.prefix_args(&launcher_prefix(
+        POLICY_TEXT_FLAG,
+        policy_json,
+        extra_fds,
+        explain,
+    ))?;
     cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
-    cfg.add_mount(bind(&policy_path, POLICY_DEST))?;
     cfg.set_annotation(CONFINED_ANNOTATION, "true")?;
 
+    let dir = bundle.join(BUNDLE_DIR);
+    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
     // The new config.json is written beside, the original is moved aside (no copy), and
     // the new one moved in, so config.json is never half written. In between, config.json
     // is missing: a crash there makes the runtime refuse to start, never start unconfined.
     let tmp = dir.join("config.json.new");
     write_new(&tmp, &cfg.to_json())?;
-    let orig = dir.join("config.json.orig");
+    let orig = dir.join(ORIGINAL_CONFIG);
     remove(&orig)?;
     std::fs::rename(&cfg.path, &orig).map_err(write_error(&orig))?;
     if let Err(source) = std::fs::rename(&tmp, &cfg.path) {
@@ -146,7 +164,7 @@ pub fn prepare(
             source,
         });
     }
-    Ok(policy_path)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,10 +174,10 @@ mod tests {
     #[test]
     fn prefix_keeps_the_runtimes_descriptors() {
         assert_eq!(
-            launcher_prefix(0, false),
-            ["/.moat/moat", "run", "--policy", "/.moat/policy.json", "--"]
+            launcher_prefix(POLICY_TEXT_FLAG, "{}", 0, false),
+            ["/.moat/moat", "run", "--policy-text", "{}", "--"]
         );
-        let p = launcher_prefix(2, false);
+        let p = launcher_prefix(POLICY_TEXT_FLAG, "{}", 2, false);
         assert_eq!(&p[4..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
     }
 
@@ -169,10 +187,11 @@ mod tests {
         let text = r#"{"process":{"args":["/bin/sh","-c","x"],"env":["A=1"],"cwd":"/w"},"mounts":[{"destination":"/proc"}],"z":1}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
+        let policy = r#"{"filesystem":{"read":["/etc"]}}"#;
         prepare(
             d.path(),
             &mut cfg,
-            "version = 1\n",
+            policy,
             Path::new("/usr/bin/moat"),
             0,
             true,
@@ -181,17 +200,72 @@ mod tests {
         let back = Config::read(d.path()).unwrap();
         let v = &back.value;
         assert_eq!(v["process"]["args"][0], LAUNCHER_DEST);
+        assert_eq!(v["process"]["args"][2], "--policy-text");
+        assert_eq!(v["process"]["args"][3], policy);
         assert_eq!(v["process"]["args"][4], "--explain");
         assert_eq!(v["process"]["args"][6], "/bin/sh");
         assert_eq!(v["process"]["env"], serde_json::json!(["A=1"]));
         assert_eq!(v["process"]["cwd"], "/w");
         assert_eq!(v["z"], 1);
+        // One mount added: the launcher. No policy file.
+        assert_eq!(v["mounts"].as_array().unwrap().len(), 2);
         assert_eq!(v["mounts"][1]["source"], "/usr/bin/moat");
-        assert_eq!(v["mounts"][2]["destination"], POLICY_DEST);
+        assert_eq!(v["mounts"][1]["destination"], LAUNCHER_DEST);
         assert!(already_prepared(&back));
         let orig = std::fs::read(d.path().join("moat/config.json.orig")).unwrap();
         assert_eq!(orig, text.as_bytes());
-        assert!(!d.path().join("moat/config.json.new").exists());
+        let left: Vec<_> = std::fs::read_dir(d.path().join(BUNDLE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [ORIGINAL_CONFIG]);
+    }
+
+    #[test]
+    fn any_policy_text_survives_as_one_argument() {
+        // A real policy whose path has quotes, a backslash, a newline, a tab, non-ASCII
+        // letters and an emoji, normalised the way `create` does it.
+        let path = "/data/\"quoted\" \\ back\nslash\tété 🦀";
+        let toml = format!("[filesystem]\nread = [{}]\n", serde_json::Value::from(path));
+        let policy = moat_policy::parse_str("p.toml", &toml).unwrap();
+        let (json, _) = moat_policy::write::to_moat_json(&policy)
+            .unwrap()
+            .into_parts();
+        assert!(json.contains('\u{e9}'));
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("config.json"),
+            r#"{"process":{"args":["/bin/true"]}}"#,
+        )
+        .unwrap();
+        let mut cfg = Config::read(d.path()).unwrap();
+        prepare(d.path(), &mut cfg, &json, Path::new("/m"), 0, false).unwrap();
+        let back = Config::read(d.path()).unwrap();
+        let args = back.value["process"]["args"].as_array().unwrap();
+        assert_eq!(args.len(), 6);
+        assert_eq!(args[3], json.as_str());
+        assert_eq!(args[4], "--");
+        assert_eq!(args[5], "/bin/true");
+        // And the launcher reads back the same policy, path intact.
+        let again = moat_policy::parse_str("--policy-text", args[3].as_str().unwrap()).unwrap();
+        assert_eq!(again.fs.rules.len(), 1);
+        assert_eq!(again.fs.rules[0].path, path);
+        assert_eq!(again.fs.rules[0].access, policy.fs.rules[0].access);
+    }
+
+    #[test]
+    fn a_policy_too_long_for_one_argument_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let text = r#"{"process":{"args":["/bin/true"]}}"#;
+        std::fs::write(d.path().join("config.json"), text).unwrap();
+        let mut cfg = Config::read(d.path()).unwrap();
+        let long = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_POLICY_ARG));
+        let e = prepare(d.path(), &mut cfg, &long, Path::new("/m"), 0, false).unwrap_err();
+        assert!(matches!(e, RuntimeError::PolicyTooLong { .. }), "{e}");
+        assert_eq!(
+            std::fs::read(d.path().join("config.json")).unwrap(),
+            text.as_bytes()
+        );
     }
 
     #[test]
@@ -201,7 +275,6 @@ mod tests {
         std::fs::create_dir(&moat).unwrap();
         // Left over from an earlier container on this bundle (and a crash).
         for (name, text) in [
-            ("policy.json", "old policy, much longer than the new one\n"),
             ("config.json.orig", "{\"old\":true}"),
             ("config.json.new", "{\"half"),
         ] {
@@ -210,16 +283,7 @@ mod tests {
         let text = r#"{"process":{"args":["/bin/true"]}}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        let policy = prepare(
-            d.path(),
-            &mut cfg,
-            "version = 1\n",
-            Path::new("/m"),
-            0,
-            false,
-        )
-        .unwrap();
-        assert_eq!(std::fs::read_to_string(policy).unwrap(), "version = 1\n");
+        prepare(d.path(), &mut cfg, "{}", Path::new("/m"), 0, false).unwrap();
         assert_eq!(
             std::fs::read(moat.join("config.json.orig")).unwrap(),
             text.as_bytes()
@@ -237,15 +301,7 @@ mod tests {
         // there.
         std::fs::create_dir_all(d.path().join("moat/config.json.orig/x")).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        assert!(prepare(
-            d.path(),
-            &mut cfg,
-            "version = 1\n",
-            Path::new("/m"),
-            0,
-            false
-        )
-        .is_err());
+        assert!(prepare(d.path(), &mut cfg, "{}", Path::new("/m"), 0, false).is_err());
         assert_eq!(
             std::fs::read(d.path().join("config.json")).unwrap(),
             text.as_bytes()

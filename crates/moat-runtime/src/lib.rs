@@ -3,10 +3,11 @@
 //!
 //! One straight line per command. `create`/`run`: read the bundle's config.json, find the
 //! policy ([`policy_source`]); none, or a sandbox container: exec the real runtime
-//! untouched. Otherwise parse and check it against this kernel (fail closed), write it out
-//! for the in-container launcher and rewrite config.json ([`inject`]), then exec the real
-//! runtime with the same arguments. `exec`: ask the runtime for the container's state and,
-//! when it is confined, put the launcher in front of the new process ([`exec_process`]).
+//! untouched. Otherwise parse and check it against this kernel (fail closed), and rewrite
+//! config.json so the in-container launcher runs first with the policy on its command line
+//! ([`inject`]), then exec the real runtime with the same arguments. `exec`: ask the
+//! runtime for the container's state and, when it is confined, put the launcher with the
+//! same policy in front of the new process ([`exec_process`]).
 //! `features`: the runtime's answer plus moat's annotations ([`features`]). Every other
 //! command is passed through as it came. Errors also go to runc's `--log` file ([`log`]).
 
@@ -247,16 +248,16 @@ fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError>
             command: format!("state {id}"),
             message: format!("not JSON: {e}"),
         })?;
-    if !exec_process::is_confined(&state) {
+    let Some(policy) = exec_process::container_policy(&state)? else {
         return Ok(Outcome::Exec(line.to_args()));
-    }
+    };
     let extra = extra_fds(opts.preserve_fds);
     let new_process = match &opts.process {
         Some((path, _)) => {
             let text = std::fs::read(path).map_err(|e| {
                 RuntimeError::Exec(format!("cannot read `{}`: {e}", path.display()))
             })?;
-            let rewritten = exec_process::rewrite_process_json(&text, extra)?;
+            let rewritten = exec_process::rewrite_process_json(&text, &policy, extra)?;
             let min_fd = 3 + extra as i32 + 16;
             let fd = exec_process::memfd(&rewritten, min_fd)
                 .map_err(|e| RuntimeError::Exec(format!("cannot hold the process file: {e}")))?;
@@ -264,7 +265,8 @@ fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError>
         }
         None => None,
     };
-    let rest = exec_process::rewrite_args(&line.rest, &opts, new_process.as_deref(), extra)?;
+    let rest =
+        exec_process::rewrite_args(&line.rest, &opts, new_process.as_deref(), &policy, extra)?;
     let mut argv = line.global_args.clone();
     argv.push("exec".into());
     argv.extend(rest);

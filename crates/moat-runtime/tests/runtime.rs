@@ -21,6 +21,55 @@ fn policy_annotation_confines_the_container() {
     let c = b.config();
     assert_eq!(c["annotations"]["moat.dev/confined"], "true");
     assert_eq!(c["process"]["args"][0], "/.moat/moat");
+    // The policy travels inline, as moat JSON; only the launcher is mounted.
+    assert_eq!(c["process"]["args"][2], "--policy-text");
+    let policy: serde_json::Value =
+        serde_json::from_str(c["process"]["args"][3].as_str().unwrap()).unwrap();
+    assert!(policy.is_object(), "{policy}");
+    let orig: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.path().join("moat/config.json.orig")).unwrap())
+            .unwrap();
+    let mounts = c["mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), orig["mounts"].as_array().unwrap().len() + 1);
+    assert_eq!(mounts.last().unwrap()["destination"], "/.moat/moat");
+    assert!(!b.path().join("moat/policy.json").exists());
+}
+
+#[test]
+fn a_policy_with_any_characters_reaches_the_launcher_intact() {
+    need_runc!();
+    // Quotes, a backslash, a newline and non-ASCII letters in a directory's name: the
+    // launcher refuses a path that does not exist, so the read below works only if the
+    // policy arrived as one intact argument.
+    let odd = "/etc/a \"b\" \\ c\nd \u{e9}\u{2603}";
+    let b = Bundle::new("chars");
+    let dir = b.path().join("rootfs").join(&odd[1..]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("f"), "x").unwrap();
+    let file = format!("{odd}/f");
+    b.edit(|c| {
+        c["process"]["args"] =
+            serde_json::json!(["/bin/moat-probe", "read", file, ";", "read", "/root/secret"])
+    });
+    let policy = serde_json::json!({"filesystem": {"read_exec": ["/bin"], "read": [odd]}});
+    b.annotate("moat.dev/policy", &policy.to_string());
+    let o = b.run(&moat_runtime());
+    assert_eq!(
+        stdout(&o),
+        "ok\nEACCES\n",
+        "stderr: {}\nlog: {}",
+        stderr(&o),
+        b.log()
+    );
+    // A policy naming a path missing in the container stops it at the launcher.
+    let b = Bundle::new("chars-missing");
+    let policy = serde_json::json!({"filesystem": {
+        "read_exec": ["/bin"], "read": [format!("{odd}-missing")]
+    }});
+    b.annotate("moat.dev/policy", &policy.to_string());
+    let o = b.run(&moat_runtime());
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("-missing"), "{}", stderr(&o));
 }
 
 #[test]
