@@ -76,6 +76,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         },
     };
+    let runtime = Runtime::new(runtime);
     let outcome = match line.command.as_deref() {
         Some("create") | Some("run") => create(&line, &mut file),
         Some("exec") => exec(&line, &runtime),
@@ -85,9 +86,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     match outcome {
         Ok(Outcome::Exec(argv)) => {
-            let err = Command::new(&runtime).args(argv).exec();
+            let err = runtime.command().args(argv).exec();
             let e = RuntimeError::Runtime {
-                runtime,
+                runtime: runtime.name,
                 source: err,
             };
             log(&e);
@@ -98,6 +99,29 @@ pub fn main(args: Vec<OsString>) -> i32 {
             log(&e);
             1
         }
+    }
+}
+
+/// The real runtime: its name as configured (its `argv[0]`, and what messages call it),
+/// and the program to execute, looked up on `PATH` once
+/// ([`runtime_config::resolve_in_path`]) instead of by a failed execve per directory.
+struct Runtime {
+    name: OsString,
+    program: OsString,
+}
+
+impl Runtime {
+    fn new(name: OsString) -> Runtime {
+        let program =
+            runtime_config::resolve_in_path(name.clone(), std::env::var_os("PATH").as_deref());
+        Runtime { name, program }
+    }
+
+    /// A command running the runtime, with `argv[0]` as execvp would have given it.
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.arg0(&self.name);
+        c
     }
 }
 
@@ -215,14 +239,15 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Runs the real runtime with the global flags and `args`, and returns its stdout.
-fn capture(line: &CommandLine, runtime: &OsString, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
-    let out = Command::new(runtime)
+fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
+    let out = runtime
+        .command()
         .args(&line.global_args)
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|source| RuntimeError::Runtime {
-            runtime: runtime.clone(),
+            runtime: runtime.name.clone(),
             source,
         })?;
     if !out.status.success() {
@@ -235,7 +260,7 @@ fn capture(line: &CommandLine, runtime: &OsString, args: &[&str]) -> Result<Vec<
 }
 
 /// `exec`: confine the new process when the container is confined.
-fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError> {
+fn exec(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError> {
     let opts = cli::parse_options("exec", &line.rest)?;
     let Some(id_at) = opts.first_positional else {
         // No container id: the runtime prints its usage error.
@@ -274,7 +299,7 @@ fn exec(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError>
 }
 
 /// `features`: the runtime's document with moat's annotations added.
-fn features(line: &CommandLine, runtime: &OsString) -> Result<Outcome, RuntimeError> {
+fn features(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError> {
     if line.rest.iter().any(|a| a == "--help" || a == "-h") {
         return Ok(Outcome::Exec(line.to_args()));
     }

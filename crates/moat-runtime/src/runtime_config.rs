@@ -2,11 +2,12 @@
 //!
 //! The real runtime comes from, first found: the `--moat-runtime PATH` global flag, the
 //! `MOAT_RUNTIME` environment variable, `runtime = "..."` in the configuration file, and
-//! finally `runc` on `PATH`. The launcher comes from `MOAT_LAUNCHER`, `launcher = "..."` in
+//! finally `runc` on `PATH` (a name without a slash is looked up on `PATH` once, see
+//! [`resolve_in_path`]). The launcher comes from `MOAT_LAUNCHER`, `launcher = "..."` in
 //! the configuration file, or the `moat` binary next to moat-runtime's own. The
 //! configuration file is `/etc/moat/runtime.toml`, or the file `MOAT_RUNTIME_CONFIG` names.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 /// The default configuration file.
@@ -115,6 +116,64 @@ pub fn runtime(flag: Option<&OsString>, file: &FileConfig) -> OsString {
     "runc".into()
 }
 
+/// `program` as `execvp` would find it on `path` (normally `PATH`), so that it is executed
+/// once instead of `execvp` trying `execve` in each directory before it: a failed execve
+/// costs far more than a failed stat. The directories are searched in the same order with
+/// the same outcome: the first regular file this process may execute wins (a directory, a
+/// file without execute permission or on a `noexec` mount is passed over, as execvp passes
+/// over EACCES), and an empty entry is the current directory. A name with a slash, an unset
+/// `PATH`, no match, or any doubt (a lookup error execvp would stop at) leave `program` as
+/// it is, for execvp to search and report exactly as before.
+pub fn resolve_in_path(program: OsString, path: Option<&OsStr>) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = program.as_bytes();
+    let Some(path) = path else {
+        return program;
+    };
+    if name.is_empty() || name.contains(&b'/') {
+        return program;
+    }
+    for dir in path.as_bytes().split(|&b| b == b':') {
+        let mut candidate = if dir.is_empty() {
+            b"./".to_vec()
+        } else {
+            let mut c = dir.to_vec();
+            c.push(b'/');
+            c
+        };
+        candidate.extend_from_slice(name);
+        let candidate = OsString::from_vec(candidate);
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && executable(&candidate) => return candidate,
+            Ok(_) => {}
+            Err(e) => match e.raw_os_error() {
+                // What execvp moves on after (ENOENT, ESTALE, ENOTDIR, ENODEV, ETIMEDOUT, and
+                // EACCES, remembered); anything else it stops at, so it is left to execvp.
+                Some(
+                    libc::ENOENT
+                    | libc::ESTALE
+                    | libc::ENOTDIR
+                    | libc::ENODEV
+                    | libc::ETIMEDOUT
+                    | libc::EACCES,
+                ) => {}
+                _ => return program,
+            },
+        }
+    }
+    program
+}
+
+/// Whether this process may execute `file`, checked with its effective ids as execve does.
+fn executable(file: &OsStr) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(file.as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c is a valid NUL-terminated string; the other arguments are plain integers.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
 /// The launcher binary, checked to be a regular file, as an absolute canonical path.
 pub fn launcher(file: &FileConfig) -> Result<PathBuf, SetupError> {
     let path = if let Some(e) = std::env::var_os(LAUNCHER_ENV).filter(|v| !v.is_empty()) {
@@ -156,6 +215,47 @@ mod tests {
         assert!(c.ports_from_spec);
         assert!(!FileConfig::default().ports_from_spec);
         assert!(FileConfig::parse(p, "ports_from_spec = \"yes\"").is_err());
+    }
+
+    #[test]
+    fn path_lookup_finds_what_execvp_would() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = |n: &str| {
+            let p = d.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (a, b, c, e) = (dir("a"), dir("b"), dir("c"), dir("e"));
+        // a: a directory named rt; b: rt not executable; c: the executable one; e: another.
+        std::fs::create_dir(a.join("rt")).unwrap();
+        for (at, mode) in [(&b, 0o644), (&c, 0o755), (&e, 0o755)] {
+            std::fs::write(at.join("rt"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(at.join("rt"), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let path =
+            std::env::join_paths([d.path().join("none"), a, b, c.clone(), e.clone()]).unwrap();
+        let found = resolve_in_path("rt".into(), Some(&path));
+        assert_eq!(found, c.join("rt").into_os_string());
+        // The user's order wins.
+        let path = std::env::join_paths([e.clone(), c]).unwrap();
+        assert_eq!(
+            resolve_in_path("rt".into(), Some(&path)),
+            e.join("rt").into_os_string()
+        );
+        // Not found, a slash, no PATH: left to execvp.
+        assert_eq!(resolve_in_path("nope".into(), Some(&path)), "nope");
+        assert_eq!(resolve_in_path("./rt".into(), Some(&path)), "./rt");
+        assert_eq!(resolve_in_path("rt".into(), None), "rt");
+        // An empty entry is the current directory, kept relative with a slash.
+        let cwd_path = OsString::from(format!(":{}", e.display()));
+        let here = std::env::current_dir().unwrap();
+        let expected = if here.join("rt").is_file() {
+            OsString::from("./rt")
+        } else {
+            e.join("rt").into_os_string()
+        };
+        assert_eq!(resolve_in_path("rt".into(), Some(&cwd_path)), expected);
     }
 
     #[test]
