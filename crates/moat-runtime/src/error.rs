@@ -26,12 +26,6 @@ pub enum RuntimeError {
     /// The policy cannot be written out for the launcher at all.
     #[error("container policy: {0}")]
     Write(#[from] moat_policy::write::WriteError),
-    /// The normalised policy is longer than one command-line argument may be.
-    #[error("container policy is {len} bytes as JSON; the launcher takes it as one argument, which Linux limits to {} bytes: shorten the policy (for example with directories instead of many files)", crate::inject::MAX_POLICY_ARG)]
-    PolicyTooLong {
-        /// Its length.
-        len: usize,
-    },
     /// moat-runtime's own configuration is wrong.
     #[error(transparent)]
     Setup(#[from] crate::runtime_config::SetupError),

@@ -7,23 +7,20 @@ use crate::cli::{CommandOptions, ProcessArg};
 use crate::config::{prefix_args, Config};
 use crate::error::RuntimeError;
 use crate::inject::{
-    launcher_prefix, BUNDLE_DIR, LAUNCHER_DEST, ORIGINAL_CONFIG, POLICY_TEXT_FLAG,
+    launcher_prefix, BUNDLE_DIR, LAUNCHER_DEST, ORIGINAL_CONFIG, POLICY_FILE_FLAG, POLICY_TEXT_FLAG,
 };
 use crate::policy_source::CONFINED_ANNOTATION;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::Path;
 
-/// The launcher flag of containers created before the policy went inline: a policy file
-/// bind-mounted into the container (`--policy /.moat/policy.json`). Such a container still
-/// has its mount, so an exec into it gets the same flag.
-const POLICY_FILE_FLAG: &str = "--policy";
-
 /// How a confined container's launcher is told its policy: the flag and its value, as
 /// the entrypoint got them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LauncherPolicy {
-    /// `--policy-text` (or `--policy` for a container from an older moat-runtime).
+    /// `--policy-text`, or `--policy` with the path of the policy file mounted into the
+    /// container (a policy too long for one argument, or a container from an older
+    /// moat-runtime).
     pub flag: String,
     /// The policy document (or the file's path in the container).
     pub value: String,

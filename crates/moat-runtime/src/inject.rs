@@ -5,7 +5,10 @@
 //! [--preserve-fd N]... -- <original args>`, where POLICY is the normalised policy in
 //! moat's own dialect as JSON (`moat_policy::write::to_moat_json`), one argument however
 //! it is written: config.json holds it as a JSON string. No policy file is written or
-//! mounted: one mount less on every container start. The environment, working directory,
+//! mounted: one mount less on every container start. Only a policy too long for one
+//! argument (over [`MAX_POLICY_ARG`], thousands of rules) still goes the older way: written to
+//! `<bundle>/moat/policy.json`, bind-mounted read-only at [`POLICY_DEST`] and named with
+//! `--policy`. The environment, working directory,
 //! user and everything else in config.json stay as they were, so the launcher runs exactly
 //! where the entrypoint would have, after pivot_root, and builds its rules from the
 //! container's own paths.
@@ -19,6 +22,12 @@ use std::path::Path;
 pub const LAUNCHER_DEST: &str = "/.moat/moat";
 /// The launcher's flag that carries the policy document itself.
 pub const POLICY_TEXT_FLAG: &str = "--policy-text";
+/// The launcher's flag that names a policy file, for policies too long for one argument.
+pub const POLICY_FILE_FLAG: &str = "--policy";
+/// The policy file's name in [`BUNDLE_DIR`], when there is one.
+pub const POLICY_FILE: &str = "policy.json";
+/// Where the policy file appears inside the container, when there is one.
+pub const POLICY_DEST: &str = "/.moat/policy.json";
 /// The longest policy that fits in one argument: Linux's `MAX_ARG_STRLEN` (32 pages of
 /// 4 KiB, the smallest page size) less the terminating NUL.
 pub const MAX_POLICY_ARG: usize = 32 * 4096 - 1;
@@ -132,22 +141,20 @@ pub fn prepare(
     extra_fds: u32,
     explain: bool,
 ) -> Result<(), RuntimeError> {
-    if policy_json.len() > MAX_POLICY_ARG {
-        return Err(RuntimeError::PolicyTooLong {
-            len: policy_json.len(),
-        });
-    }
-    cfg.prefix_args(&launcher_prefix(
-        POLICY_TEXT_FLAG,
-        policy_json,
-        extra_fds,
-        explain,
-    ))?;
+    let dir = bundle.join(BUNDLE_DIR);
+    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
+    let (flag, value) = if policy_json.len() > MAX_POLICY_ARG {
+        let file = dir.join(POLICY_FILE);
+        write_new(&file, policy_json.as_bytes())?;
+        cfg.add_mount(bind(&file, POLICY_DEST))?;
+        (POLICY_FILE_FLAG, POLICY_DEST)
+    } else {
+        (POLICY_TEXT_FLAG, policy_json)
+    };
+    cfg.prefix_args(&launcher_prefix(flag, value, extra_fds, explain))?;
     cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
     cfg.set_annotation(CONFINED_ANNOTATION, "true")?;
 
-    let dir = bundle.join(BUNDLE_DIR);
-    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
     // The new config.json is written beside, the original is moved aside (no copy), and
     // the new one moved in, so config.json is never half written. In between, config.json
     // is missing: a crash there makes the runtime refuse to start, never start unconfined.
@@ -254,18 +261,27 @@ mod tests {
     }
 
     #[test]
-    fn a_policy_too_long_for_one_argument_is_refused() {
+    fn a_policy_too_long_for_one_argument_goes_in_a_mounted_file() {
         let d = tempfile::tempdir().unwrap();
         let text = r#"{"process":{"args":["/bin/true"]}}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
         let long = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_POLICY_ARG));
-        let e = prepare(d.path(), &mut cfg, &long, Path::new("/m"), 0, false).unwrap_err();
-        assert!(matches!(e, RuntimeError::PolicyTooLong { .. }), "{e}");
+        prepare(d.path(), &mut cfg, &long, Path::new("/m"), 0, false).unwrap();
+        let back = Config::read(d.path()).unwrap();
+        let args = back.value["process"]["args"].as_array().unwrap();
+        assert_eq!(args[2], POLICY_FILE_FLAG);
+        assert_eq!(args[3], POLICY_DEST);
         assert_eq!(
-            std::fs::read(d.path().join("config.json")).unwrap(),
-            text.as_bytes()
+            std::fs::read_to_string(d.path().join(BUNDLE_DIR).join(POLICY_FILE)).unwrap(),
+            long
         );
+        let mounts = back.value["mounts"].as_array().unwrap();
+        let dests: Vec<&str> = mounts
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        assert_eq!(dests, [POLICY_DEST, LAUNCHER_DEST]);
     }
 
     #[test]

@@ -349,6 +349,51 @@ fn exec_into_a_confined_container_is_confined() {
 }
 
 #[test]
+fn a_policy_too_long_for_one_argument_goes_in_a_mounted_file() {
+    need_runc!();
+    // Thousands of optional rules on paths the container does not have: over the 128 KiB
+    // one argument may hold once written as JSON, with the same meaning as POLICY_TOML.
+    let mut read: Vec<serde_json::Value> = (0..3000)
+        .map(|i| {
+            let path = format!("/opt/not-here/{i:05}/some/longer/name");
+            serde_json::json!({"path": path, "optional": true})
+        })
+        .collect();
+    read.push("/etc".into());
+    let policy = serde_json::json!({"filesystem": {
+        "read_exec": ["/bin"], "read": read, "read_write": ["/tmp"]
+    }});
+    let b = Bundle::new("long");
+    b.annotate("moat.dev/policy", &policy.to_string());
+    start_sleeping(&b);
+    let c = b.config();
+    assert_eq!(c["process"]["args"][2], "--policy");
+    assert_eq!(c["process"]["args"][3], "/.moat/policy.json");
+    assert!(
+        std::fs::metadata(b.path().join("moat/policy.json"))
+            .unwrap()
+            .len()
+            > 128 * 1024,
+        "the policy should not fit in one argument"
+    );
+    // Exec gets the same policy file, and is confined by it.
+    let o = b
+        .cmd(&moat_runtime())
+        .arg("exec")
+        .arg(&b.id)
+        .args(PROBE)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), CONFINED, "{}\nlog: {}", stderr(&o), b.log());
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["kill", &b.id, "KILL"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kill: {}", stderr(&o));
+}
+
+#[test]
 fn exec_into_a_plain_container_is_not_wrapped() {
     need_runc!();
     let b = Bundle::new("execplain");
