@@ -67,9 +67,10 @@ impl fmt::Display for Diagnostic {
         f.write_str(&self.message)?;
         if let (Some(line), Some(text)) = (self.line, &self.source_line) {
             let gutter = line.to_string().len();
-            write!(f, "\n{:gutter$} |\n{line} | {text}", "")?;
-            if let Some(col) = self.column {
-                let pad: String = text
+            let (shown, col) = excerpt(text, self.column);
+            write!(f, "\n{:gutter$} |\n{line} | {shown}", "")?;
+            if let Some(col) = col {
+                let pad: String = shown
                     .chars()
                     .take(col.saturating_sub(1))
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
@@ -79,6 +80,32 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// Lines longer than this many characters are shown as a window around the column: a
+/// minified JSON policy (an annotation, `--policy-text`) is one line of any length.
+const MAX_SHOWN: usize = 100;
+
+/// The part of `text` to show and the column within it: all of a short line, else
+/// [`MAX_SHOWN`] characters around `column` with `…` where the line goes on.
+fn excerpt(text: &str, column: Option<usize>) -> (String, Option<usize>) {
+    let len = text.chars().count();
+    if len <= MAX_SHOWN {
+        return (text.to_string(), column);
+    }
+    let at = column.unwrap_or(1).saturating_sub(1).min(len);
+    let start = at.saturating_sub(MAX_SHOWN / 2).min(len - MAX_SHOWN);
+    let end = start + MAX_SHOWN;
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(text.chars().skip(start).take(MAX_SHOWN));
+    if end < len {
+        shown.push('…');
+    }
+    let col = column.map(|_| at - start + 1 + usize::from(start > 0));
+    (shown, col)
 }
 
 /// Everything that can go wrong while loading a policy.
@@ -163,5 +190,59 @@ mod tests {
             "{shown}"
         );
         assert!(shown.ends_with("|           ^"), "{shown}");
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_column() {
+        let text = format!(
+            "{{\"a\":[{}],\"bad\":1,\"z\":[{}]}}",
+            "1,".repeat(500) + "1",
+            "2,".repeat(500) + "2"
+        );
+        let at = text.find("\"bad\"").unwrap();
+        let d = Diagnostic {
+            file: "--policy-text".into(),
+            line: None,
+            column: None,
+            key: "bad".into(),
+            message: "unknown field".into(),
+            source_line: None,
+        }
+        .at_offset(&text, at);
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 4, "{shown}");
+        assert!(lines[2].chars().count() < MAX_SHOWN + 10, "{shown}");
+        assert!(
+            lines[2].starts_with("1 | …") && lines[2].ends_with('…'),
+            "{shown}"
+        );
+        // The caret sits under the offending key.
+        let caret = lines[3].chars().count() - 1;
+        assert_eq!(lines[2].chars().nth(caret), Some('"'), "{shown}");
+        assert_eq!(
+            lines[2].chars().skip(caret).collect::<String>()[..6].to_string(),
+            "\"bad\":"
+        );
+        // Near either end, the window stops at the line's end.
+        for at in [0, text.len() - 1] {
+            let d = Diagnostic {
+                file: "x".into(),
+                line: None,
+                column: None,
+                key: String::new(),
+                message: "m".into(),
+                source_line: None,
+            }
+            .at_offset(&text, at);
+            let shown = d.to_string();
+            let lines: Vec<&str> = shown.lines().collect();
+            let caret = lines[3].chars().count() - 1;
+            assert_eq!(
+                lines[2].chars().nth(caret),
+                text[at..].chars().next(),
+                "{shown}"
+            );
+        }
     }
 }
