@@ -277,6 +277,26 @@ fn start_sleeping(b: &Bundle) {
     assert!(o.status.success(), "start: {}", stderr(&o));
 }
 
+/// `moat-runtime exec` of the probe line into `b`'s running container.
+fn exec_probe(b: &Bundle) -> Output {
+    b.cmd(&moat_runtime())
+        .arg("exec")
+        .arg(&b.id)
+        .args(PROBE)
+        .output()
+        .unwrap()
+}
+
+/// Kills `b`'s running container through moat-runtime.
+fn kill(b: &Bundle) {
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["kill", &b.id, "KILL"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kill: {}", stderr(&o));
+}
+
 #[test]
 fn exec_into_a_confined_container_is_confined() {
     need_runc!();
@@ -285,13 +305,7 @@ fn exec_into_a_confined_container_is_confined() {
     start_sleeping(&b);
 
     // Trailing arguments.
-    let o = b
-        .cmd(&moat_runtime())
-        .arg("exec")
-        .arg(&b.id)
-        .args(PROBE)
-        .output()
-        .unwrap();
+    let o = exec_probe(&b);
     assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
 
     // A --process file, as podman and containerd pass it.
@@ -340,12 +354,7 @@ fn exec_into_a_confined_container_is_confined() {
             .unwrap();
         assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
     }
-    let o = b
-        .cmd(&moat_runtime())
-        .args(["kill", &b.id, "KILL"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "kill: {}", stderr(&o));
+    kill(&b);
 }
 
 #[test]
@@ -377,20 +386,9 @@ fn a_policy_too_long_for_one_argument_goes_in_a_mounted_file() {
         "the policy should not fit in one argument"
     );
     // Exec gets the same policy file, and is confined by it.
-    let o = b
-        .cmd(&moat_runtime())
-        .arg("exec")
-        .arg(&b.id)
-        .args(PROBE)
-        .output()
-        .unwrap();
+    let o = exec_probe(&b);
     assert_eq!(stdout(&o), CONFINED, "{}\nlog: {}", stderr(&o), b.log());
-    let o = b
-        .cmd(&moat_runtime())
-        .args(["kill", &b.id, "KILL"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "kill: {}", stderr(&o));
+    kill(&b);
 }
 
 #[test]
@@ -398,13 +396,7 @@ fn exec_into_a_plain_container_is_not_wrapped() {
     need_runc!();
     let b = Bundle::new("execplain");
     start_sleeping(&b);
-    let o = b
-        .cmd(&moat_runtime())
-        .arg("exec")
-        .arg(&b.id)
-        .args(PROBE)
-        .output()
-        .unwrap();
+    let o = exec_probe(&b);
     assert_eq!(stdout(&o), OPEN, "{}", stderr(&o));
 }
 
@@ -819,12 +811,6 @@ fn checkpoint_passes_through_and_restore_of_a_confined_container_is_refused() {
     assert!(stderr(&ours).contains("criu"), "{}", stderr(&ours));
     // The confined container is still there and still confined.
     assert!(b.exists());
-    let o = b
-        .cmd(&moat_runtime())
-        .arg("exec")
-        .arg(&b.id)
-        .args(PROBE)
-        .output()
-        .unwrap();
+    let o = exec_probe(&b);
     assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
 }
