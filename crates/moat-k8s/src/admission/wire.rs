@@ -1,7 +1,9 @@
 //! The AdmissionReview v1 wire format: the fields of a request moat reads, and the
 //! response it writes.
 //!
-//! A request is read in one pass, the Pod included, when it can be: reading the object as
+//! A request is read first by `scan`, which reads the bodies a cluster sends several times
+//! faster than serde_json and gives up on anything else. Then by serde_json:
+//! a request is read in one pass, the Pod included, when it can be: reading the object as
 //! raw JSON first and the Pod from that text after would scan every byte of it twice. When
 //! the one pass fails, the request is read again in two steps, so that the two failures
 //! keep their different answers: a body that is no AdmissionReview gets HTTP 400 (there is
@@ -48,43 +50,50 @@ pub(super) struct Request {
     pub dry_run: bool,
 }
 
+// The fields are read by serde_json and by `scan`, which must agree (its tests compare).
 #[derive(Deserialize)]
-struct ReviewIn<O> {
+#[cfg_attr(test, derive(Debug))]
+pub(super) struct ReviewIn<O> {
     #[serde(rename = "apiVersion")]
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<RequestIn<O>>,
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub request: Option<RequestIn<O>>,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug))]
 #[serde(rename_all = "camelCase")]
-struct RequestIn<O> {
-    uid: String,
-    kind: GroupVersionKind,
+pub(super) struct RequestIn<O> {
+    pub uid: String,
+    pub kind: GroupVersionKind,
     #[serde(default)]
-    sub_resource: Option<String>,
-    operation: String,
+    pub sub_resource: Option<String>,
+    pub operation: String,
     #[serde(default)]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
     // Absent reads as `None` without `default`, which would ask `O: Default`.
-    object: Option<O>,
-    old_object: Option<O>,
+    pub object: Option<O>,
+    pub old_object: Option<O>,
     #[serde(default)]
-    dry_run: Option<bool>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Deserialize)]
-struct GroupVersionKind {
+#[cfg_attr(test, derive(Debug))]
+pub(super) struct GroupVersionKind {
     #[serde(default)]
-    group: String,
+    pub group: String,
     #[serde(default)]
-    kind: String,
+    pub kind: String,
 }
 
 /// Reads an AdmissionReview v1 request.
 pub(super) fn read(body: &[u8]) -> Result<Request, BadRequest> {
+    if let Some(review) = super::scan::read(body) {
+        return review_fields(review, PodIn::Read);
+    }
     if let Ok(review) = serde_json::from_slice::<ReviewIn<PodView>>(body) {
         return review_fields(review, PodIn::Read);
     }
