@@ -32,7 +32,6 @@
 //! was allowed before gets the answer kept by `template`: a controller sends the same
 //! template for every replica, and working it out again is most of a request's cost.
 
-mod scan;
 mod template;
 mod wire;
 

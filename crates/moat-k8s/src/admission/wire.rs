@@ -1,9 +1,7 @@
 //! The AdmissionReview v1 wire format: the fields of a request moat reads, and the
 //! response it writes.
 //!
-//! A request is read first by `scan`, which reads the bodies a cluster sends several times
-//! faster than serde_json and gives up on anything else. Then by serde_json:
-//! a request is read in one pass, the Pod included, when it can be: reading the object as
+//! A request is read in one pass, the Pod included, when it can be: reading the object as
 //! raw JSON first and the Pod from that text after would scan every byte of it twice. When
 //! the one pass fails, the request is read again in two steps, so that the two failures
 //! keep their different answers: a body that is no AdmissionReview gets HTTP 400 (there is
@@ -50,50 +48,43 @@ pub(super) struct Request {
     pub dry_run: bool,
 }
 
-// The fields are read by serde_json and by `scan`, which must agree (its tests compare).
 #[derive(Deserialize)]
-#[cfg_attr(test, derive(Debug))]
-pub(super) struct ReviewIn<O> {
+struct ReviewIn<O> {
     #[serde(rename = "apiVersion")]
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    pub request: Option<RequestIn<O>>,
+    api_version: Option<String>,
+    kind: Option<String>,
+    request: Option<RequestIn<O>>,
 }
 
 #[derive(Deserialize)]
-#[cfg_attr(test, derive(Debug))]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RequestIn<O> {
-    pub uid: String,
-    pub kind: GroupVersionKind,
+struct RequestIn<O> {
+    uid: String,
+    kind: GroupVersionKind,
     #[serde(default)]
-    pub sub_resource: Option<String>,
-    pub operation: String,
+    sub_resource: Option<String>,
+    operation: String,
     #[serde(default)]
-    pub namespace: Option<String>,
+    namespace: Option<String>,
     #[serde(default)]
-    pub name: Option<String>,
+    name: Option<String>,
     // Absent reads as `None` without `default`, which would ask `O: Default`.
-    pub object: Option<O>,
-    pub old_object: Option<O>,
+    object: Option<O>,
+    old_object: Option<O>,
     #[serde(default)]
-    pub dry_run: Option<bool>,
+    dry_run: Option<bool>,
 }
 
 #[derive(Deserialize)]
-#[cfg_attr(test, derive(Debug))]
-pub(super) struct GroupVersionKind {
+struct GroupVersionKind {
     #[serde(default)]
-    pub group: String,
+    group: String,
     #[serde(default)]
-    pub kind: String,
+    kind: String,
 }
 
 /// Reads an AdmissionReview v1 request.
 pub(super) fn read(body: &[u8]) -> Result<Request, BadRequest> {
-    if let Some(review) = super::scan::read(body) {
-        return review_fields(review, PodIn::Read);
-    }
     if let Ok(review) = serde_json::from_slice::<ReviewIn<PodView>>(body) {
         return review_fields(review, PodIn::Read);
     }
