@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod early;
 pub mod error;
 pub mod exec_process;
 pub mod features;
