@@ -507,6 +507,88 @@ mod tests {
         }
     }
 
+    /// On random command lines: whenever the early path takes a line, the full parser reads
+    /// it as a pass-through of the same arguments to the default runtime; and it takes
+    /// every plain pass-through line the full parser reads that way.
+    #[test]
+    fn agrees_with_the_full_parser_on_random_lines() {
+        const WORDS: &[&str] = &[
+            "start",
+            "delete",
+            "state",
+            "kill",
+            "create",
+            "run",
+            "exec",
+            "features",
+            "restore",
+            "help",
+            "spec",
+            "list",
+            "bogus",
+            "id",
+            "KILL",
+            "--",
+            "-",
+            "",
+            "--root",
+            "-root",
+            "--root=/r",
+            "/r",
+            "--log",
+            "--log=x",
+            "--log-format",
+            "json",
+            "--debug",
+            "--systemd-cgroup",
+            "--moat-runtime",
+            "-moat-runtime",
+            "crun",
+            "--moat-runtime=crun",
+            "--criu",
+            "-v",
+            "--help",
+            "--bundle",
+            "b",
+            "=",
+            "--=x",
+            "---root",
+            "--rootless",
+            "true",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let n = (next() % 7) as usize;
+            let line: Vec<&str> = (0..n)
+                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+                .collect();
+            let early = pass(&line);
+            let full = crate::cli::parse(line.iter().map(|a| a.into()).collect());
+            let full_plain = full.as_ref().is_ok_and(|l| {
+                l.globals.runtime.is_none()
+                    && l.command
+                        .as_deref()
+                        .is_some_and(|c| contains(FAST_COMMANDS, c.as_bytes()))
+            });
+            assert_eq!(early, full_plain, "{line:?}: {full:?}");
+            if early {
+                let args: Vec<String> = full
+                    .unwrap()
+                    .to_args()
+                    .into_iter()
+                    .map(|a| a.into_string().unwrap())
+                    .collect();
+                assert_eq!(args, line, "{line:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_environment_must_leave_the_runtime_to_the_default() {
         let env = |v: &[&'static str]| {
