@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub const RUNTIME_FLAG: &str = "moat-runtime";
 
 /// Global flags (runc's, and crun's) that take a value.
-const GLOBAL_VALUE_FLAGS: &[&str] = &[
+pub(crate) const GLOBAL_VALUE_FLAGS: &[&str] = &[
     "log",
     "log-format",
     "root",

@@ -33,6 +33,8 @@
 //! The logic is plain Rust over byte strings, tested like any other; only [`pass_through`]
 //! touches raw memory.
 
+use crate::cli::{GLOBAL_VALUE_FLAGS, RUNTIME_FLAG};
+use crate::runtime_config::{CONFIG_ENV, CONFIG_FILE, DEFAULT_RUNTIME, RUNTIME_ENV};
 use core::ptr::{read_volatile, write_volatile};
 
 /// Subcommands moat-runtime only passes through (everything but `create`, `run`, `exec`,
@@ -54,24 +56,8 @@ pub const FAST_COMMANDS: &[&[u8]] = &[
     b"mounts",
 ];
 
-/// The global flags taking a value ([`crate::cli`]'s list, and moat-runtime's own flag).
-const VALUE_FLAGS: &[&[u8]] = &[
-    b"log",
-    b"log-format",
-    b"root",
-    b"criu",
-    b"rootless",
-    b"cgroup-manager",
-    b"log-level",
-    b"handler",
-    b"moat-runtime",
-];
-
-/// The runtime's name when nothing configures another.
-pub const DEFAULT_RUNTIME: &[u8] = b"runc";
-
 /// Longest candidate path tried (`PATH_MAX`).
-const MAX_PATH: usize = 4096;
+pub const MAX_PATH: usize = 4096;
 
 /// A list of byte strings read by index: the kernel's `argv`/`envp` arrays, or slices in
 /// tests. Taken by reference and walked with an index, because in an unoptimised build
@@ -134,10 +120,11 @@ pub fn is_pass_through<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
             end += 1;
         }
         let name = arg.get(start..end).unwrap_or(&[]);
-        if eq(name, b"moat-runtime") {
+        if eq(name, RUNTIME_FLAG.as_bytes()) {
             return false;
         }
-        if contains(VALUE_FLAGS, name) && !inline {
+        let takes_value = GLOBAL_VALUE_FLAGS.iter().any(|f| eq(f.as_bytes(), name));
+        if takes_value && !inline {
             if args.at(i).is_none() {
                 return false;
             }
@@ -154,7 +141,7 @@ pub fn default_runtime_env<S: Strings + ?Sized>(env: &S) -> Option<&[u8]> {
     let mut i = 0;
     while let Some(var) = env.at(i) {
         i += 1;
-        if starts_with(var, b"MOAT_RUNTIME=") || starts_with(var, b"MOAT_RUNTIME_CONFIG=") {
+        if is_variable(var, RUNTIME_ENV) || is_variable(var, CONFIG_ENV) {
             return None;
         }
         if path.is_none() && starts_with(var, b"PATH=") {
@@ -162,6 +149,11 @@ pub fn default_runtime_env<S: Strings + ?Sized>(env: &S) -> Option<&[u8]> {
         }
     }
     path
+}
+
+/// Whether `var` (`NAME=value`) sets `name`.
+fn is_variable(var: &[u8], name: &str) -> bool {
+    starts_with(var, name.as_bytes()) && var.get(name.len()) == Some(&b'=')
 }
 
 /// What a candidate path turned out to be.
@@ -175,8 +167,31 @@ pub enum Probe {
     Stop,
 }
 
-/// Searches `path` for `name` as [`crate::runtime_config::resolve_in_path`] does, building
-/// each candidate (NUL-terminated) in `buf` and asking `probe` about it. Returns the length
+/// What the search does after a failed `stat` with `errno`: move on where execvp moves on
+/// (ENOENT, ESTALE, ENOTDIR, ENODEV, ETIMEDOUT, and EACCES, which it remembers), stop
+/// where it stops.
+pub fn after_error(errno: i32) -> Probe {
+    const MOVE_ON: [i32; 6] = [
+        libc::ENOENT,
+        libc::ESTALE,
+        libc::ENOTDIR,
+        libc::ENODEV,
+        libc::ETIMEDOUT,
+        libc::EACCES,
+    ];
+    let mut i = 0;
+    while i < MOVE_ON.len() {
+        if MOVE_ON[i] == errno {
+            return Probe::Skip;
+        }
+        i += 1;
+    }
+    Probe::Stop
+}
+
+/// Searches `path` for `name` as execvp does (the one search behind both this early path
+/// and [`crate::runtime_config::resolve_in_path`]), building each candidate
+/// (NUL-terminated) in `buf` and asking `probe` about it. Returns the length
 /// of the winner in `buf` (without the NUL), or `None` for "let the full path decide".
 pub fn search(
     name: &[u8],
@@ -322,12 +337,6 @@ const STAT_SIZE: usize = 144;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn probe_candidate(c: &[u8]) -> Probe {
-    const ENOENT: isize = 2;
-    const EACCES: isize = 13;
-    const ENODEV: isize = 19;
-    const ENOTDIR: isize = 20;
-    const ETIMEDOUT: isize = 110;
-    const ESTALE: isize = 116;
     const X_OK: usize = 1;
     const AT_EACCESS: usize = 0x200;
     const AT_FDCWD: isize = -100;
@@ -343,10 +352,7 @@ fn probe_candidate(c: &[u8]) -> Probe {
         )
     };
     if r < 0 {
-        return match -r {
-            ENOENT | ESTALE | ENOTDIR | ENODEV | ETIMEDOUT | EACCES => Probe::Skip,
-            _ => Probe::Stop,
-        };
+        return after_error(-r as i32);
     }
     // SAFETY: the kernel filled st; st_mode is a u32 at its offset.
     let mode =
@@ -391,15 +397,15 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     let Some(path) = default_runtime_env(&env) else {
         return;
     };
-    if config_file_may_exist() {
-        return;
-    }
     // A static buffer: zero pages from the kernel, where a stack array would need a
     // `memset` to be a valid `[u8]`. Nothing else runs yet, so nothing else touches it.
     static mut CANDIDATE: [u8; MAX_PATH] = [0; MAX_PATH];
     // SAFETY: the only reference to CANDIDATE, in the program's only thread.
     let buf = unsafe { &mut *core::ptr::addr_of_mut!(CANDIDATE) };
-    if search(DEFAULT_RUNTIME, path, buf, probe_candidate).is_none() {
+    if config_file_may_exist(buf) {
+        return;
+    }
+    if search(DEFAULT_RUNTIME.to_bytes(), path, buf, probe_candidate).is_none() {
         return;
     }
     // What Command::exec does on the full path: an empty signal mask, SIGPIPE at default.
@@ -407,10 +413,16 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     let default_action = [0usize; 4];
     // SAFETY: valid pointers to a sigset and a kernel sigaction of the sizes given.
     unsafe {
-        raw::syscall4(raw::RT_SIGPROCMASK, 2, &empty as *const u64 as usize, 0, 8);
+        raw::syscall4(
+            raw::RT_SIGPROCMASK,
+            libc::SIG_SETMASK as usize,
+            &empty as *const u64 as usize,
+            0,
+            8,
+        );
         raw::syscall4(
             raw::RT_SIGACTION,
-            13,
+            libc::SIGPIPE as usize,
             default_action.as_ptr() as usize,
             0,
             8,
@@ -421,7 +433,7 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     unsafe {
         let argv0 = argv.cast_mut();
         let was = read_volatile(argv0);
-        write_volatile(argv0, c"runc".as_ptr().cast::<u8>());
+        write_volatile(argv0, DEFAULT_RUNTIME.as_ptr().cast::<u8>());
         raw::syscall4(
             raw::EXECVE,
             buf.as_ptr() as usize,
@@ -433,22 +445,27 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     }
 }
 
-/// Whether `/etc/moat/runtime.toml` may exist (anything but "no such file").
+/// Whether the configuration file ([`CONFIG_FILE`]) may exist (anything but "no such
+/// file"); `buf` holds its NUL-terminated name meanwhile.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn config_file_may_exist() -> bool {
+fn config_file_may_exist(buf: &mut [u8]) -> bool {
+    if CONFIG_FILE.len() >= buf.len() {
+        return true;
+    }
+    put(buf, 0, CONFIG_FILE.as_bytes());
+    put(buf, CONFIG_FILE.len(), b"\0");
     let mut st = core::mem::MaybeUninit::<[u64; STAT_SIZE / 8]>::uninit();
-    let file = c"/etc/moat/runtime.toml";
     // SAFETY: a NUL-terminated path and room for struct stat.
     let r = unsafe {
         raw::syscall4(
             raw::NEWFSTATAT,
             -100isize as usize,
-            file.as_ptr() as usize,
+            buf.as_ptr() as usize,
             st.as_mut_ptr() as usize,
             0,
         )
     };
-    r != -2
+    r != -(libc::ENOENT as isize)
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! the configuration file, or the `moat` binary next to moat-runtime's own. The
 //! configuration file is `/etc/moat/runtime.toml`, or the file `MOAT_RUNTIME_CONFIG` names.
 
-use std::ffi::{OsStr, OsString};
+use crate::early::{self, Probe};
+use std::ffi::{CStr, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The default configuration file.
@@ -113,8 +115,12 @@ pub fn runtime(flag: Option<&OsString>, file: &FileConfig) -> OsString {
     if let Some(r) = &file.runtime {
         return r.into();
     }
-    "runc".into()
+    OsStr::from_bytes(DEFAULT_RUNTIME.to_bytes()).into()
 }
+
+/// The real runtime when nothing names another (a C string: the early pass-through hands
+/// it to `execve` as `argv[0]`).
+pub const DEFAULT_RUNTIME: &CStr = c"runc";
 
 /// `program` as `execvp` would find it on `path` (normally `PATH`), so that it is executed
 /// once instead of `execvp` trying `execve` in each directory before it: a failed execve
@@ -125,53 +131,40 @@ pub fn runtime(flag: Option<&OsString>, file: &FileConfig) -> OsString {
 /// `PATH`, no match, or any doubt (a lookup error execvp would stop at) leave `program` as
 /// it is, for execvp to search and report exactly as before.
 pub fn resolve_in_path(program: OsString, path: Option<&OsStr>) -> OsString {
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let name = program.as_bytes();
+    use std::os::unix::ffi::OsStringExt;
     let Some(path) = path else {
         return program;
     };
-    if name.is_empty() || name.contains(&b'/') {
-        return program;
-    }
-    for dir in path.as_bytes().split(|&b| b == b':') {
-        let mut candidate = if dir.is_empty() {
-            b"./".to_vec()
-        } else {
-            let mut c = dir.to_vec();
-            c.push(b'/');
-            c
-        };
-        candidate.extend_from_slice(name);
-        let candidate = OsString::from_vec(candidate);
-        match std::fs::metadata(&candidate) {
-            Ok(m) if m.is_file() && executable(&candidate) => return candidate,
-            Ok(_) => {}
-            Err(e) => match e.raw_os_error() {
-                // What execvp moves on after (ENOENT, ESTALE, ENOTDIR, ENODEV, ETIMEDOUT, and
-                // EACCES, remembered); anything else it stops at, so it is left to execvp.
-                Some(
-                    libc::ENOENT
-                    | libc::ESTALE
-                    | libc::ENOTDIR
-                    | libc::ENODEV
-                    | libc::ETIMEDOUT
-                    | libc::EACCES,
-                ) => {}
-                _ => return program,
-            },
+    let mut buf = vec![0u8; early::MAX_PATH];
+    match early::search(program.as_bytes(), path.as_bytes(), &mut buf, probe) {
+        Some(len) => {
+            buf.truncate(len);
+            OsString::from_vec(buf)
         }
+        None => program,
     }
-    program
 }
 
-/// Whether this process may execute `file`, checked with its effective ids as execve does.
-fn executable(file: &OsStr) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(file.as_bytes()) else {
-        return false;
+/// What one candidate of the search is, by `stat` and `faccessat` with the effective ids
+/// as execve checks them (`c` ends in its NUL).
+fn probe(c: &[u8]) -> Probe {
+    let Ok(c) = CStr::from_bytes_with_nul(c) else {
+        return Probe::Stop;
     };
-    // SAFETY: c is a valid NUL-terminated string; the other arguments are plain integers.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: c is NUL-terminated; st has room for a struct stat.
+    if unsafe { libc::stat(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return early::after_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: stat succeeded and filled st.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    // SAFETY: c is NUL-terminated; the other arguments are plain integers.
+    let x = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
+    if mode & libc::S_IFMT == libc::S_IFREG && x == 0 {
+        Probe::Executable
+    } else {
+        Probe::Skip
+    }
 }
 
 /// The launcher binary, checked to be a regular file, as an absolute canonical path.
