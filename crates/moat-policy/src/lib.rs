@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod annotations;
+pub mod caps;
 pub mod dialect;
 pub mod error;
 pub mod model;
@@ -19,10 +20,12 @@ pub mod vars;
 pub mod write;
 
 pub use abi::Abi;
+pub use caps::{Cap, CapSet, KeepCaps};
 pub use dialect::{load_file, parse_str, Dialect, Document, Format};
 pub use error::{Diagnostic, PolicyError};
 pub use model::{
-    AuditFlags, Compat, EnvPolicy, FsPolicy, NetPolicy, Origin, PathRule, Policy, PortRule,
+    AuditFlags, Compat, EnvPolicy, FsPolicy, NetPolicy, Origin, PathException, PathRule, Policy,
+    PortRule,
 };
 pub use ports::{PortError, PortRange};
 pub use rights::{

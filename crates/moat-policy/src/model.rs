@@ -2,6 +2,7 @@
 //! reads from.
 
 use crate::abi::Abi;
+use crate::caps::KeepCaps;
 use crate::ports::PortRange;
 use crate::rights::{FsAccess, NetAccess, NetRight, ScopeSet};
 use std::fmt;
@@ -65,6 +66,17 @@ pub struct PathRule {
     pub origin: Origin,
 }
 
+/// A path beneath which no rule of an enclosing directory applies: "read /etc except
+/// /etc/shadow". Landlock only allows, so the planner grants the enclosing rules' rights on
+/// the siblings along the way down instead (see `moat_sandbox::plan`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathException {
+    /// The path as written; may hold `${VARIABLE}` references until resolved.
+    pub path: String,
+    /// Where the exception was written.
+    pub origin: Origin,
+}
+
 /// Network rights granted on a range of ports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortRule {
@@ -89,6 +101,8 @@ pub struct FsPolicy {
     pub required: FsAccess,
     /// The grants.
     pub rules: Vec<PathRule>,
+    /// Paths the grants of enclosing directories do not reach.
+    pub except: Vec<PathException>,
 }
 
 /// The network part of a policy.
@@ -173,6 +187,10 @@ pub struct Policy {
     pub audit: AuditFlags,
     /// Environment handling.
     pub env: EnvPolicy,
+    /// The capabilities kept across exec; `None` when the policy does not say, which
+    /// `moat run` and the watchdog take as "drop them all" and the container launcher as
+    /// "keep what the container's own configuration gave".
+    pub caps: Option<KeepCaps>,
 }
 
 /// The filesystem rights strict mode insists on for moat's own dialect: those of ABI 3,
@@ -194,6 +212,7 @@ impl Policy {
                 handled: FsAccess::all(),
                 required: fs_baseline(),
                 rules: Vec::new(),
+                except: Vec::new(),
             },
             net: NetPolicy {
                 unrestricted: false,
@@ -205,6 +224,7 @@ impl Policy {
             scopes: ScopeSet::all(),
             audit: AuditFlags::default(),
             env: EnvPolicy::default(),
+            caps: None,
         }
     }
 
@@ -260,6 +280,7 @@ impl Policy {
             self.fs.handled = self.fs.handled.union(other.fs.handled);
             self.fs.required = self.fs.required.union(other.fs.required);
             self.fs.rules.extend(other.fs.rules);
+            self.fs.except.extend(other.fs.except);
         }
         if self.net.unrestricted || other.net.unrestricted {
             self.lift_network();
@@ -274,6 +295,10 @@ impl Policy {
         self.env.clear |= other.env.clear;
         self.env.pass.extend(other.env.pass);
         self.env.set.extend(other.env.set);
+        self.caps = match (self.caps, other.caps) {
+            (Some(a), Some(b)) => Some(a.union(b)),
+            (a, b) => a.or(b),
+        };
         self
     }
 
@@ -305,6 +330,20 @@ impl Policy {
                 path: p.into(),
                 access,
                 optional,
+                origin: Origin::new(origin),
+            });
+        }
+    }
+
+    /// Excepts each path from the grants of enclosing directories, all from one origin.
+    pub fn except_paths<I, S>(&mut self, paths: I, origin: &str)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for p in paths {
+            self.fs.except.push(PathException {
+                path: p.into(),
                 origin: Origin::new(origin),
             });
         }

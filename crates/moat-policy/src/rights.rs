@@ -415,8 +415,9 @@ pub enum FsGroup {
     /// `read` + `execute`.
     ReadExec,
     /// Change content and entries: write, truncate, create (files, dirs, symlinks, sockets,
-    /// fifos), remove, rename and link across directories, device ioctls and connecting to
-    /// unix sockets by path.
+    /// fifos), remove, rename and link across directories, device ioctls. Connecting to the
+    /// unix sockets in a directory is a right of its own (`resolve_unix`, moat's `unix`
+    /// list): a writable directory is not a channel to whatever server listens in it.
     Write,
     /// `read` + `write`.
     ReadWrite,
@@ -463,18 +464,8 @@ impl FsGroup {
             FsGroup::Execute => FsAccess::of(&[Execute]),
             FsGroup::ReadExec => FsGroup::Read.access().union(FsGroup::Execute.access()),
             FsGroup::Write => FsAccess::of(&[
-                WriteFile,
-                Truncate,
-                RemoveDir,
-                RemoveFile,
-                MakeDir,
-                MakeReg,
-                MakeSym,
-                MakeSock,
-                MakeFifo,
-                Refer,
-                IoctlDev,
-                ResolveUnix,
+                WriteFile, Truncate, RemoveDir, RemoveFile, MakeDir, MakeReg, MakeSym, MakeSock,
+                MakeFifo, Refer, IoctlDev,
             ]),
             FsGroup::ReadWrite => FsGroup::Read.access().union(FsGroup::Write.access()),
             FsGroup::ReadWriteExec => FsGroup::ReadWrite.access().union(FsGroup::Execute.access()),

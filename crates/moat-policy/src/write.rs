@@ -161,11 +161,12 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
                 ));
             }
         }
-        let mut lists: [(&str, Vec<String>); 4] = [
+        let mut lists: [(&str, Vec<String>); 5] = [
             ("read", Vec::new()),
             ("read_exec", Vec::new()),
             ("write", Vec::new()),
             ("write_exec", Vec::new()),
+            ("unix", Vec::new()),
         ];
         let mut groups: Vec<(FsAccess, Vec<String>)> = Vec::new();
         for rule in &fs.rules {
@@ -182,6 +183,12 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
             if !list.is_empty() {
                 keys.push(format!("{name} = {}", toml_list(list)));
             }
+        }
+        if !fs.except.is_empty() {
+            keys.push(format!(
+                "except = {}",
+                toml_list(fs.except.iter().map(|e| q(&e.path)))
+            ));
         }
         for (access, paths) in groups {
             blocks.push_str(&format!(
@@ -266,6 +273,12 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
         out.push_str(&format!(
             "\n[audit]\nlog_same_exec = {}\nlog_new_exec = {}\nlog_subdomains = {}\n",
             a.log_same_exec, a.log_new_exec, a.log_subdomains
+        ));
+    }
+    if let Some(keep) = policy.caps {
+        out.push_str(&format!(
+            "\n[capabilities]\nkeep = {}\n",
+            toml_list(keep.names().iter().map(|n| q(n)))
         ));
     }
     let env = &policy.env;
@@ -364,6 +377,21 @@ fn plain(policy: &Policy, dialect: &str, names_scopes: bool, warnings: &mut Vec<
     if !policy.audit.is_default() {
         warnings.push(format!(
             "{dialect} has no audit flags: the kernel's default logging applies"
+        ));
+    }
+    if let Some(keep) = policy.caps {
+        warnings.push(format!(
+            "{dialect} has no capability settings: `keep = {:?}` is dropped, so moat drops \
+             every capability",
+            keep.names()
+        ));
+    }
+    if !policy.fs.except.is_empty() {
+        let paths: Vec<&str> = policy.fs.except.iter().map(|e| e.path.as_str()).collect();
+        warnings.push(format!(
+            "{dialect} has no path exceptions: {} become readable (or writable) again through \
+             the rules on their directories",
+            paths.join(", ")
         ));
     }
     let env = &policy.env;

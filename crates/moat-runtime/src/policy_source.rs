@@ -155,6 +155,12 @@ pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, Sour
     let mut policy = policy;
     let compat = policy.compat.or(compat_override).unwrap_or_default();
     policy.compat = Some(compat);
+    // The runtime has applied the container's own capability set (config.json's
+    // `process.capabilities`) by the time the launcher runs: a policy that names no set
+    // leaves it as it is, one that names a set narrows it.
+    if policy.caps.is_none() {
+        policy.caps = Some(moat_policy::KeepCaps::ALL);
+    }
     Ok(Some(Resolved {
         policy,
         compat,

@@ -2,15 +2,18 @@
 //! the calling process, then execs the target.
 //!
 //! The order is fixed: [`abi`] (what the kernel can do) -> [`mod@plan`] (the decision of
-//! what will and will not be enforced, with its [`report`]) -> [`fds`], [`landlock`] and
-//! [`seccomp`] (the only code that restricts) -> [`exec`]. Each enforcement point (`moat
-//! run`, the container launcher, the function watchdog) strings them together in this
-//! order.
+//! what will and will not be enforced, with its [`report`]) -> [`enforce`] (the one place
+//! that restricts: no_new_privs, [`caps`], [`landlock`], [`seccomp`], in that order) ->
+//! [`exec`]. Every enforcement point (`moat run`, `--explain`, the container launcher,
+//! the function watchdog through [`spawn`]) goes through [`enforce::Restrictions`].
 
 #![deny(missing_docs)]
 
 pub mod abi;
 pub mod audit;
+pub mod caps;
+pub mod enforce;
+mod except;
 pub mod exec;
 pub mod explain;
 pub mod fds;
@@ -23,5 +26,6 @@ pub mod spawn;
 pub mod trace;
 
 pub use abi::{AbiInfo, Availability};
+pub use enforce::{Enforcement, Restrictions};
 pub use plan::{plan, Plan, PlanError};
-pub use report::{Gap, Report};
+pub use report::{Gap, Needs, Report};

@@ -3,14 +3,17 @@
 //! side effect is opening the rule paths (`O_PATH`), which is how Landlock names them.
 
 use crate::abi::{AbiInfo, Availability};
-use crate::report::{Gap, Report};
+use crate::caps::{CapsPlan, Held};
+use crate::except::Id;
+use crate::report::{Gap, Needs, Report};
+use crate::seccomp::Seal;
 use moat_policy::{
     Abi, AuditFlags, Compat, FsAccess, FsRight, NetAccess, NetRight, Origin, Policy, PolicyError,
     Right, Scope, ScopeSet, Vars,
 };
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -23,11 +26,15 @@ pub struct OpenedRule {
     pub fd: OwnedFd,
     /// Whether it is a directory.
     pub is_dir: bool,
+    /// Its device and inode.
+    pub id: Id,
     /// The rights granted, limited to what the ruleset handles and what applies to the
     /// object (file rights only on a non-directory).
     pub access: FsAccess,
     /// Where the rule was written.
     pub origins: Vec<Origin>,
+    /// For a rule made by expanding a directory around a path exception, that directory.
+    pub expanded_from: Option<PathBuf>,
 }
 
 /// The Landlock part of a plan, limited to the effective ABI.
@@ -49,21 +56,16 @@ pub struct LandlockPlan {
     pub audit: AuditFlags,
 }
 
-/// The seccomp socket layer of a plan.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct SocketPlan {
-    /// Whether UDP sockets stay allowed (explicitly allowed, enforced by Landlock, or
-    /// dropped in best-effort mode).
-    pub allow_udp: bool,
-}
-
 /// Everything the enforcement step will do.
 #[derive(Debug)]
 pub struct Plan {
     /// The Landlock ruleset, or `None` when there is nothing Landlock can enforce.
     pub landlock: Option<LandlockPlan>,
-    /// The seccomp socket filter, when the policy seals sockets.
-    pub sockets: Option<SocketPlan>,
+    /// The rows of the seccomp table in force (the filter is installed in every sandbox).
+    pub seal: Seal,
+    /// The capability step, or `None` when the process holds nothing to drop (or the
+    /// policy keeps everything).
+    pub caps: Option<CapsPlan>,
     /// What is and is not enforced.
     pub report: Report,
 }
@@ -103,6 +105,9 @@ pub enum PlanError {
     /// Strict mode and a control the kernel cannot enforce.
     #[error("{}", .0.refusal())]
     Unenforceable(Box<Report>),
+    /// The process's capabilities cannot be read.
+    #[error("cannot read this process's capabilities: {0}")]
+    Capabilities(std::io::Error),
 }
 
 /// Plans the sandbox for `policy` at the effective ABI of `abi`.
@@ -120,21 +125,26 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         enforced: Vec::new(),
         dropped: Vec::new(),
         limits: Vec::new(),
+        warned: Vec::new(),
         skipped: Vec::new(),
+        notes: Vec::new(),
     };
+    let mut seal = Seal::default();
 
     // Filesystem: rights the kernel cannot deny are dropped when the policy requires them
-    // and shown as kernel limits otherwise.
+    // and shown as kernel limits otherwise. resolve_unix is decided with the unix sockets
+    // below: seccomp can stand in for it.
     let fs_supported = FsAccess::supported_by(eff);
     let fs_handled = if policy.fs.unrestricted {
         FsAccess::EMPTY
     } else {
         policy.fs.handled
     };
-    for r in fs_handled.minus(fs_supported).iter() {
+    let resolve_unix = FsAccess::of(&[FsRight::ResolveUnix]);
+    for r in fs_handled.minus(fs_supported).minus(resolve_unix).iter() {
         let gap = Gap {
             what: format!("deny filesystem right `{}` outside the rules", r.name()),
-            needs: r.since(),
+            needs: Needs::Abi(r.since()),
         };
         if policy.fs.required.contains(r) {
             report.dropped.push(gap);
@@ -153,7 +163,6 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         net.handled
     };
     let udp = NetAccess::of(&[NetRight::BindUdp, NetRight::ConnectSendUdp]);
-    let mut sockets = None;
     if !net.unrestricted {
         if net.allow_udp {
             net_handled = net_handled.minus(udp);
@@ -162,7 +171,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         for r in tcp.minus(net_supported).iter() {
             report.dropped.push(Gap {
                 what: format!("restrict `{}` to the allowed ports", r.name()),
-                needs: r.since(),
+                needs: Needs::Abi(r.since()),
             });
         }
         let udp_handled = net_handled.intersect(udp);
@@ -173,22 +182,63 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
                 // Port-level UDP needs Landlock; seccomp can only allow or refuse it whole.
                 report.dropped.push(Gap {
                     what: "limit UDP to the allowed ports (UDP stays fully open)".to_string(),
-                    needs: Abi::V10,
+                    needs: Needs::Abi(Abi::V10),
                 });
                 allow_udp = true;
             } else if !net.seal_sockets {
                 report.dropped.push(Gap {
                     what: format!("deny UDP ({})", udp_handled),
-                    needs: Abi::V10,
+                    needs: Needs::Abi(Abi::V10),
                 });
             }
             // Otherwise the seccomp layer refuses UDP sockets whole: enforced.
         }
         if net.seal_sockets {
-            sockets = Some(SocketPlan { allow_udp });
+            seal.network = true;
+            seal.allow_udp = allow_udp;
         }
     }
     let net_eff = net_handled.intersect(net_supported);
+
+    // Pathname unix sockets: Landlock's resolve_unix from ABI 9; before, a policy that
+    // allows none has socket(AF_UNIX) refused, and one that allows some cannot be enforced.
+    let unix_restricted = fs_handled.contains(FsRight::ResolveUnix);
+    let unix = unix_grants(policy, vars)?;
+    let unix_everywhere = unix.iter().any(|p| p == "/");
+    if unix_restricted && eff < Abi::V9 {
+        if unix.is_empty() {
+            seal.unix = true;
+        } else if !unix_everywhere {
+            report.dropped.push(Gap {
+                what: format!(
+                    "allow only the listed pathname unix sockets ({}): every other one stays \
+                     reachable",
+                    unix.join(", ")
+                ),
+                needs: Needs::AbiOrSupervisor(Abi::V9),
+            });
+        }
+    }
+
+    // listen(): no Landlock ABI has a listen right, and listen() on an unbound socket picks
+    // a port without the bind check. Refused outright when nothing may legitimately listen.
+    let bind_restricted = !net.unrestricted && net.handled.contains(NetRight::BindTcp);
+    if bind_restricted {
+        let bind_ports = net
+            .rules
+            .iter()
+            .any(|r| r.access.contains(NetRight::BindTcp));
+        if !bind_ports && unix_restricted && unix.is_empty() {
+            seal.listen = true;
+        } else {
+            report.warned.push(Gap {
+                what: "accept TCP connections only on the allowed bind ports: listen() on a \
+                       socket that was never bound serves on a port the kernel picks"
+                    .to_string(),
+                needs: Needs::Supervisor,
+            });
+        }
+    }
 
     // Scopes and audit flags.
     let scopes_supported = ScopeSet::supported_by(eff);
@@ -200,7 +250,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
                     "refuse abstract unix sockets of processes outside the sandbox".to_string()
                 }
             },
-            needs: s.since(),
+            needs: Needs::Abi(s.since()),
         });
     }
     let scopes_eff = policy.scopes.intersect(scopes_supported);
@@ -208,17 +258,22 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
     if !audit.is_default() && eff < Abi::V7 {
         report.dropped.push(Gap {
             what: "audit log flags (log_same_exec, log_new_exec, log_subdomains)".to_string(),
-            needs: Abi::V7,
+            needs: Needs::Abi(Abi::V7),
         });
         audit = AuditFlags::default();
     }
 
+    // Capabilities: whatever the process holds goes, but what the policy keeps.
+    let held = Held::current().map_err(PlanError::Capabilities)?;
+    let caps = CapsPlan::new(policy.caps.unwrap_or_default(), held);
+
     // Rules, limited to what the ruleset handles.
-    let path_rules = if fs_eff.is_empty() {
+    let mut path_rules = if fs_eff.is_empty() {
         Vec::new()
     } else {
         open_rules(policy, fs_eff, vars, &mut report)?
     };
+    crate::except::apply(&mut path_rules, policy, fs_eff, vars, &held, &mut report)?;
     let port_rules = if net_eff.is_empty() {
         Vec::new()
     } else {
@@ -241,39 +296,57 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         };
     Ok(Plan {
         landlock,
-        sockets,
+        seal,
+        caps,
         report,
     })
+}
+
+/// The paths the policy lets the program connect and send to as pathname unix sockets
+/// (rules granting `resolve_unix`), expanded, without optional ones that do not exist.
+fn unix_grants(policy: &Policy, vars: &Vars) -> Result<Vec<String>, PlanError> {
+    let mut out = Vec::new();
+    if policy.fs.unrestricted {
+        return Ok(out);
+    }
+    for rule in &policy.fs.rules {
+        if !rule.access.contains(FsRight::ResolveUnix) {
+            continue;
+        }
+        for path in vars.expand(&rule.path, &rule.origin.0)? {
+            if rule.optional && !Path::new(&path).exists() {
+                continue;
+            }
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Plan {
     /// Fills `report.enforced` with one line per enforced control. Not done by [`plan`]
     /// itself because `moat run` never shows it and every launch would pay for the text.
     pub fn describe(&mut self) {
-        let mut lines = Vec::new();
-        match &self.landlock {
-            Some(ll) => describe(
-                &mut lines,
-                ll.fs_handled,
-                &ll.path_rules,
-                ll.net_handled,
-                &ll.port_rules,
-                ll.scopes,
-                ll.audit,
-                self.sockets,
-            ),
-            None => describe(
-                &mut lines,
-                FsAccess::EMPTY,
-                &[],
-                NetAccess::EMPTY,
-                &[],
-                ScopeSet::EMPTY,
-                AuditFlags::default(),
-                self.sockets,
+        let mut e =
+            vec!["no_new_privs: set (setuid and file capabilities do not elevate)".to_string()];
+        match &self.caps {
+            Some(c) => e.push(c.to_string()),
+            None => e.push(
+                "capabilities: none to drop (the process holds none, or the policy keeps them all)"
+                    .to_string(),
             ),
         }
-        self.report.enforced = lines;
+        match &self.landlock {
+            Some(ll) => describe_landlock(&mut e, ll),
+            None => e.push("Landlock: nothing to enforce".to_string()),
+        }
+        e.push("seccomp, refused in this sandbox:".to_string());
+        for line in self.seal.describe() {
+            e.push(format!("  {line}"));
+        }
+        self.report.enforced = e;
     }
 
     /// Applies strict mode: refuses when a requested control cannot be enforced.
@@ -314,6 +387,16 @@ fn open_rules(
     let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
     for rule in &policy.fs.rules {
         for path in vars.expand(&rule.path, &rule.origin.0)? {
+            if path == "/" && rule.path.contains("${CWD}") {
+                // A working directory of `/` (common in containers) would make a rule meant
+                // for a project directory grant the whole filesystem.
+                report.skipped.push(format!(
+                    "{} ({}): the working directory is /, and granting it would grant the \
+                     whole filesystem",
+                    rule.path, rule.origin
+                ));
+                continue;
+            }
             let entry = merged
                 .entry(path)
                 .or_insert((FsAccess::EMPTY, true, Vec::new()));
@@ -329,7 +412,7 @@ fn open_rules(
         if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
             return Err(PlanError::BadPath { path, origin });
         }
-        let fd = match open_path(&p) {
+        let fd = match open_path(&p, 0) {
             Ok(fd) => fd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {
                 report.skipped.push(format!("{path} ({origin})"));
@@ -346,7 +429,7 @@ fn open_rules(
                 })
             }
         };
-        let is_dir = is_directory(&fd).map_err(|source| PlanError::OpenPath {
+        let (is_dir, id) = is_directory(fd.as_fd()).map_err(|source| PlanError::OpenPath {
             path: p.clone(),
             origin: origin.clone(),
             source,
@@ -363,8 +446,10 @@ fn open_rules(
             path: p,
             fd,
             is_dir,
+            id,
             access,
             origins,
+            expanded_from: None,
         });
     }
     Ok(opened)
@@ -386,11 +471,12 @@ fn port_rules(policy: &Policy, handled: NetAccess) -> Vec<(u16, NetAccess)> {
     ports.into_iter().collect()
 }
 
-fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+/// Opens `path` with `O_PATH | O_CLOEXEC | flags`: how Landlock names a rule's object.
+pub(crate) fn open_path(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -398,65 +484,71 @@ fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn is_directory(fd: &OwnedFd) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
+/// Whether `fd` is a directory, and its device and inode.
+pub(crate) fn is_directory(fd: BorrowedFd<'_>) -> std::io::Result<(bool, Id)> {
     // SAFETY: zeroed stat is a valid out-buffer for fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is a valid open descriptor and `st` a valid buffer.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    Ok((
+        st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+        (st.st_dev, st.st_ino),
+    ))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn describe(
-    e: &mut Vec<String>,
-    fs: FsAccess,
-    paths: &[OpenedRule],
-    net: NetAccess,
-    ports: &[(u16, NetAccess)],
-    scopes: ScopeSet,
-    audit: AuditFlags,
-    sockets: Option<SocketPlan>,
-) {
-    e.push("no_new_privs: set (setuid and file capabilities do not elevate)".to_string());
-    if fs.is_empty() {
+fn describe_landlock(e: &mut Vec<String>, ll: &LandlockPlan) {
+    if ll.fs_handled.is_empty() {
         e.push("filesystem: not restricted".to_string());
     } else {
-        e.push(format!("filesystem: denied outside the rules: {fs}"));
-        for r in paths {
+        e.push(format!(
+            "filesystem: denied outside the rules: {}",
+            ll.fs_handled
+        ));
+        // Rules made by expanding a directory around an exception are shown as one line
+        // per directory.
+        let mut expanded: BTreeMap<&Path, (usize, FsAccess)> = BTreeMap::new();
+        for r in &ll.path_rules {
+            if let Some(dir) = &r.expanded_from {
+                let entry = expanded.entry(dir).or_insert((0, FsAccess::EMPTY));
+                entry.0 += 1;
+                entry.1 = entry.1.union(r.access);
+                continue;
+            }
             let kind = if r.is_dir { "" } else { " (file)" };
             e.push(format!("  allow {}{kind}: {}", r.path.display(), r.access));
         }
+        for (dir, (n, access)) in expanded {
+            e.push(format!(
+                "  allow each of the {n} entries of {} but the excepted: {access}",
+                dir.display()
+            ));
+        }
     }
-    if net.is_empty() {
+    if ll.net_handled.is_empty() {
         e.push("network (Landlock): not restricted".to_string());
     } else {
-        e.push(format!("network: denied outside the rules: {net}"));
-        for (access, ports) in group_ports(ports) {
+        e.push(format!(
+            "network: denied outside the rules: {}",
+            ll.net_handled
+        ));
+        for (access, ports) in group_ports(&ll.port_rules) {
             e.push(format!("  allow {access}: {ports}"));
         }
     }
-    if let Some(s) = sockets {
-        let udp = if s.allow_udp {
-            "UDP allowed"
-        } else {
-            "UDP refused"
-        };
-        e.push(format!(
-            "sockets (seccomp): {udp}; raw, packet, SCTP, MPTCP, other families and io_uring refused"
-        ));
-    }
-    if scopes.is_empty() {
+    if ll.scopes.is_empty() {
         e.push("scopes: none".to_string());
     } else {
-        e.push(format!("scopes: {scopes} (no reach outside the sandbox)"));
+        e.push(format!(
+            "scopes: {} (no reach outside the sandbox)",
+            ll.scopes
+        ));
     }
-    if !audit.is_default() {
+    if !ll.audit.is_default() {
         e.push(format!(
             "audit: log_same_exec={} log_new_exec={} log_subdomains={}",
-            audit.log_same_exec, audit.log_new_exec, audit.log_subdomains
+            ll.audit.log_same_exec, ll.audit.log_new_exec, ll.audit.log_subdomains
         ));
     }
 }

@@ -5,24 +5,49 @@ use crate::abi::AbiInfo;
 use moat_policy::{Abi, Compat};
 use std::fmt;
 
+/// What would enforce a control this kernel and this moat cannot.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// A newer Landlock ABI.
+    Abi(Abi),
+    /// A newer Landlock ABI, or a supervisor that decides the calls at the moment they are
+    /// made (seccomp user notification), which this version of moat does not have.
+    AbiOrSupervisor(Abi),
+    /// No Landlock ABI controls it: only a supervisor that sees the call at the moment it is
+    /// made, which this version of moat does not have.
+    Supervisor,
+}
+
+impl fmt::Display for Needs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Needs::Abi(a) => write!(f, "needs Landlock ABI {a}, Linux {}", a.linux()),
+            Needs::AbiOrSupervisor(a) => write!(
+                f,
+                "needs Landlock ABI {a} (Linux {}) or a socket supervisor, which this moat \
+                 does not have yet",
+                a.linux()
+            ),
+            Needs::Supervisor => f.write_str(
+                "no Landlock ABI controls it; needs a socket supervisor, which this moat does \
+                 not have yet",
+            ),
+        }
+    }
+}
+
 /// A control the kernel cannot enforce at the effective ABI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gap {
     /// What is not enforced, in words ("deny `truncate` outside the rules").
     pub what: String,
-    /// The ABI that would enforce it.
-    pub needs: Abi,
+    /// What would enforce it.
+    pub needs: Needs,
 }
 
 impl fmt::Display for Gap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (needs Landlock ABI {}, Linux {})",
-            self.what,
-            self.needs,
-            self.needs.linux()
-        )
+        write!(f, "{} ({})", self.what, self.needs)
     }
 }
 
@@ -41,8 +66,15 @@ pub struct Report {
     /// Rights the policy denies by default that this kernel cannot deny, and that the
     /// policy does not insist on (see `FsPolicy::required`): shown, never silent.
     pub limits: Vec<Gap>,
-    /// Optional paths that were skipped because they do not exist.
+    /// What the policy implies that nothing enforces yet, and that strict mode still runs
+    /// with (refusing would break every server with an allowed port): printed at every
+    /// run, in both modes.
+    pub warned: Vec<Gap>,
+    /// Optional paths that were skipped because they do not exist, and rules skipped on
+    /// purpose, with why.
     pub skipped: Vec<String>,
+    /// How path exceptions were planned.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -51,10 +83,17 @@ impl Report {
         self.compat == Compat::Strict && !self.dropped.is_empty()
     }
 
-    /// The lines best-effort mode prints before running: every dropped control.
+    /// Whether everything the policy implies is enforced.
+    pub fn fully_enforced(&self) -> bool {
+        self.dropped.is_empty() && self.limits.is_empty() && self.warned.is_empty()
+    }
+
+    /// The lines to print before running: every control that is not enforced (dropped
+    /// ones in best-effort mode, and the gaps strict mode runs with).
     pub fn warnings(&self) -> Vec<String> {
         self.dropped
             .iter()
+            .chain(&self.warned)
             .map(|g| format!("not enforced: {g}"))
             .collect()
     }
@@ -84,19 +123,34 @@ impl fmt::Display for Report {
         for line in &self.enforced {
             writeln!(f, "  {line}")?;
         }
-        if !self.skipped.is_empty() {
-            writeln!(f, "skipped (optional, missing):")?;
-            for line in &self.skipped {
-                writeln!(f, "  {line}")?;
+        let sections: [(&str, &[String]); 2] = [
+            ("skipped:", &self.skipped),
+            ("path exceptions:", &self.notes),
+        ];
+        for (title, lines) in sections {
+            if !lines.is_empty() {
+                writeln!(f, "{title}")?;
+                for line in lines {
+                    writeln!(f, "  {line}")?;
+                }
             }
         }
-        if !self.limits.is_empty() {
-            writeln!(
-                f,
-                "not restricted by this kernel (the policy does not require it):"
-            )?;
-            for g in &self.limits {
-                writeln!(f, "  {g}")?;
+        let gaps: [(&str, &[Gap]); 2] = [
+            (
+                "not restricted by this kernel (the policy does not require it):",
+                &self.limits,
+            ),
+            (
+                "not enforced (moat runs anyway and says so at every run):",
+                &self.warned,
+            ),
+        ];
+        for (title, list) in gaps {
+            if !list.is_empty() {
+                writeln!(f, "{title}")?;
+                for g in list {
+                    writeln!(f, "  {g}")?;
+                }
             }
         }
         if self.dropped.is_empty() {
@@ -109,10 +163,13 @@ impl fmt::Display for Report {
         }
         let verdict = if self.refused() {
             "strict mode refuses to run this sandbox"
-        } else if self.dropped.is_empty() {
-            "runs fully enforced"
-        } else {
+        } else if !self.dropped.is_empty() {
             "runs in best-effort mode with the controls above dropped"
+        } else if !self.fully_enforced() {
+            "runs, but not fully enforced: see what is listed above as not restricted or not \
+             enforced"
+        } else {
+            "runs fully enforced"
         };
         write!(f, "verdict: {verdict}")
     }

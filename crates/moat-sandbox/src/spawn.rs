@@ -11,35 +11,15 @@
 //! execs, and the calling thread waits until then, so no page table is copied whatever the
 //! parent's size.
 //!
-//! Work is split so that the child does as little as possible:
-//!
-//! * In the parent, before the clone: the Landlock ruleset of a [`Plan`] is created and
-//!   its rules added ([`Restrictions::from_plan`]), the seccomp socket filter is taken from
-//!   its compile-time `static` ([`crate::seccomp::SocketFilter::program`]), and argv and
-//!   envp are built as NUL-terminated arrays. Everything that allocates or can fail in
-//!   interesting ways happens here.
-//! * In the child, between clone and exec, only raw, async-signal-safe system calls on
-//!   memory prepared by the parent, in this order: reset signal dispositions, `setsid`,
-//!   `PR_SET_CHILD_SUBREAPER`, `dup2` of the standard streams, `chdir`,
-//!   `PR_SET_NO_NEW_PRIVS`, an optional Landlock rule for the child's own `/proc/<pid>`,
-//!   `landlock_restrict_self`, `seccomp(SECCOMP_SET_MODE_FILTER)`, `close_range(3, ~0)`,
-//!   unblock signals, `execve`. No allocation, no lock, no Rust standard library call: the
-//!   child shares the parent's heap and locks, and another thread of the parent may hold
-//!   them.
-//!
-//! # Why the ruleset is created with raw system calls
-//!
-//! `moat run` builds its ruleset with the `landlock` crate ([`crate::landlock::apply`]),
-//! whose `RulesetCreated` would also hand over its descriptor. Here a ruleset is created
-//! for every spawn, and the crate's compatibility machinery, which the plan has already
-//! done once, costs two thirds of it: it asks the kernel for its ABI and errata and
-//! `fstat`s every rule's descriptor to tell files from directories. For the watchdog's
-//! 14-rule policy on the development machine, 28-30 us with the crate against 9.6 us with
-//! the plain system calls (medians of 2000, `load setup` in crates/moat-watchdog). The
-//! plan is already limited to the effective ABI and its rights already fit each object
-//! ([`crate::plan::OpenedRule`]), so the three system calls are all that is left:
-//! `landlock_create_ruleset`, `landlock_add_rule` per rule, and, in the child,
-//! `landlock_restrict_self`.
+//! The restrictions are prepared in the parent ([`Restrictions::from_plan`], the one
+//! enforcement entry point of [`crate::enforce`]), and argv and envp are built as
+//! NUL-terminated arrays there too. The child, between clone and exec, makes only raw,
+//! async-signal-safe system calls on memory prepared by the parent: it resets signal
+//! dispositions, runs `setsid`, `PR_SET_CHILD_SUBREAPER`, `dup2` of the standard streams
+//! and `chdir`, applies the restrictions (`Restrictions::apply_steps`, closing every
+//! descriptor above 2 last), unblocks signals and execs. No allocation, no lock, no Rust
+//! standard library call: the child shares the parent's heap and locks, and another
+//! thread of the parent may hold them.
 //!
 //! The child reports a failed step through a small structure in the shared memory, which
 //! the parent reads when it resumes (after the exec or the child's exit). A step that
@@ -47,114 +27,13 @@
 //! [`Enforcement::BestEffort`] the child goes on and the parent returns what was not
 //! enforced in [`Child::not_enforced`].
 
-use crate::plan::{LandlockPlan, Plan};
-use crate::seccomp::{SeccompError, SocketFilter};
-use moat_policy::{AuditFlags, FsAccess};
-use seccompiler::sock_filter;
+use crate::enforce::{EnforceError, StepReport};
+pub use crate::enforce::{Enforcement, NotEnforced, Restrictions, Step};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CString, OsStr};
-use std::fmt;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-
-/// What to do when the child cannot apply a restriction.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Enforcement {
-    /// The spawn fails and the program never runs (moat's default: fail closed).
-    Required,
-    /// The child goes on without it; [`Child::not_enforced`] says what is missing.
-    BestEffort,
-}
-
-/// One step of the child's work between clone and exec, for error messages.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Step {
-    /// `setsid`: the child leads a new session and process group.
-    Session = 1,
-    /// `prctl(PR_SET_CHILD_SUBREAPER)`.
-    Subreaper,
-    /// `dup2` of the standard streams.
-    Stdio,
-    /// `chdir` into the working directory.
-    Chdir,
-    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
-    NoNewPrivs,
-    /// The Landlock rule on the child's own `/proc/<pid>` (a grant, never fatal).
-    ProcSelf,
-    /// `landlock_restrict_self`.
-    Landlock,
-    /// Installing the seccomp socket filter.
-    Seccomp,
-    /// `close_range`: closing every descriptor above 2.
-    CloseFds,
-    /// `execve`.
-    Exec,
-}
-
-const STEPS: [Step; 10] = [
-    Step::Session,
-    Step::Subreaper,
-    Step::Stdio,
-    Step::Chdir,
-    Step::NoNewPrivs,
-    Step::ProcSelf,
-    Step::Landlock,
-    Step::Seccomp,
-    Step::CloseFds,
-    Step::Exec,
-];
-
-impl Step {
-    /// What the step does, for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Step::Session => "setsid",
-            Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
-            Step::Stdio => "dup2 of the standard streams",
-            Step::Chdir => "chdir into the working directory",
-            Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
-            Step::ProcSelf => "the Landlock rule on the process's own /proc/<pid>",
-            Step::Landlock => "landlock_restrict_self",
-            Step::Seccomp => "installing the seccomp socket filter",
-            Step::CloseFds => "close_range of inherited descriptors",
-            Step::Exec => "execve",
-        }
-    }
-
-    fn from_number(n: u32) -> Option<Step> {
-        STEPS.iter().copied().find(|s| *s as u32 == n)
-    }
-
-    /// Whether the step restricts the child (and so may be skipped in best-effort mode).
-    fn restricts(self) -> bool {
-        matches!(self, Step::NoNewPrivs | Step::Landlock | Step::Seccomp)
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.describe())
-    }
-}
-
-/// A restriction the child could not apply and went on without (best-effort mode), or a
-/// grant it could not add.
-#[derive(Debug)]
-pub struct NotEnforced {
-    /// The step.
-    pub step: Step,
-    /// The kernel's answer.
-    pub error: std::io::Error,
-}
-
-impl fmt::Display for NotEnforced {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.step, self.error)
-    }
-}
+use std::path::Path;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -180,19 +59,9 @@ pub enum SpawnError {
         /// The standard stream it should become.
         target: RawFd,
     },
-    /// The Landlock ruleset could not be created.
-    #[error("Landlock: {call}{}: {source}", path.as_ref().map(|p| format!(" (rule on `{}`)", p.display())).unwrap_or_default())]
-    Ruleset {
-        /// The system call that failed.
-        call: &'static str,
-        /// The rule's path, when adding a path rule failed.
-        path: Option<PathBuf>,
-        /// The kernel's answer.
-        source: std::io::Error,
-    },
-    /// The seccomp filter is not available.
+    /// The restrictions could not be prepared.
     #[error(transparent)]
-    Filter(#[from] SeccompError),
+    Restrictions(#[from] EnforceError),
     /// The child's stack could not be mapped.
     #[error("cannot map a stack for the child: {0}")]
     Stack(std::io::Error),
@@ -215,224 +84,6 @@ pub enum SpawnError {
         /// The error.
         source: std::io::Error,
     },
-}
-
-/// The restrictions a child applies to itself before exec.
-#[derive(Debug)]
-pub struct Restrictions {
-    ruleset: Option<OwnedFd>,
-    restrict_flags: u32,
-    filter: Option<&'static [sock_filter]>,
-    no_new_privs: bool,
-    proc_self: FsAccess,
-    enforcement: Enforcement,
-}
-
-impl Restrictions {
-    /// No restriction: the child runs as the parent would (the watchdog's `sandbox=off`).
-    /// The spawn path is the same, so the cost of the restrictions can be compared.
-    pub fn none() -> Restrictions {
-        Restrictions {
-            ruleset: None,
-            restrict_flags: 0,
-            filter: None,
-            no_new_privs: false,
-            proc_self: FsAccess::EMPTY,
-            enforcement: Enforcement::Required,
-        }
-    }
-
-    /// The restrictions of `plan`, with `extra` path rules added to its Landlock ruleset
-    /// (rights outside what the plan handles are dropped, as the plan does for its own
-    /// rules). Creates the ruleset now, in the calling process; the child only enforces
-    /// it. `no_new_privs` is always set, as by `moat run`.
-    pub fn from_plan(
-        plan: &Plan,
-        extra: &[ExtraRule<'_>],
-        enforcement: Enforcement,
-    ) -> Result<Restrictions, SpawnError> {
-        let (ruleset, restrict_flags) = match &plan.landlock {
-            Some(l) => (Some(create_ruleset(l, extra)?), restrict_flags(l.audit)),
-            None => (None, 0),
-        };
-        let filter = match plan.sockets {
-            Some(s) => Some(
-                SocketFilter {
-                    allow_udp: s.allow_udp,
-                }
-                .program()?,
-            ),
-            None => None,
-        };
-        Ok(Restrictions {
-            ruleset,
-            restrict_flags,
-            filter,
-            no_new_privs: true,
-            proc_self: FsAccess::EMPTY,
-            enforcement,
-        })
-    }
-
-    /// Lets the child read its own `/proc/<pid>` (what `/proc/self` is for the program it
-    /// execs), which the parent cannot name before the child exists. The child adds the
-    /// rule to the ruleset just before enforcing it; without a ruleset this does nothing.
-    /// Processes the program starts later get no such rule.
-    pub fn with_own_proc(mut self, access: FsAccess) -> Restrictions {
-        self.proc_self = access;
-        self
-    }
-
-    /// Without the seccomp socket filter, for callers that apply what is left of a
-    /// restriction in best-effort mode.
-    pub fn without_filter(mut self) -> Restrictions {
-        self.filter = None;
-        self
-    }
-
-    /// Whether a Landlock ruleset will be enforced.
-    pub fn has_landlock(&self) -> bool {
-        self.ruleset.is_some()
-    }
-
-    /// Whether the seccomp socket filter will be installed.
-    pub fn has_filter(&self) -> bool {
-        self.filter.is_some()
-    }
-}
-
-/// A path rule added to a planned ruleset by the caller: a directory or file that exists
-/// for one child only (the watchdog's per-call private directory).
-#[derive(Clone, Copy, Debug)]
-pub struct ExtraRule<'a> {
-    /// A descriptor on the path (any open mode; `O_PATH` is enough).
-    pub fd: BorrowedFd<'a>,
-    /// The rights granted beneath it. Rights the plan does not handle are dropped, and on a
-    /// file only the rights that apply to files are kept, as the plan does for its own rules.
-    pub access: FsAccess,
-}
-
-/// `struct landlock_ruleset_attr` (ABI 6 layout; an older kernel accepts the larger struct
-/// as long as the fields it does not know are zero, which the plan guarantees).
-#[repr(C)]
-struct RulesetAttr {
-    handled_access_fs: u64,
-    handled_access_net: u64,
-    scoped: u64,
-}
-
-/// `struct landlock_net_port_attr`.
-#[repr(C)]
-struct NetPortAttr {
-    allowed_access: u64,
-    port: u64,
-}
-
-const LANDLOCK_RULE_NET_PORT: c_int = 2;
-
-/// Creates the ruleset of `plan` plus `extra`, unenforced, close-on-exec.
-fn create_ruleset(plan: &LandlockPlan, extra: &[ExtraRule<'_>]) -> Result<OwnedFd, SpawnError> {
-    let fail = |call, path: Option<&Path>| SpawnError::Ruleset {
-        call,
-        path: path.map(Path::to_path_buf),
-        source: std::io::Error::last_os_error(),
-    };
-    let attr = RulesetAttr {
-        handled_access_fs: plan.fs_handled.bits(),
-        handled_access_net: plan.net_handled.bits(),
-        scoped: plan.scopes.bits(),
-    };
-    // SAFETY: a valid attribute struct and its size; the kernel returns a new descriptor
-    // (close-on-exec) or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            &attr as *const RulesetAttr,
-            std::mem::size_of::<RulesetAttr>(),
-            0u32,
-        )
-    };
-    if fd < 0 {
-        return Err(fail("landlock_create_ruleset", None));
-    }
-    // SAFETY: a new descriptor owned by nobody else.
-    let ruleset = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let add_path = |fd: RawFd, access: FsAccess| -> bool {
-        let attr = PathBeneathAttr {
-            allowed_access: access.bits(),
-            parent_fd: fd,
-        };
-        // SAFETY: a valid ruleset descriptor and attribute struct.
-        unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                ruleset.as_raw_fd(),
-                LANDLOCK_RULE_PATH_BENEATH,
-                &attr as *const PathBeneathAttr,
-                0u32,
-            ) == 0
-        }
-    };
-    for rule in &plan.path_rules {
-        if !add_path(rule.fd.as_raw_fd(), rule.access) {
-            return Err(fail("landlock_add_rule", Some(&rule.path)));
-        }
-    }
-    for rule in extra {
-        let mut access = rule.access.intersect(plan.fs_handled);
-        if !is_directory(rule.fd) {
-            // Directory rights on a file make the kernel refuse the whole rule.
-            access = access.intersect(FsAccess::file_rights());
-        }
-        if !access.is_empty() && !add_path(rule.fd.as_raw_fd(), access) {
-            return Err(fail("landlock_add_rule", None));
-        }
-    }
-    for (port, access) in &plan.port_rules {
-        let attr = NetPortAttr {
-            allowed_access: access.bits(),
-            port: u64::from(*port),
-        };
-        // SAFETY: a valid ruleset descriptor and attribute struct.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_landlock_add_rule,
-                ruleset.as_raw_fd(),
-                LANDLOCK_RULE_NET_PORT,
-                &attr as *const NetPortAttr,
-                0u32,
-            )
-        };
-        if r != 0 {
-            return Err(fail("landlock_add_rule", None));
-        }
-    }
-    Ok(ruleset)
-}
-
-fn is_directory(fd: BorrowedFd<'_>) -> bool {
-    // SAFETY: zeroed stat is a valid out-buffer for fstat on a valid descriptor.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::fstat(fd.as_raw_fd(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-    }
-}
-
-/// The `landlock_restrict_self` flags for `audit` (ABI 7): only the flags that move a
-/// setting off the kernel's default.
-fn restrict_flags(audit: AuditFlags) -> u32 {
-    let mut flags = 0;
-    if !audit.log_same_exec {
-        flags |= 1; // LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF
-    }
-    if audit.log_new_exec {
-        flags |= 2; // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
-    }
-    if !audit.log_subdomains {
-        flags |= 4; // LANDLOCK_RESTRICT_SELF_LOG_SUBDOMAINS_OFF
-    }
-    flags
 }
 
 /// An environment for the child: `NAME=value` strings, built in the parent.
@@ -582,12 +233,7 @@ impl Command {
             .map(|e| e.as_ptr())
             .chain(std::iter::once(std::ptr::null()))
             .collect();
-        let fprog = restrictions.filter.map(|p| libc::sock_fprog {
-            len: p.len() as u16,
-            // The kernel only reads the program; the pointer type is the UAPI's.
-            filter: p.as_ptr() as *mut libc::sock_filter,
-        });
-        let report = ChildReport::new();
+        let report = StepReport::new();
         let args = ChildArgs {
             program: self.program.as_ptr(),
             argv: argv.as_ptr(),
@@ -596,14 +242,7 @@ impl Command {
             stdio,
             new_session: self.new_session,
             subreaper: self.child_subreaper,
-            no_new_privs: restrictions.no_new_privs,
-            ruleset: restrictions.ruleset.as_ref().map_or(-1, |f| f.as_raw_fd()),
-            restrict_flags: restrictions.restrict_flags,
-            proc_self: restrictions.proc_self.bits(),
-            filter: fprog
-                .as_ref()
-                .map_or(std::ptr::null(), |f| f as *const libc::sock_fprog),
-            best_effort: restrictions.enforcement == Enforcement::BestEffort,
+            restrictions,
             report: &report,
         };
 
@@ -682,51 +321,8 @@ struct ChildArgs {
     stdio: [RawFd; 3],
     new_session: bool,
     subreaper: bool,
-    no_new_privs: bool,
-    ruleset: RawFd,
-    restrict_flags: u32,
-    proc_self: u64,
-    filter: *const libc::sock_fprog,
-    best_effort: bool,
-    report: *const ChildReport,
-}
-
-/// What the child tells the parent, through the memory they share until the exec.
-struct ChildReport {
-    /// The step that failed (its number), 0 if none.
-    failed: AtomicU32,
-    /// Its errno.
-    errno: AtomicI32,
-    /// The errno of each step that failed without stopping the child, by step number.
-    skipped: [AtomicI32; STEPS.len() + 1],
-}
-
-impl ChildReport {
-    fn new() -> ChildReport {
-        ChildReport {
-            failed: AtomicU32::new(0),
-            errno: AtomicI32::new(0),
-            skipped: std::array::from_fn(|_| AtomicI32::new(0)),
-        }
-    }
-
-    fn failure(&self) -> Option<(Step, i32)> {
-        let step = Step::from_number(self.failed.load(Ordering::SeqCst))?;
-        Some((step, self.errno.load(Ordering::SeqCst)))
-    }
-
-    fn skipped(&self) -> Vec<NotEnforced> {
-        STEPS
-            .iter()
-            .filter_map(|&step| {
-                let errno = self.skipped[step as usize].load(Ordering::SeqCst);
-                (errno != 0).then(|| NotEnforced {
-                    step,
-                    error: std::io::Error::from_raw_os_error(errno),
-                })
-            })
-            .collect()
-    }
+    restrictions: *const Restrictions,
+    report: *const StepReport,
 }
 
 /// The child's stack: 64 KiB with a guard page below it, mapped once per thread and reused.
@@ -802,37 +398,18 @@ fn restore_signals(old: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
 
-/// `struct landlock_path_beneath_attr` (packed in the UAPI).
-#[repr(C, packed)]
-struct PathBeneathAttr {
-    allowed_access: u64,
-    parent_fd: i32,
-}
-
-const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
-
 /// The child, between clone and exec. Runs on the parent's memory with the parent's thread
 /// suspended: raw system calls only, no allocation, no panic, nothing that takes a lock.
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildArgs` of `Command::spawn`, valid until the exec (see
-    // there); every pointer in it is either null or points into memory the parent keeps
-    // alive for as long.
+    // there); every pointer in it (the restrictions and the report included) is either
+    // null or points into memory the parent keeps alive for as long.
     let a = unsafe { &*(arg as *const ChildArgs) };
     // SAFETY: as above.
     let report = unsafe { &*a.report };
     let fail = |step: Step| -> c_int {
-        report.errno.store(errno(), Ordering::SeqCst);
-        report.failed.store(step as u32, Ordering::SeqCst);
+        report.fail(step, errno());
         127
-    };
-    // A restriction that fails stops the child unless the caller accepts less.
-    let restriction_failed = |step: Step| -> bool {
-        if a.best_effort && step.restricts() {
-            report.skipped[step as usize].store(errno(), Ordering::SeqCst);
-            false
-        } else {
-            true
-        }
     };
 
     // SAFETY (for every system call below): plain integer arguments or pointers to memory
@@ -873,69 +450,11 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         if !a.cwd.is_null() && libc::syscall(libc::SYS_chdir, a.cwd) < 0 {
             return fail(Step::Chdir);
         }
-        if a.no_new_privs
-            && !prctl_on(libc::PR_SET_NO_NEW_PRIVS)
-            && restriction_failed(Step::NoNewPrivs)
-        {
-            return fail(Step::NoNewPrivs);
-        }
-        if a.ruleset >= 0 {
-            if a.proc_self != 0 {
-                let fd = libc::syscall(
-                    libc::SYS_openat,
-                    libc::AT_FDCWD,
-                    c"/proc/self".as_ptr(),
-                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                ) as c_int;
-                let ok = fd >= 0 && {
-                    let attr = PathBeneathAttr {
-                        allowed_access: a.proc_self,
-                        parent_fd: fd,
-                    };
-                    libc::syscall(
-                        libc::SYS_landlock_add_rule,
-                        a.ruleset,
-                        LANDLOCK_RULE_PATH_BENEATH,
-                        &attr as *const PathBeneathAttr,
-                        0u32,
-                    ) == 0
-                };
-                if !ok {
-                    // A grant the program may do without: reported, never fatal.
-                    report.skipped[Step::ProcSelf as usize].store(errno(), Ordering::SeqCst);
-                }
-                if fd >= 0 {
-                    libc::syscall(libc::SYS_close, fd);
-                }
-            }
-            if libc::syscall(
-                libc::SYS_landlock_restrict_self,
-                a.ruleset,
-                a.restrict_flags,
-            ) < 0
-                && restriction_failed(Step::Landlock)
-            {
-                return fail(Step::Landlock);
-            }
-        }
-        if !a.filter.is_null()
-            && libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0 as libc::c_uint,
-                a.filter,
-            ) < 0
-            && restriction_failed(Step::Seccomp)
-        {
-            return fail(Step::Seccomp);
-        }
-        // Landlock does not restrict descriptors opened before it: the program gets 0-2
-        // and nothing else, whether or not the parent marked its own close-on-exec.
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) < 0 {
-            if errno() != libc::ENOSYS {
-                return fail(Step::CloseFds);
-            }
-            close_each_from_3();
+        // The one enforcement order, then every descriptor above 2 closed: Landlock does
+        // not restrict descriptors opened before it, and the child shares the parent's
+        // table until now, so the program gets 0-2 and nothing else.
+        if !(*a.restrictions).apply_steps(report, true) {
+            return 127;
         }
         let none: u64 = 0;
         libc::syscall(
@@ -966,32 +485,6 @@ unsafe fn prctl_on(option: c_int) -> bool {
     ) == 0
 }
 
-/// close_range's fallback for kernels before 5.9: close every descriptor below the limit.
-///
-/// # Safety
-/// Only for the child of `Command::spawn` (closes descriptors without owning them).
-unsafe fn close_each_from_3() {
-    let mut lim = libc::rlimit64 {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let max = if libc::syscall(
-        libc::SYS_prlimit64,
-        0,
-        libc::RLIMIT_NOFILE,
-        std::ptr::null::<libc::rlimit64>(),
-        &mut lim as *mut libc::rlimit64,
-    ) == 0
-    {
-        lim.rlim_cur.min(1 << 20) as c_int
-    } else {
-        1024
-    };
-    for fd in 3..max {
-        libc::syscall(libc::SYS_close, fd);
-    }
-}
-
 fn errno() -> i32 {
     // SAFETY: errno is thread-local; in the child it is the suspended parent thread's,
     // which nothing else reads until the child is gone.
@@ -1003,9 +496,12 @@ mod tests {
     use super::*;
     use crate::abi::detect_with_cap;
     use crate::abi::Availability;
-    use moat_policy::{Compat, FsGroup, Policy, Vars};
+    use crate::landlock::ExtraRule;
+    use crate::plan::Plan;
+    use moat_policy::{Compat, FsAccess, FsGroup, Policy, Vars};
     use std::io::Read;
     use std::os::fd::AsFd;
+    use std::os::fd::{FromRawFd, OwnedFd};
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         let mut fds = [0; 2];
@@ -1243,7 +739,7 @@ mod tests {
             ));
             ll.audit.log_new_exec = true;
             let r = Restrictions::from_plan(&plan, &[], Enforcement::Required).unwrap();
-            assert_eq!(r.restrict_flags, 2);
+            assert_eq!(crate::landlock::restrict_flags(ll_audit(&plan)), 2);
             let script = format!(
                 "import socket\nfor p in ({a}, {d}):\n try:\n  socket.create_connection(('127.0.0.1', p)).close()\n  print('ok')\n except OSError as e:\n  print(e.errno)"
             );
@@ -1251,6 +747,10 @@ mod tests {
             assert_eq!(status, 0, "{out}");
             assert_eq!(out, format!("ok\n{}\n", libc::EACCES));
         }
+    }
+
+    fn ll_audit(plan: &Plan) -> moat_policy::AuditFlags {
+        plan.landlock.as_ref().map(|l| l.audit).unwrap_or_default()
     }
 
     #[test]
@@ -1285,8 +785,9 @@ mod tests {
             (Enforcement::Required, false),
             (Enforcement::BestEffort, true),
         ] {
-            let mut r = Restrictions::from_plan(&plan, &[], enforcement).unwrap();
-            r.ruleset = Some(OwnedFd::from(bogus.try_clone().unwrap()));
+            let r = Restrictions::from_plan(&plan, &[], enforcement)
+                .unwrap()
+                .with_ruleset(OwnedFd::from(bogus.try_clone().unwrap()));
             let mut cmd = Command::new(Path::new("/bin/true"), OsStr::new("true")).unwrap();
             cmd.new_session(true);
             let null = std::fs::File::open("/dev/null").unwrap();

@@ -1,4 +1,4 @@
-//! The seccomp socket filter against the real kernel.
+//! The seccomp filter against the real kernel, one row of its table at a time.
 //!
 //! A filter cannot be removed once installed, so every check runs in a forked child: the child
 //! installs the filter, makes the calls and writes one `i32` per call into a pipe (0 for
@@ -15,7 +15,7 @@ use std::io::Read;
 use std::os::fd::FromRawFd;
 
 use libc::c_int;
-use moat_sandbox::seccomp::SocketFilter;
+use moat_sandbox::seccomp::Seal;
 
 const EACCES: i32 = libc::EACCES;
 const OK: i32 = 0;
@@ -49,6 +49,37 @@ enum Probe {
     IoUringRegister,
     /// `prctl(PR_GET_NO_NEW_PRIVS)`: 0 when set, -1 when not.
     NoNewPrivs,
+    /// `socket(AF_INET, SOCK_STREAM)` then `listen()` without `bind()` (autobind).
+    ListenUnbound,
+    /// `ioctl(TIOCSTI)` on the slave of a new pseudo-terminal (root may push into any
+    /// terminal; the pty is private to the probe, so nothing reaches a real shell).
+    TiocSti,
+    /// `ioctl(TIOCGWINSZ)` on the same kind of pty: an ordinary terminal ioctl.
+    TiocGwinsz,
+    /// `msgget(IPC_PRIVATE)`: a SysV message queue (removed again when created).
+    MsgGet,
+    /// `socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG)`.
+    SockDiag,
+}
+
+/// A new pty pair's slave, or the errno of the step that failed.
+///
+/// # Safety
+/// Plain system calls; the master is leaked into the probe child, which exits soon.
+unsafe fn pty_slave() -> Result<c_int, i32> {
+    let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+    if master < 0 || libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
+        return Err(*libc::__errno_location());
+    }
+    let mut name = [0 as libc::c_char; 64];
+    if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
+        return Err(*libc::__errno_location());
+    }
+    let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+    if slave < 0 {
+        return Err(*libc::__errno_location());
+    }
+    Ok(slave)
 }
 
 impl Probe {
@@ -83,6 +114,41 @@ impl Probe {
                     let set = libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
                     return if set { OK } else { -1 };
                 }
+                Probe::ListenUnbound => {
+                    let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    if fd < 0 {
+                        return *libc::__errno_location();
+                    }
+                    let r = libc::listen(fd, 1);
+                    let e = *libc::__errno_location();
+                    libc::close(fd);
+                    return if r == 0 { OK } else { e };
+                }
+                Probe::TiocSti | Probe::TiocGwinsz => {
+                    let slave = match pty_slave() {
+                        Ok(fd) => fd,
+                        Err(e) => return e,
+                    };
+                    let c: libc::c_char = b'x' as libc::c_char;
+                    let mut ws: libc::winsize = std::mem::zeroed();
+                    let r = if matches!(self, Probe::TiocSti) {
+                        libc::ioctl(slave, libc::TIOCSTI, &c)
+                    } else {
+                        libc::ioctl(slave, libc::TIOCGWINSZ, &mut ws)
+                    };
+                    let e = *libc::__errno_location();
+                    libc::close(slave);
+                    return if r == 0 { OK } else { e };
+                }
+                Probe::MsgGet => {
+                    let id = libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600);
+                    if id < 0 {
+                        return *libc::__errno_location();
+                    }
+                    libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                    return OK;
+                }
+                Probe::SockDiag => libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 4).into(),
             };
             if fd < 0 {
                 return *libc::__errno_location();
@@ -151,7 +217,7 @@ fn write_all(fd: c_int, bytes: &[u8]) {
 const INSTALL_FAILED: i32 = 100;
 
 /// Runs `probes` in a forked child, after installing `filter` if given.
-fn probe(filter: Option<SocketFilter>, probes: &[Probe]) -> Vec<i32> {
+fn probe(filter: Option<Seal>, probes: &[Probe]) -> Vec<i32> {
     let (mut read_end, write_end) = pipe();
     let pid = fork_or_panic();
     if pid == 0 {
@@ -189,7 +255,7 @@ fn describe(code: i32) -> String {
 }
 
 /// Runs the probes under `filter` and asserts each result, listing every mismatch.
-fn check(filter: SocketFilter, cases: &[(Probe, i32)]) {
+fn check(filter: Seal, cases: &[(Probe, i32)]) {
     let probes: Vec<Probe> = cases.iter().map(|(p, _)| *p).collect();
     let got = probe(Some(filter), &probes);
     let mismatches: Vec<String> = cases
@@ -205,8 +271,27 @@ fn check(filter: SocketFilter, cases: &[(Probe, i32)]) {
     );
 }
 
-const NO_UDP: SocketFilter = SocketFilter { allow_udp: false };
-const UDP: SocketFilter = SocketFilter { allow_udp: true };
+/// The network sealed, UDP refused: what `moat run --ro ...` installs for sockets.
+const NO_UDP: Seal = Seal {
+    network: true,
+    allow_udp: false,
+    unix: false,
+    listen: false,
+    ipc: false,
+};
+/// The network sealed, UDP allowed.
+const UDP: Seal = Seal {
+    allow_udp: true,
+    ..NO_UDP
+};
+/// No conditional row: what every sandbox installs.
+const ALWAYS: Seal = Seal {
+    network: false,
+    allow_udp: false,
+    unix: false,
+    listen: false,
+    ipc: false,
+};
 
 fn udp_cases(want: i32) -> Vec<(Probe, i32)> {
     use libc::{AF_INET, AF_INET6, IPPROTO_UDP, SOCK_DGRAM};
@@ -282,7 +367,7 @@ fn tcp_unix_and_netlink_work() {
 /// Everything the filter refuses whatever the UDP setting.
 fn always_refused() -> Vec<Probe> {
     use libc::{AF_INET, AF_INET6, SOCK_DGRAM, SOCK_RAW, SOCK_STREAM};
-    let mut probes = vec![
+    let probes = vec![
         // Stream protocols Landlock's TCP rules do not see.
         Probe::Socket(AF_INET, SOCK_STREAM, libc::IPPROTO_MPTCP),
         Probe::Socket(AF_INET6, SOCK_STREAM, libc::IPPROTO_MPTCP),
@@ -309,46 +394,102 @@ fn always_refused() -> Vec<Probe> {
         Probe::IoUringSetup,
         Probe::IoUringEnter,
         Probe::IoUringRegister,
+        Probe::TiocSti,
     ];
-    #[cfg(target_arch = "x86_64")]
-    probes.extend([
-        Probe::X32Socket(AF_INET, SOCK_DGRAM, 0),
-        Probe::X32Socket(AF_INET, SOCK_STREAM, 0),
-        Probe::X32Socket(libc::AF_UNIX, SOCK_STREAM, 0),
-        Probe::X32Other(libc::SYS_io_uring_setup),
-        Probe::X32Other(libc::SYS_io_uring_enter),
-        Probe::X32Other(libc::SYS_io_uring_register),
-    ]);
     probes
 }
 
 #[test]
-fn mptcp_sctp_raw_packet_other_families_io_uring_x32_refused_with_eacces() {
+fn mptcp_sctp_raw_packet_other_families_io_uring_refused_with_eacces() {
     let cases: Vec<(Probe, i32)> = always_refused().into_iter().map(|p| (p, EACCES)).collect();
     check(NO_UDP, &cases);
     check(UDP, &cases);
 }
 
-/// The filter refuses the x32 aliases by number; the other x32 syscalls around them (its
-/// neighbours in the x32 numbering) get whatever the kernel answers without it (ENOSYS on a
-/// kernel without x32, EBADF or EFAULT with it), not EACCES.
+/// The rows every sandbox has, the conditional ones, and their controls: io_uring and
+/// TIOCSTI always; listen() and socket(AF_UNIX) only when their row is in force; the IPC
+/// rows only under the watchdog's seal. Ordinary terminal ioctls, socketpair, TCP and unix
+/// sockets stay usable where nothing says otherwise.
+#[test]
+fn conditional_rows_refuse_only_when_in_force() {
+    use libc::{AF_INET, AF_UNIX, SOCK_STREAM};
+    let always = [
+        (Probe::IoUringSetup, EACCES),
+        (Probe::TiocSti, EACCES),
+        (Probe::TiocGwinsz, OK),
+        (Probe::ListenUnbound, OK),
+        (Probe::Socket(AF_UNIX, SOCK_STREAM, 0), OK),
+        (Probe::Socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0x0300), OK),
+        (Probe::MsgGet, OK),
+        (Probe::SockDiag, OK),
+        (Probe::UnixPair, OK),
+    ];
+    check(ALWAYS, &always);
+    check(
+        Seal {
+            listen: true,
+            ..ALWAYS
+        },
+        &[
+            (Probe::ListenUnbound, EACCES),
+            (Probe::Socket(AF_INET, SOCK_STREAM, 0), OK),
+            (Probe::Socket(AF_UNIX, SOCK_STREAM, 0), OK),
+        ],
+    );
+    check(
+        Seal {
+            unix: true,
+            ..ALWAYS
+        },
+        &[
+            (Probe::Socket(AF_UNIX, SOCK_STREAM, 0), EACCES),
+            (Probe::Socket(AF_UNIX, libc::SOCK_DGRAM | FLAGS, 0), EACCES),
+            (Probe::Socket(AF_UNIX, SOCK_SEQPACKET, 0), EACCES),
+            (Probe::UnixPair, OK),
+            (Probe::ListenUnbound, OK),
+        ],
+    );
+    check(
+        Seal {
+            ipc: true,
+            ..ALWAYS
+        },
+        &[
+            (Probe::MsgGet, EACCES),
+            (Probe::SockDiag, EACCES),
+            (
+                Probe::Socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+                OK,
+            ),
+        ],
+    );
+}
+
+/// x32 system calls kill the process, like the i386 ones: they report the x86_64 audit
+/// architecture, so the filter tells them apart by their number's bit. Without the
+/// filter, the same calls come back (ENOSYS on a kernel without x32).
 #[cfg(target_arch = "x86_64")]
 #[test]
-fn other_x32_syscalls_are_left_to_the_kernel() {
-    let probes: Vec<Probe> = [
-        libc::SYS_socket - 1,
-        libc::SYS_socket + 1,
-        libc::SYS_io_uring_setup - 1,
-        libc::SYS_io_uring_register + 1,
-    ]
-    .into_iter()
-    .map(Probe::X32Other)
-    .collect();
-    let without = probe(None, &probes);
-    for filter in [NO_UDP, UDP] {
-        let with = probe(Some(filter), &probes);
-        assert_eq!(with, without, "{filter:?} on {probes:?}");
-        assert!(!with.contains(&EACCES), "{with:?}");
+fn x32_syscalls_kill_the_process() {
+    use libc::{AF_INET, SOCK_DGRAM};
+    for p in [
+        Probe::X32Socket(AF_INET, SOCK_DGRAM, 0),
+        Probe::X32Other(libc::SYS_getpid),
+        Probe::X32Other(libc::SYS_io_uring_setup),
+    ] {
+        let without = probe(None, &[p]);
+        assert_ne!(without[0], EACCES, "{p:?} without the filter");
+        let pid = fork_or_panic();
+        if pid == 0 {
+            if ALWAYS.install().is_err() {
+                // SAFETY: leaving the child.
+                unsafe { libc::_exit(INSTALL_FAILED) };
+            }
+            p.run();
+            // SAFETY: leaving the child; reaching this line means the call ran.
+            unsafe { libc::_exit(0) };
+        }
+        assert_eq!(wait(pid), End::Signaled(libc::SIGSYS), "{p:?}");
     }
 }
 
@@ -374,6 +515,7 @@ fn baseline_without_filter() {
         );
     }
     let open = [
+        Probe::TiocSti,
         Probe::Socket(AF_INET, SOCK_DGRAM, 0),
         Probe::Socket(AF_INET6, SOCK_DGRAM, 0),
         Probe::Socket(AF_INET, SOCK_STREAM, libc::IPPROTO_MPTCP),
@@ -381,11 +523,17 @@ fn baseline_without_filter() {
         Probe::Socket(AF_INET, SOCK_PACKET, 0x0300),
         Probe::Socket(libc::AF_PACKET, SOCK_RAW, 0x0300),
         Probe::IoUringSetup,
+        Probe::ListenUnbound,
+        Probe::MsgGet,
+        Probe::SockDiag,
     ];
     // SAFETY: geteuid cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
     for (p, got) in open.iter().zip(probe(None, &open)) {
-        let needs_root = matches!(p, Probe::Socket(_, SOCK_RAW | SOCK_PACKET, _));
+        let needs_root = matches!(
+            p,
+            Probe::Socket(_, SOCK_RAW | SOCK_PACKET, _) | Probe::TiocSti
+        );
         if needs_root && !is_root {
             continue;
         }
@@ -393,8 +541,8 @@ fn baseline_without_filter() {
     }
 }
 
-/// i386 syscalls (int 0x80, including socketcall) fail seccompiler's architecture check, which
-/// kills the whole process with SIGSYS before any rule is looked at.
+/// i386 syscalls (int 0x80, including socketcall) fail the filter's architecture check, which
+/// kills the whole process with SIGSYS before any row is looked at.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn i386_syscalls_kill_the_process() {
@@ -504,7 +652,7 @@ const SELF_PROBE: &str = "MOAT_SECCOMP_SELF_PROBE";
 #[test]
 fn filter_survives_execve_of_self() {
     let exe = std::env::current_exe().expect("current_exe");
-    let prepared = |filter: SocketFilter| {
+    let prepared = |filter: Seal| {
         let mut command = std::process::Command::new(&exe);
         command
             .args(["--exact", "self_probe", "--nocapture", "--test-threads=1"])

@@ -700,7 +700,7 @@ fn setup_cost(runs: usize) {
     };
     let per_call = measure(&sandbox);
     // The watchdog installs the socket filter on itself; calls inherit it.
-    sandbox.install_inherited_filter().expect("filter");
+    sandbox.install_inherited_filter(true).expect("filter");
     let inherited = measure(&sandbox);
     let _ = root.remove_all();
     println!("| step ({runs} runs, medians, us) | filter attached per call | filter inherited |\n|---|---:|---:|");

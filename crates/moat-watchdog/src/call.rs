@@ -366,10 +366,13 @@ fn is_sandbox_failure(e: &moat_sandbox::spawn::SpawnError) -> bool {
     matches!(
         e,
         SpawnError::Child {
-            step: Step::NoNewPrivs | Step::Landlock | Step::Seccomp | Step::CloseFds,
+            step: Step::NoNewPrivs
+                | Step::Capabilities
+                | Step::Landlock
+                | Step::Seccomp
+                | Step::CloseFds,
             ..
-        } | SpawnError::Ruleset { .. }
-            | SpawnError::Filter(_)
+        } | SpawnError::Restrictions(_)
     )
 }
 

@@ -25,7 +25,6 @@ pub mod http;
 pub mod metrics;
 pub mod reaper;
 pub mod sandbox;
-pub mod seal;
 pub mod tmpdir;
 
 use crate::call::Runner;
@@ -68,12 +67,9 @@ pub enum StartError {
         /// Why.
         source: SandboxError,
     },
-    /// The seccomp socket filter cannot be installed.
+    /// The seccomp filter cannot be installed.
     #[error("sandbox=required: {0}")]
     Filter(moat_sandbox::seccomp::SeccompError),
-    /// The IPC seal cannot be installed.
-    #[error("sandbox=required: {0} (sandbox_allow_ipc=true runs without it)")]
-    Seal(seal::SealError),
     /// The function's command cannot be prepared.
     #[error("fprocess: {0}")]
     Command(#[from] SpawnError),
@@ -114,6 +110,8 @@ pub enum StartError {
 pub struct Prepared {
     app: Arc<App>,
     tmp: Option<Arc<TmpRoot>>,
+    listener: std::net::TcpListener,
+    metrics_listener: std::net::TcpListener,
 }
 
 /// Checks and prepares everything that can fail before the first request: the program is
@@ -152,33 +150,31 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             }
         })?;
     log_sandbox(&sandbox, &config);
+    // The listening sockets come before the filter, which refuses listen() to the calls
+    // (and so to the watchdog once it is installed on it).
+    let listener = bind("port", config.port)?;
+    let metrics_listener = bind("metrics_port", config.metrics_port)?;
     // Before any thread exists (the reaper's below, the runtime's later).
-    match sandbox.install_inherited_filter() {
-        Ok(true) => tracing::info!(
-            "  the socket filter is installed on the watchdog itself and inherited by every call"
-        ),
-        Ok(false) => {}
+    let ipc = config.sandbox.mode != SandboxMode::Off && !config.sandbox.allow_ipc;
+    match sandbox.install_inherited_filter(ipc) {
+        Ok(Some(seal)) => {
+            tracing::info!(
+                "  seccomp, installed on the watchdog itself and inherited by every call:"
+            );
+            for line in seal.describe() {
+                tracing::info!("    {line}");
+            }
+        }
+        Ok(None) => {}
         Err(e) if config.sandbox.mode == SandboxMode::Required => {
             return Err(StartError::Filter(e))
         }
-        Err(e) => tracing::warn!(
-            "best-effort: cannot install the socket filter on the watchdog ({e}); each call attaches its own"
-        ),
+        Err(e) => tracing::warn!("best-effort: not enforced: the seccomp filter: {e}"),
     }
-    if config.sandbox.mode != SandboxMode::Off {
-        if config.sandbox.allow_ipc {
-            tracing::warn!(
-                "sandbox_allow_ipc=true: calls can leave SysV IPC objects, message queues and keys for later calls"
-            );
-        } else {
-            match seal::install() {
-                Ok(()) => tracing::info!("  {}", seal::DESCRIPTION),
-                Err(e) if config.sandbox.mode == SandboxMode::Required => {
-                    return Err(StartError::Seal(e))
-                }
-                Err(e) => tracing::warn!("best-effort: not enforced: {e}"),
-            }
-        }
+    if config.sandbox.mode != SandboxMode::Off && config.sandbox.allow_ipc {
+        tracing::warn!(
+            "sandbox_allow_ipc=true: calls can leave SysV IPC objects, message queues and keys for later calls"
+        );
     }
 
     let mut command = Command::new(&target.program, &target.argv0)?;
@@ -234,7 +230,12 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         calls: AtomicUsize::new(0),
         abandoned: AtomicU64::new(0),
     });
-    Ok(Prepared { app, tmp })
+    Ok(Prepared {
+        app,
+        tmp,
+        listener,
+        metrics_listener,
+    })
 }
 
 fn log_sandbox(sandbox: &Sandbox, config: &Config) {
@@ -258,15 +259,22 @@ fn log_sandbox(sandbox: &Sandbox, config: &Config) {
     }
 }
 
-async fn bind(var: &'static str, port: u16) -> Result<TcpListener, StartError> {
+fn bind(var: &'static str, port: u16) -> Result<std::net::TcpListener, StartError> {
     // All interfaces, as the classic watchdog's ":port": IPv6 and IPv4 where the host has
-    // IPv6, IPv4 alone otherwise.
-    match TcpListener::bind(("::", port)).await {
+    // IPv6, IPv4 alone otherwise. Non-blocking, for the async runtime that serves it.
+    let listener = match std::net::TcpListener::bind(("::", port)) {
         Ok(l) => Ok(l),
-        Err(_) => TcpListener::bind(("0.0.0.0", port))
-            .await
-            .map_err(|source| StartError::Listen { var, port, source }),
-    }
+        Err(_) => std::net::TcpListener::bind(("0.0.0.0", port)),
+    };
+    listener
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| StartError::Listen { var, port, source })
+}
+
+/// A listener bound in [`prepare`], handed to the async runtime.
+fn into_async(var: &'static str, l: std::net::TcpListener) -> Result<TcpListener, StartError> {
+    let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+    TcpListener::from_std(l).map_err(|source| StartError::Listen { var, port, source })
 }
 
 impl Prepared {
@@ -277,8 +285,8 @@ impl Prepared {
     pub async fn serve(self) -> Result<(), StartError> {
         let app = self.app;
         let c = &app.config;
-        let listener = bind("port", c.port).await?;
-        let metrics_listener = bind("metrics_port", c.metrics_port).await?;
+        let listener = into_async("port", self.listener)?;
+        let metrics_listener = into_async("metrics_port", self.metrics_listener)?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(c.port);
         let mport = metrics_listener
             .local_addr()

@@ -21,8 +21,9 @@ use crate::tmpdir::CallDir;
 use moat_policy::{
     load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError, Vars,
 };
-use moat_sandbox::seccomp::{SeccompError, SocketFilter};
-use moat_sandbox::spawn::{Enforcement, ExtraRule, Restrictions, SpawnError};
+use moat_sandbox::enforce::{EnforceError, Enforcement, Restrictions};
+use moat_sandbox::landlock::ExtraRule;
+use moat_sandbox::seccomp::{Seal, SeccompError};
 use moat_sandbox::{plan, AbiInfo, Plan, PlanError, Report};
 use std::path::{Path, PathBuf};
 
@@ -112,26 +113,25 @@ impl Sandbox {
         })
     }
 
-    /// Installs the plan's seccomp socket filter on the watchdog itself, so that every call
-    /// inherits it instead of attaching its own: attaching costs 45 us per process here
-    /// (the kernel checks, converts and JIT-compiles the program, and frees it at exit),
-    /// inheriting costs nothing. The filter is the same for every call, and the watchdog
-    /// needs none of what it refuses (it only uses TCP and unix sockets, and no io_uring).
-    /// Sets no_new_privs on the watchdog, as seccomp requires.
+    /// Installs the plan's seccomp filter on the watchdog itself, with the IPC rows when
+    /// `ipc`, so that every call inherits it instead of attaching its own: attaching costs
+    /// 45 us per process here (the kernel checks, converts and JIT-compiles the program,
+    /// and frees it at exit), inheriting costs nothing. The filter is the same for every
+    /// call, and the watchdog needs none of what it refuses once its listening sockets are
+    /// bound (it uses TCP, no unix socket, no io_uring, no SysV IPC). Sets no_new_privs on
+    /// the watchdog, as seccomp requires.
     ///
     /// Must run before the watchdog starts any thread (the filter applies to the calling
-    /// thread and the threads and processes it creates afterwards). Returns whether a
-    /// filter was installed.
-    pub fn install_inherited_filter(&mut self) -> Result<bool, SeccompError> {
-        let Some(sockets) = self.plan.as_ref().and_then(|p| p.sockets) else {
-            return Ok(false);
+    /// thread and the threads and processes it creates afterwards). Returns the seal
+    /// installed, if any.
+    pub fn install_inherited_filter(&mut self, ipc: bool) -> Result<Option<Seal>, SeccompError> {
+        let Some(plan) = self.plan.as_ref() else {
+            return Ok(None);
         };
-        SocketFilter {
-            allow_udp: sockets.allow_udp,
-        }
-        .install()?;
+        let seal = Seal { ipc, ..plan.seal };
+        seal.install()?;
         self.filter_inherited = true;
-        Ok(true)
+        Ok(Some(seal))
     }
 
     /// The mode.
@@ -146,7 +146,7 @@ impl Sandbox {
 
     /// The restrictions of one call: the planned ruleset plus `dir` read-write, and the
     /// call's own `/proc/<pid>` readable. Creates the call's Landlock ruleset.
-    pub fn restrictions(&self, dir: Option<&CallDir>) -> Result<Restrictions, SpawnError> {
+    pub fn restrictions(&self, dir: Option<&CallDir>) -> Result<Restrictions, EnforceError> {
         let Some(plan) = &self.plan else {
             return Ok(Restrictions::none());
         };

@@ -46,6 +46,15 @@ for line in sys.stdin.read().splitlines():
         print(attempt(lambda: os.kill(int(arg), signal.SIGCONT)))
     elif cmd == "connect":
         print(attempt(lambda: connect_abstract(arg)))
+    elif cmd == "listen":
+        # A TCP server without bind(): the kernel picks the port (autobind).
+        def serve():
+            s = socket.socket()
+            s.listen()
+            port = s.getsockname()[1]
+            s.close()
+            return port
+        print(attempt(serve))
     elif cmd == "udp":
         print(attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()))
     elif cmd == "tcp":
@@ -99,16 +108,19 @@ fn probe_dir(name: &str) -> TestDir {
 }
 
 fn start_probe(dir: &TestDir, sandbox: &str) -> Watchdog {
+    start_probe_with(dir, sandbox, &[])
+}
+
+fn start_probe_with(dir: &TestDir, sandbox: &str, extra: &[(&str, &str)]) -> Watchdog {
     let shared = dir.shared();
-    start(
-        dir,
-        &[
-            ("fprocess", "./probe.py"),
-            ("sandbox", sandbox),
-            ("sandbox_rw", shared.to_str().unwrap()),
-            ("exec_timeout", "20s"),
-        ],
-    )
+    let mut vars = vec![
+        ("fprocess", "./probe.py"),
+        ("sandbox", sandbox),
+        ("sandbox_rw", shared.to_str().unwrap()),
+        ("exec_timeout", "20s"),
+    ];
+    vars.extend_from_slice(extra);
+    start(dir, &vars)
 }
 
 fn results(r: &Resp) -> Vec<String> {
@@ -160,10 +172,18 @@ fn a_secret_in_tmpdir_or_tmp_is_not_readable_by_the_next_call() {
 }
 
 /// A holding call publishes its pid, TMPDIR and abstract socket; a second call, running at
-/// the same time, tries to reach each.
+/// the same time, tries to reach each. The calls may use unix sockets (a policy file with
+/// `unix = ["/"]`), so that the abstract socket exists and the scope alone keeps the
+/// second call out; without it, no call can create a unix socket at all (below).
 fn probe_running_call(sandbox: &str) -> Vec<String> {
     let dir = probe_dir(&format!("running-{sandbox}"));
-    let w = start_probe(&dir, sandbox);
+    let policy = dir.shared().join("unix.toml");
+    std::fs::write(&policy, "[filesystem]\nunix = [\"/\"]\n").unwrap();
+    let w = start_probe_with(
+        &dir,
+        sandbox,
+        &[("sandbox_policy", policy.to_str().unwrap())],
+    );
     let shared = dir.shared();
     let name = format!("moat-test-{}-{sandbox}", std::process::id());
     let port = w.port;
@@ -228,6 +248,23 @@ fn a_call_cannot_reach_another_running_call_or_the_watchdog() {
     for (line, what) in out.iter().zip(what) {
         assert!(line.starts_with("ok"), "control could not {what}: {line}");
     }
+}
+
+/// Under the default call policy (no unix socket allowed, no port to bind), a call can
+/// neither serve nor reach a unix socket: socket(AF_UNIX) and listen() are refused (this
+/// kernel has no Landlock resolve_unix); without the sandbox both work.
+#[test]
+fn a_call_can_neither_serve_nor_reach_unix_sockets() {
+    let dir = probe_dir("no-unix");
+    let w = start_probe(&dir, "required");
+    let name = format!("moat-test-{}-none", std::process::id());
+    let out = results(&w.post(&format!("connect {name}\nlisten\n")));
+    assert_eq!(out, ["err EACCES", "err EACCES"]);
+    drop(w);
+    let w = start_probe(&dir, "off");
+    let out = results(&w.post(&format!("connect {name}\nlisten\n")));
+    assert_eq!(out[0], "err ECONNREFUSED", "{out:?}");
+    assert!(out[1].starts_with("ok "), "{out:?}");
 }
 
 const DAEMON: &str = r#"#!/bin/sh

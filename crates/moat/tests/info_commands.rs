@@ -52,6 +52,28 @@ fn check_shows_what_is_enforced_and_what_is_dropped() {
     );
     assert!(r.stdout.contains("allow bind_tcp: 8080"), "{}", r.stdout);
     assert!(r.stdout.contains("dropped: nothing"), "{}", r.stdout);
+    // A bind port allowed: listen() on an unbound socket cannot be refused outright, and
+    // the report says so instead of "fully enforced".
+    assert!(
+        r.stdout.contains("not enforced (moat runs anyway")
+            && r.stdout
+                .contains("listen() on a socket that was never bound"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("verdict: runs, but not fully enforced"),
+        "{}",
+        r.stdout
+    );
+    let r = s.run(&["check", "--rox", "/usr", "--ro", "/etc"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("listen(): refused"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("socket(AF_UNIX): refused"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains("verdict: runs fully enforced"),
         "{}",

@@ -340,14 +340,18 @@ fn abstract_unix_sockets_outside_are_refused() {
         std::io::BufReader::new(out).read_line(&mut line).unwrap();
     }
     assert_eq!(line.trim(), "listening");
-    let inside = probe(&s, &flags(&[]), &["abstract-connect", &name]);
+    // Unix sockets allowed everywhere (`--unix /`): the scope alone decides. Without it,
+    // the seccomp layer refuses socket(AF_UNIX) first (EACCES), before ABI 9.
+    let inside = probe(&s, &flags(&["--unix", "/"]), &["abstract-connect", &name]);
     let unscoped = probe(
         &s,
-        &flags(&["--unscoped", "abstract-unix-socket"]),
+        &flags(&["--unix", "/", "--unscoped", "abstract-unix-socket"]),
         &["abstract-connect", &name],
     );
+    let no_unix = probe(&s, &flags(&[]), &["abstract-connect", &name]);
     let _ = server.kill();
     let _ = server.wait();
     assert_answers(&inside, &["EPERM"]);
     assert_answers(&unscoped, &["ok"]);
+    assert_answers(&no_unix, &["EACCES"]);
 }

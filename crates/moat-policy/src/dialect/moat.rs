@@ -18,7 +18,15 @@
 //!
 //! [scopes]
 //! signal = true                  # true: the scope is in force (the default)
+//!
+//! [capabilities]
+//! keep = ["NET_BIND_SERVICE"]    # every other capability is dropped before exec
 //! ```
+//!
+//! `[filesystem] unix = [...]` lists the pathname unix sockets (or directories holding
+//! them) the program may connect and send to; `[filesystem] except = [...]` names paths
+//! that the grants of enclosing directories do not reach ("read /etc except
+//! /etc/shadow").
 //!
 //! Everything the policy does not allow is denied, network included.
 //!
@@ -67,6 +75,26 @@ pub(crate) struct MoatDoc {
     audit: Option<Table<AuditDoc>>,
     #[serde(default)]
     env: Option<Table<EnvDoc>>,
+    #[serde(default)]
+    capabilities: Option<Table<CapsDoc>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[serde(expecting = "a table of capability settings")]
+struct CapsDoc {
+    #[serde(default)]
+    keep: Vec<CapName>,
+}
+
+/// One entry of `capabilities.keep`, checked as it is read so that a typo is reported at
+/// its own position.
+struct CapName(crate::caps::KeepCaps);
+
+impl<'de> Deserialize<'de> for CapName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, |s| crate::caps::KeepCaps::parse([s]).map(CapName))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +113,10 @@ struct FsDoc {
     write: Vec<PathEntry>,
     #[serde(default, alias = "read_write_exec")]
     write_exec: Vec<PathEntry>,
+    #[serde(default)]
+    unix: Vec<PathEntry>,
+    #[serde(default, alias = "exceptions")]
+    except: Vec<PathEntry>,
     #[serde(default, rename = "rule", alias = "rules")]
     rules: Vec<Table<FsRuleDoc>>,
 }
@@ -239,17 +271,20 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                 policy.fs.required = handled.0;
             }
             let lists = [
-                ("read", fs.read, FsGroup::Read),
-                ("read_exec", fs.read_exec, FsGroup::ReadExec),
-                ("write", fs.write, FsGroup::ReadWrite),
-                ("write_exec", fs.write_exec, FsGroup::ReadWriteExec),
+                ("read", fs.read, FsGroup::Read.access()),
+                ("read_exec", fs.read_exec, FsGroup::ReadExec.access()),
+                ("write", fs.write, FsGroup::ReadWrite.access()),
+                ("write_exec", fs.write_exec, FsGroup::ReadWriteExec.access()),
+                ("unix", fs.unix, unix_access()),
             ];
-            for (key, entries, group) in lists {
+            for (key, entries, access) in lists {
                 let origin = format!("{name}: filesystem.{key}");
                 for e in entries {
-                    policy.grant_paths([e.path], group.access(), e.optional, &origin);
+                    policy.grant_paths([e.path], access, e.optional, &origin);
                 }
             }
+            let origin = format!("{name}: filesystem.except");
+            policy.except_paths(fs.except.into_iter().map(|e| e.path), &origin);
             for (i, Table(rule)) in fs.rules.into_iter().enumerate() {
                 let origin = format!("{name}: filesystem.rule[{i}]");
                 for e in rule.paths.0 {
@@ -321,6 +356,14 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         policy.env.set = env.set.into_iter().collect();
     }
 
+    if let Some(Table(caps)) = raw.capabilities {
+        policy.caps = Some(
+            caps.keep
+                .into_iter()
+                .fold(crate::caps::KeepCaps::default(), |k, c| k.union(c.0)),
+        );
+    }
+
     for preset in raw.presets {
         if depth >= MAX_PRESET_DEPTH {
             return Err(PolicyError::parse(
@@ -350,17 +393,23 @@ fn contradiction(doc: &Document<'_>, domain: &str) -> PolicyError {
     )
 }
 
+/// What the `unix` list grants: connecting and sending to pathname unix sockets.
+pub fn unix_access() -> FsAccess {
+    FsAccess::of(&[FsRight::ResolveUnix])
+}
+
 /// The filesystem access written by each list of the format, for writers that want to
 /// group rights back into lists.
 pub fn list_for(access: FsAccess) -> Option<&'static str> {
     [
-        ("read", FsGroup::Read),
-        ("read_exec", FsGroup::ReadExec),
-        ("write", FsGroup::ReadWrite),
-        ("write_exec", FsGroup::ReadWriteExec),
+        ("read", FsGroup::Read.access()),
+        ("read_exec", FsGroup::ReadExec.access()),
+        ("write", FsGroup::ReadWrite.access()),
+        ("write_exec", FsGroup::ReadWriteExec.access()),
+        ("unix", unix_access()),
     ]
     .into_iter()
-    .find(|(_, g)| g.access() == access)
+    .find(|(_, g)| *g == access)
     .map(|(k, _)| k)
 }
 

@@ -8,6 +8,7 @@
 
 use super::memory::{self, read_bytes, read_c_string};
 use super::notify::Notification;
+use crate::seccomp::{decide_socket, Decision, Seal};
 use moat_policy::record::Observed;
 use moat_policy::{FsAccess, FsRight, NetRight};
 use std::collections::BTreeSet;
@@ -512,22 +513,26 @@ fn rename(from: Option<PathBuf>, to: Option<PathBuf>, exchange: bool, out: &mut 
     }
 }
 
+/// A socket the network seal would refuse means the program needs an unrestricted network;
+/// an internet datagram socket means UDP. The seal's own table decides which is which.
 fn socket(domain: i32, kind: i32, protocol: i32, out: &mut Vec<Observed>) {
-    let kind = kind & 0xf;
-    match domain {
-        libc::AF_UNIX | libc::AF_NETLINK => {}
-        libc::AF_INET | libc::AF_INET6 => match kind {
-            libc::SOCK_STREAM if protocol == 0 || protocol == libc::IPPROTO_TCP => {}
-            libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => {
-                out.push(Observed::Udp)
-            }
-            _ => out.push(Observed::UnsealedSocket(format!(
-                "socket(family {domain}, type {kind}, protocol {protocol})"
-            ))),
-        },
-        _ => out.push(Observed::UnsealedSocket(format!(
-            "socket(family {domain}, type {kind})"
+    let with_udp = Seal {
+        network: true,
+        allow_udp: true,
+        ..Seal::default()
+    };
+    match decide_socket(with_udp, domain, kind, protocol) {
+        Decision::Refuse(_) | Decision::Kill(_) => out.push(Observed::UnsealedSocket(format!(
+            "socket(family {domain}, type {}, protocol {protocol})",
+            kind & 0xf
         ))),
+        Decision::Allow => {
+            if (domain == libc::AF_INET || domain == libc::AF_INET6)
+                && kind & 0xf == libc::SOCK_DGRAM
+            {
+                out.push(Observed::Udp);
+            }
+        }
     }
 }
 

@@ -12,10 +12,11 @@
 use super::Failure;
 use moat_policy::Abi;
 use moat_sandbox::audit::{self, AuditLog};
+use moat_sandbox::enforce::{Enforcement, Restrictions};
 use moat_sandbox::exec::Target;
 use moat_sandbox::explain::{Checker, Denial, Denials};
 use moat_sandbox::trace::{self, Exit};
-use moat_sandbox::{landlock, seccomp, Plan};
+use moat_sandbox::Plan;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -61,23 +62,9 @@ pub fn run(
     Ok(exit.status())
 }
 
-/// In the child: what `moat run` does before exec.
-fn restrict(plan: &Plan) -> Result<(), String> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
-    }
-    if let Some(ll) = &plan.landlock {
-        landlock::apply(ll).map_err(|e| e.to_string())?;
-    }
-    if let Some(s) = plan.sockets {
-        seccomp::SocketFilter {
-            allow_udp: s.allow_udp,
-        }
-        .install()
-        .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+/// In the child: what `moat run` does before exec, through the same entry point.
+fn restrict(restrictions: &Restrictions) -> Result<(), String> {
+    restrictions.apply().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// The command's pid, for the forwarding handler.
@@ -115,7 +102,9 @@ fn with_tracer(
     plan: &Plan,
 ) -> Result<(Exit, Vec<Denial>), Failure> {
     let checker = Checker::new(plan);
-    let session = trace::spawn(target, env, || restrict(plan)).map_err(Failure::moat)?;
+    let restrictions =
+        Restrictions::from_plan(plan, &[], Enforcement::Required).map_err(Failure::moat)?;
+    let session = trace::spawn(target, env, || restrict(&restrictions)).map_err(Failure::moat)?;
     supervise(session.pid());
     let mut denials = Denials::default();
     let exit = session
@@ -138,7 +127,10 @@ fn with_audit(
     plan: &Plan,
     log: &AuditLog,
 ) -> Result<(Exit, Vec<Denial>), Failure> {
-    let session = trace::spawn_untraced(target, env, || restrict(plan)).map_err(Failure::moat)?;
+    let restrictions =
+        Restrictions::from_plan(plan, &[], Enforcement::Required).map_err(Failure::moat)?;
+    let session =
+        trace::spawn_untraced(target, env, || restrict(&restrictions)).map_err(Failure::moat)?;
     supervise(session.pid());
     let mut records = Vec::new();
     let exit = loop {

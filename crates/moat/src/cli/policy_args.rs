@@ -2,7 +2,7 @@
 
 use super::Failure;
 use moat_policy::{
-    presets, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy,
+    presets, AuditFlags, Compat, FsAccess, FsGroup, FsRight, KeepCaps, NetAccess, NetRight, Policy,
     PortRange, Scope, ScopeSet,
 };
 use moat_sandbox::exec::Target;
@@ -37,6 +37,18 @@ pub struct PolicyArgs {
     /// Allow reading, writing and executing PATH.
     #[arg(long, value_name = "PATH", value_delimiter = ',')]
     pub rwx: Vec<String>,
+    /// Allow connecting and sending to the pathname unix socket PATH, or to any socket
+    /// beneath the directory PATH (otherwise none is reachable).
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub unix: Vec<String>,
+    /// Keep PATH out of reach of the rules on the directories above it ("--ro /etc
+    /// --except /etc/shadow"); see docs/policy.md for what an exception costs.
+    #[arg(long, value_name = "PATH", value_delimiter = ',')]
+    pub except: Vec<String>,
+    /// Keep capability NAME (CHOWN, NET_BIND_SERVICE, ...; comma lists; `all` keeps every
+    /// one moat starts with). Every other capability is dropped before the command runs.
+    #[arg(long = "keep-cap", value_name = "NAME", value_delimiter = ',', value_parser = parse_cap)]
+    pub keep_cap: Vec<KeepCaps>,
     /// Allow binding TCP ports (8080, 8000-8010, comma lists).
     #[arg(long = "bind-tcp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
     pub bind_tcp: Vec<PortRange>,
@@ -97,6 +109,10 @@ fn parse_port(s: &str) -> Result<PortRange, String> {
     PortRange::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_cap(s: &str) -> Result<KeepCaps, String> {
+    KeepCaps::parse([s])
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     match s.trim().replace('_', "-").as_str() {
         "signal" | "signals" => Ok(Scope::Signal),
@@ -115,6 +131,7 @@ impl PolicyArgs {
             && self.rox.is_empty()
             && self.rw.is_empty()
             && self.rwx.is_empty()
+            && self.unix.is_empty()
             && self.bind_tcp.is_empty()
             && self.connect_tcp.is_empty()
             && self.bind_udp.is_empty()
@@ -169,6 +186,18 @@ impl PolicyArgs {
             log_new_exec: self.log_new_exec_on || d.log_new_exec,
             log_subdomains: !self.log_subdomains_off && d.log_subdomains,
         });
+        for path in self.except.iter().filter(|s| !s.is_empty()) {
+            let path =
+                absolute(path).map_err(|e| Failure::moat(format!("--except {path}: {e}")))?;
+            policy.except_paths([path], "--except");
+        }
+        if !self.keep_cap.is_empty() {
+            let keep = self
+                .keep_cap
+                .iter()
+                .fold(KeepCaps::default(), |k, c| k.union(*c));
+            policy.caps = Some(policy.caps.unwrap_or_default().union(keep));
+        }
         if self.ignore_missing {
             for r in &mut policy.fs.rules {
                 r.optional = true;
@@ -198,16 +227,21 @@ impl PolicyArgs {
     fn flag_policy(&self, target: Option<&Target>) -> Result<Policy, Failure> {
         let mut p = Policy::deny_all();
         let groups = [
-            ("--ro", &self.ro, FsGroup::Read),
-            ("--rox", &self.rox, FsGroup::ReadExec),
-            ("--rw", &self.rw, FsGroup::ReadWrite),
-            ("--rwx", &self.rwx, FsGroup::ReadWriteExec),
+            ("--ro", &self.ro, FsGroup::Read.access()),
+            ("--rox", &self.rox, FsGroup::ReadExec.access()),
+            ("--rw", &self.rw, FsGroup::ReadWrite.access()),
+            ("--rwx", &self.rwx, FsGroup::ReadWriteExec.access()),
+            (
+                "--unix",
+                &self.unix,
+                moat_policy::dialect::moat::unix_access(),
+            ),
         ];
-        for (flag, paths, group) in groups {
+        for (flag, paths, access) in groups {
             for path in paths.iter().filter(|s| !s.is_empty()) {
                 let path =
                     absolute(path).map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
-                p.grant_paths([path], group.access(), false, flag);
+                p.grant_paths([path], access, false, flag);
             }
         }
         let ports = [

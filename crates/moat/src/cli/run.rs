@@ -2,13 +2,15 @@
 //!
 //! A straight line, in a fixed order: close inherited descriptors, resolve the command,
 //! compose and plan the policy (no restriction yet, so errors can still be reported
-//! fully), set no_new_privs, restrict with Landlock, install the socket filter, exec.
+//! fully), prepare the restrictions, apply them in moat's one order
+//! (`moat_sandbox::enforce`: no_new_privs, capabilities, Landlock, seccomp), exec.
 
 use super::policy_args::PolicyArgs;
 use super::Failure;
-use moat_policy::{Compat, Vars};
+use moat_policy::Vars;
+use moat_sandbox::enforce::{Enforcement, Restrictions};
 use moat_sandbox::exec::{self, Target};
-use moat_sandbox::{abi, fds, landlock, plan, seccomp};
+use moat_sandbox::{abi, fds, plan};
 use std::ffi::OsString;
 
 /// Arguments of `moat run`.
@@ -67,27 +69,18 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let plan = plan::plan(&policy, abi, compat, &vars)
         .and_then(|p| p.require())
         .map_err(Failure::moat)?;
-    if compat == Compat::BestEffort {
-        for w in plan.report.warnings() {
-            eprintln!("moat: best-effort: {w}");
-        }
+    let mode = compat.name();
+    for w in plan.report.warnings() {
+        eprintln!("moat: {mode}: {w}");
     }
     let env = exec::environment(&policy.env);
     if args.explain {
         return super::explain::run(&target, env.as_deref(), plan);
     }
 
-    set_no_new_privs().map_err(Failure::moat)?;
-    if let Some(ll) = &plan.landlock {
-        landlock::apply(ll).map_err(Failure::moat)?;
-    }
-    if let Some(s) = plan.sockets {
-        seccomp::SocketFilter {
-            allow_udp: s.allow_udp,
-        }
-        .install()
-        .map_err(Failure::moat)?;
-    }
+    let restrictions =
+        Restrictions::from_plan(&plan, &[], Enforcement::Required).map_err(Failure::moat)?;
+    restrictions.apply().map_err(Failure::moat)?;
     let err = exec::exec(&target, env.as_deref(), Some(&plan));
     Err(Failure {
         code: err.exit_code(),
@@ -109,16 +102,4 @@ pub fn target(command: Vec<OsString>) -> Result<Target, Failure> {
             message: e.to_string(),
         }
     })
-}
-
-/// no_new_privs is set whatever the policy: a sandboxed program must not regain
-/// privileges through setuid binaries.
-fn set_no_new_privs() -> std::io::Result<()> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integer arguments.
-    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }

@@ -33,6 +33,15 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                     "rox" => policy.rox.extend(list(&mut p)?),
                     "rw" => policy.rw.extend(list(&mut p)?),
                     "rwx" => policy.rwx.extend(list(&mut p)?),
+                    "unix" => policy.unix.extend(list(&mut p)?),
+                    "except" => policy.except.extend(list(&mut p)?),
+                    "keep-cap" => {
+                        for name in list(&mut p)? {
+                            policy
+                                .keep_cap
+                                .push(moat_policy::KeepCaps::parse([name.as_str()]).ok()?);
+                        }
+                    }
                     "bind-tcp" => policy.bind_tcp.extend(ports(&mut p)?),
                     "connect-tcp" => policy.connect_tcp.extend(ports(&mut p)?),
                     "bind-udp" => policy.bind_udp.extend(ports(&mut p)?),
@@ -201,6 +210,18 @@ mod tests {
             ],
             &["--unscoped", "signal,abstract-unix-socket", "--", "x"],
             &[
+                "--unix",
+                "/run/a.sock,/run/b",
+                "--except=/etc/shadow",
+                "--except",
+                "rel/dir",
+                "--keep-cap",
+                "chown,NET_BIND_SERVICE",
+                "--keep-cap=all",
+                "--",
+                "x",
+            ],
+            &[
                 "--policy-text",
                 "{\"filesystem\":{\"read\":[\"/etc\"]}}",
                 "--policy",
@@ -235,6 +256,7 @@ mod tests {
             &["--best-effort", "--strict", "--", "x"],
             &["--ldd", "--ldd", "--", "x"],
             &["--unscoped", "everything", "--", "x"],
+            &["--keep-cap", "chwon", "--", "x"],
             &["--preserve-fd", "x", "--", "y"],
             &["--no-such-flag", "--", "x"],
         ];

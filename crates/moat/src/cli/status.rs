@@ -43,6 +43,47 @@ const FEATURES: &[(&str, &str, Abi)] = &[
     ("udp", "UDP bind and connect/send rules", Abi::V10),
 ];
 
+/// What moat enforces beyond Landlock's own rights, and what it cannot yet: `(key,
+/// description, whether this moat does it given seccomp)`. The honest half of the status:
+/// a policy can imply more than the ABI list shows.
+const BEYOND_LANDLOCK: &[(&str, &str, bool)] = &[
+    (
+        "sockets",
+        "seccomp: UDP (before ABI 10), raw, packet, SCTP, MPTCP, other families and io_uring refused when a policy restricts the network",
+        true,
+    ),
+    (
+        "terminal",
+        "seccomp: TIOCSTI and TIOCLINUX refused in every sandbox (no keystrokes into the caller's terminal)",
+        true,
+    ),
+    (
+        "unix_none",
+        "seccomp: socket(AF_UNIX) refused when a policy allows no pathname unix socket (before ABI 9)",
+        true,
+    ),
+    (
+        "unix_allowlist",
+        "only the listed pathname unix sockets reachable, before ABI 9 (needs a socket supervisor: not in this moat)",
+        false,
+    ),
+    (
+        "listen_none",
+        "seccomp: listen() refused when a policy allows no bind port and no unix socket",
+        true,
+    ),
+    (
+        "listen_ports",
+        "listen() only on the allowed bind ports (no Landlock ABI; needs a socket supervisor: not in this moat)",
+        false,
+    ),
+    (
+        "capabilities",
+        "every capability dropped before exec, but those a policy keeps",
+        true,
+    ),
+];
+
 fn seccomp_available() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .map(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
@@ -86,6 +127,14 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
             },
             "features": features,
             "seccomp_socket_filter": seccomp,
+            "beyond_landlock": BEYOND_LANDLOCK
+                .iter()
+                .map(|(key, what, done)| serde_json::json!({
+                    "feature": key,
+                    "description": what,
+                    "enforceable": *done && (seccomp || *key == "capabilities"),
+                }))
+                .collect::<Vec<_>>(),
         });
         println!(
             "{}",
@@ -112,9 +161,11 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
             abi.linux()
         );
     }
-    println!(
-        "  {}  seccomp socket filter (UDP, raw, packet, SCTP, MPTCP)",
-        if seccomp { "yes" } else { "no " }
-    );
+    println!();
+    println!("beyond Landlock:");
+    for (key, what, done) in BEYOND_LANDLOCK {
+        let yes = *done && (seccomp || *key == "capabilities");
+        println!("  {}  {what}", if yes { "yes" } else { "no " });
+    }
     Ok(0)
 }

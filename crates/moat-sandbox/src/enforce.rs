@@ -1,0 +1,439 @@
+//! The one place a process restricts itself, in one order.
+//!
+//! Every enforcement point ends here: `moat run` (and the container launcher, which is
+//! `moat run` inside the container) applies a plan to itself and execs; `moat run --explain`
+//! applies it in the child it traces; the watchdog applies it in each call's
+//! `clone(CLONE_VM)` child ([`crate::spawn`]). The work is split in two:
+//!
+//! * [`Restrictions::from_plan`], in the process that planned, before anything is
+//!   restricted: the Landlock ruleset is created and its rules added, the seccomp program
+//!   is taken from its compile-time `static`, the capability sets are computed. Everything
+//!   that allocates or can fail in interesting ways happens here.
+//! * [`Restrictions::apply`] (or, in a `clone(CLONE_VM)` child, `apply_steps`): raw,
+//!   async-signal-safe system calls on memory prepared before, in this order, each for a
+//!   reason:
+//!   1. `no_new_privs`: Landlock and seccomp need it from a process without
+//!      `CAP_SYS_ADMIN`, which the next step takes away; and setuid programs stop
+//!      elevating.
+//!   2. capabilities ([`crate::caps`]): emptying the bounding set needs `CAP_SETPCAP`, so it
+//!      comes before anything could lose it, and nothing after needs a capability.
+//!   3. the Landlock rule on the process's own `/proc/<pid>` (spawn only: the pid exists
+//!      only now), then `landlock_restrict_self`.
+//!   4. the seccomp filter: last of the restrictions, so that the calls above are not
+//!      subject to it, and because seccomp filters cannot be removed either.
+//!   5. closing every descriptor above 2, where the front end needs it (spawn: the child
+//!      shares the parent's descriptor table until now). `moat run` closes inherited
+//!      descriptors first thing instead ([`crate::fds`]), before it opens anything of its
+//!      own, and opens everything close-on-exec.
+//!
+//! A step that restricts fails the whole application under [`Enforcement::Required`];
+//! under [`Enforcement::BestEffort`] it is skipped and reported.
+
+use crate::caps::CapsPlan;
+use crate::landlock::{self, ExtraRule, LandlockError};
+use crate::plan::Plan;
+use crate::seccomp::{Insn, SeccompError};
+use moat_policy::FsAccess;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+/// What to do when a restriction cannot be applied.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Fail, and the program never runs (moat's default: fail closed).
+    Required,
+    /// Go on without it; the outcome says what is missing.
+    BestEffort,
+}
+
+/// One step between planning and exec, for error messages. The numbering is also the
+/// order; the steps of [`crate::spawn`]'s child before the restrictions come first.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Step {
+    /// `setsid`: the child leads a new session and process group (spawn).
+    Session = 1,
+    /// `prctl(PR_SET_CHILD_SUBREAPER)` (spawn).
+    Subreaper,
+    /// `dup2` of the standard streams (spawn).
+    Stdio,
+    /// `chdir` into the working directory (spawn).
+    Chdir,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs,
+    /// Dropping capabilities.
+    Capabilities,
+    /// The Landlock rule on the process's own `/proc/<pid>` (a grant, never fatal).
+    ProcSelf,
+    /// `landlock_restrict_self`.
+    Landlock,
+    /// Installing the seccomp filter.
+    Seccomp,
+    /// `close_range`: closing every descriptor above 2.
+    CloseFds,
+    /// `execve`.
+    Exec,
+}
+
+/// Every step, in order.
+pub const STEPS: [Step; 11] = [
+    Step::Session,
+    Step::Subreaper,
+    Step::Stdio,
+    Step::Chdir,
+    Step::NoNewPrivs,
+    Step::Capabilities,
+    Step::ProcSelf,
+    Step::Landlock,
+    Step::Seccomp,
+    Step::CloseFds,
+    Step::Exec,
+];
+
+impl Step {
+    /// What the step does, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Session => "setsid",
+            Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
+            Step::Stdio => "dup2 of the standard streams",
+            Step::Chdir => "chdir into the working directory",
+            Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+            Step::Capabilities => "dropping capabilities",
+            Step::ProcSelf => "the Landlock rule on the process's own /proc/<pid>",
+            Step::Landlock => "landlock_restrict_self",
+            Step::Seccomp => "installing the seccomp filter",
+            Step::CloseFds => "close_range of inherited descriptors",
+            Step::Exec => "execve",
+        }
+    }
+
+    fn from_number(n: u32) -> Option<Step> {
+        STEPS.iter().copied().find(|s| *s as u32 == n)
+    }
+
+    /// Whether the step restricts the process (and so may be skipped in best-effort mode).
+    pub fn restricts(self) -> bool {
+        matches!(
+            self,
+            Step::NoNewPrivs | Step::Capabilities | Step::Landlock | Step::Seccomp
+        )
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A restriction that was skipped (best-effort mode), or a grant that could not be added.
+#[derive(Debug)]
+pub struct NotEnforced {
+    /// The step.
+    pub step: Step,
+    /// The kernel's answer.
+    pub error: std::io::Error,
+}
+
+impl fmt::Display for NotEnforced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)
+    }
+}
+
+/// Why restrictions could not be prepared or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    /// The Landlock ruleset could not be created.
+    #[error(transparent)]
+    Landlock(#[from] LandlockError),
+    /// The seccomp program is not available.
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    /// A step failed.
+    #[error("{step}: {source}")]
+    Step {
+        /// The step.
+        step: Step,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+}
+
+/// What a process applying restrictions records, through memory the parent can read even
+/// when the process is a `clone(CLONE_VM)` child that then execs or exits.
+pub(crate) struct StepReport {
+    /// The step that failed (its number), 0 if none.
+    failed: AtomicU32,
+    /// Its errno.
+    errno: AtomicI32,
+    /// The errno of each step that failed without stopping, by step number.
+    skipped: [AtomicI32; STEPS.len() + 1],
+}
+
+impl StepReport {
+    pub(crate) fn new() -> StepReport {
+        StepReport {
+            failed: AtomicU32::new(0),
+            errno: AtomicI32::new(0),
+            skipped: std::array::from_fn(|_| AtomicI32::new(0)),
+        }
+    }
+
+    /// Records that `step` failed with `errno` and the process must stop.
+    pub(crate) fn fail(&self, step: Step, errno: i32) {
+        self.errno.store(errno, Ordering::SeqCst);
+        self.failed.store(step as u32, Ordering::SeqCst);
+    }
+
+    /// Records that `step` failed with `errno` and the process went on.
+    pub(crate) fn skip(&self, step: Step, errno: i32) {
+        self.skipped[step as usize].store(errno, Ordering::SeqCst);
+    }
+
+    pub(crate) fn failure(&self) -> Option<(Step, i32)> {
+        let step = Step::from_number(self.failed.load(Ordering::SeqCst))?;
+        Some((step, self.errno.load(Ordering::SeqCst)))
+    }
+
+    pub(crate) fn skipped(&self) -> Vec<NotEnforced> {
+        STEPS
+            .iter()
+            .filter_map(|&step| {
+                let errno = self.skipped[step as usize].load(Ordering::SeqCst);
+                (errno != 0).then(|| NotEnforced {
+                    step,
+                    error: std::io::Error::from_raw_os_error(errno),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The restrictions a process applies to itself before exec, prepared in advance.
+#[derive(Debug)]
+pub struct Restrictions {
+    no_new_privs: bool,
+    caps: Option<CapsPlan>,
+    ruleset: Option<OwnedFd>,
+    restrict_flags: u32,
+    proc_self: FsAccess,
+    filter: Option<&'static [Insn]>,
+    enforcement: Enforcement,
+}
+
+impl Restrictions {
+    /// No restriction: the process runs as its parent would (the watchdog's
+    /// `sandbox=off`), on the same path, so that the cost of the restrictions can be
+    /// compared.
+    pub fn none() -> Restrictions {
+        Restrictions {
+            no_new_privs: false,
+            caps: None,
+            ruleset: None,
+            restrict_flags: 0,
+            proc_self: FsAccess::EMPTY,
+            filter: None,
+            enforcement: Enforcement::Required,
+        }
+    }
+
+    /// The restrictions of `plan`, with `extra` path rules added to its Landlock ruleset
+    /// (rights outside what the plan handles are dropped, as the plan does for its own
+    /// rules). Creates the ruleset now, in the calling process.
+    pub fn from_plan(
+        plan: &Plan,
+        extra: &[ExtraRule<'_>],
+        enforcement: Enforcement,
+    ) -> Result<Restrictions, EnforceError> {
+        let (ruleset, restrict_flags) = match &plan.landlock {
+            Some(l) => (
+                Some(landlock::create_ruleset(l, extra)?),
+                landlock::restrict_flags(l.audit),
+            ),
+            None => (None, 0),
+        };
+        Ok(Restrictions {
+            no_new_privs: true,
+            caps: plan.caps,
+            ruleset,
+            restrict_flags,
+            proc_self: FsAccess::EMPTY,
+            filter: Some(plan.seal.program()?),
+            enforcement,
+        })
+    }
+
+    /// Lets the process read its own `/proc/<pid>` (what `/proc/self` is for the program it
+    /// execs), which cannot be named before the process exists. The rule is added just
+    /// before the ruleset is enforced; without a ruleset this does nothing. Processes the
+    /// program starts later get no such rule.
+    pub fn with_own_proc(mut self, access: FsAccess) -> Restrictions {
+        self.proc_self = access;
+        self
+    }
+
+    /// Without the seccomp filter, for a caller whose process already has it installed
+    /// and passes it on (the watchdog installs it on itself once).
+    pub fn without_filter(mut self) -> Restrictions {
+        self.filter = None;
+        self
+    }
+
+    /// The same restrictions with another ruleset descriptor: tests use a descriptor that
+    /// is not a ruleset to stand in for a kernel that refuses.
+    #[cfg(test)]
+    pub(crate) fn with_ruleset(mut self, fd: OwnedFd) -> Restrictions {
+        self.ruleset = Some(fd);
+        self
+    }
+
+    /// Whether a Landlock ruleset will be enforced.
+    pub fn has_landlock(&self) -> bool {
+        self.ruleset.is_some()
+    }
+
+    /// Whether a seccomp filter will be installed.
+    pub fn has_filter(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// Applies the restrictions to the calling thread. The caller must be single-threaded
+    /// (`moat run` before exec, a forked child): the restrictions bind the calling thread
+    /// and what it starts afterwards, not its siblings. Returns what was skipped in
+    /// best-effort mode.
+    pub fn apply(&self) -> Result<Vec<NotEnforced>, EnforceError> {
+        let report = StepReport::new();
+        // SAFETY: the steps only make system calls on `self` and the stack; the caller is
+        // single-threaded, as documented.
+        let ok = unsafe { self.apply_steps(&report, false) };
+        match (ok, report.failure()) {
+            (true, _) => Ok(report.skipped()),
+            (false, Some((step, errno))) => Err(EnforceError::Step {
+                step,
+                source: std::io::Error::from_raw_os_error(errno),
+            }),
+            (false, None) => Err(EnforceError::Step {
+                step: Step::Landlock,
+                source: std::io::Error::other("a step failed without saying which"),
+            }),
+        }
+    }
+
+    /// The steps, with raw system calls: no allocation, no lock, no panic; `close_fds`
+    /// closes every descriptor above 2 last. Returns false after recording the failed step
+    /// in `report`.
+    ///
+    /// # Safety
+    /// Changes the calling thread for good. May run in a `clone(CLONE_VM)` child on the
+    /// parent's memory: `self` and `report` must stay valid until the child has exec'd.
+    pub(crate) unsafe fn apply_steps(&self, report: &StepReport, close_fds: bool) -> bool {
+        let errno = || *libc::__errno_location();
+        // A restriction that fails stops the process unless the caller accepts less.
+        let failed = |step: Step, e: i32| -> bool {
+            if self.enforcement == Enforcement::BestEffort && step.restricts() {
+                report.skip(step, e);
+                false
+            } else {
+                report.fail(step, e);
+                true
+            }
+        };
+        if self.no_new_privs
+            && libc::syscall(
+                libc::SYS_prctl,
+                libc::PR_SET_NO_NEW_PRIVS,
+                1u64,
+                0u64,
+                0u64,
+                0u64,
+            ) < 0
+            && failed(Step::NoNewPrivs, errno())
+        {
+            return false;
+        }
+        if let Some(caps) = &self.caps {
+            if let Err(e) = caps.apply() {
+                if failed(Step::Capabilities, e) {
+                    return false;
+                }
+            }
+        }
+        if let Some(ruleset) = &self.ruleset {
+            let ruleset = ruleset.as_raw_fd();
+            if !self.proc_self.is_empty() {
+                self.add_own_proc(ruleset, report);
+            }
+            if libc::syscall(
+                libc::SYS_landlock_restrict_self,
+                ruleset,
+                self.restrict_flags,
+            ) < 0
+                && failed(Step::Landlock, errno())
+            {
+                return false;
+            }
+        }
+        if let Some(program) = self.filter {
+            if crate::seccomp::install_program(program) < 0 && failed(Step::Seccomp, errno()) {
+                return false;
+            }
+        }
+        if close_fds && !close_from_3() {
+            report.fail(Step::CloseFds, errno());
+            return false;
+        }
+        true
+    }
+
+    /// Adds the rule on `/proc/self` to the ruleset; a grant the program may do without,
+    /// so a failure is recorded, never fatal.
+    unsafe fn add_own_proc(&self, ruleset: RawFd, report: &StepReport) {
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        ) as RawFd;
+        let ok = fd >= 0 && landlock::add_path_rule(ruleset, fd, self.proc_self.bits()) == 0;
+        if !ok {
+            report.skip(Step::ProcSelf, *libc::__errno_location());
+        }
+        if fd >= 0 {
+            libc::syscall(libc::SYS_close, fd);
+        }
+    }
+}
+
+/// Closes every descriptor above 2 with raw system calls; false on failure.
+unsafe fn close_from_3() -> bool {
+    if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) == 0 {
+        return true;
+    }
+    if *libc::__errno_location() != libc::ENOSYS {
+        return false;
+    }
+    // Kernels before 5.9 lack close_range: close every descriptor below the limit.
+    let mut lim = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let max = if libc::syscall(
+        libc::SYS_prlimit64,
+        0,
+        libc::RLIMIT_NOFILE,
+        std::ptr::null::<libc::rlimit64>(),
+        &mut lim as *mut libc::rlimit64,
+    ) == 0
+    {
+        lim.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        1024
+    };
+    for fd in 3..max {
+        libc::syscall(libc::SYS_close, fd);
+    }
+    true
+}
