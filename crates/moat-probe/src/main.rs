@@ -22,8 +22,11 @@ ops: read PATH | list DIR | write PATH | create PATH | mkdir PATH | remove PATH 
      exec PATH [ARGS...] (runs it, waits, prints its exit status)
      bind-tcp PORT | connect-tcp PORT | listen-tcp PORT SECONDS | bind-udp PORT
      socket-udp | socket-raw | socket-packet | socket-mptcp | socket-sctp | socket-tcp
+     listen-unbound SECONDS (listen() without bind(): prints `listening PORT`, serves)
      signal PID [SIGNAL] | abstract-connect NAME | abstract-listen NAME SECONDS
-     unix-connect PATH | ioctl-tty PATH | sleep SECONDS | getpid";
+     unix-connect PATH | unix-send PATH (a datagram) | ioctl-tty PATH | sleep SECONDS | getpid
+     tiocsti FD TEXT (pushes TEXT into the terminal on FD) | caps (the five sets, in hex)
+     chown PATH UID | perf-event PID | bpf-map | sethostname NAME";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -166,6 +169,27 @@ fn run(op: &[String]) -> R {
             serve(fd, num(op, 2)?);
             Ok(String::new())
         }
+        "listen-unbound" => {
+            // SAFETY: plain integers.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                return Err(last());
+            }
+            // SAFETY: an unbound socket: the kernel picks the port (autobind).
+            check(unsafe { libc::listen(fd, 16) })?;
+            // SAFETY: zeroed sockaddr_in is a valid out-buffer.
+            let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // SAFETY: valid buffer and length.
+            check(unsafe {
+                libc::getsockname(fd, &mut a as *mut _ as *mut libc::sockaddr, &mut len)
+            })?;
+            println!("listening {}", u16::from_be(a.sin_port));
+            let _ = std::io::stdout().flush();
+            serve(fd, num(op, 1)?);
+            Ok(String::new())
+        }
         "connect-tcp" => connect_tcp(num(op, 1)?),
         "socket-udp" => socket(libc::AF_INET, libc::SOCK_DGRAM, 0),
         "socket-tcp" => socket(libc::AF_INET, libc::SOCK_STREAM, 0),
@@ -199,20 +223,122 @@ fn run(op: &[String]) -> R {
         }
         "unix-connect" => {
             let fd = unix_socket()?;
-            let path = arg(op, 1)?;
-            // SAFETY: zeroed sockaddr_un is valid.
-            let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-            let bytes = std::ffi::OsStr::new(path).as_bytes();
-            if bytes.len() >= addr.sun_path.len() {
-                return Err(Outcome::Usage("path too long".into()));
-            }
-            for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-                *d = *s as libc::c_char;
-            }
-            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            let (addr, len) = path_addr(arg(op, 1)?)?;
             // SAFETY: valid address.
             check(unsafe { libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) })
+        }
+        "unix-send" => {
+            // SAFETY: plain integers.
+            let fd =
+                unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+            if fd < 0 {
+                return Err(last());
+            }
+            let (addr, len) = path_addr(arg(op, 1)?)?;
+            let msg = b"moat-probe";
+            // SAFETY: valid buffer and address.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    msg.as_ptr().cast(),
+                    msg.len(),
+                    0,
+                    &addr as *const _ as *const libc::sockaddr,
+                    len,
+                )
+            };
+            if n < 0 {
+                return Err(last());
+            }
+            Ok(String::new())
+        }
+        "tiocsti" => {
+            let fd: i32 = num(op, 1)?;
+            for b in arg(op, 2)?.bytes() {
+                let c = b as libc::c_char;
+                // SAFETY: TIOCSTI reads one char from a valid pointer.
+                check(unsafe { libc::ioctl(fd, libc::TIOCSTI, &c) })?;
+            }
+            Ok(String::new())
+        }
+        "caps" => {
+            let mut header = [0x2008_0522u32, 0];
+            let mut data = [0u32; 6];
+            // SAFETY: version 3 header and room for its two words of three sets.
+            check(
+                unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) }
+                    as i32,
+            )?;
+            let set = |i: usize| u64::from(data[i]) | u64::from(data[i + 3]) << 32;
+            let (mut bounding, mut ambient) = (0u64, 0u64);
+            for cap in 0..64u64 {
+                // SAFETY: plain integers; EINVAL past the last capability.
+                if unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) } == 1 {
+                    bounding |= 1 << cap;
+                }
+                // SAFETY: as above.
+                let a = unsafe {
+                    libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_IS_SET, cap, 0, 0)
+                };
+                if a == 1 {
+                    ambient |= 1 << cap;
+                }
+            }
+            Ok(format!(
+                "eff={:x} prm={:x} inh={:x} bnd={bounding:x} amb={ambient:x}",
+                set(0),
+                set(1),
+                set(2)
+            ))
+        }
+        "chown" => {
+            let path = cstr(arg(op, 1)?)?;
+            let uid: u32 = num(op, 2)?;
+            // SAFETY: valid C string; -1 leaves the group.
+            check(unsafe { libc::chown(path.as_ptr(), uid, u32::MAX) })
+        }
+        "perf-event" => {
+            let pid: i32 = num(op, 1)?;
+            // struct perf_event_attr, ABI version 0 (64 bytes): a software CPU-clock counter
+            // (this VM has no hardware PMU).
+            let mut attr = [0u8; 64];
+            attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // PERF_TYPE_SOFTWARE
+            attr[4..8].copy_from_slice(&64u32.to_ne_bytes()); // size
+                                                              // config 0 = PERF_COUNT_SW_CPU_CLOCK; flags 0: enabled, kernel and user.
+                                                              // SAFETY: a valid attribute buffer; the result is a descriptor or -1.
+            let fd = unsafe {
+                libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), pid, -1, -1, 0u64)
+            };
+            if fd < 0 {
+                return Err(last());
+            }
+            Ok(String::new())
+        }
+        "bpf-map" => {
+            // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
+            let mut attr = [0u32; 32];
+            attr[0] = 2; // BPF_MAP_TYPE_ARRAY
+            attr[1] = 4;
+            attr[2] = 8;
+            attr[3] = 1;
+            // SAFETY: a valid attribute buffer of the size given.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    0,
+                    attr.as_ptr(),
+                    std::mem::size_of_val(&attr),
+                )
+            };
+            if fd < 0 {
+                return Err(last());
+            }
+            Ok(String::new())
+        }
+        "sethostname" => {
+            let name = arg(op, 1)?;
+            // SAFETY: a valid buffer and its length.
+            check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })
         }
         "ioctl-tty" => {
             let f = std::fs::OpenOptions::new()
@@ -323,6 +449,23 @@ fn unix_socket() -> Result<i32, Outcome> {
     }
 }
 
+fn path_addr(path: &str) -> Result<(libc::sockaddr_un, libc::socklen_t), Outcome> {
+    // SAFETY: zeroed sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = std::ffi::OsStr::new(path).as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(Outcome::Usage("path too long".into()));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok((
+        addr,
+        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+    ))
+}
+
 fn abstract_addr(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
     // SAFETY: zeroed sockaddr_un is valid.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -353,6 +496,8 @@ fn errno_name(e: i32) -> String {
         libc::ENOTTY => "ENOTTY",
         libc::EISDIR => "EISDIR",
         libc::ENOTDIR => "ENOTDIR",
+        libc::EBADF => "EBADF",
+        libc::ENOTSOCK => "ENOTSOCK",
         _ => return format!("errno {e}"),
     };
     name.to_string()

@@ -46,6 +46,9 @@ pub(crate) fn apply(
     }
     let keep = policy.caps.unwrap_or_default();
     let mut excepted: BTreeSet<PathBuf> = BTreeSet::new();
+    // The excepted files themselves, to leave out their other names (hard links) in the
+    // directories expanded.
+    let mut excepted_ids: BTreeSet<Id> = BTreeSet::new();
     // Chain directory -> (its id, the ids of its ancestors and itself).
     let mut chain: BTreeMap<PathBuf, (Id, Vec<Id>)> = BTreeMap::new();
     let mut notes = Vec::new();
@@ -73,6 +76,9 @@ pub(crate) fn apply(
                 ));
                 continue;
             };
+            if let Ok(m) = std::fs::metadata(&canonical) {
+                excepted_ids.insert((m.dev(), m.ino()));
+            }
             excepted.insert(canonical.clone());
             let ids: Vec<Id> = ancestors.iter().map(|(_, id)| *id).collect();
             for (depth, (dir, id)) in ancestors.iter().enumerate().skip(top) {
@@ -133,6 +139,9 @@ pub(crate) fn apply(
             let Ok((is_dir, id)) = is_directory(std::os::fd::AsFd::as_fd(&fd)) else {
                 continue;
             };
+            if excepted_ids.contains(&id) {
+                continue; // another name of an excepted file
+            }
             let access = if is_dir {
                 access
             } else {
