@@ -753,6 +753,92 @@ mod tests {
         plan.landlock.as_ref().map(|l| l.audit).unwrap_or_default()
     }
 
+    /// A terminal's slave side, opened twice: for the child's stderr, and non-blocking for
+    /// the test to read what was pushed into its input.
+    fn pty() -> (OwnedFd, OwnedFd, OwnedFd) {
+        // SAFETY: plain pty calls; every descriptor is owned by the returned values.
+        unsafe {
+            let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            assert!(master >= 0);
+            assert_eq!(libc::grantpt(master), 0);
+            assert_eq!(libc::unlockpt(master), 0);
+            let mut name = [0 as libc::c_char; 64];
+            assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+            let open = |flags| libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | flags);
+            let (slave, reader) = (
+                open(libc::O_CLOEXEC),
+                open(libc::O_NONBLOCK | libc::O_CLOEXEC),
+            );
+            assert!(slave >= 0 && reader >= 0);
+            (
+                OwnedFd::from_raw_fd(master),
+                OwnedFd::from_raw_fd(slave),
+                OwnedFd::from_raw_fd(reader),
+            )
+        }
+    }
+
+    /// A watchdog call's stderr is the watchdog's, which may be a terminal: the call must not
+    /// push keystrokes into it (TIOCSTI), whatever capabilities the watchdog has. Without
+    /// restrictions, root (CAP_SYS_ADMIN) can, even from another session.
+    #[test]
+    fn a_child_cannot_type_into_a_terminal_it_inherited() {
+        let Some(plan) = plan_for(&SYSTEM, &[]) else {
+            return;
+        };
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let script = "import fcntl, termios\ntry:\n for c in b'pwned\\n':\n  fcntl.ioctl(2, termios.TIOCSTI, bytes([c]))\n print('ok')\nexcept OSError as e:\n print(e.errno)";
+        let restricted = Restrictions::from_plan(&plan, &[], Enforcement::Required).unwrap();
+        for (r, want) in [
+            (&restricted, Some(libc::EACCES.to_string())),
+            (&Restrictions::none(), root.then(|| "ok".to_string())),
+        ] {
+            let (_master, slave, reader) = pty();
+            let mut cmd =
+                Command::new(Path::new("/usr/bin/python3"), OsStr::new("python3")).unwrap();
+            cmd.arg(OsStr::new("-c"))
+                .unwrap()
+                .arg(OsStr::new(script))
+                .unwrap();
+            cmd.new_session(true);
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let (out_r, out_w) = pipe();
+            let child = cmd
+                .spawn(
+                    &Env::new(),
+                    Stdio {
+                        stdin: null.as_fd(),
+                        stdout: out_w.as_fd(),
+                        stderr: slave.as_fd(),
+                    },
+                    r,
+                )
+                .unwrap();
+            drop(out_w);
+            let mut out = String::new();
+            std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+            wait(child.pid);
+            let mut typed = [0u8; 64];
+            // SAFETY: a valid buffer; the reader is non-blocking.
+            let n =
+                unsafe { libc::read(reader.as_raw_fd(), typed.as_mut_ptr().cast(), typed.len()) };
+            let typed = if n > 0 {
+                String::from_utf8_lossy(&typed[..n as usize]).into_owned()
+            } else {
+                String::new()
+            };
+            match &want {
+                Some(w) => assert_eq!(out.trim(), w),
+                None => {
+                    eprintln!("control skipped: not root, TIOCSTI on a terminal of another session needs CAP_SYS_ADMIN");
+                    continue;
+                }
+            }
+            assert_eq!(typed, if r.has_filter() { "" } else { "pwned\n" });
+        }
+    }
+
     #[test]
     fn the_socket_filter_is_installed() {
         let Some(plan) = plan_for(&SYSTEM, &[]) else {

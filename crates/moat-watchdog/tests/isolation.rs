@@ -55,6 +55,15 @@ for line in sys.stdin.read().splitlines():
             s.close()
             return port
         print(attempt(serve))
+    elif cmd == "caps":
+        # Effective and bounding sets, from the call's own /proc entry.
+        def caps():
+            lines = read("/proc/self/status").split("\n")
+            want = ("CapEff:", "CapBnd:")
+            return " ".join(l.split()[1] for l in lines if l.startswith(want))
+        print(attempt(caps))
+    elif cmd == "chown":
+        print(attempt(lambda: os.chown(arg, 65534, -1)))
     elif cmd == "udp":
         print(attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()))
     elif cmd == "tcp":
@@ -248,6 +257,33 @@ fn a_call_cannot_reach_another_running_call_or_the_watchdog() {
     for (line, what) in out.iter().zip(what) {
         assert!(line.starts_with("ok"), "control could not {what}: {line}");
     }
+}
+
+/// A watchdog running as root (PID 1 of a container, typically) gives its calls none of
+/// root's capabilities: no chown of a file the call may write, nothing in the effective or
+/// bounding set. Without the sandbox the same call has them all.
+#[test]
+fn calls_run_without_capabilities() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (a call can only lose capabilities the watchdog has)");
+        return;
+    }
+    let dir = probe_dir("caps");
+    let file = dir.shared().join("owned");
+    std::fs::write(&file, "x").unwrap();
+    let ops = format!("caps\nchown {}\n", file.display());
+    let w = start_probe(&dir, "required");
+    let out = results(&w.post(&ops));
+    assert_eq!(out, ["ok 0000000000000000 0000000000000000", "err EPERM"]);
+    drop(w);
+    let w = start_probe(&dir, "off");
+    let out = results(&w.post(&ops));
+    assert!(
+        out[0].starts_with("ok ") && !out[0].contains("0000000000000000"),
+        "{out:?}"
+    );
+    assert_eq!(out[1], "ok");
 }
 
 /// Under the default call policy (no unix socket allowed, no port to bind), a call can

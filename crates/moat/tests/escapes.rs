@@ -544,7 +544,7 @@ fn path_exceptions_hold() {
     assert_eq!(r.lines(), ["ok", "ok"]);
     let r = s.run(&["check", "--rw", &home, "--except", &secret]);
     assert!(
-        r.stdout.contains(&format!("except")) && r.stdout.contains("expanded"),
+        r.stdout.contains("except") && r.stdout.contains("expanded"),
         "{}",
         r.stdout
     );

@@ -624,7 +624,7 @@ const fn socket(asm: &mut Assembler, seal: Seal, exits: Exits) {
     }
     let mut t = 0;
     while t < 16 {
-        let ty = t as i32;
+        let ty: i32 = t;
         t += 1;
         let target = if contains_n(&rows.inet_types, rows.inet_type_count, ty) {
             exits.refuse

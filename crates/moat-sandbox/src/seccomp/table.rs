@@ -13,14 +13,11 @@ pub struct Syscall {
     /// Its name, for messages.
     pub name: &'static str,
     /// Its number in the native ABI.
-    pub nr: i64,
+    pub nr: libc::c_long,
 }
 
 const fn sc(name: &'static str, nr: libc::c_long) -> Syscall {
-    Syscall {
-        name,
-        nr: nr as i64,
-    }
+    Syscall { name, nr }
 }
 
 /// What a row matches.
@@ -393,8 +390,8 @@ fn matches(target: Target, call: Call) -> bool {
     if !is_native(call.arch, call.nr) {
         return false;
     }
-    let nr = i64::from(call.nr);
-    let socket = nr == libc::SYS_socket as i64;
+    let nr = call.nr as libc::c_long;
+    let socket = nr == libc::SYS_socket;
     let [domain, ty, protocol] = [
         low(call.args[0]),
         low(call.args[1]) & 0xf,
@@ -404,7 +401,7 @@ fn matches(target: Target, call: Call) -> bool {
         Target::ForeignAbi => false,
         Target::Syscalls(list) => list.iter().any(|s| s.nr == nr),
         Target::Ioctls(list) => {
-            nr == libc::SYS_ioctl as i64 && list.iter().any(|(_, r)| *r == call.args[1] as u32)
+            nr == libc::SYS_ioctl && list.iter().any(|(_, r)| *r == call.args[1] as u32)
         }
         Target::SocketFamily(f) => socket && domain == f,
         Target::SocketFamiliesExcept(allowed) => socket && !allowed.contains(&domain),

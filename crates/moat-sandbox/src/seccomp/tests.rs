@@ -267,8 +267,8 @@ fn every_program_matches_the_table_and_seccompilers_translation() {
                     }
                 } else {
                     for r in requests {
-                        argsets.push([1, r as u64, 0, 0, 0, 0]);
-                        argsets.push([libc::AF_PACKET as u64, r as u64, 3, 0, 0, 0]);
+                        argsets.push([1, r, 0, 0, 0, 0]);
+                        argsets.push([libc::AF_PACKET as u64, r, 3, 0, 0, 0]);
                     }
                 }
                 for args in argsets {
