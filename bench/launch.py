@@ -8,13 +8,21 @@ Reports the median, p10 and p90 wall time per variant and the median added over 
 bench/peers/build.sh (the kernel's sample sandboxer, moat's enforcement in minimal C, an
 exec-only launcher), bwrap and firejail from Debian; nothing is downloaded or built here.
 
-usage: bench/launch.py [--runs N] [--moat PATH] [--markdown]
+With --paired, also the median of per-round differences between moat (flags) and the floor
+(moat's enforcement in minimal C), with a bootstrap 95% interval (--ci resamples): the same
+round holds one run of each, so machine drift cancels out. With --icount, the user-space
+instructions each launcher executes from its exec to the exec of /bin/true, counted by
+bench/peers/icount (ptrace single-steps: independent of load and clock).
+
+usage: bench/launch.py [--runs N] [--moat PATH] [--markdown] [--only LIST] [--paired]
+                       [--ci N] [--icount]
 """
 import argparse
 import os
 import random
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 
@@ -77,12 +85,33 @@ def spawn_wait(argv, env):
     return t1 - t0, os.waitstatus_to_exitcode(status)
 
 
+def bootstrap_median(values, resamples, rng):
+    """A 95% interval of the median of `values`, by resampling them whole."""
+    n = len(values)
+    meds = sorted(
+        statistics.median(values[rng.randrange(n)] for _ in range(n)) for _ in range(resamples)
+    )
+    return meds[int(resamples * 0.025)], meds[int(resamples * 0.975) - 1]
+
+
+def icount(counter, argv, env, runs=5):
+    """The median user-space instruction count of `argv` from exec to exec."""
+    out = subprocess.run([counter, "-n", str(runs), *argv], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--moat", default="target/x86_64-unknown-linux-gnu/release/moat")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--only", default="", help="comma list of variant name prefixes")
+    ap.add_argument("--paired", action="store_true",
+                    help="median of per-round differences, moat (flags) minus the floor")
+    ap.add_argument("--ci", type=int, default=1000, help="bootstrap resamples for --paired")
+    ap.add_argument("--icount", action="store_true",
+                    help="count user-space instructions (bench/peers/icount)")
     args = ap.parse_args()
     # Measure binaries as installed copies. A file the linker has just written (through
     # mmap) sits in the page cache in small pages and costs about 0.1 ms more per exec than
@@ -98,7 +127,7 @@ def main():
     built = os.environ.get("MOAT_BENCH_PEERS", built)
     peers = os.path.join(workdir, "peers")
     os.mkdir(peers)
-    for name in ("exec-only", "floor", "sandboxer"):
+    for name in ("exec-only", "floor", "sandboxer", "icount"):
         src = os.path.join(built, name)
         if os.access(src, os.X_OK):
             shutil.copyfile(src, os.path.join(peers, name))
@@ -142,8 +171,25 @@ def main():
     else:
         for r in rows:
             print(f"{r[0]:32} median {r[1]:8.0f} us  p10 {r[2]:8.0f}  p90 {r[3]:8.0f}  added {r[4]:+7.0f} us")
-    shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{args.runs} interleaved runs per variant (posix_spawn + waitpid, shuffled order per round).")
+    floor_name = "floor: moat's enforcement in minimal C"
+    moat_name = "moat run (flags)"
+    if args.paired and floor_name in times and moat_name in times:
+        diffs = [m - f for m, f in zip(times[moat_name], times[floor_name])]
+        med = statistics.median(diffs)
+        lo, hi = bootstrap_median(diffs, args.ci, random.Random(1))
+        print(f"moat (flags) minus the floor, paired by round: median {med:+.1f} us, "
+              f"95% interval {lo:+.1f} .. {hi:+.1f} us ({args.ci} bootstrap resamples)")
+    if args.icount:
+        counter = os.path.join(peers, "icount")
+        if not os.access(counter, os.X_OK):
+            raise SystemExit("--icount needs bench/peers/build.sh to have built icount")
+        for x in vs:
+            if x[0] == "bare /bin/true" or not x[1][0].startswith("/"):
+                continue
+            n = icount(counter, x[1], env_of(x))
+            print(f"instructions, exec to exec: {x[0]:45} {n:8d}")
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,5 +29,11 @@ fuzz_target!(|data: &[u8]| {
         for rule in &policy.fs.rules {
             let _ = vars.expand(&rule.path, "fuzz");
         }
+        for exception in &policy.fs.except {
+            let _ = vars.expand(&exception.path, "fuzz");
+        }
+        if let Some(keep) = policy.caps {
+            let _ = keep.names();
+        }
     }
 });

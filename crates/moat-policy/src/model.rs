@@ -36,14 +36,15 @@ impl Compat {
     }
 }
 
-/// Where a rule came from, so reports and errors can point back at it.
+/// Where a rule came from, so reports and errors can point back at it. Shared, not copied:
+/// every rule of a list, and every rule an exception expands into, carries the same one.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Origin(pub String);
+pub struct Origin(pub std::sync::Arc<str>);
 
 impl Origin {
     /// An origin from any description ("policy.toml: filesystem.read", "--ro", ...).
-    pub fn new(text: impl Into<String>) -> Self {
-        Origin(text.into())
+    pub fn new(text: impl AsRef<str>) -> Self {
+        Origin(text.as_ref().into())
     }
 }
 
@@ -325,12 +326,13 @@ impl Policy {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        let origin = Origin::new(origin);
         for p in paths {
             self.fs.rules.push(PathRule {
                 path: p.into(),
                 access,
                 optional,
-                origin: Origin::new(origin),
+                origin: origin.clone(),
             });
         }
     }

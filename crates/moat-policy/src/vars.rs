@@ -85,6 +85,10 @@ impl Vars {
 
     /// Expands every `${NAME}` in `path`; a multi-valued variable multiplies the result.
     pub fn expand(&self, path: &str, origin: &str) -> Result<Vec<String>, PolicyError> {
+        if !path.as_bytes().contains(&b'$') {
+            // Most paths name no variable: no search for `${` (on the launch path).
+            return Ok(vec![path.to_string()]);
+        }
         let mut results = vec![String::new()];
         let mut rest = path;
         while let Some(start) = rest.find("${") {

@@ -855,6 +855,42 @@ mod tests {
     }
 
     #[test]
+    fn moat_round_trip_of_unix_exceptions_and_capabilities() {
+        let (p, _) = read(
+            "p.toml",
+            "[filesystem]\nread = [\"/etc\"]\nunix = [\"/run/a.sock\"]\nexcept = [\"/etc/shadow\"]\n\
+             [capabilities]\nkeep = [\"all\", \"CHOWN\"]\n",
+        );
+        let w = to_moat_toml(&p).unwrap();
+        assert!(w.warnings.is_empty(), "{:?}", w.warnings);
+        let (back, _) = read("back.toml", &w.text);
+        assert_eq!(back.fs.except.len(), 1);
+        assert_eq!(back.caps, p.caps);
+        assert!(back
+            .fs
+            .rules
+            .iter()
+            .any(|r| r.path == "/run/a.sock" && r.access == FsAccess::of(&[FsRight::ResolveUnix])));
+        let json = to_moat_json(&p).unwrap();
+        let (back, _) = read("back.json", &json.text);
+        assert_eq!(back.caps, p.caps);
+        // Dialects without these say what they lose.
+        let lc = to_landlockconfig_json(&p).unwrap();
+        assert!(
+            lc.warnings.iter().any(|w| w.contains("no path exceptions")),
+            "{:?}",
+            lc.warnings
+        );
+        assert!(
+            lc.warnings
+                .iter()
+                .any(|w| w.contains("no capability settings")),
+            "{:?}",
+            lc.warnings
+        );
+    }
+
+    #[test]
     fn moat_round_trip_of_a_preset() {
         let p = crate::presets::load("shell").unwrap();
         let w = to_moat_toml(&p).unwrap();

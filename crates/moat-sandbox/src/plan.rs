@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// A path rule whose path is open and whose rights fit the object.
 #[derive(Debug)]
@@ -33,8 +33,9 @@ pub struct OpenedRule {
     pub access: FsAccess,
     /// Where the rule was written.
     pub origins: Vec<Origin>,
-    /// For a rule made by expanding a directory around a path exception, that directory.
-    pub expanded_from: Option<PathBuf>,
+    /// For a rule made by expanding a directory around a path exception, that directory
+    /// (shared by all the rules it expanded into).
+    pub expanded_from: Option<std::sync::Arc<Path>>,
 }
 
 /// The Landlock part of a plan, limited to the effective ABI.
@@ -409,7 +410,7 @@ fn open_rules(
     for (path, (access, optional, origins)) in merged {
         let origin = origins.first().cloned().unwrap_or_default();
         let p = PathBuf::from(&path);
-        if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+        if !is_clean_absolute(&path) {
             return Err(PlanError::BadPath { path, origin });
         }
         let fd = match open_path(&p, 0) {
@@ -453,6 +454,12 @@ fn open_rules(
         });
     }
     Ok(opened)
+}
+
+/// Whether `path` is absolute and has no `..` component: a byte scan, on the launch path of
+/// every rule (what `Path::components` does costs several times more).
+pub(crate) fn is_clean_absolute(path: &str) -> bool {
+    path.starts_with('/') && !path.split('/').any(|c| c == "..")
 }
 
 /// Expands port ranges into the kernel's one-port rules, merging rights per port.
@@ -666,6 +673,102 @@ mod tests {
                 "cap {cap}"
             );
         }
+    }
+
+    fn at(abi: Abi) -> AbiInfo {
+        AbiInfo {
+            availability: Availability::Available,
+            kernel_number: abi.number().into(),
+            kernel: abi,
+            cap: None,
+            effective: abi,
+        }
+    }
+
+    /// Which seccomp rows and which reported gaps a policy gets, decided from the policy
+    /// and the ABI alone (the kernel is not asked: `at` stands for any kernel).
+    #[test]
+    fn unix_sockets_and_listen_by_policy_and_abi() {
+        let tight = policy();
+        let mut web = policy();
+        web.grant_ports(
+            [moat_policy::PortRange::single(80)],
+            NetAccess::of(&[NetRight::BindTcp]),
+            "t",
+        );
+        let mut named = policy();
+        named.grant_paths(
+            ["/etc/hostname"],
+            FsAccess::of(&[FsRight::ResolveUnix]),
+            false,
+            "t",
+        );
+        let mut everywhere = policy();
+        everywhere.grant_paths(["/"], FsAccess::of(&[FsRight::ResolveUnix]), false, "t");
+        let mut open_fs = policy();
+        open_fs.lift_filesystem();
+        let mut open_net = policy();
+        open_net.lift_network();
+
+        let p = plan(&tight, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(p.seal.network && p.seal.unix && p.seal.listen && !p.seal.allow_udp);
+        assert!(p.report.fully_enforced(), "{:?}", p.report);
+        // ABI 9: Landlock's resolve_unix takes over, listen is still refused.
+        let p = plan(&tight, at(Abi::V9), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.seal.unix && p.seal.listen);
+        assert!(p
+            .landlock
+            .unwrap()
+            .fs_handled
+            .contains(FsRight::ResolveUnix));
+
+        // A bind port: listen cannot be refused; the gap is reported, strict still runs.
+        let p = plan(&web, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.seal.listen && p.seal.unix);
+        assert_eq!(p.report.warned.len(), 1);
+        assert_eq!(p.report.warned[0].needs, Needs::Supervisor);
+        assert!(!p.report.refused() && !p.report.fully_enforced());
+        assert!(p.report.warnings()[0].contains("never bound"));
+
+        // Named sockets below ABI 9: strict refuses, best-effort leaves AF_UNIX open.
+        let p = plan(&named, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.seal.unix && !p.seal.listen);
+        assert!(p.report.refused());
+        assert_eq!(p.report.dropped[0].needs, Needs::AbiOrSupervisor(Abi::V9));
+        assert!(plan(&named, at(Abi::V9), Compat::Strict, &Vars::new())
+            .unwrap()
+            .report
+            .dropped
+            .is_empty());
+        // Every socket allowed: nothing to refuse, nothing missing.
+        let p = plan(&everywhere, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.seal.unix && p.report.dropped.is_empty());
+
+        // An unrestricted filesystem leaves unix sockets alone (and so listen, which a
+        // unix server needs); an unrestricted network leaves listen alone.
+        let p = plan(&open_fs, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.seal.unix && !p.seal.listen && p.seal.network);
+        let p = plan(&open_net, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(p.seal.unix && !p.seal.listen && !p.seal.network);
+        assert!(p.report.warned.is_empty());
+    }
+
+    #[test]
+    fn the_working_directory_at_root_is_not_granted() {
+        let mut p = Policy::deny_all();
+        p.grant_paths(["${CWD}", "/etc"], FsGroup::Read.access(), false, "preset");
+        let mut vars = Vars::new();
+        vars.set("CWD", "/");
+        let plan = plan(&p, at(Abi::V7), Compat::Strict, &vars).unwrap();
+        let rules: Vec<_> = plan
+            .landlock
+            .unwrap()
+            .path_rules
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(rules, [PathBuf::from("/etc")]);
+        assert!(plan.report.skipped[0].contains("the working directory is /"));
     }
 
     #[test]

@@ -363,7 +363,7 @@ mod tests {
         std::fs::copy("/bin/ls", &copy).unwrap();
         let p = function_policy(&c, &copy, Path::new("/nonexistent-fn-dir")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        let origins: Vec<&str> = p.fs.rules.iter().map(|r| r.origin.0.as_str()).collect();
+        let origins: Vec<&str> = p.fs.rules.iter().map(|r| &*r.origin.0).collect();
         assert!(origins.contains(&"the function's program"));
         assert!(
             origins.contains(&"the program's interpreter"),

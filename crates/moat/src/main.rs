@@ -11,6 +11,11 @@
 // In unit-test builds the C entry point is compiled out, leaving `cli::main` unused.
 #[cfg_attr(test, allow(dead_code))]
 mod cli;
+mod launch_alloc;
+
+/// Every allocation of moat's process goes to a bump arena first: see [`launch_alloc`].
+#[global_allocator]
+static ALLOC: launch_alloc::LaunchAlloc<{ launch_alloc::ARENA }> = launch_alloc::LaunchAlloc::new();
 
 /// The C entry point.
 #[cfg(not(test))]

@@ -577,6 +577,55 @@ set = { LANG = "C" }
     }
 
     #[test]
+    fn unix_sockets_exceptions_and_capabilities() {
+        let p = parse_str(
+            "p.toml",
+            "[filesystem]\nread = [\"/etc\"]\nunix = [\"/run/a.sock\", { path = \"/run/b\", optional = true }]\n\
+             except = [\"/etc/shadow\", \"${HOME}/.ssh\"]\n[capabilities]\nkeep = [\"CHOWN\", \"cap_net_raw\"]\n",
+        )
+        .unwrap();
+        let unix: Vec<_> =
+            p.fs.rules
+                .iter()
+                .filter(|r| r.access == unix_access())
+                .collect();
+        assert_eq!(unix.len(), 2);
+        assert!(unix[1].optional);
+        assert_eq!(p.fs.except.len(), 2);
+        assert_eq!(p.fs.except[1].path, "${HOME}/.ssh");
+        assert!(p.fs.except[0].origin.0.contains("filesystem.except"));
+        let keep = p.caps.unwrap();
+        assert!(!keep.all);
+        assert_eq!(keep.names(), vec!["CHOWN", "NET_RAW"]);
+        // `write` no longer reaches unix sockets.
+        assert!(!FsGroup::ReadWrite.access().contains(FsRight::ResolveUnix));
+        // Without the table, nothing is said: the enforcement point decides.
+        assert_eq!(
+            parse_str("p.toml", "[filesystem]\nread = [\"/etc\"]\n")
+                .unwrap()
+                .caps,
+            None
+        );
+        assert!(
+            parse_str("p.toml", "[capabilities]\nkeep = [\"all\"]\n")
+                .unwrap()
+                .caps
+                .unwrap()
+                .all
+        );
+        let e = err("p.toml", "[capabilities]\nkeep = [\"CHOWN\", \"chwon\"]\n");
+        assert!(e.starts_with("p.toml:2:"), "{e}");
+        assert!(
+            e.contains("capabilities.keep") && e.contains("unknown capability `chwon`"),
+            "{e}"
+        );
+        let e = err("p.toml", "[filesystem]\nexcept = [\"etc/shadow\"]\n");
+        assert!(e.contains("is relative"), "{e}");
+        let e = err("p.toml", "[capabilities]\ndrop = [\"CHOWN\"]\n");
+        assert!(e.contains("unknown field `drop`"), "{e}");
+    }
+
+    #[test]
     fn presets_are_included() {
         let p = parse_str(
             "p.toml",

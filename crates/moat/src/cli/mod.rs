@@ -94,7 +94,10 @@ pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failu
     let Some(first) = command.first() else {
         return Ok(());
     };
-    let starts_with_dash = first.to_string_lossy().starts_with('-');
+    use std::os::unix::ffi::OsStrExt;
+    if first.as_bytes().first() != Some(&b'-') {
+        return Ok(());
+    }
     // The command is the tail of the raw arguments; it was explicit when `--` precedes it.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let explicit = raw
@@ -102,7 +105,7 @@ pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failu
         .checked_sub(command.len() + 1)
         .and_then(|i| raw.get(i))
         .is_some_and(|a| a == "--");
-    if starts_with_dash && !explicit {
+    if !explicit {
         return Err(Failure::moat(format!(
             "unknown option `{}` (see --help; put the command after --)",
             first.to_string_lossy()
@@ -122,9 +125,13 @@ fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
         return None;
     }
     let rest: Vec<std::ffi::OsString> = args.collect();
-    if let Some(parsed) = run_fast::parse(rest.iter().cloned()) {
+    // The fast parser takes the arguments by value; clap needs them only when it gives up,
+    // which is rare, so it gets them again from the process rather than a copy made for
+    // every launch.
+    if let Some(parsed) = run_fast::parse(rest) {
         return Some(Ok(parsed));
     }
+    let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
     let cmd = run::RunArgs::augment_args(clap::Command::new("run"))
         .bin_name("moat run")
         .version(env!("CARGO_PKG_VERSION"));
