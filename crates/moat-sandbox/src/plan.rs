@@ -387,7 +387,16 @@ fn open_rules(
     // the ruleset small and the report readable.
     let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
     for rule in &policy.fs.rules {
-        for path in vars.expand(&rule.path, &rule.origin.0)? {
+        let expanded;
+        let paths: &[String] = if rule.path.as_bytes().contains(&b'$') {
+            expanded = vars.expand(&rule.path, &rule.origin.0)?;
+            &expanded
+        } else {
+            // No variable: no vector for the one path (most rules, on the launch path).
+            std::slice::from_ref(&rule.path)
+        };
+        for path in paths {
+            let path = path.clone();
             if path == "/" && rule.path.contains("${CWD}") {
                 // A working directory of `/` (common in containers) would make a rule meant
                 // for a project directory grant the whole filesystem.
@@ -459,7 +468,14 @@ fn open_rules(
 /// Whether `path` is absolute and has no `..` component: a byte scan, on the launch path of
 /// every rule (what `Path::components` does costs several times more).
 pub(crate) fn is_clean_absolute(path: &str) -> bool {
-    path.starts_with('/') && !path.split('/').any(|c| c == "..")
+    let b = path.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    // A `..` component: two dots after a slash, followed by a slash or the end.
+    b.windows(3)
+        .enumerate()
+        .all(|(i, w)| !(w == b"/.." && b.get(i + 3).is_none_or(|c| *c == b'/')))
 }
 
 /// Expands port ranges into the kernel's one-port rules, merging rights per port.
@@ -769,6 +785,16 @@ mod tests {
             .collect();
         assert_eq!(rules, [PathBuf::from("/etc")]);
         assert!(plan.report.skipped[0].contains("the working directory is /"));
+    }
+
+    #[test]
+    fn clean_absolute_paths() {
+        for ok in ["/", "/usr", "/a/..b", "/a/b..", "/a/.../b", "/a/.b"] {
+            assert!(is_clean_absolute(ok), "{ok}");
+        }
+        for bad in ["", "usr", "/..", "/a/..", "/a/../b", "../a", "/a/b/../"] {
+            assert!(!is_clean_absolute(bad), "{bad}");
+        }
     }
 
     #[test]

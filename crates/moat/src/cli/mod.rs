@@ -117,10 +117,10 @@ pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failu
 /// `moat run` is on the launch path of every sandboxed command: try the fast parser
 /// ([`run_fast`]) first; when it gives up, parse with only `run`'s own clap definition built
 /// (not the whole tree). Help and error messages are clap's either way.
-fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
+fn run_fast_path(
+    mut args: std::vec::IntoIter<std::ffi::OsString>,
+) -> Option<Result<run::RunArgs, clap::Error>> {
     use clap::{Args, FromArgMatches};
-    let mut args = std::env::args_os();
-    let _bin = args.next();
     if args.next().as_deref() != Some(std::ffi::OsStr::new("run")) {
         return None;
     }
@@ -143,13 +143,16 @@ fn run_fast_path() -> Option<Result<run::RunArgs, clap::Error>> {
 
 /// Parses the command line, runs the subcommand and returns the exit status.
 pub fn main() -> i32 {
-    let mut words = std::env::args_os().skip(1);
-    if let Some(companion) = words.next().as_deref().and_then(companion::lookup) {
+    // `args_os` copies every argument: once, here, for the whole launch.
+    let mut words = std::env::args_os().skip(1).collect::<Vec<_>>().into_iter();
+    let first = words.as_slice().first().cloned();
+    if let Some(companion) = first.as_deref().and_then(companion::lookup) {
+        words.next();
         let f = companion::exec(companion, words);
         eprintln!("moat: {}", f.message);
         return f.code;
     }
-    let parsed = match run_fast_path() {
+    let parsed = match run_fast_path(words) {
         Some(parsed) => parsed.map(|args| Cli {
             command: Command::Run(args),
         }),
