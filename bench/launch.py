@@ -85,6 +85,21 @@ def spawn_wait(argv, env):
     return t1 - t0, os.waitstatus_to_exitcode(status)
 
 
+def install(src, dst, copies):
+    """Copies `src` to `dst` (and `dst.1` ... `dst.N-1` for more copies), executable."""
+    for i in range(copies):
+        path = dst if i == 0 else f"{dst}.{i}"
+        shutil.copyfile(src, path)
+        os.chmod(path, 0o755)
+
+
+def copy_of(argv, i):
+    """`argv` with its program replaced by copy `i` when there is one."""
+    if i == 0 or not os.path.exists(f"{argv[0]}.{i}"):
+        return argv
+    return [f"{argv[0]}.{i}", *argv[1:]]
+
+
 def bootstrap_median(values, resamples, rng):
     """A 95% interval of the median of `values`, by resampling them whole."""
     n = len(values)
@@ -112,16 +127,22 @@ def main():
     ap.add_argument("--ci", type=int, default=1000, help="bootstrap resamples for --paired")
     ap.add_argument("--icount", action="store_true",
                     help="count user-space instructions (bench/peers/icount)")
+    ap.add_argument("--copies", type=int, default=1,
+                    help="installed copies of each binary, used in turn round by round")
     args = ap.parse_args()
     # Measure binaries as installed copies. A file the linker has just written (through
     # mmap) sits in the page cache in small pages and costs about 0.1 ms more per exec than
     # the same bytes copied with write(), which is how `install`, cp and package managers
     # put a binary in place (measured here, docs/PERFORMANCE.md). The sample sandboxer,
     # compiled in place, gets the same treatment.
+    #
+    # Copies of one file do not exec equally fast: identical binaries measured 20-30 us
+    # apart here, paired over thousands of rounds (where their pages landed, presumably).
+    # --copies N installs N copies of moat and of each peer and uses them in turn, so that
+    # no variant wins or loses by the luck of one copy.
     workdir = tempfile.mkdtemp(prefix="moat-bench-")
     moat = os.path.join(workdir, "moat")
-    shutil.copyfile(os.path.abspath(args.moat), moat)
-    os.chmod(moat, 0o755)
+    install(os.path.abspath(args.moat), moat, args.copies)
     # The C peers built by bench/peers/build.sh, copied for the same reason.
     built = os.path.join(os.path.dirname(os.path.abspath(args.moat)), "..", "..", "bench-peers")
     built = os.environ.get("MOAT_BENCH_PEERS", built)
@@ -130,8 +151,7 @@ def main():
     for name in ("exec-only", "floor", "sandboxer", "icount"):
         src = os.path.join(built, name)
         if os.access(src, os.X_OK):
-            shutil.copyfile(src, os.path.join(peers, name))
-            os.chmod(os.path.join(peers, name), 0o755)
+            install(src, os.path.join(peers, name), args.copies if name != "icount" else 1)
     os.environ["MOAT_BENCH_PEERS"] = peers
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
     vs = variants(moat)
@@ -147,11 +167,11 @@ def main():
             _, code = spawn_wait(x[1], env_of(x))
             if code != 0:
                 raise SystemExit(f"{x[0]} exited {code}: {' '.join(x[1])}")
-    for _ in range(args.runs):
+    for r in range(args.runs):
         order = list(vs)
         random.shuffle(order)
         for x in order:
-            t, _ = spawn_wait(x[1], env_of(x))
+            t, _ = spawn_wait(copy_of(x[1], r % args.copies), env_of(x))
             times[x[0]].append(t / 1000.0)
     bare = statistics.median(times["bare /bin/true"])
     rows = []

@@ -77,32 +77,47 @@ def executed(binary, counter):
 
 
 def rust_pattern(name):
-    """The input section of a Rust function, with its hashes as wildcards."""
+    """The input sections a Rust function can be in (the standard library puts cold ones in
+    `.text.unlikely.`), with the hashes of its name as wildcards."""
     name = re.sub(r"17h[0-9a-f]{16}E$", "17h*E", name)  # legacy mangling
     name = re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", name)  # v0: crate disambiguators
-    return f".text.{name}"
+    return f".text.{name} .text.unlikely.{name} .text.hot.{name}"
 
 
-def glibc_members(names):
-    """The libc.a member defining each glibc function."""
-    libc = subprocess.run(["gcc", "-print-file-name=libc.a"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    out = subprocess.run(["nm", "-A", "--defined-only", libc], capture_output=True, text=True,
-                         check=True).stdout
+# The C run-time objects gcc links into every static program: `_start` and the start-up
+# and shut-down helpers.
+CRT_OBJECTS = ["crt1.o", "crti.o", "crtbeginT.o", "crtend.o", "crtn.o"]
+
+
+def c_members(names):
+    """The archive member (`libc.a:member.o`, `libm.a:...`) defining each C function, in
+    order; names no archive defines come back as plain section names."""
     where = {}
-    for line in out.splitlines():
-        member_and_rest = line.split(":")
-        if len(member_and_rest) < 3:
-            continue
-        parts = member_and_rest[2].split()
-        if len(parts) == 3 and parts[1] in "tTwWiI":
-            where.setdefault(parts[2], member_and_rest[1])
-    members = []
+    libdir = os.path.dirname(subprocess.run(["gcc", "-print-file-name=libc.a"],
+                                            capture_output=True, text=True,
+                                            check=True).stdout.strip())
+    # libm.a is a linker script naming the real archive (libm-<version>.a on Debian).
+    libm = sorted(f for f in os.listdir(libdir) if re.fullmatch(r"libm-[0-9.]+\.a", f))
+    for archive in ["libc.a", *libm]:
+        path = os.path.join(libdir, archive)
+        out = subprocess.run(["nm", "-A", "--defined-only", path], capture_output=True,
+                             text=True).stdout
+        for line in out.splitlines():
+            fields = line.split(":")
+            if len(fields) < 3:
+                continue
+            parts = fields[2].split()
+            if len(parts) == 3 and parts[1] in "tTwWiI":
+                where.setdefault(parts[2], f"{archive}:{fields[1]}")
+    members, sections = [], []
     for n in names:
         m = where.get(n)
-        if m and m not in members:
-            members.append(m)
-    return members
+        if m:
+            if m not in members:
+                members.append(m)
+        else:
+            sections.append(f".text.{n}")
+    return members, sections
 
 
 def build():
@@ -129,7 +144,7 @@ def main():
         p = rust_pattern(n)
         if p not in patterns:
             patterns.append(p)
-    members = glibc_members(other)
+    members, sections = c_members(other)
     if args.check:
         text = open(SCRIPT).read() if os.path.exists(SCRIPT) else ""
         missing = [p for p in patterns if p not in text]
@@ -147,14 +162,16 @@ def main():
         "{",
         "  .text.moat_launch : {",
     ]
+    for crt in CRT_OBJECTS:
+        lines.append(f"    *{crt}(.text .text.*)")
     for m in members:
-        lines.append(f"    *libc.a:{m}(.text .text.*)")
-    for p in patterns:
+        lines.append(f"    *{m}(.text .text.*)")
+    for p in sections + patterns:
         lines.append(f"    *({p})")
     lines += ["  }", "}", "INSERT BEFORE .text;", ""]
     with open(SCRIPT, "w") as f:
         f.write("\n".join(lines))
-    print(f"wrote {SCRIPT}: {len(members)} glibc members, {len(patterns)} Rust patterns "
+    print(f"wrote {SCRIPT}: {len(members)} C library members, {len(patterns)} Rust patterns "
           f"({len(order)} functions executed)")
 
 
