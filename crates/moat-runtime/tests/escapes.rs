@@ -18,34 +18,8 @@ use std::process::{Command, Stdio};
 fn run_with(b: &Bundle, runtime: &Path, args: &[&str]) -> String {
     b.edit(|c| c["process"]["args"] = serde_json::json!(args));
     let o = b.run(runtime);
-    let _ = Command::new("runc")
-        .arg("--root")
-        .arg(b.root())
-        .args(["delete", "-f", &b.id])
-        .stderr(Stdio::null())
-        .status();
+    b.delete();
     format!("{}{}", stdout(&o), stderr(&o))
-}
-
-/// Starts `sleep` in the bundle (create + start, detached) through `runtime`.
-fn start_sleeping(b: &Bundle, runtime: &Path) {
-    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]));
-    let err = b.path().join("create.err");
-    let st = b
-        .cmd(runtime)
-        .args(["create", &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "{}",
-        std::fs::read_to_string(&err).unwrap_or_default()
-    );
-    let o = b.cmd(runtime).args(["start", &b.id]).output().unwrap();
-    assert!(o.status.success(), "start: {}", stderr(&o));
 }
 
 /// `exec` of `args` into the running container through `runtime`, then the container is
@@ -86,7 +60,7 @@ fn both_ways(tag: &str, policy: &str, args: &[&str], setup: impl Fn(&Bundle)) ->
         if confined {
             b.annotate("moat.dev/policy", policy);
         }
-        start_sleeping(&b, &runtime);
+        b.start_sleeping(&runtime);
         out.push(exec_then_delete(&b, &runtime, args));
     }
     [

@@ -253,28 +253,7 @@ fn sandbox_containers_are_never_wrapped() {
 
 /// Starts `sleep` in a confined container (create + start, detached).
 fn start_sleeping(b: &Bundle) {
-    b.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]));
-    // The container keeps create's stdio: give it a file, not a pipe nobody closes.
-    let err = b.path().join("create.err");
-    let st = b
-        .cmd(&moat_runtime())
-        .args(["create", &b.id])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "create: {}",
-        std::fs::read_to_string(&err).unwrap_or_default()
-    );
-    let o = b
-        .cmd(&moat_runtime())
-        .args(["start", &b.id])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "start: {}", stderr(&o));
+    b.start_sleeping(&moat_runtime());
 }
 
 /// `moat-runtime exec` of the probe line into `b`'s running container.

@@ -203,6 +203,27 @@ impl CapsPlan {
     }
 }
 
+/// Empties the calling thread's bounding set but for `keep`: for a server that starts many
+/// sandboxed processes (the watchdog), once, so that each of them skips the one `prctl` per
+/// capability that [`CapsPlan`] would otherwise make (see [`CapsPlan::bounding`]). The
+/// server keeps its own effective and permitted capabilities.
+pub fn drop_bounding_set(keep: CapSet) -> std::io::Result<()> {
+    for cap in 0..64u64 {
+        if keep.bits() & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_DROP takes plain integers.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                return Ok(()); // past the last capability this kernel knows
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for CapsPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.keep.is_empty() {

@@ -191,6 +191,42 @@ impl Bundle {
         std::fs::read_to_string(self.path().join("runc.log")).unwrap_or_default()
     }
 
+    /// Deletes the container (killing it first), whatever state it is in.
+    pub fn delete(&self) {
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(self.root())
+            .args(["delete", "-f", &self.id])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Starts `sleep` in the container through `runtime` (create + start, detached). The
+    /// container keeps create's stdio: it gets a file, not a pipe nobody closes.
+    pub fn start_sleeping(&self, runtime: &Path) {
+        self.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]));
+        let err = self.path().join("create.err");
+        let st = self
+            .cmd(runtime)
+            .args(["create", &self.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "create: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        let o = self
+            .cmd(runtime)
+            .args(["start", &self.id])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "start: {}", stderr(&o));
+    }
+
     /// Whether runc knows the container.
     pub fn exists(&self) -> bool {
         Command::new("runc")
@@ -207,12 +243,7 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .arg("--root")
-            .arg(self.root())
-            .args(["delete", "-f", &self.id])
-            .stderr(Stdio::null())
-            .status();
+        self.delete();
     }
 }
 
