@@ -187,7 +187,11 @@ fn one_fd_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     };
     // SAFETY: CMSG_SPACE is a pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
-    let mut control = vec![0u8; space];
+    // The control buffer holds a `cmsghdr`, so it must be aligned as one: a byte vector is
+    // only as aligned as the allocator happens to make it (moat's bump arena does not pad
+    // a block of bytes), and a misaligned header is undefined behaviour.
+    let mut control = [0u64; 8];
+    debug_assert!(space <= std::mem::size_of_val(&control));
     // SAFETY: zeroed msghdr is a valid starting point; fields are set below.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
