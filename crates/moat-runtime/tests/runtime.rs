@@ -580,6 +580,89 @@ fn pass_through_commands_match_runc() {
     assert!(!a.status.success() && stderr(&a).contains("/nonexistent/rt2"));
 }
 
+/// runc's stderr without the time of each log line.
+fn untimed(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .map(|l| match l.split_once("level=") {
+            Some((_, rest)) => format!("level={rest}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where moat-runtime has nothing to confine, its answer is runc's: the same exit status,
+/// output and error text (exec on a missing container, help without a bundle, a bundle
+/// without config.json, a usage error), and the log file gets runc's lines only.
+#[test]
+fn refusals_and_help_are_runcs_own() {
+    need_runc!();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let root = root.to_str().unwrap();
+    let mr = moat_runtime();
+    let log = |who: &str| d.path().join(format!("{who}.log"));
+    for args in [
+        &["exec", "nope", "true"][..],
+        &["exec", "-h"],
+        &["exec", "--tty", "nope", "sh"],
+        &["exec", "--process"],
+        &["create", "-h"],
+        &["run", "--help"],
+        &["restore", "-h"],
+        &["create", "nope", "-h"],
+        &["create", "nope"],
+        &["run", "--bundle", "/nonexistent", "nope"],
+        &["create"],
+        &["create", "a", "b"],
+        &["create", "--pid-file"],
+        &["restore", "nope"],
+    ] {
+        let run = |rt: &OsStr, who: &str| {
+            Command::new(rt)
+                .current_dir(d.path())
+                .arg("--root")
+                .arg(root)
+                .arg("--log")
+                .arg(log(who))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let ours = run(mr.as_os_str(), "ours");
+        let theirs = run(OsStr::new("runc"), "theirs");
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{args:?}: {}",
+            stderr(&ours)
+        );
+        assert_eq!(stdout(&ours), stdout(&theirs), "{args:?}");
+        assert_eq!(untimed(&ours), untimed(&theirs), "{args:?}");
+        let lines = |who: &str| {
+            std::fs::read_to_string(log(who))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split_once("level=").map(|(_, r)| r.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("ours"), lines("theirs"), "{args:?}: log");
+        let _ = std::fs::remove_file(log("ours"));
+        let _ = std::fs::remove_file(log("theirs"));
+    }
+    assert_eq!(
+        Command::new(&mr)
+            .args(["--root", root, "exec", "nope", "true"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(255)
+    );
+}
+
 /// `sh -c` a script, with stdin closed.
 fn sh(script: &str) -> Output {
     Command::new("sh")
