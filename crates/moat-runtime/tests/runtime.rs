@@ -35,6 +35,32 @@ fn policy_annotation_confines_the_container() {
     assert!(!b.path().join("moat/policy.json").exists());
 }
 
+/// runc reads options after the container id too (`run ID --bundle DIR`): moat-runtime
+/// must look into that bundle, not the current directory's.
+#[test]
+fn a_bundle_named_after_the_container_id_is_the_one_confined() {
+    need_runc!();
+    let b = Bundle::new("bundle-after-id");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    // The current directory holds a bundle without a policy: the decoy.
+    let decoy = Bundle::new("decoy");
+    let o = b
+        .cmd(&moat_runtime())
+        .current_dir(decoy.path())
+        .args(["run", &b.id, "--bundle"])
+        .arg(b.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        CONFINED,
+        "stderr: {}\nlog: {}",
+        stderr(&o),
+        b.log()
+    );
+}
+
 #[test]
 fn a_policy_with_any_characters_reaches_the_launcher_intact() {
     need_runc!();
