@@ -214,6 +214,39 @@ fn preset_annotation_confines_the_container() {
     );
 }
 
+/// Every preset runs in a minimal image: busybox alone, without /usr, /etc, /root or /tmp.
+/// What the image lacks gets no rule (so stays denied) instead of failing the start.
+#[test]
+fn presets_work_in_an_image_without_system_directories() {
+    need_runc!();
+    for preset in moat_policy::presets::PRESETS {
+        let b = Bundle::new(&format!("bare-{}", preset.name));
+        for d in ["usr", "etc", "root", "tmp"] {
+            std::fs::remove_dir_all(b.path().join("rootfs").join(d)).unwrap();
+        }
+        b.annotate("moat.dev/preset", preset.name);
+        b.edit(|c| {
+            c["process"]["cwd"] = "/".into();
+            c["process"]["args"] = serde_json::json!([
+                "/bin/moat-probe",
+                "read",
+                "/bin/busybox",
+                ";",
+                "bind-tcp",
+                "0"
+            ]);
+        });
+        let o = b.run(&moat_runtime());
+        assert_eq!(
+            stdout(&o),
+            "ok\nEACCES\n",
+            "{}: {}",
+            preset.name,
+            stderr(&o)
+        );
+    }
+}
+
 #[test]
 fn compat_annotation_decides_what_an_old_kernel_does() {
     need_runc!();
