@@ -24,6 +24,9 @@ pub struct Containerd<'h> {
     pub major: u32,
     /// The version string, as `containerd --version` prints it.
     pub version: String,
+    /// Whether a relative glob in `imports` is relative to the importing file (1.7.16 and
+    /// later) rather than to containerd's working directory.
+    globs_relative_to_file: bool,
 }
 
 /// A configuration file containerd loads, parsed for editing.
@@ -72,6 +75,7 @@ impl<'h> Containerd<'h> {
             host,
             config,
             major,
+            globs_relative_to_file: at_least(&version, (1, 7, 16)),
             version,
         })
     }
@@ -135,11 +139,17 @@ impl<'h> Containerd<'h> {
                 .flatten()
                 .filter_map(|v| v.as_str())
             {
-                let p = dir.join(import);
                 if import.contains('*') {
-                    pending.extend(self.glob(&p));
+                    // Before 1.7.16 a relative pattern is matched against containerd's
+                    // working directory, `/` under systemd (and for moat-node's commands).
+                    let base = if self.globs_relative_to_file {
+                        dir.as_path()
+                    } else {
+                        Path::new("/")
+                    };
+                    pending.extend(self.glob(&base.join(import)));
                 } else {
-                    pending.push(p);
+                    pending.push(dir.join(import));
                 }
             }
             out.push(Loaded { path, doc, exists });
@@ -352,6 +362,23 @@ pub fn parse_version(text: &str) -> Option<(u32, String)> {
     })
 }
 
+/// Whether version `v` (`1.7.16`, `1.6.20~ds1`) is `min` or later.
+pub fn at_least(v: &str, min: (u32, u32, u32)) -> bool {
+    let mut n = v.split(['.', '~', '-', '+']).map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let got = (
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+        n.next().unwrap_or(0),
+    );
+    got >= min
+}
+
 /// The CRI plugin (1.x: `io.containerd.grpc.v1 cri`; 2.x also `io.containerd.cri.v1
 /// runtime` and `images`) is listed and every part of it is `ok`.
 pub fn cri_verdict(plugins: &[(String, String, String)]) -> Result<(), String> {
@@ -469,6 +496,14 @@ mod tests {
             Some((2, "2.0.0".into()))
         );
         assert_eq!(v("nothing here"), None);
+    }
+
+    #[test]
+    fn version_order() {
+        assert!(!at_least("1.6.20~ds1", (1, 7, 16)));
+        assert!(!at_least("1.7.15", (1, 7, 16)));
+        assert!(at_least("1.7.16", (1, 7, 16)));
+        assert!(at_least("2.0.0", (1, 7, 16)));
     }
 
     #[test]

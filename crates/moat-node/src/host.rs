@@ -47,7 +47,9 @@ impl Host {
     /// `PATH`.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new(program);
-        c.env("PATH", HOST_PATH);
+        // systemd starts services in `/`: relative paths (containerd's glob imports
+        // before 1.7.16) mean what they mean to the node's own daemon.
+        c.env("PATH", HOST_PATH).current_dir("/");
         if !self.is_own_root() {
             // Built before the fork: only async-signal-safe calls run in the child.
             let root = CString::new(self.root.as_os_str().as_bytes()).ok();
