@@ -4,6 +4,8 @@
 //! the installer calls as its restart hook.
 #![allow(dead_code)]
 
+pub mod cri;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -137,6 +139,9 @@ if [ -s "$pidfile" ]; then
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 fi
 echo "restart $MOAT_RESTART_SERVICE" >> {d}/restarts
+# moat-runtime (run by containerd's shims, which pass this on) reads the node's
+# configuration here instead of the machine's /etc/moat/runtime.toml.
+export MOAT_RUNTIME_CONFIG={d}/etc/moat/runtime.toml
 cd /
 setsid containerd --config {d}/etc/config.toml >> {d}/containerd.log 2>&1 < /dev/null &
 echo $! > "$pidfile"
