@@ -17,13 +17,10 @@
 #[macro_use]
 mod common;
 
-use common::cri::{http_get, CriNode, Pod};
+use common::cri::{http_get, webhook_annotations, CriNode, Pod, PORTS};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// What the kubelet sends for `containerPort: 80`.
-const PORTS: &str = r#"[{"name":"http","containerPort":80,"protocol":"TCP"}]"#;
 
 /// The entrypoint: try the bind a malicious dependency would (port 100), report it, then
 /// serve the declared port.
@@ -33,58 +30,6 @@ const ENTRYPOINT: &[&str] = &[
     "if httpd -p 100 -h /www 2>/tmp/bind.err; then echo bind100=ok; killall httpd; \
      else echo \"bind100=$(cat /tmp/bind.err)\"; fi; exec httpd -f -p 80 -h /www",
 ];
-
-/// The pod's annotations after moat's admission webhook: an AdmissionReview for a pod
-/// with `moat.dev/enforce: "true"` and `containerPort: 80`, answered by the webhook's own
-/// code, its JSON Patch applied.
-fn webhook_annotations(extra: &[(&str, &str)]) -> HashMap<String, String> {
-    let mut annotations = serde_json::json!({"moat.dev/enforce": "true"});
-    for (k, v) in extra {
-        annotations[*k] = (*v).into();
-    }
-    let mut pod = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
-        "spec": {"containers": [{
-            "name": "web",
-            "image": common::cri::BUSYBOX_IMAGE,
-            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
-        }]},
-    });
-    let review = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "e2e",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "operation": "CREATE",
-            "namespace": "shop",
-            "object": pod,
-        },
-    });
-    let out = moat_k8s::admission::review(
-        &serde_json::to_vec(&review).unwrap(),
-        moat_k8s::opt_in::Scope::Pod,
-    )
-    .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
-    assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    use base64::Engine;
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(answer["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-    json_patch::patch(&mut pod, &patch).unwrap();
-    assert_eq!(pod["spec"]["runtimeClassName"], "moat");
-    pod["metadata"]["annotations"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
-}
 
 /// Waits until `ip:80` answers (the server starts after the entrypoint's bind test).
 fn wait_serving(ip: &str) -> String {

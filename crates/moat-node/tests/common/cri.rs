@@ -34,8 +34,11 @@ pub fn ensure_built() -> PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // The profile this binary was built with: the benchmark copies release builds.
+        let release = env!("CARGO_BIN_EXE_moat-node").contains("/release/");
         let st = Command::new(cargo)
             .args(["build", "--quiet", "-p", "moat", "-p", "moat-runtime"])
+            .args(release.then_some("--release"))
             .status()
             .expect("cargo build");
         assert!(st.success(), "building moat and moat-runtime failed");
@@ -409,6 +412,61 @@ impl Pod {
             .map(|m| format!("{m}\n"))
             .collect()
     }
+}
+
+/// What the kubelet sends for `containerPort: 80`.
+pub const PORTS: &str = r#"[{"name":"http","containerPort":80,"protocol":"TCP"}]"#;
+
+/// The pod's annotations after moat's admission webhook: an AdmissionReview for a pod
+/// with `moat.dev/enforce: "true"` and `containerPort: 80`, answered by the webhook's own
+/// code, its JSON Patch applied.
+pub fn webhook_annotations(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut annotations = serde_json::json!({"moat.dev/enforce": "true"});
+    for (k, v) in extra {
+        annotations[*k] = (*v).into();
+    }
+    let mut pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+        "spec": {"containers": [{
+            "name": "web",
+            "image": BUSYBOX_IMAGE,
+            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
+        }]},
+    });
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "shop",
+            "object": pod,
+        },
+    });
+    let out = moat_k8s::admission::review(
+        &serde_json::to_vec(&review).unwrap(),
+        moat_k8s::opt_in::Scope::Pod,
+    )
+    .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    use base64::Engine;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(answer["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    assert_eq!(pod["spec"]["runtimeClassName"], "moat");
+    pod["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
 }
 
 /// A CRI call's error, with its message.
