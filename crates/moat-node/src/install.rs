@@ -331,6 +331,11 @@ pub fn run(s: &Settings, install: bool) -> Result<Outcome, NodeError> {
         Runtimes::Containerd => (true, false),
         Runtimes::Crio => (false, true),
     };
+    if want_crio && s.runtimes == Runtimes::Crio && !crio::present(&s.host) {
+        return Err(NodeError::Refused(
+            "CRI-O is not on this node (no crio on its PATH, no /etc/crio)".into(),
+        ));
+    }
     if !want_containerd && !want_crio {
         return Err(NodeError::Refused(
             "neither containerd nor CRI-O is on this node".into(),
