@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         let edited = d.to_string();
-        let data: toml::Table = toml::from_str(&edited)
-            .unwrap_or_else(|e| panic!("{text:?} -> {edited:?}: {e}"));
+        let data: toml::Table =
+            toml::from_str(&edited).unwrap_or_else(|e| panic!("{text:?} -> {edited:?}: {e}"));
         let r = cfg::lookup(&data, &layout.runtimes_path()).expect("runtimes");
         assert!(r.get(HANDLER).is_some(), "{edited:?}");
         if !had {
