@@ -258,3 +258,61 @@ fn usage_errors_change_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// CRI-O (not installable here: a directory standing in for a node with /etc/crio and a
+/// runc): the drop-in names moat-runtime, moat-runtime's configuration names the node's
+/// runc, paths are the node's (under --host-root), and uninstall removes both.
+#[test]
+fn a_crio_node_gets_a_dropin() {
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    std::fs::create_dir_all(h.join("etc/crio/crio.conf.d")).unwrap();
+    std::fs::create_dir_all(h.join("usr/sbin")).unwrap();
+    std::fs::write(h.join("usr/sbin/runc"), "#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        h.join("usr/sbin/runc"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let bins = fake_binaries();
+    let run = |cmd: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_moat-node"))
+            .args([cmd, "--runtime", "crio", "--no-restart", "--host-root"])
+            .arg(h)
+            .arg("--from")
+            .arg(bins.path())
+            .output()
+            .unwrap()
+    };
+    let o = run("install");
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("restart crio"),
+        "{}",
+        out(&o)
+    );
+    let dropin = std::fs::read_to_string(h.join("etc/crio/crio.conf.d/99-moat.conf")).unwrap();
+    let t: toml::Table = toml::from_str(&dropin).unwrap();
+    let moat = at(&t, &["crio", "runtime", "runtimes", "moat"]).unwrap();
+    assert_eq!(
+        moat["runtime_path"].as_str(),
+        Some("/opt/moat/bin/moat-runtime")
+    );
+    assert_eq!(moat["runtime_type"].as_str(), Some("oci"));
+    assert!(h.join("opt/moat/bin/moat-runtime").is_file());
+    let rt = std::fs::read_to_string(h.join("etc/moat/runtime.toml")).unwrap();
+    assert!(rt.contains("runtime = \"/usr/sbin/runc\""), "{rt}");
+    assert!(rt.contains("launcher = \"/opt/moat/bin/moat\""), "{rt}");
+    let o = run("install");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("nothing changed"),
+        "{}",
+        out(&o)
+    );
+    let o = run("uninstall");
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(!h.join("etc/crio/crio.conf.d/99-moat.conf").exists());
+    assert!(!h.join("etc/moat/runtime.toml").exists());
+    assert!(!h.join("opt/moat/bin/moat").exists());
+}
