@@ -12,6 +12,15 @@ alike:
   moat-runtime, policy        moat-runtime in front of runc, container confined by an
                               annotation (config.json rewritten, launcher in front)
 
+With --node-config, the moat-runtime variants also run as on a node set up by moat-node,
+whose /etc/moat/runtime.toml names the node's runc (MOAT_RUNTIME_CONFIG points at such a
+file, written as moat-node writes it), and once more with a file that says the same in a
+form moat-runtime's early pass-through does not read (a quoted key), which is what every
+configured node paid before the early path learnt to read the file:
+
+  moat-runtime, node config, no policy / policy
+  moat-runtime, node config not read early, no policy
+
 With --breakdown, two more variants split the confined overhead:
 
   runc, moat mounts           runc on the original config.json plus the two read-only
@@ -32,7 +41,7 @@ lives varying by +-20% on a 2-vCPU VM, a few hundred lives leave the median unce
 about 1% of a life, as much as the effect measured.
 
 usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--moat PATH] [--breakdown]
-                        [--ci N] [--markdown]
+                        [--node-config] [--ci N] [--markdown]
 """
 import argparse
 import json
@@ -63,20 +72,20 @@ def make_bundle(base):
     return cfg
 
 
-def life(runtime, root, bundle, cid):
+def life(runtime, root, bundle, cid, env=None):
     """create, start, wait for exit, delete; returns seconds."""
     base = [runtime, "--root", root]
     r, w = os.pipe()
     t0 = time.perf_counter()
     subprocess.run(base + ["create", "--bundle", bundle, cid], stdin=subprocess.DEVNULL,
-                   stdout=w, check=True)
+                   stdout=w, check=True, env=env)
     os.close(w)
-    subprocess.run(base + ["start", cid], check=True)
+    subprocess.run(base + ["start", cid], check=True, env=env)
     while os.read(r, 4096):
         pass
     # The pipe closes as the process exits, a moment before runc sees it stopped:
     # --force covers that moment (it kills nothing that still runs /bin/true).
-    subprocess.run(base + ["delete", "--force", cid], check=True)
+    subprocess.run(base + ["delete", "--force", cid], check=True, env=env)
     t1 = time.perf_counter()
     os.close(r)
     return t1 - t0
@@ -92,6 +101,8 @@ def main():
         here, "..", "target/x86_64-unknown-linux-gnu/release/moat"))
     ap.add_argument("--breakdown", action="store_true",
                     help="add runc variants with moat's mounts and with a prepared config")
+    ap.add_argument("--node-config", action="store_true",
+                    help="add moat-runtime variants with a node's /etc/moat/runtime.toml")
     ap.add_argument("--ci", type=int, default=0, metavar="N",
                     help="95%% confidence intervals from N bootstrap resamples of the rounds")
     ap.add_argument("--markdown", action="store_true")
@@ -109,14 +120,30 @@ def main():
         os.chmod(dst, 0o755)
     mr = os.path.join(bindir, "moat-runtime")
     root = os.path.join(tmp, "state")
-    kinds = [("runc", "runc", "plain"),
-             ("moat-runtime, no policy", mr, "plain"),
-             ("moat-runtime, policy", mr, "policy")]
+    kinds = [("runc", "runc", "plain", None),
+             ("moat-runtime, no policy", mr, "plain", None),
+             ("moat-runtime, policy", mr, "policy", None)]
+    if args.node_config:
+        # As moat-node writes it (crates/moat-node/src/runtime_file.rs), and the same
+        # settings in a form the early pass-through leaves to the full path.
+        runc = shutil.which("runc")
+        node = os.path.join(tmp, "runtime.toml")
+        with open(node, "w") as f:
+            f.write("# Written by moat-node (moat's node installer)\n"
+                    f'runtime = "{runc}"\nlauncher = "{bindir}/moat"\n')
+        skipped = os.path.join(tmp, "runtime-quoted.toml")
+        with open(skipped, "w") as f:
+            f.write(f'"runtime" = "{runc}"\n"launcher" = "{bindir}/moat"\n')
+        env = lambda path: dict(os.environ, MOAT_RUNTIME_CONFIG=path)
+        kinds += [("moat-runtime, node config, no policy", mr, "plain", env(node)),
+                  ("moat-runtime, node config, policy", mr, "policy", env(node)),
+                  ("moat-runtime, node config not read early, no policy", mr, "plain",
+                   env(skipped))]
     if args.breakdown:
-        kinds += [("runc, moat mounts", "runc", "mounts"),
-                  ("runc, prepared config", "runc", "prepared")]
+        kinds += [("runc, moat mounts", "runc", "mounts", None),
+                  ("runc, prepared config", "runc", "prepared", None)]
     variants = []
-    for name, runtime, kind in kinds:
+    for name, runtime, kind, env in kinds:
         bundle = os.path.join(tmp, name.replace(" ", "").replace(",", "-"))
         os.makedirs(bundle)
         cfg = make_bundle(bundle)
@@ -136,21 +163,21 @@ def main():
                 text = json.dumps(cfg, indent=2)
             else:
                 text = json.dumps(prepared, indent=2)
-        variants.append((name, runtime, bundle, text))
+        variants.append((name, runtime, bundle, text, env))
 
     times = {v[0]: [] for v in variants}
     try:
         for i in range(args.runs + 3):
             order = variants[:]
             random.shuffle(order)
-            for name, runtime, bundle, text in order:
+            for name, runtime, bundle, text, env in order:
                 with open(os.path.join(bundle, "config.json"), "w") as f:
                     f.write(text)
                 if runtime == mr:
                     # A fresh bundle, as engines give each container: moat-runtime's
                     # files of the previous life go too.
                     shutil.rmtree(os.path.join(bundle, "moat"), ignore_errors=True)
-                t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}")
+                t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}", env)
                 if i >= 3:  # warm-up rounds are dropped
                     times[name].append(t)
     finally:

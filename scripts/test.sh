@@ -17,6 +17,12 @@ command -v git >/dev/null || need_pkgs+=(git)
 command -v runc >/dev/null || need_pkgs+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 command -v podman >/dev/null || need_pkgs+=(podman)
+# The node tests (crates/moat-node): Debian's containerd, run by hand, with a CNI bridge;
+# the CRI client (k8s-cri) is generated from its .proto files at build time.
+command -v containerd >/dev/null || need_pkgs+=(containerd)
+[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
+command -v protoc >/dev/null || need_pkgs+=(protobuf-compiler)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test.sh: installing ${need_pkgs[*]}"

@@ -1,18 +1,17 @@
 //! Every manifest under deploy/ parses as its k8s-openapi type, with no field the type does
 //! not know (a misspelt field is silently dropped by the API server); the kustomizations
-//! and cert-manager objects hold together; the containerd and CRI-O drop-ins the node
-//! installer writes are valid TOML with the keys moat-runtime needs; and the installer
-//! script does its job on a directory standing in for a node.
+//! and cert-manager objects hold together; the node installer's DaemonSet runs the
+//! installer as root and nothing else privileged; and `kubectl kustomize` renders the base
+//! and every overlay. (The installer itself is tested in crates/moat-node.)
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn deploy_dir() -> PathBuf {
@@ -107,7 +106,6 @@ struct Seen {
     webhook: Option<Deployment>,
     service: Option<Service>,
     installer: Option<DaemonSet>,
-    installer_config: Option<ConfigMap>,
     pdb: Option<PodDisruptionBudget>,
     namespaces: Vec<Namespace>,
     kustomizations: Vec<PathBuf>,
@@ -186,7 +184,6 @@ fn every_manifest_parses_as_its_type() {
             "Namespace" => seen.namespaces.push(typed(&file, &doc)),
             "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &doc)),
             "RuntimeClass" => seen.runtime_class = Some(typed(&file, &doc)),
-            "ConfigMap" => seen.installer_config = Some(typed(&file, &doc)),
             "DaemonSet" => seen.installer = Some(typed(&file, &doc)),
             "Deployment" => seen.webhook = Some(typed(&file, &doc)),
             "Service" => seen.service = Some(typed(&file, &doc)),
@@ -324,139 +321,128 @@ fn every_manifest_parses_as_its_type() {
         .unwrap()
         .contains(&"moat-webhook.moat-system.svc".into()));
 
-    assert!(seen.installer.is_some());
-    check_node_config(&seen.installer_config.expect("installer ConfigMap"));
+    check_installer(&seen.installer.expect("installer DaemonSet"));
 }
 
-fn toml_of(data: &BTreeMap<String, String>, key: &str) -> toml::Table {
-    let text = data
-        .get(key)
-        .unwrap_or_else(|| panic!("ConfigMap has no {key}"));
-    toml::from_str(text).unwrap_or_else(|e| panic!("{key}: {e}"))
-}
-
-/// The containerd, CRI-O and moat-runtime configuration the installer writes.
-fn check_node_config(cm: &ConfigMap) {
-    let data = cm.data.as_ref().unwrap();
-    for (key, version, plugin) in [
-        ("containerd-v2.toml", 2, "io.containerd.grpc.v1.cri"),
-        ("containerd-v3.toml", 3, "io.containerd.cri.v1.runtime"),
-    ] {
-        let t = toml_of(data, key);
-        assert_eq!(t["version"].as_integer(), Some(version), "{key}");
-        let moat = &t["plugins"][plugin]["containerd"]["runtimes"]["moat"];
-        assert_eq!(
-            moat["runtime_type"].as_str(),
-            Some("io.containerd.runc.v2"),
-            "{key}"
-        );
-        assert_eq!(
-            moat["options"]["BinaryName"].as_str(),
-            Some("/opt/moat/bin/moat-runtime"),
-            "{key}"
-        );
-        assert!(moat["options"]["SystemdCgroup"].is_bool(), "{key}");
-        let list = |k: &str| -> Vec<&str> {
-            moat[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect()
-        };
-        assert_eq!(
-            list("pod_annotations"),
-            ["moat.dev/*", "container.moat.dev/*"],
-            "{key}"
-        );
-        assert_eq!(
-            list("container_annotations"),
-            ["io.kubernetes.container.ports"],
-            "{key}"
-        );
-    }
-    let crio = toml_of(data, "crio.conf");
-    let moat = &crio["crio"]["runtime"]["runtimes"]["moat"];
+/// The init container runs `moat-node install` as root (the image's user is not), with
+/// the host's root mounted where it looks; the container that stays is unprivileged.
+fn check_installer(ds: &DaemonSet) {
+    let pod = ds.spec.template.spec.as_ref().unwrap();
+    let init = &pod.init_containers.as_ref().unwrap()[0];
+    let mut line = init.command.clone().unwrap();
+    line.extend(init.args.clone().unwrap_or_default());
+    assert_eq!(line[0], "/usr/local/bin/moat-node");
+    assert_eq!(line[1], "install");
+    let host_root = line
+        .iter()
+        .find_map(|a| a.strip_prefix("--host-root="))
+        .expect("--host-root");
+    let sc = init.security_context.as_ref().unwrap();
     assert_eq!(
-        moat["runtime_path"].as_str(),
-        Some("/opt/moat/bin/moat-runtime")
+        sc.run_as_user,
+        Some(0),
+        "the installer writes to the host as root"
     );
-    assert_eq!(moat["runtime_type"].as_str(), Some("oci"));
-    let rt = toml_of(data, "runtime.toml");
-    assert_eq!(rt["launcher"].as_str(), Some("/opt/moat/bin/moat"));
-    assert!(rt.contains_key("runtime"));
-    assert!(data["install.sh"].starts_with("#!/bin/sh"));
+    assert_eq!(sc.run_as_non_root, Some(false));
+    assert_eq!(sc.privileged, Some(true));
+    let mounts = init.volume_mounts.as_ref().unwrap();
+    let host = mounts.iter().find(|m| m.mount_path == host_root).unwrap();
+    let vol = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == host.name)
+        .unwrap();
+    assert_eq!(vol.host_path.as_ref().unwrap().path, "/");
+    for c in &pod.containers {
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+        assert_ne!(sc.run_as_user, Some(0), "{}", c.name);
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_ne!(sc.privileged, Some(true), "{}", c.name);
+        assert!(c.volume_mounts.is_none(), "{}: no host mount", c.name);
+    }
 }
 
-/// Runs install.sh against a directory laid out like a node with containerd 1.7.
+/// `kubectl kustomize` (kubectl's built-in kustomize) renders the base and each overlay;
+/// gen-certs with certificates made by `moat-k8s webhook gen-certs` in a copy of the
+/// tree, as its instructions say.
 #[test]
-fn installer_script_sets_up_a_containerd_node() {
-    let docs = documents();
-    let (_, cm) = docs.iter().find(|(_, d)| d["kind"] == "ConfigMap").unwrap();
-    let cfg = tempfile::tempdir().unwrap();
-    for (k, v) in cm["data"].as_object().unwrap() {
-        std::fs::write(cfg.path().join(k), v.as_str().unwrap()).unwrap();
-    }
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(src.path().join("moat"), "launcher").unwrap();
-    std::fs::write(src.path().join("moat-runtime"), "runtime").unwrap();
-    let host = tempfile::tempdir().unwrap();
-    let h = host.path();
-    std::fs::create_dir_all(h.join("etc/containerd")).unwrap();
-    std::fs::create_dir_all(h.join("usr/sbin")).unwrap();
-    std::fs::write(h.join("usr/sbin/runc"), "").unwrap();
-    std::fs::set_permissions(
-        h.join("usr/sbin/runc"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let main = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n";
-    std::fs::write(h.join("etc/containerd/config.toml"), main).unwrap();
-    std::fs::create_dir_all(h.join("etc/crio")).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-
-    let run = || {
-        let out = std::process::Command::new("sh")
-            .arg(cfg.path().join("install.sh"))
-            .env("MOAT_HOST_ROOT", h)
-            .env("MOAT_INSTALLER_CONFIG", cfg.path())
-            .env("MOAT_BIN_SOURCE", src.path())
-            .env("MOAT_RESTART_RUNTIME", "false")
-            .env("TMPDIR", tmp.path())
+fn kubectl_kustomize_renders_every_overlay() {
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("kubectl"))
+            .find(|c| c.is_file())
+    }) else {
+        eprintln!("SKIP: kubectl not installed");
+        return;
+    };
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(deploy_dir().join("kustomize"))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let root = copy.path().join("kustomize");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_moat-k8s"))
+        .args(["webhook", "gen-certs", "--out-dir"])
+        .arg(root.join("overlays/gen-certs/certs"))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    for (dir, extra) in [
+        ("base", None),
+        ("overlays/cert-manager", Some("Certificate")),
+        ("overlays/gen-certs", Some("Secret")),
+    ] {
+        let o = std::process::Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(root.join(dir))
             .output()
             .unwrap();
         assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            o.status.success(),
+            "{dir}: {}",
+            String::from_utf8_lossy(&o.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let first = run();
-    assert!(first.contains("restart containerd crio"), "{first}");
-    assert_eq!(
-        std::fs::read_to_string(h.join("opt/moat/bin/moat-runtime")).unwrap(),
-        "runtime"
-    );
-    let drop_in: toml::Table = toml::from_str(
-        &std::fs::read_to_string(h.join("etc/containerd/conf.d/99-moat.toml")).unwrap(),
-    )
-    .unwrap();
-    let moat = &drop_in["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["moat"];
-    assert_eq!(
-        moat["options"]["SystemdCgroup"].as_bool(),
-        Some(true),
-        "follows the node's runc"
-    );
-    let new_main = std::fs::read_to_string(h.join("etc/containerd/config.toml")).unwrap();
-    assert!(
-        new_main.starts_with("imports = [\"/etc/containerd/conf.d/*.toml\"]\n"),
-        "{new_main}"
-    );
-    toml::from_str::<toml::Table>(&new_main).unwrap();
-    let rt = std::fs::read_to_string(h.join("etc/moat/runtime.toml")).unwrap();
-    assert!(rt.contains("runtime = \"/usr/sbin/runc\""), "{rt}");
-    assert!(h.join("etc/crio/crio.conf.d/99-moat.conf").is_file());
-    // A second run (the pod restarted) changes nothing and restarts nothing.
-    assert!(run().contains("already installed, nothing changed"));
+        let text = String::from_utf8(o.stdout).unwrap();
+        let kinds: Vec<String> = serde_norway::Deserializer::from_str(&text)
+            .map(|d| {
+                let v = <Value as serde::Deserialize>::deserialize(d).unwrap();
+                assert_eq!(
+                    v["metadata"]["labels"]["app.kubernetes.io/part-of"], "moat",
+                    "{dir}"
+                );
+                v["kind"].as_str().unwrap().to_string()
+            })
+            .collect();
+        for kind in [
+            "Namespace",
+            "RuntimeClass",
+            "DaemonSet",
+            "Deployment",
+            "MutatingWebhookConfiguration",
+        ] {
+            assert!(
+                kinds.iter().any(|k| k == kind),
+                "{dir}: no {kind} in {kinds:?}"
+            );
+        }
+        if let Some(k) = extra {
+            assert!(kinds.iter().any(|x| x == k), "{dir}: no {k}");
+        }
+        if dir == "overlays/gen-certs" {
+            assert!(
+                text.contains("caBundle: "),
+                "{dir}: the CA reaches the webhook configuration"
+            );
+        }
+    }
 }

@@ -203,6 +203,32 @@ pub fn parse(args: Vec<OsString>) -> Result<CommandLine, CliError> {
     Ok(line)
 }
 
+/// `globals` (global flags as written) without the flags named in `drop` and their values.
+pub fn without_globals(globals: &[OsString], drop: &[&str]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(globals.len());
+    let mut it = globals.iter();
+    while let Some(arg) = it.next() {
+        let Some((name, inline)) = split_flag(arg) else {
+            out.push(arg.clone());
+            continue;
+        };
+        let takes_value = GLOBAL_VALUE_FLAGS.contains(&name.as_str()) && inline.is_none();
+        if drop.contains(&name.as_str()) {
+            if takes_value {
+                it.next();
+            }
+            continue;
+        }
+        out.push(arg.clone());
+        if takes_value {
+            if let Some(v) = it.next() {
+                out.push(v.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Every runc subcommand, and crun's extra ones.
 const KNOWN_COMMANDS: &[&str] = &[
     "checkpoint",
@@ -228,10 +254,15 @@ const KNOWN_COMMANDS: &[&str] = &[
     "mounts",
 ];
 
-/// The options of `create`/`run`/`exec` moat-runtime reads, and where the positional
-/// arguments start.
+/// The options of `create`/`run`/`exec`/`restore` moat-runtime reads, and where the
+/// positional arguments start.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CommandOptions {
+    /// `-h`/`--help` among the options: the runtime prints the command's usage and does
+    /// nothing else.
+    pub help: bool,
+    /// How many positional arguments follow the options.
+    pub positionals: usize,
     /// `--bundle DIR` (create/run).
     pub bundle: Option<PathBuf>,
     /// `--preserve-fds N`.
@@ -251,12 +282,67 @@ pub enum ProcessArg {
     Separate(usize),
 }
 
-/// Reads the options of a subcommand's arguments (`rest`).
+/// Subcommands whose arguments runc (urfave/cli 1.22, `SkipArgReorder` unset) reorders
+/// before parsing them, so that options may follow the container id: `create id --bundle
+/// b` reads bundle `b`. `exec` keeps its order (what follows the id is the command).
+const REORDERED: &[&str] = &["create", "run", "restore"];
+
+/// urfave/cli 1.22's argument reordering: every argument starting with `-` (but `-`
+/// alone) moves to the front in order, with the argument after it when that one does not
+/// start with `-` (the flag's possible value); the rest follow in order, and everything
+/// from `--` on stays at the end.
+pub fn reorder(rest: &[OsString]) -> Vec<OsString> {
+    let (mut flags, mut others) = (Vec::new(), Vec::new());
+    let mut value_may_follow = false;
+    for (i, arg) in rest.iter().enumerate() {
+        let b = arg.as_bytes();
+        if b == b"--" {
+            others.extend_from_slice(&rest[i..]);
+            break;
+        }
+        let dash = b.first() == Some(&b'-');
+        if value_may_follow && !dash {
+            value_may_follow = false;
+            flags.push(arg.clone());
+            continue;
+        }
+        value_may_follow = false;
+        if dash && b != b"-" {
+            flags.push(arg.clone());
+            value_may_follow = !b.contains(&b'=');
+        } else {
+            others.push(arg.clone());
+        }
+    }
+    flags.extend(others);
+    flags
+}
+
+/// Whether a boolean flag's inline value (`-h=VALUE`) means true, as Go's
+/// `strconv.ParseBool` reads it.
+fn go_true(value: &OsString) -> bool {
+    matches!(
+        value.as_bytes(),
+        b"1" | b"t" | b"T" | b"true" | b"TRUE" | b"True"
+    )
+}
+
+/// Reads the options of a subcommand's arguments (`rest`), as runc's parser (Go's `flag`
+/// package behind urfave/cli) reads them. For `create`, `run` and `restore` the indices
+/// refer to the reordered arguments (see [`reorder`]); moat-runtime only uses them for
+/// `exec`, which is not reordered.
 pub fn parse_options(command: &str, rest: &[OsString]) -> Result<CommandOptions, CliError> {
     let value_flags = match command {
         "exec" => EXEC_VALUE_FLAGS,
         "restore" => RESTORE_VALUE_FLAGS,
         _ => CREATE_VALUE_FLAGS,
+    };
+    let reordered;
+    let rest = if REORDERED.contains(&command) {
+        reordered = reorder(rest);
+        &reordered[..]
+    } else {
+        rest
     };
     let mut o = CommandOptions::default();
     let mut i = 0;
@@ -265,13 +351,18 @@ pub fn parse_options(command: &str, rest: &[OsString]) -> Result<CommandOptions,
         if arg == "--" {
             if i + 1 < rest.len() {
                 o.first_positional = Some(i + 1);
+                o.positionals = rest.len() - i - 1;
             }
             break;
         }
         let Some((name, inline)) = split_flag(arg) else {
             o.first_positional = Some(i);
+            o.positionals = rest.len() - i;
             break;
         };
+        if matches!(name.as_str(), "h" | "help") && inline.as_ref().is_none_or(go_true) {
+            o.help = true;
+        }
         let (value, at) = if value_flags.contains(&name.as_str()) {
             match inline {
                 Some(v) => (Some(v), ProcessArg::Inline(i)),
@@ -403,6 +494,75 @@ mod tests {
         .unwrap();
         assert_eq!(o.bundle, Some(PathBuf::from("/b")));
         assert_eq!(o.first_positional, Some(6));
+    }
+
+    #[test]
+    fn options_after_the_container_id_count_for_create_run_restore() {
+        // runc reorders: `create id --bundle /b` reads bundle /b.
+        let o = parse_options("create", &os(&["id", "--bundle", "/b"])).unwrap();
+        assert_eq!(o.bundle, Some(PathBuf::from("/b")));
+        assert_eq!(o.positionals, 1);
+        let o = parse_options("run", &os(&["id", "-b=/b", "--detach"])).unwrap();
+        assert_eq!(o.bundle, Some(PathBuf::from("/b")));
+        let o = parse_options("restore", &os(&["id", "--image-path", "/i", "-b", "/b"])).unwrap();
+        assert_eq!(o.bundle, Some(PathBuf::from("/b")));
+        // A value that starts with a dash is not moved with its flag, and `--` ends it.
+        assert_eq!(
+            reorder(&os(&["id", "--pid-file", "-x", "--", "--bundle", "/b"])),
+            os(&["--pid-file", "-x", "id", "--", "--bundle", "/b"])
+        );
+        let o = parse_options("create", &os(&["id", "--", "--bundle", "/b"])).unwrap();
+        assert_eq!(o.bundle, None);
+        assert_eq!(
+            o.positionals, 4,
+            "runc then refuses: not exactly one argument"
+        );
+        // exec is not reordered: what follows the id is the command.
+        let o = parse_options("exec", &os(&["id", "ls", "-h"])).unwrap();
+        assert!(!o.help);
+    }
+
+    #[test]
+    fn help_is_found_where_runc_finds_it() {
+        for line in [
+            &["-h"][..],
+            &["--help"],
+            &["-help"],
+            &["id", "-h"],
+            &["--help=true"],
+            &["-b", "/b", "-h", "id"],
+        ] {
+            assert!(parse_options("create", &os(line)).unwrap().help, "{line:?}");
+        }
+        for line in [
+            &["--help=false"][..],
+            &["--pid-file", "-h", "id"],
+            &["id", "--", "-h"],
+        ] {
+            assert!(
+                !parse_options("create", &os(line)).unwrap().help,
+                "{line:?}"
+            );
+        }
+        assert!(parse_options("exec", &os(&["-h"])).unwrap().help);
+        assert!(!parse_options("exec", &os(&["id", "-h"])).unwrap().help);
+    }
+
+    #[test]
+    fn log_flags_are_dropped_with_their_values() {
+        let g = os(&[
+            "--root",
+            "/r",
+            "--log",
+            "/l",
+            "--log-format=json",
+            "--debug",
+            "--systemd-cgroup",
+        ]);
+        assert_eq!(
+            without_globals(&g, &["log", "log-format", "debug"]),
+            os(&["--root", "/r", "--systemd-cgroup"])
+        );
     }
 
     #[test]

@@ -17,14 +17,17 @@
 //! - the subcommand is one moat-runtime never looks into ([`FAST_COMMANDS`]), found after
 //!   global flags exactly as [`crate::cli::parse`] finds it (a flag taking a value swallows
 //!   the next argument), and `--moat-runtime` is not among them;
-//! - neither `MOAT_RUNTIME` nor `MOAT_RUNTIME_CONFIG` is set, and `/etc/moat/runtime.toml`
-//!   does not exist, so the runtime is `runc`;
-//! - `PATH` is set and `runc` is found on it as [`crate::runtime_config::resolve_in_path`]
-//!   finds it.
+//! - the runtime is found the full path's way: a non-empty `MOAT_RUNTIME`, else the
+//!   configuration file (`MOAT_RUNTIME_CONFIG`'s, else `/etc/moat/runtime.toml`) when it
+//!   is absent or in the strict subset of TOML [`config_runtime`] reads with certainty
+//!   (what the node installer writes: `runtime = "/usr/sbin/runc"`), else `runc`;
+//! - a runtime named with a slash is executed as named; one without is found on `PATH` as
+//!   [`crate::runtime_config::resolve_in_path`] finds it.
 //!
-//! Then `runc` is executed with the same `argv[0]`, arguments and environment, after the
-//! two things `std::process::Command::exec` does on the full path: an empty signal mask
-//! and `SIGPIPE` at its default action. If `execve` fails, the full path runs and reports.
+//! Then the runtime is executed with its configured name as `argv[0]`, the same arguments
+//! and environment, after the two things `std::process::Command::exec` does on the full
+//! path: an empty signal mask and `SIGPIPE` at its default action. If `execve` fails, the
+//! full path runs and reports.
 //!
 //! Nothing here may use the C library or thread-local storage, which do not exist yet: no
 //! allocation, no panics (no slice indexing or unchecked arithmetic), and no call the
@@ -58,6 +61,9 @@ pub const FAST_COMMANDS: &[&[u8]] = &[
 
 /// Longest candidate path tried (`PATH_MAX`).
 pub const MAX_PATH: usize = 4096;
+
+/// Largest configuration file the early path reads; a longer one is left to the full path.
+pub const MAX_CONFIG: usize = 4096;
 
 /// A list of byte strings read by index: the kernel's `argv`/`envp` arrays, or slices in
 /// tests. Taken by reference and walked with an index, because in an unoptimised build
@@ -134,26 +140,144 @@ pub fn is_pass_through<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
     false
 }
 
-/// Whether the environment leaves the runtime to the configuration file and the default
-/// (no `MOAT_RUNTIME`, no `MOAT_RUNTIME_CONFIG`), and its `PATH`.
-pub fn default_runtime_env<S: Strings + ?Sized>(env: &S) -> Option<&[u8]> {
-    let mut path = None;
+/// The value of the environment variable `name`, as `getenv` finds it (the first
+/// occurrence wins). One pass per variable: passing a struct of several answers back
+/// would be a `memcpy` in an unoptimised build.
+pub fn getenv<'a, S: Strings + ?Sized>(env: &'a S, name: &str) -> Option<&'a [u8]> {
     let mut i = 0;
     while let Some(var) = env.at(i) {
         i += 1;
-        if is_variable(var, RUNTIME_ENV) || is_variable(var, CONFIG_ENV) {
-            return None;
-        }
-        if path.is_none() && starts_with(var, b"PATH=") {
-            path = var.get(5..);
+        if let Some(v) = value_of(var, name) {
+            return Some(v);
         }
     }
-    path
+    None
 }
 
-/// Whether `var` (`NAME=value`) sets `name`.
-fn is_variable(var: &[u8], name: &str) -> bool {
-    starts_with(var, name.as_bytes()) && var.get(name.len()) == Some(&b'=')
+/// The value of `var` (`NAME=value`) when it sets `name`.
+fn value_of<'a>(var: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    if starts_with(var, name.as_bytes()) && var.get(name.len()) == Some(&b'=') {
+        var.get(name.len() + 1..)
+    } else {
+        None
+    }
+}
+
+/// What the early reader makes of the configuration file's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRuntime {
+    /// The file names no runtime: the default one.
+    Default,
+    /// `runtime = "..."`: the value's bounds in the text.
+    Named(usize, usize),
+    /// Anything it does not read with certainty: the full path decides.
+    Unsure,
+}
+
+/// Reads the runtime from the configuration file's text without a TOML library (none
+/// works before the C library starts, or without allocating). It understands only a
+/// strict subset of TOML, one that [`crate::runtime_config::FileConfig::parse`] reads
+/// the same way: lines of ASCII text, blank or `#` comments or `key = value` with a bare
+/// key among `runtime`, `launcher` and `ports_from_spec`, each at most once, a string
+/// without escapes (`"..."` or `'...'`) for the first two and `true`/`false` for the
+/// third, and an optional trailing comment. Anything else (a table header, another key, a
+/// carriage return, a byte that is not printable ASCII) is [`FileRuntime::Unsure`]. This
+/// is what the node installer writes.
+pub fn config_runtime(text: &[u8]) -> FileRuntime {
+    // A static, not a const: a local copy of the array would be a `memcpy`.
+    static KEYS: [&[u8]; 3] = [b"runtime", b"launcher", b"ports_from_spec"];
+    // A bit per key: an array of flags would be set up with `memset`.
+    let mut seen = 0u8;
+    let mut runtime = FileRuntime::Default;
+    let mut at = 0;
+    while at < text.len() {
+        let mut end = at;
+        while let Some(&b) = text.get(end) {
+            if b == b'\n' {
+                break;
+            }
+            if b != b'\t' && !(0x20..0x7f).contains(&b) {
+                return FileRuntime::Unsure;
+            }
+            end += 1;
+        }
+        let line_end = end;
+        let mut i = skip_blanks(text, at, line_end);
+        at = line_end + 1;
+        if i == line_end || text.get(i) == Some(&b'#') {
+            continue;
+        }
+        let key_start = i;
+        while let Some(&b) = text.get(i) {
+            if i == line_end || !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                break;
+            }
+            i += 1;
+        }
+        let key = text.get(key_start..i).unwrap_or(&[]);
+        let mut k = 0;
+        while KEYS.get(k).is_some_and(|known| !eq(known, key)) {
+            k += 1;
+        }
+        if k >= KEYS.len() || seen & (1 << k) != 0 {
+            return FileRuntime::Unsure;
+        }
+        seen |= 1 << k;
+        i = skip_blanks(text, i, line_end);
+        if i == line_end || text.get(i) != Some(&b'=') {
+            return FileRuntime::Unsure;
+        }
+        i = skip_blanks(text, i + 1, line_end);
+        let value_start = i;
+        let (value, after) = if k == 2 {
+            let word_end = {
+                let mut j = i;
+                while j < line_end && text.get(j).is_some_and(u8::is_ascii_lowercase) {
+                    j += 1;
+                }
+                j
+            };
+            let word = text.get(i..word_end).unwrap_or(&[]);
+            if !eq(word, b"true") && !eq(word, b"false") {
+                return FileRuntime::Unsure;
+            }
+            ((value_start, word_end), word_end)
+        } else {
+            let Some(&quote) = text.get(i).filter(|q| **q == b'"' || **q == b'\'') else {
+                return FileRuntime::Unsure;
+            };
+            let mut j = i + 1;
+            while j < line_end && text.get(j) != Some(&quote) {
+                if quote == b'"' && text.get(j) == Some(&b'\\') {
+                    return FileRuntime::Unsure;
+                }
+                j += 1;
+            }
+            if j == line_end {
+                return FileRuntime::Unsure;
+            }
+            ((i + 1, j), j + 1)
+        };
+        let rest = skip_blanks(text, after, line_end);
+        if rest != line_end && text.get(rest) != Some(&b'#') {
+            return FileRuntime::Unsure;
+        }
+        if k == 0 {
+            if value.0 == value.1 {
+                return FileRuntime::Unsure;
+            }
+            runtime = FileRuntime::Named(value.0, value.1);
+        }
+    }
+    runtime
+}
+
+/// The first index from `i` that is not a space or tab, at most `end`.
+fn skip_blanks(text: &[u8], mut i: usize, end: usize) -> usize {
+    while i < end && matches!(text.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    i
 }
 
 /// What a candidate path turned out to be.
@@ -258,6 +382,9 @@ mod raw {
 
     use core::arch::asm;
 
+    pub const READ: usize = 0;
+    pub const CLOSE: usize = 3;
+    pub const OPENAT: usize = 257;
     pub const EXECVE: usize = 59;
     pub const NEWFSTATAT: usize = 262;
     pub const FACCESSAT2: usize = 439;
@@ -394,20 +521,52 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
         return;
     }
     let env = RawStrs(envp);
-    let Some(path) = default_runtime_env(&env) else {
-        return;
-    };
-    // A static buffer: zero pages from the kernel, where a stack array would need a
-    // `memset` to be a valid `[u8]`. Nothing else runs yet, so nothing else touches it.
+    // Static buffers: zero pages from the kernel, where a stack array would need a
+    // `memset` to be a valid `[u8]`. Nothing else runs yet, so nothing else touches them.
     static mut CANDIDATE: [u8; MAX_PATH] = [0; MAX_PATH];
-    // SAFETY: the only reference to CANDIDATE, in the program's only thread.
-    let buf = unsafe { &mut *core::ptr::addr_of_mut!(CANDIDATE) };
-    if config_file_may_exist(buf) {
-        return;
+    static mut CONFIG: [u8; MAX_CONFIG] = [0; MAX_CONFIG];
+    // SAFETY: the only references to the buffers, in the program's only thread.
+    let (buf, text) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(CANDIDATE),
+            &mut *core::ptr::addr_of_mut!(CONFIG),
+        )
+    };
+    // The runtime's name, NUL-terminated where it lies (the environment, the file's text
+    // or the default), as the full path's flag-environment-file-default order finds it.
+    // An empty MOAT_RUNTIME counts as unset on the full path too.
+    let name: &[u8] = match getenv(&env, RUNTIME_ENV).filter(|r| !r.is_empty()) {
+        Some(r) => r,
+        None => match read_config(getenv(&env, CONFIG_ENV), buf, text) {
+            FileRuntime::Default => DEFAULT_RUNTIME.to_bytes(),
+            FileRuntime::Named(from, to) => {
+                let Some(end) = text.get_mut(to) else { return };
+                // SAFETY: a valid element of the buffer (the closing quote).
+                unsafe { write_volatile(end, 0) };
+                text.get(from..to).unwrap_or(&[])
+            }
+            FileRuntime::Unsure => return,
+        },
+    };
+    let mut slash = false;
+    let mut k = 0;
+    while let Some(&b) = name.get(k) {
+        slash |= b == b'/';
+        k += 1;
     }
-    if search(DEFAULT_RUNTIME.to_bytes(), path, buf, probe_candidate).is_none() {
-        return;
-    }
+    // A name with a slash is executed as it is (execvp does not search for it); one
+    // without is searched for on PATH.
+    let program = if slash {
+        name.as_ptr()
+    } else {
+        let Some(path) = getenv(&env, "PATH") else {
+            return;
+        };
+        if search(name, path, buf, probe_candidate).is_none() {
+            return;
+        }
+        buf.as_ptr()
+    };
     // What Command::exec does on the full path: an empty signal mask, SIGPIPE at default.
     let empty: u64 = 0;
     let default_action = [0usize; 4];
@@ -433,10 +592,10 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     unsafe {
         let argv0 = argv.cast_mut();
         let was = read_volatile(argv0);
-        write_volatile(argv0, DEFAULT_RUNTIME.as_ptr().cast::<u8>());
+        write_volatile(argv0, name.as_ptr());
         raw::syscall4(
             raw::EXECVE,
-            buf.as_ptr() as usize,
+            program as usize,
             argv as usize,
             envp as usize,
             0,
@@ -445,27 +604,73 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     }
 }
 
-/// Whether the configuration file ([`CONFIG_FILE`]) may exist (anything but "no such
-/// file"); `buf` holds its NUL-terminated name meanwhile.
+/// Reads the configuration file (`MOAT_RUNTIME_CONFIG`'s, else [`CONFIG_FILE`]) into
+/// `text` and what it says about the runtime: [`FileRuntime::Default`] when there is no
+/// such file, [`FileRuntime::Unsure`] when it cannot be read whole or
+/// [`config_runtime`] is not sure. `buf` holds the default name meanwhile.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn config_file_may_exist(buf: &mut [u8]) -> bool {
-    if CONFIG_FILE.len() >= buf.len() {
-        return true;
-    }
-    put(buf, 0, CONFIG_FILE.as_bytes());
-    put(buf, CONFIG_FILE.len(), b"\0");
-    let mut st = core::mem::MaybeUninit::<[u64; STAT_SIZE / 8]>::uninit();
-    // SAFETY: a NUL-terminated path and room for struct stat.
-    let r = unsafe {
+fn read_config(named: Option<&[u8]>, buf: &mut [u8], text: &mut [u8]) -> FileRuntime {
+    const O_RDONLY_CLOEXEC: usize = 0o2000000;
+    // Both names end in a NUL: the environment's in place, the default one in buf.
+    let path = match named {
+        Some(p) => p.as_ptr(),
+        None => {
+            if CONFIG_FILE.len() >= buf.len() {
+                return FileRuntime::Unsure;
+            }
+            put(buf, 0, CONFIG_FILE.as_bytes());
+            put(buf, CONFIG_FILE.len(), b"\0");
+            buf.as_ptr()
+        }
+    };
+    // SAFETY: a NUL-terminated path; plain flags.
+    let fd = unsafe {
         raw::syscall4(
-            raw::NEWFSTATAT,
+            raw::OPENAT,
             -100isize as usize,
-            buf.as_ptr() as usize,
-            st.as_mut_ptr() as usize,
+            path as usize,
+            O_RDONLY_CLOEXEC,
             0,
         )
     };
-    r != -(libc::ENOENT as isize)
+    if fd == -(libc::ENOENT as isize) {
+        return FileRuntime::Default;
+    }
+    if fd < 0 {
+        return FileRuntime::Unsure;
+    }
+    let mut len = 0;
+    let complete = loop {
+        let Some(room) = text.get_mut(len..) else {
+            break false;
+        };
+        if room.is_empty() {
+            break false;
+        }
+        // SAFETY: room is writable for room.len() bytes; fd is ours.
+        let n = unsafe {
+            raw::syscall4(
+                raw::READ,
+                fd as usize,
+                room.as_mut_ptr() as usize,
+                room.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            break false;
+        }
+        if n == 0 {
+            break true;
+        }
+        len += n as usize;
+    };
+    // SAFETY: closing the descriptor opened above.
+    unsafe { raw::syscall4(raw::CLOSE, fd as usize, 0, 0, 0) };
+    match text.get(..len) {
+        Some(t) if complete => config_runtime(t),
+        _ => FileRuntime::Unsure,
+    }
 }
 
 #[cfg(test)]
@@ -607,24 +812,140 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_must_leave_the_runtime_to_the_default() {
-        let env = |v: &[&'static str]| {
-            let v: Vec<&'static [u8]> = v.iter().map(|a| a.as_bytes()).collect();
-            default_runtime_env(&v[..]).map(<[u8]>::to_vec)
+    fn the_environment_is_read_as_getenv_reads_it() {
+        let env: Vec<&[u8]> = [
+            "A=1",
+            "PATH=",
+            "PATH=/x",
+            "MOAT_RUNTIMEX=1",
+            "MOAT_RUNTIME=crun",
+        ]
+        .iter()
+        .map(|a| a.as_bytes())
+        .collect();
+        assert_eq!(getenv(&env[..], "PATH"), Some(&b""[..]));
+        assert_eq!(getenv(&env[..], "MOAT_RUNTIME"), Some(&b"crun"[..]));
+        assert_eq!(getenv(&env[..], "A"), Some(&b"1"[..]));
+        assert_eq!(getenv(&env[..], "MOAT_RUNTIME_CONFIG"), None);
+    }
+
+    fn file_runtime(text: &str) -> Option<Option<String>> {
+        match config_runtime(text.as_bytes()) {
+            FileRuntime::Default => Some(None),
+            FileRuntime::Named(a, b) => Some(Some(text[a..b].to_string())),
+            FileRuntime::Unsure => None,
+        }
+    }
+
+    #[test]
+    fn reads_what_the_installer_writes_and_nothing_it_is_unsure_of() {
+        let some = |s: &str| Some(Some(s.to_string()));
+        assert_eq!(file_runtime(""), Some(None));
+        assert_eq!(
+            file_runtime("# moat-runtime on this node\nruntime = \"/usr/sbin/runc\"\nlauncher = \"/opt/moat/bin/moat\"\n"),
+            some("/usr/sbin/runc")
+        );
+        assert_eq!(
+            file_runtime("launcher = '/x'\nports_from_spec = true # c\n"),
+            Some(None)
+        );
+        assert_eq!(file_runtime("\truntime\t=\t'crun'\t#\n\n"), some("crun"));
+        for unsure in [
+            "runtime = \"\"",
+            "runtime = \"a\\tb\"",
+            "runtime = \"a\"\nruntime = \"b\"",
+            "runtime = \"a\" x",
+            "runtime = \"a",
+            "runtime = a",
+            "\"runtime\" = \"a\"",
+            "runtime.x = \"a\"",
+            "[table]\nruntime = \"a\"",
+            "runtime = \"a\"\r\n",
+            "runtime = \"é\"",
+            "ports_from_spec = yes",
+            "ports_from_spec = \"true\"",
+            "other = 1",
+            "runtime = \"\"\"a\"\"\"",
+            "= \"a\"",
+        ] {
+            assert_eq!(file_runtime(unsure), None, "{unsure:?}");
+        }
+    }
+
+    /// On random files: whatever the early reader is sure of, the full path's TOML parser
+    /// reads the same way (same runtime, no error).
+    #[test]
+    fn agrees_with_the_full_parser_on_random_files() {
+        const PIECES: &[&str] = &[
+            "runtime",
+            "launcher",
+            "ports_from_spec",
+            "other",
+            " ",
+            "\t",
+            "=",
+            "\"",
+            "'",
+            "/usr/sbin/runc",
+            "runc",
+            "true",
+            "false",
+            "#",
+            "# note",
+            "\n",
+            "\n",
+            "\n",
+            "[x]",
+            "\\",
+            "\r",
+            ".",
+            "\"\"",
+            "1",
+            "é",
+            "-",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
         };
-        assert_eq!(
-            env(&["A=1", "PATH=/usr/bin:/bin"]),
-            Some(b"/usr/bin:/bin".to_vec())
-        );
-        assert_eq!(env(&["PATH=", "PATH=/x"]), Some(Vec::new()));
-        assert_eq!(env(&["A=1"]), None);
-        assert_eq!(env(&["PATH=/bin", "MOAT_RUNTIME=crun"]), None);
-        assert_eq!(env(&["MOAT_RUNTIME=", "PATH=/bin"]), None);
-        assert_eq!(env(&["MOAT_RUNTIME_CONFIG=/c", "PATH=/bin"]), None);
-        assert_eq!(
-            env(&["MOAT_RUNTIMEX=1", "PATH=/bin"]),
-            Some(b"/bin".to_vec())
-        );
+        let mut sure = 0;
+        for round in 0..300_000 {
+            let text: String = if round % 2 == 0 {
+                // Mostly well-formed lines, to reach the interesting cases often.
+                (0..(next() % 4))
+                    .map(|_| {
+                        let key = ["runtime", "launcher", "ports_from_spec", "runtime"]
+                            [(next() % 4) as usize];
+                        let value = [
+                            "\"/usr/sbin/runc\"",
+                            "'crun'",
+                            "true",
+                            "false",
+                            "\"\"",
+                            "\"a b\"",
+                        ][(next() % 6) as usize];
+                        let pad = [" ", "", "\t", "  "][(next() % 4) as usize];
+                        let tail = ["", " # c", "#c", " x"][(next() % 4) as usize];
+                        format!("{pad}{key}{pad}={pad}{value}{tail}\n")
+                    })
+                    .collect()
+            } else {
+                (0..(next() % 12))
+                    .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                    .collect()
+            };
+            let Some(early) = file_runtime(&text) else {
+                continue;
+            };
+            sure += 1;
+            let full = crate::runtime_config::FileConfig::parse(std::path::Path::new("f"), &text)
+                .unwrap_or_else(|e| panic!("{text:?}: early read {early:?}, full: {e}"));
+            assert_eq!(early, full.runtime, "{text:?}");
+        }
+        assert!(sure > 10_000, "{sure}");
     }
 
     #[test]

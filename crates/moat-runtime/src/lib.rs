@@ -78,6 +78,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         },
     };
     let runtime = Runtime::new(runtime);
+    // runc's `exec` exits 255 when it cannot run the process (1 is the process's own).
+    let failed = if line.command.as_deref() == Some("exec") {
+        255
+    } else {
+        1
+    };
     let outcome = match line.command.as_deref() {
         Some("create") | Some("run") => create(&line, &mut file),
         Some("exec") => exec(&line, &runtime),
@@ -93,12 +99,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 source: err,
             };
             log(&e);
-            1
+            failed
         }
         Ok(Outcome::Exit(code)) => code,
         Err(e) => {
             log(&e);
-            1
+            failed
         }
     }
 }
@@ -176,9 +182,13 @@ fn extra_fds(preserve_fds: u32) -> u32 {
 /// `create` and `run`.
 fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeError> {
     let command = line.command.as_deref().unwrap_or("create");
-    let opts = cli::parse_options(command, &line.rest)?;
+    let Some(opts) = options_to_act_on(command, &line.rest)? else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
     let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
-    let mut cfg = Config::read(&bundle)?;
+    let Some(mut cfg) = read_bundle(&bundle)? else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
     if policy_source::is_sandbox(&cfg)? || inject::already_prepared(&cfg) {
         return Ok(Outcome::Exec(line.to_args()));
     }
@@ -202,13 +212,49 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     Ok(Outcome::Exec(line.to_args()))
 }
 
+/// The options of a `create`, `run` or `restore` line, or `None` when the real runtime will
+/// refuse the line or only print its usage before it looks at any bundle: a value flag
+/// without its value, `--help`, or not exactly one container id. moat-runtime then passes
+/// the line through, so that the answer (text and exit status) is the runtime's own.
+fn options_to_act_on(
+    command: &str,
+    rest: &[OsString],
+) -> Result<Option<cli::CommandOptions>, RuntimeError> {
+    match cli::parse_options(command, rest) {
+        Err(cli::CliError::MissingValue(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+        Ok(o) if o.help || o.positionals != 1 => Ok(None),
+        Ok(o) => Ok(Some(o)),
+    }
+}
+
+/// The bundle's config.json, or `None` when there is none: the real runtime then fails on
+/// its own terms ("config.json not found"), and nothing can start. Any other error (a
+/// file that cannot be read or parsed) is moat-runtime's refusal: a parser that reads the
+/// file differently from ours could otherwise start a container we did not look into.
+fn read_bundle(bundle: &Path) -> Result<Option<Config>, RuntimeError> {
+    match Config::read(bundle) {
+        Ok(c) => Ok(Some(c)),
+        Err(config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `restore`: fail closed for confined containers (see [`RuntimeError::RestoreConfined`]);
 /// everything else goes to the real runtime unchanged. `checkpoint` needs no such check:
 /// dumping does not weaken the running container.
 fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeError> {
-    let opts = cli::parse_options("restore", &line.rest)?;
+    let Some(opts) = options_to_act_on("restore", &line.rest)? else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
     let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
-    let cfg = Config::read(&bundle)?;
+    let Some(cfg) = read_bundle(&bundle)? else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
     let confined = inject::already_prepared(&cfg)
         || (!policy_source::is_sandbox(&cfg)?
             && policy_source::resolve(&cfg, node_options(file)?)?.is_some());
@@ -239,6 +285,31 @@ fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// Global flags that only decide where and how the runtime logs.
+const LOG_FLAGS: &[&str] = &["log", "log-format", "log-level", "debug"];
+
+/// The container's state as the runtime reports it, or `None` when `state` fails (the
+/// container does not exist). The question is asked quietly: without the logging flags
+/// and with its stderr kept, so that the runtime's log and stderr show only what the
+/// command the engine asked for did, as they would without moat-runtime.
+fn container_state(
+    line: &CommandLine,
+    runtime: &Runtime,
+    id: &str,
+) -> Result<Option<Vec<u8>>, RuntimeError> {
+    let out = runtime
+        .command()
+        .args(cli::without_globals(&line.global_args, LOG_FLAGS))
+        .args(["state", id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| RuntimeError::Runtime {
+            runtime: runtime.name.clone(),
+            source,
+        })?;
+    Ok(out.status.success().then_some(out.stdout))
+}
+
 /// Runs the real runtime with the global flags and `args`, and returns its stdout.
 fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
     let out = runtime
@@ -262,13 +333,21 @@ fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u
 
 /// `exec`: confine the new process when the container is confined.
 fn exec(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError> {
-    let opts = cli::parse_options("exec", &line.rest)?;
-    let Some(id_at) = opts.first_positional else {
-        // No container id: the runtime prints its usage error.
+    let opts = match cli::parse_options("exec", &line.rest) {
+        // The runtime prints its usage error.
+        Err(cli::CliError::MissingValue(_)) => return Ok(Outcome::Exec(line.to_args())),
+        r => r?,
+    };
+    let (false, Some(id_at)) = (opts.help, opts.first_positional) else {
+        // Help, or no container id: the runtime prints its usage.
         return Ok(Outcome::Exec(line.to_args()));
     };
     let id = line.rest[id_at].to_string_lossy().into_owned();
-    let state = capture(line, runtime, &["state", &id])?;
+    let Some(state) = container_state(line, runtime, &id)? else {
+        // No such container (or no state to read): nothing runs, and the runtime's own
+        // `exec` says so in its words and with its exit status (255).
+        return Ok(Outcome::Exec(line.to_args()));
+    };
     let state: serde_json::Value =
         serde_json::from_slice(&state).map_err(|e| RuntimeError::RuntimeOutput {
             command: format!("state {id}"),

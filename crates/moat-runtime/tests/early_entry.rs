@@ -113,9 +113,60 @@ fn the_early_pass_through_does_what_the_full_path_does() {
             assert!(fast.contains(&format!("arg={a}\n")), "{a}: {fast}");
         }
     }
-    // What the early path leaves alone still works through the full path.
-    let with_env = run(d.path(), &["state", "abc"], &[("MOAT_RUNTIME", "runc")]);
-    assert!(with_env.contains("arg=state\n"), "{with_env}");
+    // The runtime named by the environment or by a configuration file the early path
+    // reads (what the node installer writes), by name or by path: the same as the full
+    // path with `--moat-runtime` naming it.
+    let fake = d.path().join("runc");
+    let fake = fake.to_str().unwrap();
+    let config = d.path().join("runtime.toml");
+    let config_env = [("MOAT_RUNTIME_CONFIG", config.to_str().unwrap())];
+    for (file, env, runtime) in [
+        (None, &[("MOAT_RUNTIME", "runc")][..], "runc"),
+        (None, &[("MOAT_RUNTIME", fake)][..], fake),
+        (
+            Some(format!(
+                "runtime = \"{fake}\"\nlauncher = \"/opt/moat/bin/moat\"\n"
+            )),
+            &config_env[..],
+            fake,
+        ),
+        (
+            Some("# by name\nruntime = 'runc'\n".to_string()),
+            &config_env[..],
+            "runc",
+        ),
+        (
+            Some("ports_from_spec = true\n".to_string()),
+            &config_env[..],
+            "runc",
+        ),
+        // Beyond what the early reader reads (a quoted key, CRLF): the full path, same answer.
+        (
+            Some(format!("\"runtime\" = \"{fake}\"\r\n")),
+            &config_env[..],
+            fake,
+        ),
+    ] {
+        if let Some(text) = &file {
+            std::fs::write(&config, text).unwrap();
+        }
+        let args = ["--root", "/r", "state", "abc"];
+        let fast = run(d.path(), &args, env);
+        let mut full_args = vec!["--moat-runtime", runtime];
+        full_args.extend_from_slice(&args);
+        let full = run(d.path(), &full_args, env);
+        assert_eq!(fast, full, "{file:?} {env:?}");
+        assert!(fast.starts_with(&format!("arg={runtime}\n")), "{fast}");
+    }
+    // A file the full parser refuses fails the same way on both paths.
+    std::fs::write(&config, "runtime = 3\n").unwrap();
+    let o = Command::new(moat_runtime())
+        .args(["state", "abc"])
+        .env("MOAT_RUNTIME_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`runtime` must be a string"));
 }
 
 /// Every function reachable from `pass_through` by direct calls, in the test build of the

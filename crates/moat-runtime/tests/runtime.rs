@@ -35,6 +35,32 @@ fn policy_annotation_confines_the_container() {
     assert!(!b.path().join("moat/policy.json").exists());
 }
 
+/// runc reads options after the container id too (`run ID --bundle DIR`): moat-runtime
+/// must look into that bundle, not the current directory's.
+#[test]
+fn a_bundle_named_after_the_container_id_is_the_one_confined() {
+    need_runc!();
+    let b = Bundle::new("bundle-after-id");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    // The current directory holds a bundle without a policy: the decoy.
+    let decoy = Bundle::new("decoy");
+    let o = b
+        .cmd(&moat_runtime())
+        .current_dir(decoy.path())
+        .args(["run", &b.id, "--bundle"])
+        .arg(b.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o),
+        CONFINED,
+        "stderr: {}\nlog: {}",
+        stderr(&o),
+        b.log()
+    );
+}
+
 #[test]
 fn a_policy_with_any_characters_reaches_the_launcher_intact() {
     need_runc!();
@@ -186,6 +212,39 @@ fn preset_annotation_confines_the_container() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Every preset runs in a minimal image: busybox alone, without /usr, /etc, /root or /tmp.
+/// What the image lacks gets no rule (so stays denied) instead of failing the start.
+#[test]
+fn presets_work_in_an_image_without_system_directories() {
+    need_runc!();
+    for preset in moat_policy::presets::PRESETS {
+        let b = Bundle::new(&format!("bare-{}", preset.name));
+        for d in ["usr", "etc", "root", "tmp"] {
+            std::fs::remove_dir_all(b.path().join("rootfs").join(d)).unwrap();
+        }
+        b.annotate("moat.dev/preset", preset.name);
+        b.edit(|c| {
+            c["process"]["cwd"] = "/".into();
+            c["process"]["args"] = serde_json::json!([
+                "/bin/moat-probe",
+                "read",
+                "/bin/busybox",
+                ";",
+                "bind-tcp",
+                "0"
+            ]);
+        });
+        let o = b.run(&moat_runtime());
+        assert_eq!(
+            stdout(&o),
+            "ok\nEACCES\n",
+            "{}: {}",
+            preset.name,
+            stderr(&o)
+        );
+    }
 }
 
 #[test]
@@ -557,6 +616,89 @@ fn pass_through_commands_match_runc() {
         .output()
         .unwrap();
     assert!(!a.status.success() && stderr(&a).contains("/nonexistent/rt2"));
+}
+
+/// runc's stderr without the time of each log line.
+fn untimed(o: &Output) -> String {
+    stderr(o)
+        .lines()
+        .map(|l| match l.split_once("level=") {
+            Some((_, rest)) => format!("level={rest}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Where moat-runtime has nothing to confine, its answer is runc's: the same exit status,
+/// output and error text (exec on a missing container, help without a bundle, a bundle
+/// without config.json, a usage error), and the log file gets runc's lines only.
+#[test]
+fn refusals_and_help_are_runcs_own() {
+    need_runc!();
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let root = root.to_str().unwrap();
+    let mr = moat_runtime();
+    let log = |who: &str| d.path().join(format!("{who}.log"));
+    for args in [
+        &["exec", "nope", "true"][..],
+        &["exec", "-h"],
+        &["exec", "--tty", "nope", "sh"],
+        &["exec", "--process"],
+        &["create", "-h"],
+        &["run", "--help"],
+        &["restore", "-h"],
+        &["create", "nope", "-h"],
+        &["create", "nope"],
+        &["run", "--bundle", "/nonexistent", "nope"],
+        &["create"],
+        &["create", "a", "b"],
+        &["create", "--pid-file"],
+        &["restore", "nope"],
+    ] {
+        let run = |rt: &OsStr, who: &str| {
+            Command::new(rt)
+                .current_dir(d.path())
+                .arg("--root")
+                .arg(root)
+                .arg("--log")
+                .arg(log(who))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let ours = run(mr.as_os_str(), "ours");
+        let theirs = run(OsStr::new("runc"), "theirs");
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{args:?}: {}",
+            stderr(&ours)
+        );
+        assert_eq!(stdout(&ours), stdout(&theirs), "{args:?}");
+        assert_eq!(untimed(&ours), untimed(&theirs), "{args:?}");
+        let lines = |who: &str| {
+            std::fs::read_to_string(log(who))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split_once("level=").map(|(_, r)| r.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines("ours"), lines("theirs"), "{args:?}: log");
+        let _ = std::fs::remove_file(log("ours"));
+        let _ = std::fs::remove_file(log("theirs"));
+    }
+    assert_eq!(
+        Command::new(&mr)
+            .args(["--root", root, "exec", "nope", "true"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(255)
+    );
 }
 
 /// `sh -c` a script, with stdin closed.
