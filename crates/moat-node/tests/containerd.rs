@@ -156,13 +156,13 @@ fn the_kubelets_path_on_a_real_containerd() {
     );
     let preset_sandbox = node.run_pod(&preset, "moat").unwrap();
     let preset_ip = node.pod_ip(&preset_sandbox);
-    let p = node
-        .create(
-            &preset,
-            &preset_sandbox,
-            preset.container_config("web", &["httpd", "-f", "-p", "80", "-h", "/www"], PORTS),
-        )
-        .unwrap();
+    // The preset reads the working directory (${CWD}), so the content directory is the
+    // container's working directory: a working directory of `/` is not granted (it would
+    // grant everything).
+    let mut preset_web =
+        preset.container_config("web", &["httpd", "-f", "-p", "80", "-h", "/www"], PORTS);
+    preset_web.working_dir = "/www".into();
+    let p = node.create(&preset, &preset_sandbox, preset_web).unwrap();
     node.start(&p).unwrap();
     assert!(
         wait_serving(&preset_ip).contains("200"),
