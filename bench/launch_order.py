@@ -168,7 +168,20 @@ def main():
         lines.append(f"    *{m}(.text .text.*)")
     for p in sections + patterns:
         lines.append(f"    *({p})")
-    lines += ["  }", "}", "INSERT BEFORE .text;", ""]
+    lines += [
+        "  }",
+        "}",
+        "INSERT BEFORE .text;",
+        "",
+        "/* The allocator's arena (crates/moat/src/main.rs) after every other zero-initialised",
+        " * variable, so that those share few pages. */",
+        "SECTIONS",
+        "{",
+        "  .bss.moat_arena (NOLOAD) : { *(.bss.moat_arena) }",
+        "}",
+        "INSERT AFTER .bss;",
+        "",
+    ]
     with open(SCRIPT, "w") as f:
         f.write("\n".join(lines))
     print(f"wrote {SCRIPT}: {len(members)} C library members, {len(patterns)} Rust patterns "

@@ -69,7 +69,7 @@ pub(crate) fn apply(
             let ancestors = ancestor_ids(&canonical);
             let covering = ancestors
                 .iter()
-                .position(|(_, id)| rules.iter().any(|r| r.id == *id && r.is_dir));
+                .position(|(_, id)| rules.iter().any(|r| r.id == Some(*id) && r.is_dir));
             let Some(top) = covering else {
                 notes.push(format!(
                     "except {path}: no rule of an enclosing directory reaches it"
@@ -100,7 +100,7 @@ pub(crate) fn apply(
         .map(|(dir, (_, ids))| {
             let access = rules
                 .iter()
-                .filter(|r| ids.contains(&r.id))
+                .filter(|r| r.id.is_some_and(|id| ids.contains(&id)))
                 .fold(FsAccess::EMPTY, |a, r| a.union(r.access));
             (dir, access)
         })
@@ -108,10 +108,10 @@ pub(crate) fn apply(
     let chain_ids: BTreeSet<Id> = chain.values().map(|(id, _)| *id).collect();
     let replaced: Vec<String> = rules
         .iter()
-        .filter(|r| chain_ids.contains(&r.id))
+        .filter(|r| r.id.is_some_and(|id| chain_ids.contains(&id)))
         .map(|r| r.path.display().to_string())
         .collect();
-    rules.retain(|r| !chain_ids.contains(&r.id));
+    rules.retain(|r| !r.id.is_some_and(|id| chain_ids.contains(&id)));
 
     let exceptions: Vec<String> = excepted.iter().map(|p| p.display().to_string()).collect();
     let origin = Origin::new(format!("except {}", exceptions.join(", ")));
@@ -135,7 +135,7 @@ pub(crate) fn apply(
                         path: (*dir).clone(),
                         fd,
                         is_dir: true,
-                        id,
+                        id: Some(id),
                         access: list,
                         origins: vec![origin.clone()],
                         expanded_from: None,
@@ -242,7 +242,7 @@ fn expand(
             path: PathBuf::from(std::ffi::OsString::from_vec(path)),
             fd,
             is_dir,
-            id: (dev, entry.ino()),
+            id: Some((dev, entry.ino())),
             access,
             origins: vec![origin.clone()],
             expanded_from: Some(std::sync::Arc::clone(&shared)),

@@ -61,9 +61,6 @@ pub struct Target {
     pub argv0: OsString,
     /// The other arguments.
     pub args: Vec<OsString>,
-    /// Whether the file was executable before the sandbox (to tell a policy denial from a
-    /// file mode problem).
-    pub was_executable: bool,
 }
 
 impl Target {
@@ -81,18 +78,30 @@ impl Target {
                 cmd: cmd.to_string_lossy().into_owned(),
             })?
         };
-        if cmd.is_empty() || !program.exists() {
-            return Err(ExecError::NotFound {
-                cmd: cmd.to_string_lossy().into_owned(),
-            });
+        if cmd.is_empty() {
+            return Err(ExecError::NotFound { cmd: String::new() });
         }
-        let was_executable = is_executable(&program);
+        // A path is not checked here: `execve` says whether it exists (and `exec` then
+        // reports "command not found" as here), and a check on the launch path of every
+        // command would cost a system call for an answer the exec gives anyway.
         Ok(Target {
             program,
             argv0: cmd.to_os_string(),
             args,
-            was_executable,
         })
+    }
+}
+
+impl Target {
+    /// Checks that the program exists, for callers that resolve it long before they run it
+    /// (the watchdog refuses to start without its function).
+    pub fn check_exists(&self) -> Result<(), ExecError> {
+        match std::fs::metadata(&self.program) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(ExecError::NotFound {
+                cmd: self.argv0.to_string_lossy().into_owned(),
+            }),
+        }
     }
 }
 
@@ -118,7 +127,7 @@ fn search_path(cmd: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 fn is_executable(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
     // SAFETY: `c` is a valid NUL-terminated string.
@@ -210,9 +219,18 @@ pub fn exec(
 }
 
 /// Turns an exec failure into a message that says whether the policy was the cause.
+///
+/// Runs after the sandbox is applied, which does not change these answers: Landlock checks
+/// neither `stat` nor `access`, so `access(X_OK)` still tells a file mode problem from a
+/// denied `execute` right.
 fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecError {
     let program = target.program.clone();
-    if err.raw_os_error() == Some(libc::EACCES) && target.was_executable {
+    if err.raw_os_error() == Some(libc::ENOENT) && std::fs::symlink_metadata(&program).is_err() {
+        return ExecError::NotFound {
+            cmd: target.argv0.to_string_lossy().into_owned(),
+        };
+    }
+    if err.raw_os_error() == Some(libc::EACCES) && is_executable(&program) {
         if let Some(plan) = plan {
             let canonical = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
             if !plan.grants(&canonical, FsRight::Execute) {
@@ -293,11 +311,13 @@ mod tests {
         )
         .unwrap();
         assert!(t.program.ends_with("true"));
-        assert!(t.was_executable);
         let e = Target::resolve(OsStr::new("no-such-moat-cmd"), vec![], None).unwrap_err();
         assert_eq!(e.exit_code(), 127);
-        let e = Target::resolve(OsStr::new("/no/such"), vec![], None).unwrap_err();
+        // A path is found out by the exec itself.
+        let t = Target::resolve(OsStr::new("/no/such"), vec![], None).unwrap();
+        let e = exec(&t, None, None);
         assert_eq!(e.exit_code(), 127);
+        assert!(e.to_string().contains("command not found"), "{e}");
     }
 
     #[test]

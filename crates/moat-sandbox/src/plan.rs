@@ -26,8 +26,8 @@ pub struct OpenedRule {
     pub fd: OwnedFd,
     /// Whether it is a directory.
     pub is_dir: bool,
-    /// Its device and inode.
-    pub id: Id,
+    /// Its device and inode, when the plan needed them (path exceptions).
+    pub id: Option<Id>,
     /// The rights granted, limited to what the ruleset handles and what applies to the
     /// object (file rights only on a non-directory).
     pub access: FsAccess,
@@ -383,6 +383,8 @@ fn open_rules(
     vars: &Vars,
     report: &mut Report,
 ) -> Result<Vec<OpenedRule>, PlanError> {
+    // Path exceptions match rules to directories by device and inode.
+    let need_ids = !policy.fs.except.is_empty();
     // Several sources often name the same path (presets, flags): one rule per path keeps
     // the ruleset small and the report readable.
     let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
@@ -422,8 +424,24 @@ fn open_rules(
         if !is_clean_absolute(&path) {
             return Err(PlanError::BadPath { path, origin });
         }
-        let fd = match open_path(&p, 0) {
-            Ok(fd) => fd,
+        let opened_rule = if need_ids {
+            open_path(&p, 0).and_then(|fd| {
+                let (is_dir, id) = is_directory(fd.as_fd())?;
+                Ok((fd, is_dir, Some(id)))
+            })
+        } else {
+            // Most rules name directories: `O_DIRECTORY` tells one from a file in the same
+            // system call, instead of an `fstat` per rule on the launch path.
+            match open_path(&p, libc::O_DIRECTORY) {
+                Ok(fd) => Ok((fd, true, None)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    open_path(&p, 0).map(|fd| (fd, false, None))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let (fd, is_dir, id) = match opened_rule {
+            Ok(opened) => opened,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {
                 report.skipped.push(format!("{path} ({origin})"));
                 continue;
@@ -439,11 +457,6 @@ fn open_rules(
                 })
             }
         };
-        let (is_dir, id) = is_directory(fd.as_fd()).map_err(|source| PlanError::OpenPath {
-            path: p.clone(),
-            origin: origin.clone(),
-            source,
-        })?;
         let mut access = access.intersect(handled);
         if !is_dir {
             // Directory rights on a file rule make the kernel refuse the whole rule.

@@ -141,6 +141,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             .collect();
         target.program = function_dir.join(relative);
     }
+    target.check_exists()?;
     let abi = moat_sandbox::abi::detect()?;
     let mut sandbox =
         Sandbox::prepare(&config, &target.program, &function_dir, abi).map_err(|source| {

@@ -32,15 +32,17 @@ pub struct CheckArgs {
 /// Runs `moat check`.
 pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     super::reject_unknown_option(&args.command)?;
+    let failure = |e: moat_sandbox::exec::ExecError| Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    };
     let target = match args.command.split_first() {
-        Some((cmd, rest)) => Some(
-            Target::resolve(cmd, rest.to_vec(), std::env::var_os("PATH").as_deref()).map_err(
-                |e| Failure {
-                    code: e.exit_code(),
-                    message: e.to_string(),
-                },
-            )?,
-        ),
+        Some((cmd, rest)) => {
+            let t = Target::resolve(cmd, rest.to_vec(), std::env::var_os("PATH").as_deref())
+                .map_err(failure)?;
+            t.check_exists().map_err(failure)?;
+            Some(t)
+        }
         None => None,
     };
     let policy = args.policy.build(target.as_ref())?;
