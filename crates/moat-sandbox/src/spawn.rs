@@ -19,7 +19,8 @@
 //!   envp are built as NUL-terminated arrays. Everything that allocates or can fail in
 //!   interesting ways happens here.
 //! * In the child, between clone and exec, only raw, async-signal-safe system calls on
-//!   memory prepared by the parent, in this order: reset signal dispositions, `setsid`,
+//!   memory prepared by the parent, in this order: reset signal dispositions, joining
+//!   the caller's control groups ([`Command::spawn_into`]), `setsid`,
 //!   `PR_SET_CHILD_SUBREAPER`, `dup2` of the standard streams, `chdir`,
 //!   `PR_SET_NO_NEW_PRIVS`, an optional Landlock rule for the child's own `/proc/<pid>`,
 //!   `landlock_restrict_self`, `seccomp(SECCOMP_SET_MODE_FILTER)`, `close_range(3, ~0)`,
@@ -92,9 +93,11 @@ pub enum Step {
     CloseFds,
     /// `execve`.
     Exec,
+    /// Joining a control group (a write to its `cgroup.procs`).
+    Cgroup,
 }
 
-const STEPS: [Step; 10] = [
+const STEPS: [Step; 11] = [
     Step::Session,
     Step::Subreaper,
     Step::Stdio,
@@ -105,6 +108,7 @@ const STEPS: [Step; 10] = [
     Step::Seccomp,
     Step::CloseFds,
     Step::Exec,
+    Step::Cgroup,
 ];
 
 impl Step {
@@ -121,6 +125,7 @@ impl Step {
             Step::Seccomp => "installing the seccomp socket filter",
             Step::CloseFds => "close_range of inherited descriptors",
             Step::Exec => "execve",
+            Step::Cgroup => "joining a control group (cgroup.procs)",
         }
     }
 
@@ -130,7 +135,10 @@ impl Step {
 
     /// Whether the step restricts the child (and so may be skipped in best-effort mode).
     fn restricts(self) -> bool {
-        matches!(self, Step::NoNewPrivs | Step::Landlock | Step::Seccomp)
+        matches!(
+            self,
+            Step::NoNewPrivs | Step::Landlock | Step::Seccomp | Step::Cgroup
+        )
     }
 }
 
@@ -563,6 +571,24 @@ impl Command {
         stdio: Stdio<'_>,
         restrictions: &Restrictions,
     ) -> Result<Child, SpawnError> {
+        self.spawn_into(env, stdio, restrictions, &[])
+    }
+
+    /// [`Command::spawn`], with the child joining control groups first thing, before any
+    /// other step: `cgroups` are descriptors on their `cgroup.procs` files, opened for
+    /// writing, and the child writes `0` (itself) into each. So everything the child and
+    /// the program do, from their first instruction, counts against those groups' limits,
+    /// and a group's `cgroup.kill` reaches every process the program starts. A failed join
+    /// is a restriction that failed ([`Step::Cgroup`]): it fails the spawn under
+    /// [`Enforcement::Required`].
+    pub fn spawn_into(
+        &self,
+        env: &Env,
+        stdio: Stdio<'_>,
+        restrictions: &Restrictions,
+        cgroups: &[BorrowedFd<'_>],
+    ) -> Result<Child, SpawnError> {
+        let cgroups: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
         let stdio = [stdio.stdin, stdio.stdout, stdio.stderr].map(|f| f.as_raw_fd());
         for (target, &fd) in stdio.iter().enumerate() {
             let target = target as RawFd;
@@ -593,6 +619,8 @@ impl Command {
             argv: argv.as_ptr(),
             envp: envp.as_ptr(),
             cwd: self.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            cgroups: cgroups.as_ptr(),
+            cgroups_len: cgroups.len(),
             stdio,
             new_session: self.new_session,
             subreaper: self.child_subreaper,
@@ -679,6 +707,8 @@ struct ChildArgs {
     argv: *const *const c_char,
     envp: *const *const c_char,
     cwd: *const c_char,
+    cgroups: *const RawFd,
+    cgroups_len: usize,
     stdio: [RawFd; 3],
     new_session: bool,
     subreaper: bool,
@@ -852,6 +882,14 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 std::ptr::null_mut::<u64>(),
                 std::mem::size_of::<u64>(),
             );
+        }
+        for i in 0..a.cgroups_len {
+            let fd = *a.cgroups.add(i);
+            if libc::syscall(libc::SYS_write, fd, c"0".as_ptr(), 1usize) != 1
+                && restriction_failed(Step::Cgroup)
+            {
+                return fail(Step::Cgroup);
+            }
         }
         if a.new_session && libc::syscall(libc::SYS_setsid) < 0 {
             return fail(Step::Session);
@@ -1309,6 +1347,85 @@ mod tests {
                 (other, _) => panic!("{enforcement:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_child_joins_the_given_control_groups_before_exec() {
+        // Any writable cgroup2 mount (a new group in it needs no controller).
+        let Some(mount) = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(" - cgroup2 "))
+            .and_then(|l| l.split(' ').nth(4).map(PathBuf::from))
+        else {
+            eprintln!("skipped: no cgroup2 mount");
+            return;
+        };
+        let name = format!(
+            "moat-spawn-test-{}-{:?}",
+            std::process::id(),
+            std::time::Instant::now()
+        )
+        .replace([' ', '{', '}', ':', ','], "");
+        let group = mount.join(&name);
+        if let Err(e) = std::fs::create_dir(&group) {
+            eprintln!(
+                "skipped: cannot create a control group in {}: {e}",
+                mount.display()
+            );
+            return;
+        }
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(group.join("cgroup.procs"))
+            .unwrap();
+        let mut cmd = Command::new(Path::new("/bin/cat"), OsStr::new("cat")).unwrap();
+        cmd.arg(OsStr::new("/proc/self/cgroup")).unwrap();
+        let (in_r, in_w) = pipe();
+        let (out_r, out_w) = pipe();
+        drop(in_w);
+        let child = cmd
+            .spawn_into(
+                &Env::new(),
+                Stdio {
+                    stdin: in_r.as_fd(),
+                    stdout: out_w.as_fd(),
+                    stderr: out_w.as_fd(),
+                },
+                &Restrictions::none(),
+                &[procs.as_fd()],
+            )
+            .unwrap();
+        drop(out_w);
+        let mut out = String::new();
+        std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+        assert_eq!(wait(child.pid), 0);
+        std::fs::remove_dir(&group).unwrap();
+        assert!(out.lines().any(|l| l == format!("0::/{name}")), "{out}");
+        // A descriptor that is not a cgroup.procs file fails the spawn.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let err = cmd
+            .spawn_into(
+                &Env::new(),
+                Stdio {
+                    stdin: null.as_fd(),
+                    stdout: null.as_fd(),
+                    stderr: null.as_fd(),
+                },
+                &Restrictions::none(),
+                &[null.as_fd()],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpawnError::Child {
+                    step: Step::Cgroup,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
