@@ -14,6 +14,7 @@
 //! connections it touched.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -43,6 +44,8 @@ pub struct Connections {
     settings: Settings,
     state: Mutex<State>,
     closed: Notify,
+    shed_total: AtomicU64,
+    refused_total: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,7 +79,19 @@ impl Connections {
             settings,
             state: Mutex::new(State::default()),
             closed: Notify::new(),
+            shed_total: AtomicU64::new(0),
+            refused_total: AtomicU64::new(0),
         })
+    }
+
+    /// Idle connections shed since the start.
+    pub fn shed_total(&self) -> u64 {
+        self.shed_total.load(Ordering::Relaxed)
+    }
+
+    /// Clients refused since the start.
+    pub fn refused_total(&self) -> u64 {
+        self.refused_total.load(Ordering::Relaxed)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -175,6 +190,7 @@ impl Connections {
         if let Some(e) = &mut s.episode {
             e.shed += n as u64;
         }
+        self.shed_total.fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
@@ -207,6 +223,7 @@ impl Connections {
 
     /// Counts a client refused for want of room.
     pub(crate) fn refused(&self) {
+        self.refused_total.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = &mut self.state().episode {
             e.refused += 1;
         }

@@ -231,9 +231,20 @@ impl Watchdog {
         left
     }
 
-    /// Its children (any state), from /proc.
+    /// Its children (any state), from /proc, but its guardian (a child that belongs to no
+    /// call, see guardian.rs).
     pub fn children(&self) -> Vec<i32> {
         children_of(self.pid())
+            .into_iter()
+            .filter(|&p| !is_guardian(p))
+            .collect()
+    }
+
+    /// Its guardian's pid, when it has one.
+    pub fn guardian(&self) -> Option<i32> {
+        children_of(self.pid())
+            .into_iter()
+            .find(|&p| is_guardian(p))
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -447,6 +458,11 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// Whether `pid` is a watchdog's guardian process.
+pub fn is_guardian(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "moat-guardian")
 }
 
 /// Whether a process exists (and is not a zombie).
