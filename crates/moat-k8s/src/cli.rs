@@ -54,9 +54,15 @@ pub struct WebhookArgs {
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub cert_check_interval: u64,
-    /// After SIGTERM, how long requests in flight may take to finish, in seconds.
+    /// After SIGTERM, how long requests in flight may take to finish, in seconds; those
+    /// still waiting for their body then are answered 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Connections open at once; beyond, the longest idle one is closed (or the new one, if
+    /// none is idle). 0: three quarters of the descriptor limit (raised to its hard limit at
+    /// start) less 64.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections: usize,
 }
 
 /// `webhook gen-certs`.
@@ -153,7 +159,10 @@ fn webhook(w: WebhookArgs) -> Result<ExitCode, String> {
         max_body_bytes: w.max_request_bytes,
         reload_every: Duration::from_secs(w.cert_check_interval.max(1)),
         shutdown_grace: Duration::from_secs(w.shutdown_grace),
+        max_connections: (w.max_connections > 0).then_some(w.max_connections),
     };
+    // The soft limit is often 1024; the webhook uses no select(2).
+    let _ = moat_serve::nofile::raise();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
