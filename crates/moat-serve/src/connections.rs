@@ -9,9 +9,10 @@
 //! thirty seconds before the client that finished a request a moment ago.
 //!
 //! Pressure comes in *episodes*: from the first time the cap is reached or a descriptor
-//! cannot be had, until none of that has happened for [`CALM`]. An episode is logged once
-//! when it starts and once when it is over, with what was done meanwhile, however many
-//! connections it touched.
+//! cannot be had, until none of that has happened for [`CALM`] and there is room again
+//! (connections and descriptors both under nine tenths of their limits). An episode is
+//! logged once when it starts and once when it is over, with what was done meanwhile,
+//! however many connections it touched.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,14 +230,21 @@ impl Connections {
         }
     }
 
-    /// Ends the episode if it has been calm for [`CALM`] (one log line). Returns when to
-    /// check again while it goes on.
+    /// Ends the episode if it has been calm for [`CALM`] and there is room again (one log
+    /// line). Returns when to check again while it goes on.
     pub(crate) fn end_if_calm(&self) -> Option<Instant> {
         let mut s = self.state();
         let e = s.episode.as_ref()?;
         let calm_at = e.last + CALM;
-        if Instant::now() < calm_at {
+        let now = Instant::now();
+        if now < calm_at {
             return Some(calm_at);
+        }
+        let crowded = s.open.len() >= self.settings.max_connections / 10 * 9;
+        let limit = crate::nofile::soft();
+        let short = crate::nofile::open_count().is_some_and(|n| n as u64 >= limit / 10 * 9);
+        if crowded || short {
+            return Some(now + CALM);
         }
         let e = s.episode.take()?;
         let open = s.open.len();

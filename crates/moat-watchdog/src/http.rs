@@ -438,6 +438,19 @@ async fn function(
                 Bytes::from_static(b"Killed process.\n"),
             )
         }
+        // Shutting down, a client gets a status rather than an empty reply: the watchdog
+        // is going away, not the client's request failing on its own.
+        Outcome::Abandoned if app.health.stopping() => {
+            app.abandoned.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("write_timeout passed during the shutdown: the call was stopped (504)");
+            closing(plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                Bytes::from(format!(
+                    "the watchdog is shutting down and the call did not finish within write_timeout ({}); it was stopped\n",
+                    crate::show(c.write_timeout)
+                )),
+            ))
+        }
         Outcome::Abandoned => return Err(Abandon),
         Outcome::Limit {
             hit,
