@@ -23,10 +23,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use moat_serve::{Acceptor, Connections, Tracked};
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -62,6 +64,44 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// Connections open at once; `None` derives it from the descriptor limit.
     pub max_connections: Option<usize>,
+    /// Gives the calling thread's freed memory back to the system (the binary's allocator
+    /// knows how); see [`on_park`].
+    pub give_back: Option<fn()>,
+}
+
+/// Bumped when many connections have closed: each worker thread gives its freed memory
+/// back the next time it parks ([`on_park`]).
+static GIVE_BACK: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static GIVEN_BACK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The runtime's `on_thread_park` hook: after many connections closed, each worker gives
+/// the memory they held back with `give_back`, once. mimalloc (the binary's allocator)
+/// keeps freed pages in the heap of the thread that allocated them until that thread
+/// collects, and a few thousand idle TLS connections closing left 50-80 MB there
+/// (docs/PERFORMANCE.md); the check costs one atomic load per park.
+pub fn on_park(give_back: fn()) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let wanted = GIVE_BACK.load(Ordering::Relaxed);
+        GIVEN_BACK.with(|g| {
+            if g.get() != wanted {
+                g.set(wanted);
+                give_back();
+            }
+        });
+    }
+}
+
+/// Asks every worker to give memory back (see [`on_park`]), and wakes them to do it.
+fn ask_to_give_back(give_back: fn()) {
+    GIVE_BACK.fetch_add(1, Ordering::Relaxed);
+    give_back();
+    // Parked workers park again after running any of these, and collect then.
+    for _ in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) * 2 {
+        tokio::spawn(tokio::task::yield_now());
+    }
 }
 
 /// Why the server could not start.
@@ -328,7 +368,9 @@ impl Bound {
         let connections = Connections::new(moat_serve::Settings {
             max_connections,
             log: Box::new(|line| eprintln!("moat-k8s: {line}")),
-            on_calm: None,
+            on_calm: settings
+                .give_back
+                .map(|f| Box::new(move || ask_to_give_back(f)) as Box<dyn Fn() + Send + Sync>),
         });
         // A TLS server cannot answer a client it has no room for with HTTP: it closes.
         let mut listener = Acceptor::new(listener, connections, Vec::new());

@@ -241,9 +241,7 @@ impl Connections {
             return Some(calm_at);
         }
         let crowded = s.open.len() >= self.settings.max_connections / 10 * 9;
-        let limit = crate::nofile::soft();
-        let short = crate::nofile::open_count().is_some_and(|n| n as u64 >= limit / 10 * 9);
-        if crowded || short {
+        if crowded || crate::nofile::nearly_out() {
             return Some(now + CALM);
         }
         let e = s.episode.take()?;

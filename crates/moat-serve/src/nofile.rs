@@ -49,12 +49,20 @@ pub fn default_max_connections(limit: u64) -> usize {
     usize::try_from(usable.max(16)).unwrap_or(usize::MAX)
 }
 
-/// How many descriptors this process has open now (from `/proc/self/fd`), for logs and
-/// tests; `None` if it cannot be read.
-pub fn open_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd")
-        .ok()
-        .map(|d| d.count().saturating_sub(1))
+/// How many descriptors this process has open now (from `/proc/self/fd`, not counting the
+/// one that reads it).
+pub fn open_count() -> std::io::Result<usize> {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1))
+}
+
+/// Whether nine tenths of the soft limit or more are in use (or not even one descriptor is
+/// left to count them with).
+pub fn nearly_out() -> bool {
+    let limit = soft();
+    match open_count() {
+        Ok(n) => n as u64 >= limit / 10 * 9,
+        Err(e) => matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)),
+    }
 }
 
 #[cfg(test)]
@@ -70,5 +78,6 @@ mod tests {
         assert_eq!(soft, hard);
         assert_eq!(super::soft(), soft);
         assert!(open_count().unwrap() >= 3);
+        assert!(!nearly_out());
     }
 }

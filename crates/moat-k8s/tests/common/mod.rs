@@ -37,6 +37,15 @@ pub struct Webhook {
 impl Webhook {
     /// Starts the webhook with `extra` arguments, and waits until it listens.
     pub fn start(extra: &[&str]) -> Webhook {
+        Webhook::start_with(extra, None)
+    }
+
+    /// Starts the webhook with its descriptor limit (soft and hard) at `nofile`.
+    pub fn start_with_nofile(extra: &[&str], nofile: u64) -> Webhook {
+        Webhook::start_with(extra, Some(nofile))
+    }
+
+    fn start_with(extra: &[&str], nofile: Option<u64>) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let generated = generate();
         certs::write(dir.path(), &generated).expect("write certs");
@@ -44,8 +53,17 @@ impl Webhook {
         // SAFETY: prctl only, between fork and exec. The webhook dies with the thread that
         // started it, so no test leaves a server behind, whatever happens to the test.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if let Some(n) = nofile {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -103,6 +121,21 @@ impl Webhook {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// A field of its `/proc/<pid>/status` in kB (`VmRSS`).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// How many descriptors it has open.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
     }
 
     /// Sends SIGTERM.
