@@ -634,9 +634,6 @@ async fn accept_loop(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).keep_alive(true);
         builder.header_read_timeout(read_timeout);
-        // hyper queues at most this much of a response beyond the socket's own buffer: a
-        // streamed output waits for the client instead of piling up here.
-        builder.max_buf_size(MAX_QUEUED);
         let requests = Arc::clone(&conn);
         let service = service_fn(move |req| {
             let app = Arc::clone(&app);
@@ -662,9 +659,6 @@ async fn accept_loop(
         }
     }
 }
-
-/// The most of a response hyper queues per connection (hyper's default is about 400 KB).
-const MAX_QUEUED: usize = 128 * 1024;
 
 /// Serves a connection until it ends, or drops it when it is shed (idle, under pressure).
 async fn drive<E: std::fmt::Display>(

@@ -113,3 +113,39 @@ mod tests {
         assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total && total > 0));
     }
 }
+
+/// A process's memory and descriptors, from /proc.
+pub struct Resources {
+    rss_kb: u64,
+    hwm_kb: u64,
+    fds: usize,
+}
+
+impl Resources {
+    /// Now, for `pid`.
+    pub fn now(pid: u32) -> Resources {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kb = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Resources {
+            rss_kb: kb("VmRSS:"),
+            hwm_kb: kb("VmHWM:"),
+            fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
+        }
+    }
+}
+
+impl std::fmt::Display for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} kB (high-water mark {} kB), {} descriptors",
+            self.rss_kb, self.hwm_kb, self.fds
+        )
+    }
+}
