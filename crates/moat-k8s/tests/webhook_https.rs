@@ -495,27 +495,33 @@ fn curl_trusting_the_ca_gets_the_same_answer() {
     WEBHOOK.with(curl_answer)
 }
 
-fn curl_answer(w: &Webhook) {
-    let ca = w.cert_dir().join("ca.crt");
-    let pod = web_pod(json!({"moat.dev/enforce": "true"}));
-    let body = review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false);
-    let body_file = w.cert_dir().join("review.json");
-    std::fs::write(&body_file, &body).unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--fail", "--http2", "--cacert"])
-        .arg(&ca)
+/// POSTs `body` to `/mutate` with curl over HTTP/2, trusting the webhook's CA; `extra`
+/// goes before the URL.
+fn curl_h2(w: &Webhook, body: &[u8], extra: &[&str]) -> std::process::Output {
+    let body_file = w.cert_dir().join("curl-body.json");
+    std::fs::write(&body_file, body).unwrap();
+    std::process::Command::new("curl")
+        .args(["-sS", "--http2", "--cacert"])
+        .arg(w.cert_dir().join("ca.crt"))
         .args([
             "--resolve",
             &format!("moat-webhook.moat-system.svc:{}:127.0.0.1", w.addr.port()),
         ])
         .args(["-H", "content-type: application/json", "--data-binary"])
         .arg(format!("@{}", body_file.display()))
+        .args(extra)
         .arg(format!(
             "https://moat-webhook.moat-system.svc:{}/mutate",
             w.addr.port()
         ))
         .output()
-        .expect("curl (scripts/test.sh installs it)");
+        .expect("curl (scripts/test.sh installs it)")
+}
+
+fn curl_answer(w: &Webhook) {
+    let pod = web_pod(json!({"moat.dev/enforce": "true"}));
+    let body = review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false);
+    let out = curl_h2(w, &body, &["--fail"]);
     assert!(
         out.status.success(),
         "{}",
@@ -651,31 +657,11 @@ fn an_oversized_body_is_413_at_once_over_http1_and_http2() {
     });
     // curl over HTTP/2 reports a stream reset instead of the answer it received before it:
     // the webhook reads the rest of a moderately oversized body so that none is needed.
-    let body_file = w.cert_dir().join("big.json");
-    std::fs::write(&body_file, vec![b' '; 3000]).unwrap();
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--http2",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-        ])
-        .arg(w.cert_dir().join("ca.crt"))
-        .args([
-            "--resolve",
-            &format!("moat-webhook.moat-system.svc:{}:127.0.0.1", w.addr.port()),
-            "--data-binary",
-        ])
-        .arg(format!("@{}", body_file.display()))
-        .arg(format!(
-            "https://moat-webhook.moat-system.svc:{}/mutate",
-            w.addr.port()
-        ))
-        .output()
-        .expect("curl (scripts/test.sh installs it)");
+    let out = curl_h2(
+        &w,
+        &[b' '; 3000],
+        &["-o", "/dev/null", "-w", "%{http_code}"],
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "413",

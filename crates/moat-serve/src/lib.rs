@@ -13,12 +13,18 @@
 //!   reserve for exactly that.
 //! - [`Tracked`]: a response body that keeps its connection counted as busy until the last
 //!   byte is written, so a streaming response is never shed.
+//!
+//! For the tests and benchmarks of both servers: [`process`] reads a server's memory and
+//! descriptors from `/proc`, [`siege::Siege`] holds idle connections against it, and
+//! [`nofile::limit_child`] starts it under a given descriptor limit.
 
 #![deny(missing_docs)]
 
 mod accept;
 mod connections;
 pub mod nofile;
+pub mod process;
+pub mod siege;
 mod tracked;
 
 pub use accept::Acceptor;

@@ -49,6 +49,24 @@ pub fn default_max_connections(limit: u64) -> usize {
     usize::try_from(usable.max(16)).unwrap_or(usize::MAX)
 }
 
+/// Makes `cmd`'s process start with `RLIMIT_NOFILE` at `n` (soft and hard): how the tests
+/// and benchmarks put a server under the limit an operator might give it.
+pub fn limit_child(cmd: &mut std::process::Command, n: u64) {
+    // SAFETY: setrlimit only, between fork and exec: async-signal-safe, no allocation.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// How many descriptors this process has open now (from `/proc/self/fd`, not counting the
 /// one that reads it).
 pub fn open_count() -> std::io::Result<usize> {

@@ -6,11 +6,9 @@
 
 use crate::http::Connection;
 use crate::stats::percentile;
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use moat_serve::siege::Siege;
+use std::net::SocketAddr;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -23,33 +21,7 @@ pub fn run(
     idle: usize,
     seconds: u64,
 ) -> Result<(), String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let opened = Arc::new(AtomicU64::new(0));
-    let attacker = {
-        let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
-        std::thread::spawn(move || {
-            let mut conns: Vec<TcpStream> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                conns.retain(|c| {
-                    let mut b = [0u8; 1];
-                    c.set_nonblocking(true).is_ok()
-                        && matches!(c.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-                });
-                while conns.len() < idle && !stop.load(Ordering::Relaxed) {
-                    match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                        Ok(mut c) => {
-                            if opened.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-                                let _ = c.write_all(&[0x16, 0x03, 0x01, 0x02]);
-                            }
-                            conns.push(c);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let siege = Siege::start(addr, idle, &[0x16, 0x03, 0x01, 0x02]);
     std::thread::sleep(Duration::from_secs(2));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,8 +51,8 @@ pub fn run(
             std::thread::sleep(rest);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = attacker.join();
+    let opened = siege.opened();
+    drop(siege);
     ms.sort_unstable();
     let q = |p: f64| {
         if ms.is_empty() {
@@ -89,10 +61,7 @@ pub fn run(
             percentile(&ms, p).as_secs_f64() * 1e3
         }
     };
-    println!(
-        "attack: {idle} idle connections held; {} opened in all",
-        opened.load(Ordering::Relaxed)
-    );
+    println!("attack: {idle} idle connections held; {opened} opened in all");
     println!(
         "probes (fresh TLS connection + GET /healthz): {sent} sent, {answered} answered 200; latency p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
         q(0.5),

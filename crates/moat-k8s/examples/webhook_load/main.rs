@@ -151,19 +151,13 @@ fn start(
     let mut cmd = Command::new(webhook);
     // SAFETY: prctl only, between fork and exec: the webhook dies with this process.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if let Some(n) = nofile {
-                let lim = libc::rlimit {
-                    rlim_cur: n,
-                    rlim_max: n,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
             Ok(())
         });
+    }
+    if let Some(n) = nofile {
+        moat_serve::nofile::limit_child(&mut cmd, n);
     }
     let mut child = cmd
         .args(["webhook", "--addr", "127.0.0.1:0", "--tls-cert"])

@@ -124,18 +124,11 @@ pub struct Resources {
 impl Resources {
     /// Now, for `pid`.
     pub fn now(pid: u32) -> Resources {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let kb = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
+        use moat_serve::process::{descriptors, status_kb};
         Resources {
-            rss_kb: kb("VmRSS:"),
-            hwm_kb: kb("VmHWM:"),
-            fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
+            rss_kb: status_kb(pid, "VmRSS"),
+            hwm_kb: status_kb(pid, "VmHWM"),
+            fds: descriptors(pid),
         }
     }
 }

@@ -53,19 +53,13 @@ impl Webhook {
         // SAFETY: prctl only, between fork and exec. The webhook dies with the thread that
         // started it, so no test leaves a server behind, whatever happens to the test.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if let Some(n) = nofile {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
                 Ok(())
             });
+        }
+        if let Some(n) = nofile {
+            moat_serve::nofile::limit_child(&mut cmd, n);
         }
         let mut child = cmd
             .args(["webhook", "--addr", "127.0.0.1:0", "--tls-cert"])
@@ -125,17 +119,12 @@ impl Webhook {
 
     /// A field of its `/proc/<pid>/status` in kB (`VmRSS`).
     pub fn status_kb(&self, field: &str) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0)
+        moat_serve::process::status_kb(self.child.id(), field)
     }
 
     /// How many descriptors it has open.
     pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |d| d.count())
+        moat_serve::process::descriptors(self.child.id())
     }
 
     /// Sends SIGTERM.

@@ -3,29 +3,17 @@
 //! descriptors with idle connections, and a soak's memory and descriptors.
 
 use super::{load, warm, Load, Watchdog};
+use moat_serve::process::{descriptors as fd_count, status_kb};
+use moat_serve::siege::Siege;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A field of `/proc/<pid>/status`, in kB.
-fn status_kb(pid: i32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 /// Descriptors and RSS once background work after the last answer is done (two readings
 /// 200 ms apart alike, at most 10 s).
-fn settled(pid: i32) -> (usize, u64) {
+fn settled(pid: u32) -> (usize, u64) {
     let mut last = (fd_count(pid), status_kb(pid, "VmRSS"));
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(200));
@@ -46,7 +34,7 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn start(pid: i32) -> Sampler {
+    fn start(pid: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
@@ -196,35 +184,11 @@ pub fn exhaust(
     }
     let w = Watchdog::start_with(bin, &env, Some(nofile));
     let port = w.port;
-    let stop = Arc::new(AtomicBool::new(false));
-    let opened = Arc::new(AtomicU64::new(0));
-    let attacker = {
-        let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
-        std::thread::spawn(move || {
-            let mut conns: Vec<TcpStream> = Vec::new();
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            while !stop.load(Ordering::Relaxed) {
-                // Drop those the watchdog closed, and open new ones in their place.
-                conns.retain(|c| {
-                    let mut b = [0u8; 1];
-                    c.set_nonblocking(true).is_ok()
-                        && matches!(c.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-                });
-                while conns.len() < idle && !stop.load(Ordering::Relaxed) {
-                    match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-                        Ok(mut c) => {
-                            if opened.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-                                let _ = c.write_all(b"POST / HTTP/1.1\r\nHo");
-                            }
-                            conns.push(c);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let siege = Siege::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        idle,
+        b"POST / HTTP/1.1\r\nHo",
+    );
     // Let the attack take hold first.
     std::thread::sleep(Duration::from_secs(2));
     let health = b"GET /_/health HTTP/1.1\r\nHost: probe\r\n\r\n".to_vec();
@@ -241,12 +205,11 @@ pub fn exhaust(
             std::thread::sleep(rest);
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = attacker.join();
+    let opened = siege.opened();
+    drop(siege);
     println!(
-        "attack: {idle} idle connections held against nofile={nofile}; {} opened in all ({} reopened after the watchdog closed them)",
-        opened.load(Ordering::Relaxed),
-        opened.load(Ordering::Relaxed).saturating_sub(idle as u64)
+        "attack: {idle} idle connections held against nofile={nofile}; {opened} opened in all ({} reopened after the watchdog closed them)",
+        opened.saturating_sub(idle as u64)
     );
     for kind in ["health", "call"] {
         let mine: Vec<&(&str, Duration, u16)> = results.iter().filter(|r| r.0 == kind).collect();

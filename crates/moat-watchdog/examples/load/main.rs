@@ -299,19 +299,7 @@ impl Watchdog {
     fn start_with(bin: &str, env: &[(&str, String)], nofile: Option<u64>) -> Watchdog {
         let mut cmd = Command::new(bin);
         if let Some(n) = nofile {
-            // SAFETY: setrlimit only, between fork and exec.
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: n,
-                        rlim_max: n,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            moat_serve::nofile::limit_child(&mut cmd, n);
         }
         cmd.env("port", "0")
             .env("metrics_port", "0")
@@ -361,8 +349,8 @@ impl Watchdog {
         }
     }
 
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// CPU seconds used so far by the watchdog and the calls it has reaped (utime, stime,

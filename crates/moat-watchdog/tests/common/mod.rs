@@ -128,19 +128,7 @@ fn try_start_with(
         cmd.env(k, v);
     }
     if let Some(n) = nofile {
-        // SAFETY: setrlimit only, between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                let lim = libc::rlimit {
-                    rlim_cur: n,
-                    rlim_max: n,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        moat_serve::nofile::limit_child(&mut cmd, n);
     }
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -512,17 +500,12 @@ pub fn alive(pid: i32) -> bool {
 
 /// A field of `/proc/<pid>/status` in kB (`VmRSS`, `VmHWM`).
 pub fn status_kb(pid: i32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
+    moat_serve::process::status_kb(pid as u32, field)
 }
 
 /// How many descriptors `pid` has open.
 pub fn fd_count(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    moat_serve::process::descriptors(pid as u32)
 }
 
 /// A keep-alive HTTP/1.1 connection that sends POSTs and reads whole answers (with a
