@@ -99,21 +99,6 @@ pub fn cpu_use(a: CpuSample, b: CpuSample, requests: usize) -> CpuUse {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_and_own_cpu_time() {
-        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&d, 0.5), Duration::from_millis(51));
-        assert_eq!(percentile(&d, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-        assert!(process_ticks("self").is_some());
-        assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total && total > 0));
-    }
-}
-
 /// A process's memory and descriptors, from /proc.
 pub struct Resources {
     rss_kb: u64,
@@ -140,5 +125,20 @@ impl std::fmt::Display for Resources {
             "RSS {} kB (high-water mark {} kB), {} descriptors",
             self.rss_kb, self.hwm_kb, self.fds
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_own_cpu_time() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&d, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&d, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+        assert!(process_ticks("self").is_some());
+        assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total && total > 0));
     }
 }
