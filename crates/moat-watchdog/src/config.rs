@@ -644,6 +644,51 @@ mod tests {
     }
 
     #[test]
+    fn output_connection_and_call_limits() {
+        let c = cfg(&[("fprocess", "cat")]).unwrap();
+        assert_eq!(c.response_buffer_bytes, DEFAULT_RESPONSE_BUFFER);
+        assert!(c.stream_response);
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.limits.processes, Some(DEFAULT_MAX_CALL_PROCESSES));
+        assert_eq!(c.limits.tmp_bytes, Some(DEFAULT_MAX_CALL_TMP_BYTES));
+        assert_eq!(c.limits.cpu, Some(DEFAULT_MAX_CALL_CPU));
+        assert!(c.limits.explicit.is_empty());
+        let c = cfg(&[
+            ("fprocess", "cat"),
+            ("response_buffer_bytes", "0"),
+            ("stream_response", "false"),
+            ("max_connections", "0"),
+            ("max_call_processes", "0"),
+            ("max_call_tmp_bytes", "0"),
+            ("max_call_cpu", "1m30s"),
+        ])
+        .unwrap();
+        assert_eq!(c.response_buffer_bytes, 0);
+        assert!(!c.stream_response);
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.limits.processes, None);
+        assert_eq!(c.limits.tmp_bytes, None);
+        assert_eq!(c.limits.cpu, Some(Duration::from_secs(90)));
+        assert_eq!(
+            c.limits.explicit,
+            ["max_call_processes", "max_call_tmp_bytes", "max_call_cpu"]
+        );
+        for (var, value) in [
+            ("max_call_tmp_bytes", "100"),
+            ("max_call_processes", "-1"),
+            ("max_call_cpu", "forever"),
+            ("stream_response", "yes"),
+            ("max_connections", "many"),
+        ] {
+            let err = cfg(&[("fprocess", "cat"), (var, value)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{var}=`{value}`")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn help_lists_every_variable() {
         let help = help_text();
         for v in VARIABLES {
