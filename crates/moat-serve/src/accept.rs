@@ -59,13 +59,25 @@ impl Acceptor {
             match accepted {
                 Ok((stream, _)) => {
                     let max = self.conns.max();
-                    if self.conns.count() >= max {
+                    let open = self.conns.count();
+                    if open >= max {
                         self.conns
                             .pressure(&format!("connection limit reached ({max} connections)"));
-                        if self.conns.shed_idle(1) == 0 {
+                        // Idle connections go to make room for this one (more than one when
+                        // the cap was just lowered); none idle and none going: no room.
+                        let over = open + 1 - max;
+                        if self.conns.shed_idle(over) == 0 && self.conns.closing() == 0 {
                             self.conns.refused();
                             self.refuse(stream, false);
                             continue;
+                        }
+                        // Its task closes it when next polled: wait for that, so that the
+                        // cap holds (and the descriptors it keeps free stay free).
+                        for _ in 0..4 {
+                            if self.conns.count() < max {
+                                break;
+                            }
+                            self.conns.closed_within(Duration::from_millis(25)).await;
                         }
                     }
                     return (stream, self.conns.open());
@@ -75,6 +87,7 @@ impl Acceptor {
                         "out of file descriptors (accept: {e}; limit {})",
                         nofile::soft()
                     ));
+                    self.conns.lower_cap();
                     if self.conns.shed_idle(self.conns.batch()) > 0 {
                         // Their tasks close them as soon as they are polled.
                         self.conns.closed_within(Duration::from_millis(50)).await;

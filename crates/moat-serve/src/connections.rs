@@ -15,13 +15,16 @@
 //! however many connections it touched.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// How long without pressure ends an episode.
 pub const CALM: Duration = Duration::from_secs(1);
+
+/// Descriptors kept free, at least, when the cap is lowered for want of them.
+const HEADROOM: usize = 16;
 
 /// Fewer open connections than this never trigger [`Settings::on_calm`] by themselves.
 const TRIM_FLOOR: usize = 256;
@@ -47,6 +50,8 @@ pub struct Connections {
     closed: Notify,
     shed_total: AtomicU64,
     refused_total: AtomicU64,
+    /// The cap while lowered, `usize::MAX` otherwise.
+    lowered: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -82,6 +87,7 @@ impl Connections {
             closed: Notify::new(),
             shed_total: AtomicU64::new(0),
             refused_total: AtomicU64::new(0),
+            lowered: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -99,9 +105,28 @@ impl Connections {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cap.
+    /// The cap: `max_connections`, or lower while descriptors are short (see
+    /// [`Connections::lower_cap`]).
     pub fn max(&self) -> usize {
-        self.settings.max_connections
+        self.settings
+            .max_connections
+            .min(self.lowered.load(Ordering::Relaxed))
+    }
+
+    /// Descriptors ran out with fewer connections open than the cap allows (other work
+    /// holds descriptors too: calls' pipes, another process of the user): until the episode
+    /// is over, the cap is what is open now less some room, so that accepting new
+    /// connections does not take back the descriptors that shedding frees for that work.
+    pub(crate) fn lower_cap(&self) {
+        let open = self.count();
+        // Only when short with no more connections than the cap allows: above it, the
+        // connections being shed are what will free descriptors.
+        if open >= self.max() {
+            return;
+        }
+        let room = (open / 8).max(HEADROOM);
+        self.lowered
+            .fetch_min(open.saturating_sub(room).max(1), Ordering::Relaxed);
     }
 
     /// How many connections are open.
@@ -112,6 +137,11 @@ impl Connections {
     /// How many connections are idle.
     pub fn idle(&self) -> usize {
         self.state().open.values().filter(|e| e.busy == 0).count()
+    }
+
+    /// How many connections were told to close and have not yet.
+    pub fn closing(&self) -> usize {
+        self.state().open.values().filter(|e| e.shedding).count()
     }
 
     /// Whether an episode of pressure is going on.
@@ -150,6 +180,7 @@ impl Connections {
     /// counts as pressure and sheds a batch of idle connections. Returns how many.
     pub fn relieve(&self, why: &str) -> usize {
         self.pressure(why);
+        self.lower_cap();
         let n = self.batch();
         self.shed_idle(n)
     }
@@ -240,11 +271,12 @@ impl Connections {
         if now < calm_at {
             return Some(calm_at);
         }
-        let crowded = s.open.len() >= self.settings.max_connections / 10 * 9;
+        let crowded = s.open.len() >= self.max() / 10 * 9;
         if crowded || crate::nofile::nearly_out() {
             return Some(now + CALM);
         }
         let e = s.episode.take()?;
+        self.lowered.store(usize::MAX, Ordering::Relaxed);
         let open = s.open.len();
         s.high_water = open;
         drop(s);
@@ -397,6 +429,22 @@ mod tests {
         assert_eq!(log.len(), 2, "{log:?}");
         assert!(log[1].contains("1000 clients refused"), "{}", log[1]);
         assert_eq!(calm.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn short_of_descriptors_the_cap_comes_down_until_the_episode_ends() {
+        let (c, _, _) = conns(1000);
+        let open: Vec<Conn> = (0..200).map(|_| c.open()).collect();
+        c.pressure("out of file descriptors");
+        c.lower_cap();
+        assert_eq!(c.max(), 200 - 25);
+        // Above the lowered cap, shedding frees descriptors: no further lowering.
+        c.lower_cap();
+        assert_eq!(c.max(), 175);
+        drop(open);
+        c.state().episode.as_mut().unwrap().last -= CALM;
+        assert!(c.end_if_calm().is_none());
+        assert_eq!(c.max(), 1000);
     }
 
     #[test]
