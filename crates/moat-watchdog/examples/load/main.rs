@@ -58,6 +58,10 @@ enum What {
     },
     /// Latency, sandbox=required against sandbox=off, both running at once and one client
     /// alternating requests between them, so that machine load hits both alike.
+    ///
+    /// `--a` and `--b` change what is compared: each is a comma-separated list of
+    /// `name=value` settings for that watchdog (`max_call_processes=0,max_call_cpu=0`), and
+    /// `--watchdog-b` runs another binary as the second (an older build, say).
     Latency {
         #[arg(long)]
         watchdog: String,
@@ -68,6 +72,12 @@ enum What {
         function: String,
         #[arg(long, default_value = "hello")]
         body: String,
+        #[arg(long, default_value = "sandbox=required")]
+        a: String,
+        #[arg(long, default_value = "sandbox=off")]
+        b: String,
+        #[arg(long)]
+        watchdog_b: Option<String>,
     },
     /// Spawn cost with the watchdog holding 0 and 512 MiB of touched memory.
     Spawn {
@@ -527,18 +537,18 @@ fn bootstrap_ratio(a: &[Stats], b: &[Stats], resamples: usize) -> (f64, f64) {
     )
 }
 
-fn latency(bin: &str, requests: usize, function: &str, body: &str) {
-    let variants = ["required", "off"];
+fn latency(variants: [(&str, &str); 2], requests: usize, function: &str, body: &str) {
     let ws: Vec<Watchdog> = variants
         .iter()
-        .map(|v| {
-            Watchdog::start(
-                bin,
-                &[
-                    ("fprocess", function.to_string()),
-                    ("sandbox", v.to_string()),
-                ],
-            )
+        .map(|(bin, settings)| {
+            let mut env = vec![("fprocess", function.to_string())];
+            for kv in settings.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv
+                    .split_once('=')
+                    .expect("--a and --b take name=value lists");
+                env.push((k, v.to_string()));
+            }
+            Watchdog::start(bin, &env)
         })
         .collect();
     let request = format!(
@@ -578,10 +588,17 @@ fn latency(bin: &str, requests: usize, function: &str, body: &str) {
         }
     }
     println!(
-        "| sandbox ({} alternating requests each) | p50 us | p90 us | p99 us |\n|---|---:|---:|---:|",
+        "| watchdog ({} alternating requests each) | p50 us | p90 us | p99 us |\n|---|---:|---:|---:|",
         lat[0].len()
     );
-    for (v, l) in variants.iter().zip(lat.iter_mut()) {
+    let names = variants.map(|(bin, settings)| {
+        if variants[0].0 == variants[1].0 {
+            settings.to_string()
+        } else {
+            format!("{bin} {settings}")
+        }
+    });
+    for (v, l) in names.iter().zip(lat.iter_mut()) {
         l.sort_by(|a, b| a.total_cmp(b));
         println!(
             "| {v} | {:.0} | {:.0} | {:.0} |",
@@ -592,7 +609,7 @@ fn latency(bin: &str, requests: usize, function: &str, body: &str) {
     }
     let p50_added = percentile(&lat[0], 0.5) - percentile(&lat[1], 0.5);
     println!(
-        "\np50 added by the sandbox: {p50_added:.0} us; median of the paired differences: {:.0} us",
+        "\np50 added by the first: {p50_added:.0} us; median of the paired differences: {:.0} us",
         median(diffs)
     );
 }
@@ -822,7 +839,18 @@ fn main() {
             requests,
             function,
             body,
-        } => latency(&watchdog, requests, &function, &body),
+            a,
+            b,
+            watchdog_b,
+        } => {
+            let second = watchdog_b.as_deref().unwrap_or(&watchdog);
+            latency(
+                [(&watchdog, a.as_str()), (second, b.as_str())],
+                requests,
+                &function,
+                &body,
+            )
+        }
         What::Spawn {
             watchdog,
             rounds,
