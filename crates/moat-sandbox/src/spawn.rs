@@ -575,8 +575,9 @@ impl Command {
     }
 
     /// [`Command::spawn`], with the child joining control groups first thing, before any
-    /// other step: `cgroups` are descriptors on their `cgroup.procs` files, opened for
-    /// writing, and the child writes `0` (itself) into each. So everything the child and
+    /// other step: `cgroups` are descriptors on their `cgroup.procs` files (or, for cgroup
+    /// v1, their `tasks` files), opened for writing, and the child writes `0` (itself) into
+    /// each. So everything the child and
     /// the program do, from their first instruction, counts against those groups' limits,
     /// and a group's `cgroup.kill` reaches every process the program starts. A failed join
     /// is a restriction that failed ([`Step::Cgroup`]): it fails the spawn under

@@ -653,7 +653,7 @@ impl Runner {
         };
         let killed = match stopped {
             Ok(Ok((collected, Ok(status)))) => {
-                let hit = self.limit_hit(dir, cgroup);
+                let hit = self.limit_hit(dir, cgroup, start.elapsed());
                 return match collected {
                     Collected::Whole(output) => match hit {
                         Some(hit) => Outcome::Limit {
@@ -710,7 +710,12 @@ impl Runner {
     }
 
     /// Which limit a call that ended by itself reached, if any.
-    fn limit_hit(&self, dir: Option<&CallDir>, cgroup: Option<&CallCgroup>) -> Option<LimitHit> {
+    fn limit_hit(
+        &self,
+        dir: Option<&CallDir>,
+        cgroup: Option<&CallCgroup>,
+        took: Duration,
+    ) -> Option<LimitHit> {
         if let (Some(max), Some(cg)) = (self.limits.processes, cgroup) {
             if cg.refused() > 0 {
                 return Some(LimitHit::Processes(max));
@@ -721,8 +726,10 @@ impl Runner {
                 return Some(LimitHit::TmpBytes(bytes));
             }
         }
+        // A call shorter than its limit spread over every CPU cannot have reached it: most
+        // calls are, and skip reading the group.
         if let (Some(cpu), Some(cg)) = (self.limits.cpu, cgroup) {
-            if cg.cpu_used().is_some_and(|used| used >= cpu) {
+            if took * online_cpus() >= cpu && cg.cpu_used().is_some_and(|used| used >= cpu) {
                 return Some(LimitHit::Cpu(cpu));
             }
         }
@@ -767,18 +774,24 @@ async fn cpu_watch(cgroup: Option<&CallCgroup>, limit: Option<Duration>) {
     let (Some(cg), Some(limit)) = (cgroup, limit) else {
         return std::future::pending().await;
     };
-    // SAFETY: sysconf has no preconditions.
-    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, 4096) as u32;
+    let cpus = online_cpus();
+    // Nothing used yet: the first read can wait until the limit could be reached.
+    let mut used = Duration::ZERO;
     loop {
-        let Some(used) = cg.cpu_used() else {
-            return std::future::pending().await;
-        };
-        if used >= limit {
-            return;
-        }
         let wait = ((limit - used) / cpus).max(Duration::from_millis(10));
         tokio::time::sleep(wait).await;
+        match cg.cpu_used() {
+            Some(u) if u >= limit => return,
+            Some(u) => used = u,
+            None => return std::future::pending().await,
+        }
     }
+}
+
+/// The CPUs a call could use at once: the most CPU time it can use per second of wall time.
+fn online_cpus() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.clamp(1, 4096) as u32
 }
 
 /// Whether a spawn failed because a restriction could not be applied.

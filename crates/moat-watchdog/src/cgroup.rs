@@ -16,9 +16,14 @@
 //! | processes (`max_call_processes`) | `pids.max`, when the `pids` controller can be enabled there | `pids.max` of the `pids` hierarchy |
 //! | CPU time (`max_call_cpu`) | `cpu.stat` `usage_usec`, kept for every group | `cpuacct.usage` |
 //!
-//! On a hybrid node, such as the development machines (cgroup v1 controllers, with a
-//! cgroup2 mount at `/sys/fs/cgroup/unified` holding no controller but `hugetlb`), calls
-//! join a group in both: v2 for `cgroup.kill` and CPU time, v1 `pids` for the process limit.
+//! Where cgroup v1 has what is wanted (the `pids` and `cpuacct` hierarchies), it is used
+//! alone: a call's process joins a v1 group through its `tasks` file, which moves the one
+//! thread that writes, without the global lock that a v2 `cgroup.procs` write takes (the
+//! first such write after a quiet moment waits for an RCU grace period, milliseconds on a
+//! busy machine, while the call's process is being started). So on a hybrid node, such as
+//! the development machines (cgroup v1 controllers, with a cgroup2 mount at
+//! `/sys/fs/cgroup/unified` holding no controller but `hugetlb`), calls join a v1 `pids`
+//! group and a v1 `cpuacct` group. On a cgroup v2 node they join one v2 group.
 //! `RLIMIT_NPROC` is no substitute: it counts every process of the user, and does not
 //! apply to root at all.
 //!
@@ -196,36 +201,66 @@ impl Cgroups {
                 }
             }
         };
-        if let Some(m) = mounts.iter().find(|m| m.v2) {
-            if let Some(mut h) = make(Kind::Unified, m, &mut report) {
-                h.cpu = wanted.cpu;
-                if wanted.max_processes.is_some() {
-                    h.pids = enable_v2_pids(&h);
-                }
-                hierarchies.push(h);
-            }
-        }
-        let pids_done = hierarchies.iter().any(|h| h.pids);
-        if wanted.max_processes.is_some() && !pids_done {
-            if let Some(m) = mounts
+        let v1 = |controller: &str| {
+            mounts
                 .iter()
-                .find(|m| !m.v2 && m.options.iter().any(|o| o == "pids"))
-            {
+                .find(|m| !m.v2 && m.options.iter().any(|o| o == controller))
+        };
+        let want_pids = wanted.max_processes.is_some();
+        let covered = |hs: &[Hierarchy]| {
+            !hs.is_empty()
+                && (!want_pids || hs.iter().any(|h| h.pids))
+                && (!wanted.cpu || hs.iter().any(|h| h.cpu))
+        };
+        // cgroup v1 first, where it covers everything wanted: a process joins a v1 group by
+        // writing to its `tasks` file, which moves the one thread that writes (the call's
+        // process, single-threaded then) without the global lock that a cgroup v2
+        // `cgroup.procs` write takes; the first such write after a quiet moment waits for
+        // an RCU grace period, milliseconds on a busy machine, on the path of every call.
+        let (pids_v1, cpu_v1) = (v1("pids"), v1("cpuacct"));
+        if ((want_pids || !wanted.cpu) && pids_v1.is_some()) || (wanted.cpu && cpu_v1.is_some()) {
+            if let Some(m) = pids_v1.filter(|_| want_pids || !wanted.cpu || cpu_v1.is_none()) {
                 if let Some(mut h) = make(Kind::Pids, m, &mut report) {
-                    h.pids = true;
+                    h.pids = want_pids;
                     hierarchies.push(h);
                 }
             }
-        }
-        let has_v2 = hierarchies.iter().any(|h| h.kind == Kind::Unified);
-        if wanted.cpu && !has_v2 {
-            if let Some(m) = mounts
-                .iter()
-                .find(|m| !m.v2 && m.options.iter().any(|o| o == "cpuacct"))
-            {
+            if let Some(m) = cpu_v1.filter(|_| wanted.cpu) {
                 if let Some(mut h) = make(Kind::Cpuacct, m, &mut report) {
                     h.cpu = true;
                     hierarchies.push(h);
+                }
+            }
+            if !covered(&hierarchies) {
+                for h in hierarchies.drain(..) {
+                    let _ = std::fs::remove_dir(&h.path);
+                }
+            }
+        }
+        if !covered(&hierarchies) {
+            if let Some(m) = mounts.iter().find(|m| m.v2) {
+                if let Some(mut h) = make(Kind::Unified, m, &mut report) {
+                    h.cpu = wanted.cpu;
+                    if want_pids {
+                        h.pids = enable_v2_pids(&h);
+                    }
+                    hierarchies.push(h);
+                }
+            }
+            if want_pids && !hierarchies.iter().any(|h| h.pids) {
+                if let Some(m) = pids_v1 {
+                    if let Some(mut h) = make(Kind::Pids, m, &mut report) {
+                        h.pids = true;
+                        hierarchies.push(h);
+                    }
+                }
+            }
+            if wanted.cpu && !hierarchies.iter().any(|h| h.cpu) {
+                if let Some(m) = cpu_v1 {
+                    if let Some(mut h) = make(Kind::Cpuacct, m, &mut report) {
+                        h.cpu = true;
+                        hierarchies.push(h);
+                    }
                 }
             }
         }
@@ -237,9 +272,9 @@ impl Cgroups {
             }
             return (None, report);
         }
-        for h in &hierarchies {
+        for (i, h) in hierarchies.iter().enumerate() {
             let mut roles = Vec::new();
-            if h.kind == Kind::Unified || (h.kind == Kind::Pids && !has_v2) {
+            if i == 0 {
                 roles.push("each call's processes, to kill them all");
             }
             if h.pids {
@@ -321,9 +356,14 @@ impl Cgroups {
                     return Err(err(e));
                 }
             }
+            // See `setup` for why cgroup v1 groups are joined through `tasks`.
+            let join = match h.kind {
+                Kind::Unified => c"cgroup.procs",
+                Kind::Pids | Kind::Cpuacct => c"tasks",
+            };
             let opened = open_at(h.dir.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY)
                 .and_then(|dir| {
-                    let procs = open_at(dir.as_fd(), c"cgroup.procs", libc::O_WRONLY)?;
+                    let procs = open_at(dir.as_fd(), join, libc::O_WRONLY)?;
                     let pids = match (h.pids, self.max_processes) {
                         (true, Some(max)) => {
                             write_at(dir.as_fd(), c"pids.max", max.to_string().as_bytes())?;
@@ -462,7 +502,8 @@ impl Cgroups {
 }
 
 impl CallCgroup {
-    /// Descriptors on the groups' `cgroup.procs`, for the call's process to join them.
+    /// Descriptors on the files through which the call's process joins its groups
+    /// (`cgroup.procs`, or `tasks` for cgroup v1).
     pub fn procs(&self) -> Vec<BorrowedFd<'_>> {
         self.parts.iter().map(|p| p.procs.as_fd()).collect()
     }
@@ -504,7 +545,8 @@ impl CallCgroup {
                 return n;
             }
         }
-        for p in &self.parts {
+        // Every process of the call is in every part: the first lists them all.
+        if let Some(p) = self.parts.first() {
             kill_members(p.dir.as_fd());
         }
         n
