@@ -172,9 +172,11 @@ pub struct Started {
     pub alive: Alive,
 }
 
-/// See [`Started::alive`].
+/// See [`Started::alive`]: held only to be dropped.
 #[derive(Debug)]
-pub struct Alive(#[allow(dead_code)] oneshot::Sender<()>);
+pub struct Alive {
+    _call: oneshot::Sender<()>,
+}
 
 /// Counters of what happened to calls, for the metrics.
 #[derive(Debug, Default)]
@@ -358,7 +360,7 @@ impl Runner {
         });
         Started {
             head: head_rx,
-            alive: Alive(alive_tx),
+            alive: Alive { _call: alive_tx },
         }
     }
 

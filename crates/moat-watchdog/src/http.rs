@@ -65,7 +65,7 @@ pub struct Streamed {
     /// Keeps the call alive while the body is being sent: dropped with the body.
     _alive: Alive,
     /// Guards that count the request until its response is sent.
-    _held: Vec<Box<dyn Send + Sync>>,
+    held: Vec<Box<dyn Send + Sync>>,
 }
 
 /// Why a streamed response was cut off.
@@ -167,7 +167,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Aband
             tracking.code = Some(resp.status().as_u16());
             match resp.body_mut() {
                 // Counted until the last byte is sent.
-                Output::Streamed(s) => s._held.push(Box::new(tracking)),
+                Output::Streamed(s) => s.held.push(Box::new(tracking)),
                 Output::Whole(_) => drop(tracking),
             }
             Ok(resp)
@@ -391,7 +391,7 @@ async fn function(
                 rest,
                 ended: false,
                 _alive: call.alive,
-                _held: vec![Box::new(slot)],
+                held: vec![Box::new(slot)],
             }));
             if let Some(ct) = ct {
                 r.headers_mut().insert(CONTENT_TYPE, ct);
