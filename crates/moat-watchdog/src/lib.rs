@@ -314,8 +314,18 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             report.missing.join("; ")
         );
     }
+    // Until the guardian runs, a refusal removes what was made.
+    let undo = || {
+        if let Some(cg) = &cgroups {
+            cg.kill_and_remove_all(Duration::ZERO);
+        }
+        if let Some(t) = &tmp {
+            let _ = t.remove_all();
+        }
+    };
     for (var, why) in &missing {
         if config.sandbox.mode == SandboxMode::Required && config.limits.explicit.contains(var) {
+            undo();
             return Err(StartError::Limit {
                 var,
                 why: why.clone(),
@@ -353,7 +363,10 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
                     let _ = t.remove_all();
                 }
             })
-            .map_err(StartError::Guardian)?;
+            .map_err(|e| {
+                undo();
+                StartError::Guardian(e)
+            })?;
             tracing::info!(
                 "guardian process {}: kills every process of the calls if the watchdog dies",
                 g.pid()

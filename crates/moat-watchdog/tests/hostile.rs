@@ -505,6 +505,20 @@ fn a_limit_asked_for_that_cannot_be_enforced_refuses_to_start() {
         log.contains("max_call_tmp_bytes cannot be enforced here"),
         "{log}"
     );
+    // Nothing it made is left: its control groups and private directories are gone.
+    for line in log.lines() {
+        let groups = line
+            .split("per-call control groups in ")
+            .nth(1)
+            .and_then(|l| l.split(" (").nth(1)?.split(')').next());
+        let dirs = line.split("private temporary directories in ").nth(1);
+        for made in [groups, dirs].into_iter().flatten() {
+            assert!(
+                !std::path::Path::new(made.trim()).exists(),
+                "{made} left behind"
+            );
+        }
+    }
     // Left at its default, it is a warning.
     let w = start(&dir, &[("fprocess", "cat"), ("sandbox_tmp", disk)]);
     assert!(
