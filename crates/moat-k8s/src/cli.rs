@@ -54,9 +54,15 @@ pub struct WebhookArgs {
     /// How often to check the certificate files for changes, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub cert_check_interval: u64,
-    /// After SIGTERM, how long requests in flight may take to finish, in seconds.
+    /// After SIGTERM, how long requests in flight may take to finish, in seconds; those
+    /// still waiting for their body then are answered 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Connections open at once; beyond, the longest idle one is closed (or the new one, if
+    /// none is idle). 0: three quarters of the descriptor limit (raised to its hard limit at
+    /// start) less 64.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections: usize,
 }
 
 /// `webhook gen-certs`.
@@ -117,6 +123,16 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    run_with(args, None)
+}
+
+/// [`run`], with `give_back`: how the binary's allocator gives a thread's freed memory back
+/// to the system (see [`server::on_park`]).
+pub fn run_with<I, T>(args: I, give_back: Option<fn()>) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -129,7 +145,7 @@ where
             command: Some(WebhookCommand::GenCerts(g)),
             ..
         }) => gen_certs(g),
-        Command::Webhook(w) => webhook(w),
+        Command::Webhook(w) => webhook(w, give_back),
         Command::Render(r) => render_cmd(r),
     };
     match result {
@@ -141,7 +157,7 @@ where
     }
 }
 
-fn webhook(w: WebhookArgs) -> Result<ExitCode, String> {
+fn webhook(w: WebhookArgs, give_back: Option<fn()>) -> Result<ExitCode, String> {
     // clap requires both unless a subcommand is given.
     let (Some(cert), Some(key)) = (w.tls_cert, w.tls_key) else {
         return Err("--tls-cert and --tls-key are required".to_string());
@@ -153,9 +169,17 @@ fn webhook(w: WebhookArgs) -> Result<ExitCode, String> {
         max_body_bytes: w.max_request_bytes,
         reload_every: Duration::from_secs(w.cert_check_interval.max(1)),
         shutdown_grace: Duration::from_secs(w.shutdown_grace),
+        max_connections: (w.max_connections > 0).then_some(w.max_connections),
+        give_back,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    // The soft limit is often 1024; the webhook uses no select(2).
+    let _ = moat_serve::nofile::raise();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(f) = give_back {
+        builder.on_thread_park(server::on_park(f));
+    }
+    let runtime = builder
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {

@@ -1,29 +1,38 @@
 //! The webhook's HTTPS server: `/mutate`, `/mutate/namespace` and `/healthz`.
 //!
 //! The handlers only read the body and wrap [`admission::review`], which decides. Limits
-//! keep one client from holding the server: request bodies are capped (413 beyond), a
-//! body must arrive within [`BODY_TIMEOUT`] (408), request headers within
-//! [`HEADER_TIMEOUT`], a TLS handshake within [`HANDSHAKE_TIMEOUT`]. On SIGTERM the server
-//! stops accepting, lets requests in flight finish for a grace period, and exits.
+//! keep one client from holding the server: request bodies are capped (413 beyond, at once
+//! when the declared length is over the cap, over HTTP/1.1 and HTTP/2 alike), a body must
+//! arrive within [`BODY_TIMEOUT`] (408), request headers within [`HEADER_TIMEOUT`], a TLS
+//! handshake within [`HANDSHAKE_TIMEOUT`]. Connections are accepted through
+//! `moat_serve`: at most `max_connections` at once, idle ones (unfinished handshakes
+//! first among them, as the longest idle) shed when the cap is reached or descriptors run
+//! out, one log line per such episode. On SIGTERM the server stops accepting, lets
+//! requests in flight finish for a grace period, answers 503 to those still waiting for
+//! their body, and exits.
 
 use crate::admission::{self, Decision};
 use crate::opt_in::Scope;
 use crate::tls::{self, ReloadingCert, TlsError};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use moat_serve::{Acceptor, Connections, Tracked};
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to send a request's headers.
@@ -35,6 +44,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default cap on a request body. An AdmissionReview for a pod update carries the pod
 /// twice (object and oldObject), and etcd stores objects up to 1.5 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 << 20;
+/// After the grace period, how long requests answered 503 get to be written.
+const CUT_FLUSH: Duration = Duration::from_secs(2);
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -51,6 +62,46 @@ pub struct Settings {
     pub reload_every: Duration,
     /// How long requests in flight may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Connections open at once; `None` derives it from the descriptor limit.
+    pub max_connections: Option<usize>,
+    /// Gives the calling thread's freed memory back to the system (the binary's allocator
+    /// knows how); see [`on_park`].
+    pub give_back: Option<fn()>,
+}
+
+/// Bumped when many connections have closed: each worker thread gives its freed memory
+/// back the next time it parks ([`on_park`]).
+static GIVE_BACK: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static GIVEN_BACK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The runtime's `on_thread_park` hook: after many connections closed, each worker gives
+/// the memory they held back with `give_back`, once. mimalloc (the binary's allocator)
+/// keeps freed pages in the heap of the thread that allocated them until that thread
+/// collects, and a few thousand idle TLS connections closing left 50-80 MB there
+/// (docs/PERFORMANCE.md); the check costs one atomic load per park.
+pub fn on_park(give_back: fn()) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let wanted = GIVE_BACK.load(Ordering::Relaxed);
+        GIVEN_BACK.with(|g| {
+            if g.get() != wanted {
+                g.set(wanted);
+                give_back();
+            }
+        });
+    }
+}
+
+/// Asks every worker to give memory back (see [`on_park`]), and wakes them to do it.
+fn ask_to_give_back(give_back: fn()) {
+    GIVE_BACK.fetch_add(1, Ordering::Relaxed);
+    give_back();
+    // Parked workers park again after running any of these, and collect then.
+    for _ in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) * 2 {
+        tokio::spawn(tokio::task::yield_now());
+    }
 }
 
 /// Why the server could not start.
@@ -80,7 +131,14 @@ pub enum ServerError {
 /// The three routes are matched here directly rather than through a router: a request
 /// costs the webhook a few tens of microseconds, and a router's boxed futures and
 /// extractors were a visible part of it.
-pub async fn handle(req: Request<Incoming>, max_body_bytes: usize) -> Response<Full<Bytes>> {
+///
+/// `stopping` turns true when the shutdown grace period is over: a request still waiting
+/// for its body is answered 503 then.
+pub async fn handle(
+    req: Request<Incoming>,
+    max_body_bytes: usize,
+    stopping: watch::Receiver<bool>,
+) -> Response<Full<Bytes>> {
     let (allow, scope) = match req.uri().path() {
         "/mutate" => ("POST", Some(Scope::Pod)),
         "/mutate/namespace" => ("POST", Some(Scope::Namespace)),
@@ -88,7 +146,22 @@ pub async fn handle(req: Request<Incoming>, max_body_bytes: usize) -> Response<F
         _ => return respond(StatusCode::NOT_FOUND, None, Bytes::new()),
     };
     match (scope, req.method()) {
-        (Some(scope), &Method::POST) => mutate(scope, max_body_bytes, req.into_body()).await,
+        (Some(scope), &Method::POST) => {
+            let http1 = req.version() <= hyper::Version::HTTP_11;
+            let mut r = mutate(scope, max_body_bytes, req.into_body(), stopping).await;
+            // The body was not read to its end: the connection cannot carry another
+            // request. (HTTP/2 ends the stream instead, and has no such header.)
+            if http1
+                && matches!(
+                    r.status(),
+                    StatusCode::PAYLOAD_TOO_LARGE | StatusCode::SERVICE_UNAVAILABLE
+                )
+            {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            r
+        }
         (None, &Method::GET | &Method::HEAD) => {
             respond(StatusCode::OK, Some(TEXT), Bytes::from_static(b"ok\n"))
         }
@@ -117,8 +190,26 @@ fn respond(
     r
 }
 
-async fn mutate(scope: Scope, limit: usize, body: Incoming) -> Response<Full<Bytes>> {
-    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+async fn mutate(
+    scope: Scope,
+    limit: usize,
+    body: Incoming,
+    mut stopping: watch::Receiver<bool>,
+) -> Response<Full<Bytes>> {
+    // A declared length over the cap is refused before a byte of the body is read.
+    let declared = body.size_hint().lower();
+    if declared > limit as u64 {
+        return refuse_body(body, limit, declared);
+    }
+    let collected = tokio::select! {
+        c = tokio::time::timeout(BODY_TIMEOUT, read_limited(body, limit)) => c,
+        _ = stopping.wait_for(|s| *s) => {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the webhook is shutting down and the request body did not arrive within its grace period",
+            )
+        }
+    };
     let bytes = match collected {
         Err(_) => {
             return plain(
@@ -126,19 +217,14 @@ async fn mutate(scope: Scope, limit: usize, body: Incoming) -> Response<Full<Byt
                 "request body not received in time",
             )
         }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body over {limit} bytes"),
-            )
-        }
-        Ok(Err(e)) => {
+        Ok(Err(BodyError::TooLarge(rest))) => return refuse_body(rest, limit, 0),
+        Ok(Err(BodyError::Malformed(e))) => {
             return plain(
                 StatusCode::BAD_REQUEST,
                 &format!("cannot read the body: {e}"),
             )
         }
-        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Ok(b)) => b,
     };
     match admission::review(&bytes, scope) {
         Ok(outcome) => {
@@ -150,6 +236,65 @@ async fn mutate(scope: Scope, limit: usize, body: Incoming) -> Response<Full<Byt
         }
         Err(e) => plain(StatusCode::BAD_REQUEST, &e.to_string()),
     }
+}
+
+enum BodyError {
+    /// Over the cap: the rest of the body, unread.
+    TooLarge(Incoming),
+    Malformed(hyper::Error),
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Malformed)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge(body));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Answers 413 at once. The rest of the body (`declared` bytes, 0 if unknown) is read and
+/// thrown away in the background when it is not too much (at most [`DRAIN_FACTOR`] times
+/// the cap, within [`BODY_TIMEOUT`]): a client that writes its whole request before it
+/// reads (HTTP/1.1 clients do) then reads the 413, and an HTTP/2 stream ends without a
+/// reset (which some clients, curl 7.88 among them, report as an error instead of the
+/// answer). A larger body is not read at all: the connection or stream is closed after the
+/// answer.
+fn refuse_body(body: Incoming, limit: usize, declared: u64) -> Response<Full<Bytes>> {
+    let most = (limit as u64).saturating_mul(DRAIN_FACTOR).max(64 * 1024);
+    if declared <= most {
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(BODY_TIMEOUT, drain(body, most)).await;
+        });
+    }
+    too_large(limit)
+}
+
+/// How many times `--max-request-bytes` an oversized body may be read to be thrown away.
+const DRAIN_FACTOR: u64 = 4;
+
+async fn drain(mut body: Incoming, mut left: u64) {
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            match left.checked_sub(data.len() as u64) {
+                Some(l) => left = l,
+                None => return,
+            }
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response<Full<Bytes>> {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("request body over {limit} bytes (--max-request-bytes)"),
+    )
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
@@ -215,64 +360,94 @@ impl Bound {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new());
         let limit = settings.max_body_bytes;
-        let service =
-            service_fn(move |req| async move { Ok::<_, Infallible>(handle(req, limit).await) });
+        let (stop_tx, stopping) = watch::channel(false);
         let graceful = GracefulShutdown::new();
+        let max_connections = settings.max_connections.unwrap_or_else(|| {
+            moat_serve::nofile::default_max_connections(moat_serve::nofile::soft())
+        });
+        let connections = Connections::new(moat_serve::Settings {
+            max_connections,
+            log: Box::new(|line| eprintln!("moat-k8s: {line}")),
+            on_calm: settings
+                .give_back
+                .map(|f| Box::new(move || ask_to_give_back(f)) as Box<dyn Fn() + Send + Sync>),
+        });
+        // A TLS server cannot answer a client it has no room for with HTTP: it closes.
+        let mut listener = Acceptor::new(listener, connections, Vec::new());
         tokio::pin!(shutdown);
         loop {
-            let (tcp, _peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of descriptors, typically: wait instead of spinning.
-                        eprintln!("moat-k8s: accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+            let (tcp, conn) = tokio::select! {
+                accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
             };
             // Admission requests are small and latency-bound.
             let _ = tcp.set_nodelay(true);
+            let conn = Arc::new(conn);
             let acceptor = acceptor.clone();
             let (builder, http1, http2) = (builder.clone(), http1.clone(), http2.clone());
             let watcher = graceful.watcher();
+            let stopping = stopping.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => tls,
-                    // A failed or slow handshake concerns that client only.
-                    _ => return,
+                // Idle until its first request: an unfinished handshake is shed first.
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let tls = tokio::select! {
+                    r = handshake => match r {
+                        Ok(Ok(tls)) => tls,
+                        // A failed or slow handshake concerns that client only.
+                        _ => return,
+                    },
+                    () = conn.shed() => return,
                 };
-                match tls.get_ref().1.alpn_protocol() {
+                let requests = Arc::clone(&conn);
+                let service = service_fn(move |req| {
+                    // Busy from the request's head until its response's last byte.
+                    let request = requests.request();
+                    let stopping = stopping.clone();
+                    async move {
+                        let r = handle(req, limit, stopping).await;
+                        Ok::<_, Infallible>(r.map(|body| Tracked::new(body, request)))
+                    }
+                });
+                let io = TokioIo::new(tls);
+                match io.inner().get_ref().1.alpn_protocol() {
                     Some(b"http/1.1") => {
-                        let conn = http1.serve_connection(TokioIo::new(tls), service);
-                        let _ = watcher.watch(conn).await;
+                        let served = watcher.watch(http1.serve_connection(io, service));
+                        drive(served, &conn).await;
                     }
                     Some(b"h2") => {
-                        let conn = http2.serve_connection(TokioIo::new(tls), service);
-                        let _ = watcher.watch(conn).await;
+                        let served = watcher.watch(http2.serve_connection(io, service));
+                        drive(served, &conn).await;
                     }
                     _ => {
-                        let conn = builder
-                            .serve_connection(TokioIo::new(tls), service)
-                            .into_owned();
-                        let _ = watcher.watch(conn).await;
+                        let served =
+                            watcher.watch(builder.serve_connection(io, service).into_owned());
+                        drive(served, &conn).await;
                     }
                 }
             });
         }
         drop(listener);
-        if tokio::time::timeout(settings.shutdown_grace, graceful.shutdown())
+        let mut draining = tokio::spawn(graceful.shutdown());
+        if tokio::time::timeout(settings.shutdown_grace, &mut draining)
             .await
             .is_err()
         {
             eprintln!(
-                "moat-k8s: connections still open after {:?}; closing them",
+                "moat-k8s: requests still in flight after {:?}: answering them 503 and closing",
                 settings.shutdown_grace
             );
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(CUT_FLUSH, draining).await;
         }
         reloader.abort();
+    }
+}
+
+/// Serves a connection until it ends, or drops it when it is shed (idle, under pressure).
+async fn drive<E>(served: impl Future<Output = Result<(), E>>, conn: &moat_serve::Conn) {
+    tokio::select! {
+        _ = served => {}
+        () = conn.shed() => {}
     }
 }
 

@@ -495,27 +495,33 @@ fn curl_trusting_the_ca_gets_the_same_answer() {
     WEBHOOK.with(curl_answer)
 }
 
-fn curl_answer(w: &Webhook) {
-    let ca = w.cert_dir().join("ca.crt");
-    let pod = web_pod(json!({"moat.dev/enforce": "true"}));
-    let body = review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false);
-    let body_file = w.cert_dir().join("review.json");
-    std::fs::write(&body_file, &body).unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--fail", "--http2", "--cacert"])
-        .arg(&ca)
+/// POSTs `body` to `/mutate` with curl over HTTP/2, trusting the webhook's CA; `extra`
+/// goes before the URL.
+fn curl_h2(w: &Webhook, body: &[u8], extra: &[&str]) -> std::process::Output {
+    let body_file = w.cert_dir().join("curl-body.json");
+    std::fs::write(&body_file, body).unwrap();
+    std::process::Command::new("curl")
+        .args(["-sS", "--http2", "--cacert"])
+        .arg(w.cert_dir().join("ca.crt"))
         .args([
             "--resolve",
             &format!("moat-webhook.moat-system.svc:{}:127.0.0.1", w.addr.port()),
         ])
         .args(["-H", "content-type: application/json", "--data-binary"])
         .arg(format!("@{}", body_file.display()))
+        .args(extra)
         .arg(format!(
             "https://moat-webhook.moat-system.svc:{}/mutate",
             w.addr.port()
         ))
         .output()
-        .expect("curl (scripts/test.sh installs it)");
+        .expect("curl (scripts/test.sh installs it)")
+}
+
+fn curl_answer(w: &Webhook) {
+    let pod = web_pod(json!({"moat.dev/enforce": "true"}));
+    let body = review_of("CREATE", None, ("", "v1", "Pod"), &pod, None, false);
+    let out = curl_h2(w, &body, &["--fail"]);
     assert!(
         out.status.success(),
         "{}",
@@ -609,4 +615,57 @@ fn bad_certificate_stops_start_with_the_file_named() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls.crt: no CERTIFICATE block"), "{err}");
+}
+
+/// Sends `head` (a request's head, no body) over TLS and reads until the server closes.
+async fn head_only(w: &Webhook, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(common::client::SERVICE_NAME).unwrap();
+    let mut tls = connector(&w.ca_pem).connect(name, tcp).await.unwrap();
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn an_oversized_body_is_413_at_once_over_http1_and_http2() {
+    let w = Webhook::start(&["--max-request-bytes", "1000"]);
+    runtime().block_on(async {
+        // A declared 10 GB body, none of it sent: answered 413 at once and closed, not
+        // read for BODY_TIMEOUT and then answered 408.
+        let answer = head_only(
+            &w,
+            "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+        assert!(answer.contains("over 1000 bytes"), "{answer}");
+        // HTTP/2: declared and over, declared and under but sent over, and not declared.
+        let mut h2 = common::client::Http2::open(&w.ca_pem, w.addr).await.unwrap();
+        for (body, length) in [
+            (vec![b' '; 4096], Some(4096)),
+            (vec![b' '; 200_000], None),
+        ] {
+            let (status, text) = h2.post("/mutate", body, length).await.unwrap();
+            assert_eq!(status, 413, "{}", String::from_utf8_lossy(&text));
+        }
+        // The connection still serves.
+        let (status, _) = h2.post("/mutate", b"not json".to_vec(), None).await.unwrap();
+        assert_eq!(status, 400);
+    });
+    // curl over HTTP/2 reports a stream reset instead of the answer it received before it:
+    // the webhook reads the rest of a moderately oversized body so that none is needed.
+    let out = curl_h2(
+        &w,
+        &[b' '; 3000],
+        &["-o", "/dev/null", "-w", "%{http_code}"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "413",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -52,8 +52,10 @@ pub enum Enforcement {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Step {
+    /// Joining a control group: a write to its `cgroup.procs` or `tasks` (spawn).
+    Cgroup = 1,
     /// `setsid`: the child leads a new session and process group (spawn).
-    Session = 1,
+    Session,
     /// `prctl(PR_SET_CHILD_SUBREAPER)` (spawn).
     Subreaper,
     /// `dup2` of the standard streams (spawn).
@@ -77,7 +79,8 @@ pub enum Step {
 }
 
 /// Every step, in order.
-pub const STEPS: [Step; 11] = [
+pub const STEPS: [Step; 12] = [
+    Step::Cgroup,
     Step::Session,
     Step::Subreaper,
     Step::Stdio,
@@ -95,6 +98,7 @@ impl Step {
     /// What the step does, for messages.
     pub fn describe(self) -> &'static str {
         match self {
+            Step::Cgroup => "joining a control group (cgroup.procs)",
             Step::Session => "setsid",
             Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
             Step::Stdio => "dup2 of the standard streams",
@@ -117,7 +121,7 @@ impl Step {
     pub fn restricts(self) -> bool {
         matches!(
             self,
-            Step::NoNewPrivs | Step::Capabilities | Step::Landlock | Step::Seccomp
+            Step::Cgroup | Step::NoNewPrivs | Step::Capabilities | Step::Landlock | Step::Seccomp
         )
     }
 }
@@ -288,6 +292,11 @@ impl Restrictions {
     pub(crate) fn with_ruleset(mut self, fd: OwnedFd) -> Restrictions {
         self.ruleset = Some(fd);
         self
+    }
+
+    /// Whether a restriction that fails is skipped rather than fatal.
+    pub(crate) fn best_effort(&self) -> bool {
+        self.enforcement == Enforcement::BestEffort
     }
 
     /// Whether a Landlock ruleset will be enforced.

@@ -15,8 +15,9 @@
 //! enforcement entry point of [`crate::enforce`]), and argv and envp are built as
 //! NUL-terminated arrays there too. The child, between clone and exec, makes only raw,
 //! async-signal-safe system calls on memory prepared by the parent: it resets signal
-//! dispositions, runs `setsid`, `PR_SET_CHILD_SUBREAPER`, `dup2` of the standard streams
-//! and `chdir`, applies the restrictions (`Restrictions::apply_steps`, closing every
+//! dispositions, joins the caller's control groups ([`Command::spawn_into`]), runs
+//! `setsid`, `PR_SET_CHILD_SUBREAPER`, `dup2` of the standard streams and `chdir`, applies
+//! the restrictions (`Restrictions::apply_steps`, closing every
 //! descriptor above 2 last), unblocks signals and execs. No allocation, no lock, no Rust
 //! standard library call: the child shares the parent's heap and locks, and another
 //! thread of the parent may hold them.
@@ -34,6 +35,8 @@ use std::ffi::{c_char, c_int, c_void, CString, OsStr};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+#[cfg(test)]
+use std::path::PathBuf;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +217,24 @@ impl Command {
         stdio: Stdio<'_>,
         restrictions: &Restrictions,
     ) -> Result<Child, SpawnError> {
+        self.spawn_into(env, stdio, restrictions, &[])
+    }
+
+    /// [`Command::spawn`], with the child joining control groups first thing, before any
+    /// other step: `cgroups` are descriptors on their `cgroup.procs` files (or, for cgroup
+    /// v1, their `tasks` files), opened for writing, and the child writes `0` (itself) into
+    /// each. So everything the child and the program do, from their first instruction,
+    /// counts against those groups' limits, and a group's `cgroup.kill` reaches every
+    /// process the program starts. A failed join is a restriction that failed
+    /// ([`Step::Cgroup`]): it fails the spawn under [`Enforcement::Required`].
+    pub fn spawn_into(
+        &self,
+        env: &Env,
+        stdio: Stdio<'_>,
+        restrictions: &Restrictions,
+        cgroups: &[BorrowedFd<'_>],
+    ) -> Result<Child, SpawnError> {
+        let cgroups: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
         let stdio = [stdio.stdin, stdio.stdout, stdio.stderr].map(|f| f.as_raw_fd());
         for (target, &fd) in stdio.iter().enumerate() {
             let target = target as RawFd;
@@ -242,6 +263,8 @@ impl Command {
             stdio,
             new_session: self.new_session,
             subreaper: self.child_subreaper,
+            cgroups: cgroups.as_ptr(),
+            cgroups_len: cgroups.len(),
             restrictions,
             report: &report,
         };
@@ -321,6 +344,8 @@ struct ChildArgs {
     stdio: [RawFd; 3],
     new_session: bool,
     subreaper: bool,
+    cgroups: *const RawFd,
+    cgroups_len: usize,
     restrictions: *const Restrictions,
     report: *const StepReport,
 }
@@ -429,6 +454,16 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
                 std::ptr::null_mut::<u64>(),
                 std::mem::size_of::<u64>(),
             );
+        }
+        for i in 0..a.cgroups_len {
+            let fd = *a.cgroups.add(i);
+            if libc::syscall(libc::SYS_write, fd, c"0".as_ptr(), 1usize) != 1 {
+                if (*a.restrictions).best_effort() {
+                    report.skip(Step::Cgroup, errno());
+                } else {
+                    return fail(Step::Cgroup);
+                }
+            }
         }
         if a.new_session && libc::syscall(libc::SYS_setsid) < 0 {
             return fail(Step::Session);
@@ -914,5 +949,84 @@ mod tests {
             )
         };
         assert_eq!(same, 0);
+    }
+
+    #[test]
+    fn the_child_joins_the_given_control_groups_before_exec() {
+        // Any writable cgroup2 mount (a new group in it needs no controller).
+        let Some(mount) = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(" - cgroup2 "))
+            .and_then(|l| l.split(' ').nth(4).map(PathBuf::from))
+        else {
+            eprintln!("skipped: no cgroup2 mount");
+            return;
+        };
+        let name = format!(
+            "moat-spawn-test-{}-{:?}",
+            std::process::id(),
+            std::time::Instant::now()
+        )
+        .replace([' ', '{', '}', ':', ','], "");
+        let group = mount.join(&name);
+        if let Err(e) = std::fs::create_dir(&group) {
+            eprintln!(
+                "skipped: cannot create a control group in {}: {e}",
+                mount.display()
+            );
+            return;
+        }
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(group.join("cgroup.procs"))
+            .unwrap();
+        let mut cmd = Command::new(Path::new("/bin/cat"), OsStr::new("cat")).unwrap();
+        cmd.arg(OsStr::new("/proc/self/cgroup")).unwrap();
+        let (in_r, in_w) = pipe();
+        let (out_r, out_w) = pipe();
+        drop(in_w);
+        let child = cmd
+            .spawn_into(
+                &Env::new(),
+                Stdio {
+                    stdin: in_r.as_fd(),
+                    stdout: out_w.as_fd(),
+                    stderr: out_w.as_fd(),
+                },
+                &Restrictions::none(),
+                &[procs.as_fd()],
+            )
+            .unwrap();
+        drop(out_w);
+        let mut out = String::new();
+        std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+        assert_eq!(wait(child.pid), 0);
+        std::fs::remove_dir(&group).unwrap();
+        assert!(out.lines().any(|l| l == format!("0::/{name}")), "{out}");
+        // A descriptor that is not a cgroup.procs file fails the spawn.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let err = cmd
+            .spawn_into(
+                &Env::new(),
+                Stdio {
+                    stdin: null.as_fd(),
+                    stdout: null.as_fd(),
+                    stderr: null.as_fd(),
+                },
+                &Restrictions::none(),
+                &[null.as_fd()],
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SpawnError::Child {
+                    step: Step::Cgroup,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -41,7 +41,13 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "jwt_auth", default: "false", help: "not supported: true refuses to start rather than serve without authentication" },
     Variable { name: "metrics_port", default: "8081", help: "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start" },
     Variable { name: "max_request_bytes", default: "67108864", help: "largest request body accepted (413 beyond); 0 = unlimited" },
-    Variable { name: "max_response_bytes", default: "0", help: "largest function output accepted: beyond it the call is killed and answered 500; 0 = unlimited" },
+    Variable { name: "max_response_bytes", default: "0", help: "largest function output accepted: beyond it the call is killed (answered 500, or its streamed response cut off); 0 = unlimited" },
+    Variable { name: "response_buffer_bytes", default: "1048576", help: "output held in memory before the response starts: a function that ends within it gets the classic answer (status from its exit code, Content-Length, X-Duration-Seconds); beyond it the output is streamed (see stream_response)" },
+    Variable { name: "stream_response", default: "true", help: "true: an output longer than response_buffer_bytes is streamed as it comes (200, chunked, memory bounded), and cut off without its end if the function then fails; false: such a call is killed and answered 500" },
+    Variable { name: "max_connections", default: "3/4 of (RLIMIT_NOFILE - 64)", help: "connections open at once (both ports); beyond, the longest idle one is closed, or the new client refused with 503 if none is idle; 0 = the default" },
+    Variable { name: "max_call_processes", default: "512", help: "processes and threads of one call, by the cgroup pids controller; a call that reaches it is answered 500; 0 = unlimited" },
+    Variable { name: "max_call_tmp_bytes", default: "67108864", help: "size of a call's private temporary directory, a tmpfs of its own (needs root); a call that fills it is answered 500; 0 = unlimited (all calls share sandbox_tmp)" },
+    Variable { name: "max_call_cpu", default: "5m", help: "CPU time of one call's processes together, counted by its control group: a call that uses it up is killed and answered 500; seconds or a Go duration; 0 = unlimited" },
     Variable { name: "sandbox", default: "required", help: "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)" },
     Variable { name: "sandbox_ro", default: "", help: "extra paths the function may read, comma separated" },
     Variable { name: "sandbox_rox", default: "", help: "extra paths the function may read and execute, comma separated" },
@@ -100,6 +106,30 @@ pub struct SandboxConfig {
     pub tmp_root: Option<PathBuf>,
 }
 
+/// The limits of each call (`None`: unlimited).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Processes and threads.
+    pub processes: Option<u64>,
+    /// Bytes of the private temporary directory.
+    pub tmp_bytes: Option<u64>,
+    /// CPU time.
+    pub cpu: Option<Duration>,
+    /// The variables set in the environment rather than left at their defaults: a limit
+    /// asked for that cannot be enforced refuses to start under `sandbox=required`.
+    pub explicit: Vec<&'static str>,
+}
+
+/// The default of `response_buffer_bytes`: 1 MiB.
+pub const DEFAULT_RESPONSE_BUFFER: usize = 1 << 20;
+/// The default of `max_call_processes`.
+pub const DEFAULT_MAX_CALL_PROCESSES: u64 = 512;
+/// The default of `max_call_tmp_bytes`: 64 MiB, the size of Docker's and Kubernetes'
+/// default `/dev/shm`, which every call shared before.
+pub const DEFAULT_MAX_CALL_TMP_BYTES: u64 = 64 << 20;
+/// The default of `max_call_cpu`.
+pub const DEFAULT_MAX_CALL_CPU: Duration = Duration::from_secs(300);
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -137,6 +167,14 @@ pub struct Config {
     pub max_request_bytes: Option<u64>,
     /// Output limit; `None` is unlimited.
     pub max_response_bytes: Option<u64>,
+    /// Output held before the response starts.
+    pub response_buffer_bytes: usize,
+    /// Stream outputs longer than the buffer.
+    pub stream_response: bool,
+    /// Connections at once; `None` derives it from the descriptor limit.
+    pub max_connections: Option<usize>,
+    /// Per-call limits.
+    pub limits: CallLimits,
     /// The sandbox.
     pub sandbox: SandboxConfig,
     /// Benchmark ballast in MiB.
@@ -337,6 +375,45 @@ impl Config {
         let max_response_bytes = r
             .number::<u64>("max_response_bytes", bytes)?
             .filter(|&n| n > 0);
+        let response_buffer_bytes = r
+            .number::<usize>("response_buffer_bytes", "a number of bytes")?
+            .unwrap_or(DEFAULT_RESPONSE_BUFFER);
+        let max_connections = r
+            .number::<usize>(
+                "max_connections",
+                "a number of connections (0 = the default)",
+            )?
+            .filter(|&n| n > 0);
+        let mut explicit = Vec::new();
+        for var in ["max_call_processes", "max_call_tmp_bytes", "max_call_cpu"] {
+            if r.text(var)?.is_some() {
+                explicit.push(var);
+            }
+        }
+        let limits = CallLimits {
+            processes: Some(
+                r.number::<u64>(
+                    "max_call_processes",
+                    "a number of processes (0 = unlimited)",
+                )?
+                .unwrap_or(DEFAULT_MAX_CALL_PROCESSES),
+            )
+            .filter(|&n| n > 0),
+            tmp_bytes: match r.number::<u64>("max_call_tmp_bytes", bytes)? {
+                None => Some(DEFAULT_MAX_CALL_TMP_BYTES),
+                Some(0) => None,
+                Some(n) if n < 4096 => {
+                    return Err(invalid(
+                        "max_call_tmp_bytes",
+                        &n.to_string(),
+                        "at least 4096 bytes (one page), or 0 for unlimited",
+                    ))
+                }
+                Some(n) => Some(n),
+            },
+            cpu: r.timeout("max_call_cpu", DEFAULT_MAX_CALL_CPU)?,
+            explicit,
+        };
         let mode = match r.text("sandbox")?.as_deref() {
             None | Some("required") => SandboxMode::Required,
             Some("best_effort") | Some("best-effort") => SandboxMode::BestEffort,
@@ -390,6 +467,10 @@ impl Config {
             suppress_lock: r.bool("suppress_lock", false)?,
             max_request_bytes,
             max_response_bytes,
+            response_buffer_bytes,
+            stream_response: r.bool("stream_response", true)?,
+            max_connections,
+            limits,
             sandbox,
             ballast_mb: r
                 .number::<usize>("MOAT_WATCHDOG_BALLAST_MB", "a number of MiB")?
@@ -559,6 +640,51 @@ mod tests {
         for (pairs, expect) in cases {
             let err = cfg(pairs).unwrap_err().to_string();
             assert!(err.starts_with(expect), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn output_connection_and_call_limits() {
+        let c = cfg(&[("fprocess", "cat")]).unwrap();
+        assert_eq!(c.response_buffer_bytes, DEFAULT_RESPONSE_BUFFER);
+        assert!(c.stream_response);
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.limits.processes, Some(DEFAULT_MAX_CALL_PROCESSES));
+        assert_eq!(c.limits.tmp_bytes, Some(DEFAULT_MAX_CALL_TMP_BYTES));
+        assert_eq!(c.limits.cpu, Some(DEFAULT_MAX_CALL_CPU));
+        assert!(c.limits.explicit.is_empty());
+        let c = cfg(&[
+            ("fprocess", "cat"),
+            ("response_buffer_bytes", "0"),
+            ("stream_response", "false"),
+            ("max_connections", "0"),
+            ("max_call_processes", "0"),
+            ("max_call_tmp_bytes", "0"),
+            ("max_call_cpu", "1m30s"),
+        ])
+        .unwrap();
+        assert_eq!(c.response_buffer_bytes, 0);
+        assert!(!c.stream_response);
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.limits.processes, None);
+        assert_eq!(c.limits.tmp_bytes, None);
+        assert_eq!(c.limits.cpu, Some(Duration::from_secs(90)));
+        assert_eq!(
+            c.limits.explicit,
+            ["max_call_processes", "max_call_tmp_bytes", "max_call_cpu"]
+        );
+        for (var, value) in [
+            ("max_call_tmp_bytes", "100"),
+            ("max_call_processes", "-1"),
+            ("max_call_cpu", "forever"),
+            ("stream_response", "yes"),
+            ("max_connections", "many"),
+        ] {
+            let err = cfg(&[("fprocess", "cat"), (var, value)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{var}=`{value}`")),
+                "{err}"
+            );
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Health {
     lock: Option<PathBuf>,
     accepting: AtomicBool,
+    stopping: AtomicBool,
 }
 
 /// The classic lock file's path.
@@ -35,6 +36,7 @@ impl Health {
         Health {
             lock,
             accepting: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -61,6 +63,7 @@ impl Health {
     /// Stops accepting and removes the lock file (SIGTERM).
     pub fn mark_unhealthy(&self) -> std::io::Result<()> {
         self.accepting.store(false, Ordering::SeqCst);
+        self.stopping.store(true, Ordering::SeqCst);
         match &self.lock {
             Some(path) => match std::fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -68,6 +71,11 @@ impl Health {
             },
             None => Ok(()),
         }
+    }
+
+    /// Whether the watchdog is shutting down (since SIGTERM or SIGINT).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Whether `/_/health` answers 200.

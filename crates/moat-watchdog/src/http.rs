@@ -9,6 +9,8 @@
 //! |---|---|---|
 //! | exit 0 | 200, `X-Duration-Seconds` | the output |
 //! | exit N | 500 | `exit status N` and the output |
+//! | output past `response_buffer_bytes` | 200, chunked | streamed; cut off if the call then fails |
+//! | a per-call limit reached | 500, `X-Moat-Limit` | which limit, then the exit status and output |
 //! | `exec_timeout` | 408 | `Killed process.` |
 //! | over `max_inflight` | 429 | `Concurrent request limit exceeded. ...` |
 //! | other method | 405, `Allow` | |
@@ -17,20 +19,21 @@
 //! | malformed body or path | 400 | why |
 //! | sandbox not applicable | 500 | why |
 //! | `write_timeout` | connection closed | |
+//! | shutdown grace period over | 503 | why |
 //!
 //! Requests are limited in time: their headers must arrive within `read_timeout` (also the
 //! idle limit of a kept-alive connection), their body within `read_timeout` of the headers,
 //! and a response the client does not read within `write_timeout` closes the connection.
 
-use crate::call::{Outcome, Runner};
+use crate::call::{Alive, Chunk, Head, LimitHit, Outcome, Runner};
 use crate::config::Config;
 use crate::contract::{self, RequestInfo};
 use crate::health::Health;
 use crate::metrics::{self, Metrics};
 use crate::reaper::Reaper;
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::future::Future;
@@ -40,10 +43,88 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 /// The response type of every handler.
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<Output>;
+
+/// A response body: whole, or a function's output streamed as it comes.
+pub enum Output {
+    /// All of it (taken when sent).
+    Whole(Option<Bytes>),
+    /// A streamed output.
+    Streamed(Streamed),
+}
+
+/// A function's output streamed to the client (see [`crate::call`]).
+pub struct Streamed {
+    first: Option<Bytes>,
+    rest: mpsc::Receiver<Chunk>,
+    ended: bool,
+    /// Keeps the call alive while the body is being sent: dropped with the body.
+    _alive: Alive,
+    /// Guards that count the request until its response is sent.
+    held: Vec<Box<dyn Send + Sync>>,
+}
+
+/// Why a streamed response was cut off.
+#[derive(Debug, thiserror::Error)]
+#[error("the call failed after its response had started; the response was cut off")]
+pub struct StreamCut;
+
+impl Body for Output {
+    type Data = Bytes;
+    type Error = StreamCut;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+        match &mut *self {
+            Output::Whole(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Output::Streamed(s) => {
+                if let Some(first) = s.first.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(first))));
+                }
+                if s.ended {
+                    return Poll::Ready(None);
+                }
+                match s.rest.poll_recv(cx) {
+                    Poll::Ready(Some(Chunk::Data(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                    Poll::Ready(Some(Chunk::End)) => {
+                        s.ended = true;
+                        Poll::Ready(None)
+                    }
+                    // Closed without its end: the call failed.
+                    Poll::Ready(None) => {
+                        s.ended = true;
+                        Poll::Ready(Some(Err(StreamCut)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Output::Whole(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            Output::Streamed(s) => s.ended,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Output::Whole(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Output::Streamed(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// Returned by a handler to close the connection without a response (the call passed
 /// `write_timeout`, as a client of the classic watchdog sees it).
@@ -69,6 +150,8 @@ pub struct App {
     pub calls: AtomicUsize,
     /// Calls abandoned at `write_timeout`.
     pub abandoned: AtomicU64,
+    /// Every open connection, on both ports.
+    pub connections: Arc<moat_serve::Connections>,
 }
 
 /// Routes a request of the function server.
@@ -77,19 +160,56 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Aband
         return Ok(health(&app, req.method()));
     }
     let label = contract::method_label(req.method().as_str());
-    let _in_flight = app.metrics.in_flight();
-    let started = Instant::now();
-    let result = function(&app, req, started).await;
-    match &result {
-        Ok(resp) => app
-            .metrics
-            .observe(resp.status().as_u16(), label, started.elapsed()),
+    let mut tracking = Tracking::enter(Arc::clone(&app), label);
+    let result = function(&app, req, tracking.started).await;
+    match result {
+        Ok(mut resp) => {
+            tracking.code = Some(resp.status().as_u16());
+            match resp.body_mut() {
+                // Counted until the last byte is sent.
+                Output::Streamed(s) => s.held.push(Box::new(tracking)),
+                Output::Whole(_) => drop(tracking),
+            }
+            Ok(resp)
+        }
         Err(Abandon) => {
             app.abandoned.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("{Abandon}");
+            Err(Abandon)
         }
     }
-    result
+}
+
+/// A function request in flight, from its head until its response is sent (or dropped):
+/// observed in the metrics when it ends, with its status code when it got one.
+struct Tracking {
+    app: Arc<App>,
+    label: &'static str,
+    started: Instant,
+    code: Option<u16>,
+}
+
+impl Tracking {
+    fn enter(app: Arc<App>, label: &'static str) -> Tracking {
+        app.metrics.enter();
+        Tracking {
+            app,
+            label,
+            started: Instant::now(),
+            code: None,
+        }
+    }
+}
+
+impl Drop for Tracking {
+    fn drop(&mut self) {
+        self.app.metrics.leave();
+        if let Some(code) = self.code {
+            self.app
+                .metrics
+                .observe(code, self.label, self.started.elapsed());
+        }
+    }
 }
 
 fn health(app: &App, method: &Method) -> Resp {
@@ -103,16 +223,20 @@ fn health(app: &App, method: &Method) -> Resp {
     }
 }
 
-/// Decrements the call count when a call ends.
-struct CallSlot<'a>(&'a AtomicUsize);
+/// Counts a call against `max_inflight` until dropped (with its response, when streamed).
+struct CallSlot(Arc<App>);
 
-impl Drop for CallSlot<'_> {
+impl Drop for CallSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.calls.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result<Resp, Abandon> {
+async fn function(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    started: Instant,
+) -> Result<Resp, Abandon> {
     let c = &app.config;
     if !contract::method_allowed(req.method().as_str()) {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, Bytes::new());
@@ -121,7 +245,7 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
         return Ok(r);
     }
     let now = app.calls.fetch_add(1, Ordering::SeqCst) + 1;
-    let _slot = CallSlot(&app.calls);
+    let slot = CallSlot(Arc::clone(app));
     if let Some(max) = c.max_inflight {
         if now > max {
             return Ok(plain(
@@ -231,22 +355,53 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
     };
 
     let write_deadline = c.write_timeout.map(|t| started + t);
-    let (outcome, notes) = app.runner.run(env, input, write_deadline).await;
+    let call = app.runner.start(env, input, write_deadline);
+    let (head, notes) = match call.head.await {
+        Ok(h) => h,
+        Err(_) => (
+            Head::Done(Outcome::Failed(
+                "the call ended without an answer".to_string(),
+            )),
+            Default::default(),
+        ),
+    };
     if !notes.not_enforced.is_empty() {
         app.metrics.sandbox_degraded.fetch_add(1, Ordering::Relaxed);
         for n in &notes.not_enforced {
             tracing::warn!("best-effort: not enforced for this call: {n}");
         }
     }
-    let resp = match outcome {
-        Outcome::Exited {
-            status,
+    let content_type = |output: &[u8]| match (&c.content_type, parts.headers.get(CONTENT_TYPE)) {
+        (Some(forced), _) => HeaderValue::from_str(forced).ok(),
+        (None, Some(requested)) => Some(requested.clone()),
+        (None, None) => Some(HeaderValue::from_static(contract::sniff_content_type(
             output,
-            stderr,
-        } => {
-            if !stderr.is_empty() {
-                tracing::info!("stderr: {}", String::from_utf8_lossy(&stderr));
+        ))),
+    };
+    let outcome = match head {
+        Head::Done(outcome) => outcome,
+        Head::Streaming { first, rest } => {
+            tracing::info!(
+                "the output passed response_buffer_bytes ({} bytes): streaming it",
+                c.response_buffer_bytes
+            );
+            let ct = content_type(&first);
+            let mut r = Response::new(Output::Streamed(Streamed {
+                first: Some(first),
+                rest,
+                ended: false,
+                _alive: call.alive,
+                held: vec![Box::new(slot)],
+            }));
+            if let Some(ct) = ct {
+                r.headers_mut().insert(CONTENT_TYPE, ct);
             }
+            return Ok(r);
+        }
+    };
+    drop(call.alive);
+    let resp = match outcome {
+        Outcome::Exited { status, output } => {
             if c.write_debug {
                 tracing::info!("{}", String::from_utf8_lossy(&output));
             }
@@ -257,15 +412,9 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
                     output.len(),
                     took.as_secs_f64()
                 );
-                let content_type = match (&c.content_type, parts.headers.get(CONTENT_TYPE)) {
-                    (Some(forced), _) => HeaderValue::from_str(forced).ok(),
-                    (None, Some(requested)) => Some(requested.clone()),
-                    (None, None) => Some(HeaderValue::from_static(contract::sniff_content_type(
-                        &output,
-                    ))),
-                };
-                let mut r = Response::new(Full::new(Bytes::from(output)));
-                if let Some(ct) = content_type {
+                let ct = content_type(&output);
+                let mut r = Response::new(Output::Whole(Some(output)));
+                if let Some(ct) = ct {
                     r.headers_mut().insert(CONTENT_TYPE, ct);
                 }
                 if let Ok(v) = HeaderValue::from_str(&contract::duration_header(took)) {
@@ -289,7 +438,48 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
                 Bytes::from_static(b"Killed process.\n"),
             )
         }
+        // Shutting down, a client gets a status rather than an empty reply: the watchdog
+        // is going away, not the client's request failing on its own.
+        Outcome::Abandoned if app.health.stopping() => {
+            app.abandoned.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("write_timeout passed during the shutdown: the call was stopped (504)");
+            closing(plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                Bytes::from(format!(
+                    "the watchdog is shutting down and the call did not finish within write_timeout ({}); it was stopped\n",
+                    crate::show(c.write_timeout)
+                )),
+            ))
+        }
         Outcome::Abandoned => return Err(Abandon),
+        Outcome::Limit {
+            hit,
+            status,
+            output,
+        } => {
+            tracing::warn!("{hit}");
+            limit_response(hit, status, &output)
+        }
+        Outcome::ShutDown => {
+            tracing::warn!("the call was stopped: the watchdog is shutting down");
+            closing(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Bytes::from(format!(
+                    "the watchdog is shutting down and the call did not finish within the grace period ({}); it was stopped\n",
+                    crate::show(Some(c.write_timeout.unwrap_or(crate::DEFAULT_GRACE)))
+                )),
+            ))
+        }
+        Outcome::BufferFull { limit } => {
+            tracing::warn!("function output passed response_buffer_bytes ({limit}) with stream_response=false; killed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from(format!(
+                    "the function's output passed response_buffer_bytes ({limit} bytes) and stream_response is false; the call was killed\n"
+                )),
+            )
+        }
+        Outcome::ClientGone => plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()),
         Outcome::OutputTooLarge { limit } => {
             tracing::warn!("function output passed max_response_bytes ({limit}); killed");
             plain(
@@ -329,9 +519,26 @@ async fn function(app: &App, req: Request<Incoming>, started: Instant) -> Result
     Ok(resp)
 }
 
+/// 500 for a call that reached a limit: which, then the exit status when the function
+/// exited by itself, then its output.
+fn limit_response(hit: LimitHit, status: Option<i32>, output: &[u8]) -> Resp {
+    let mut body = BytesMut::with_capacity(128 + output.len());
+    body.extend_from_slice(hit.to_string().as_bytes());
+    body.extend_from_slice(b"\n");
+    if let Some(status) = status {
+        body.extend_from_slice(contract::exit_text(status).as_bytes());
+        body.extend_from_slice(b"\n");
+    }
+    body.extend_from_slice(output);
+    let mut r = plain(StatusCode::INTERNAL_SERVER_ERROR, body.freeze());
+    r.headers_mut()
+        .insert("X-Moat-Limit", HeaderValue::from_static(hit.name()));
+    r
+}
+
 fn plain(status: StatusCode, body: Bytes) -> Resp {
     let empty = body.is_empty();
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(Output::Whole(Some(body)));
     *r.status_mut() = status;
     if !empty {
         r.headers_mut().insert(
@@ -404,6 +611,7 @@ pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
         return plain(StatusCode::METHOD_NOT_ALLOWED, Bytes::new());
     }
     let stats = app.reaper.stats();
+    let calls = &app.runner.stats;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let counters = [
         (
@@ -431,11 +639,46 @@ pub fn metrics(app: &App, req: &Request<Incoming>) -> Resp {
             "calls killed at write_timeout, their connection closed without a response",
             load(&app.abandoned),
         ),
+        (
+            "moat_watchdog_streams_cut_total",
+            "streamed responses cut off before their end because the call failed after they started",
+            load(&calls.streams_cut),
+        ),
+        (
+            "moat_watchdog_limit_processes_total",
+            "calls that reached max_call_processes",
+            load(&calls.limit_processes),
+        ),
+        (
+            "moat_watchdog_limit_tmp_total",
+            "calls that filled their private temporary directory (max_call_tmp_bytes)",
+            load(&calls.limit_tmp),
+        ),
+        (
+            "moat_watchdog_limit_cpu_total",
+            "calls killed for max_call_cpu",
+            load(&calls.limit_cpu),
+        ),
+        (
+            "moat_watchdog_calls_stopped_at_shutdown_total",
+            "calls stopped because the shutdown grace period was over (answered 503)",
+            load(&calls.shut_down),
+        ),
+        (
+            "moat_watchdog_connections_shed_total",
+            "idle connections closed to make room (connection cap or descriptors exhausted)",
+            app.connections.shed_total(),
+        ),
+        (
+            "moat_watchdog_connections_refused_total",
+            "clients refused with 503 for want of room, no idle connection to shed",
+            app.connections.refused_total(),
+        ),
     ];
     let text = app
         .metrics
         .render(&counters, (load(&stats.spawns), load(&stats.spawn_nanos)));
-    let mut r = Response::new(Full::new(Bytes::from(text)));
+    let mut r = Response::new(Output::Whole(Some(Bytes::from(text))));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(metrics::CONTENT_TYPE),

@@ -9,17 +9,20 @@
 //! `moat run`; its whole process tree is killed when it ends.
 //!
 //! Modules, in the order a call meets them: [`config`] (environment variables, with
-//! [`duration`]), [`http`] (the servers, with the pure rules of [`contract`]), [`call`]
-//! (one call's life, using [`tmpdir`], [`sandbox`] and [`reaper`]), [`health`] and
-//! [`metrics`]. [`ballast`] is a benchmark aid.
+//! [`duration`]), [`http`] (the servers, with the pure rules of [`contract`]; connections
+//! are accepted and shed by `moat_serve`), [`call`] (one call's life, using [`tmpdir`],
+//! [`cgroup`], [`sandbox`] and [`reaper`]), [`health`] and [`metrics`]. [`guardian`] kills
+//! what calls left if the watchdog dies. [`ballast`] is a benchmark aid.
 
 #![deny(missing_docs)]
 
 pub mod ballast;
 pub mod call;
+pub mod cgroup;
 pub mod config;
 pub mod contract;
 pub mod duration;
+pub mod guardian;
 pub mod health;
 pub mod http;
 pub mod metrics;
@@ -27,18 +30,21 @@ pub mod reaper;
 pub mod sandbox;
 pub mod tmpdir;
 
-use crate::call::Runner;
-use crate::config::{Config, ConfigError, SandboxMode};
+use crate::call::{CallStats, OutputRules, Runner};
+use crate::cgroup::{Cgroups, Wanted};
+use crate::config::{CallLimits, Config, ConfigError, SandboxMode};
+use crate::guardian::Guardian;
 use crate::health::Health;
 use crate::http::{App, WriteStall};
 use crate::metrics::Metrics;
 use crate::reaper::{Reaper, ReaperError};
 use crate::sandbox::{Sandbox, SandboxError};
-use crate::tmpdir::{TmpError, TmpRoot};
+use crate::tmpdir::{CallFs, TmpError, TmpRoot};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use moat_sandbox::exec::{ExecError, Target};
 use moat_sandbox::spawn::{Command, SpawnError};
+use moat_serve::{Acceptor, Connections, Tracked};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
@@ -46,6 +52,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// How long calls in progress get to finish after the listener closes, when there is no
+/// `write_timeout`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// After the grace period, how long calls that were stopped get to be answered (503).
+const CUT_FLUSH: Duration = Duration::from_secs(10);
 
 /// Why the watchdog could not start (exit status 125).
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +116,17 @@ pub enum StartError {
     /// The async runtime cannot start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// A per-call limit asked for cannot be enforced on this node.
+    #[error("{var} cannot be enforced here: {why} (unset it, set it to 0, or use sandbox=best_effort to run without it)")]
+    Limit {
+        /// The variable.
+        var: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The guardian process cannot be started.
+    #[error("cannot start the guardian process: {0}")]
+    Guardian(std::io::Error),
 }
 
 /// Everything prepared before serving: checked configuration, resolved program, planned
@@ -112,6 +136,8 @@ pub struct Prepared {
     tmp: Option<Arc<TmpRoot>>,
     listener: std::net::TcpListener,
     metrics_listener: std::net::TcpListener,
+    cgroups: Option<Arc<Cgroups>>,
+    guardian: Option<Guardian>,
 }
 
 /// Checks and prepares everything that can fail before the first request: the program is
@@ -184,11 +210,43 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     }
     command.new_session(true).child_subreaper(true);
 
+    match moat_serve::nofile::raise() {
+        Ok((soft, _)) => tracing::info!("file descriptors: {soft}"),
+        Err(e) => tracing::warn!("cannot read the descriptor limit: {e}"),
+    }
+    let mut missing: Vec<(&'static str, String)> = Vec::new();
     let tmp = match config.sandbox.mode {
         SandboxMode::Off => None,
         _ => {
             let base = tmpdir::choose_root(config.sandbox.tmp_root.as_deref());
-            let root = TmpRoot::create(&base)?;
+            // A tmpfs per call needs a mount namespace of the watchdog's own, made before
+            // any thread exists; only where the private directories are in memory anyway.
+            let call_fs = match config.limits.tmp_bytes {
+                Some(bytes) if tmpdir::is_tmpfs(&base) => match tmpdir::private_mounts() {
+                    Ok(()) => Some(CallFs::of(bytes)),
+                    Err(e) => {
+                        missing.push((
+                            "max_call_tmp_bytes",
+                            format!("a tmpfs per call needs a mount namespace of the watchdog's own (CAP_SYS_ADMIN): {e}"),
+                        ));
+                        None
+                    }
+                },
+                Some(_) => {
+                    missing.push((
+                        "max_call_tmp_bytes",
+                        format!("the private directories are not on a tmpfs ({}), and a tmpfs per call would move them into memory", base.display()),
+                    ));
+                    None
+                }
+                None => None,
+            };
+            let mut root = TmpRoot::create(&base)?;
+            if let Some(fs) = call_fs {
+                if let Err(e) = root.use_call_tmpfs(fs) {
+                    missing.push(("max_call_tmp_bytes", e.to_string()));
+                }
+            }
             tracing::info!("private temporary directories in {}", root.path().display());
             for stale in &root.stale_removed {
                 tracing::info!(
@@ -206,7 +264,127 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
             Some(Arc::new(root))
         }
     };
+    if config.sandbox.mode == SandboxMode::Off && config.limits.tmp_bytes.is_some() {
+        missing.push((
+            "max_call_tmp_bytes",
+            "sandbox=off: calls have no private directory".to_string(),
+        ));
+    }
+    let stem = tmp
+        .as_ref()
+        .and_then(|t| {
+            t.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "moat-watchdog.{}.{:08x}",
+                std::process::id(),
+                tmpdir::random_u32()
+            )
+        });
+    let (cgroups, report) = Cgroups::setup(
+        Wanted {
+            max_processes: config.limits.processes,
+            cpu: config.limits.cpu.is_some(),
+        },
+        &stem,
+    );
+    for line in &report.stale_removed {
+        tracing::info!("removed the control groups {line}, left by a watchdog that is gone");
+    }
+    for line in &report.enforced {
+        tracing::info!("per-call control groups in {line}");
+    }
+    let cgroups = cgroups.map(Arc::new);
+    let can = |f: fn(&Cgroups) -> bool| cgroups.as_deref().is_some_and(f);
+    if config.limits.processes.is_some() && !can(Cgroups::limits_processes) {
+        missing.push(("max_call_processes", report.missing.join("; ")));
+    }
+    if config.limits.cpu.is_some() && !can(Cgroups::counts_cpu) {
+        missing.push(("max_call_cpu", report.missing.join("; ")));
+    }
+    if cgroups.is_none() {
+        tracing::warn!(
+            "no per-call control group ({}): if the watchdog is killed (SIGKILL), the processes of the calls running then are not",
+            report.missing.join("; ")
+        );
+    }
+    // Until the guardian runs, a refusal removes what was made.
+    let undo = || {
+        if let Some(cg) = &cgroups {
+            cg.kill_and_remove_all(Duration::ZERO);
+        }
+        if let Some(t) = &tmp {
+            let _ = t.remove_all();
+        }
+    };
+    for (var, why) in &missing {
+        if config.sandbox.mode == SandboxMode::Required && config.limits.explicit.contains(var) {
+            undo();
+            return Err(StartError::Limit {
+                var,
+                why: why.clone(),
+            });
+        }
+        tracing::warn!("not enforced: {var}: {why}");
+    }
+    let limits = CallLimits {
+        processes: config
+            .limits
+            .processes
+            .filter(|_| can(Cgroups::limits_processes)),
+        tmp_bytes: tmp.as_ref().and_then(|t| t.call_fs()).map(|fs| fs.bytes),
+        cpu: config.limits.cpu.filter(|_| can(Cgroups::counts_cpu)),
+        explicit: config.limits.explicit.clone(),
+    };
+    if let Some(n) = limits.processes {
+        tracing::info!("  each call: at most {n} processes and threads (max_call_processes)");
+    }
+    if let Some(b) = limits.tmp_bytes {
+        tracing::info!(
+            "  each call: a private directory of its own tmpfs, {b} bytes (max_call_tmp_bytes)"
+        );
+    }
+    if let Some(d) = limits.cpu {
+        tracing::info!("  each call: at most {d:?} of CPU time (max_call_cpu)");
+    }
+    // Before any thread exists: the guardian is a plain copy of this process.
+    let guardian = match &cgroups {
+        Some(cg) => {
+            let (cg, tmp) = (Arc::clone(cg), tmp.clone());
+            let g = Guardian::start(move || {
+                cg.kill_and_remove_all(Duration::from_secs(5));
+                if let Some(t) = tmp {
+                    let _ = t.remove_all();
+                }
+            })
+            .map_err(|e| {
+                undo();
+                StartError::Guardian(e)
+            })?;
+            tracing::info!(
+                "guardian process {}: kills every process of the calls if the watchdog dies",
+                g.pid()
+            );
+            Some(g)
+        }
+        None => None,
+    };
     let reaper = Reaper::start()?;
+    if let Some(g) = &guardian {
+        reaper.keep(g.pid());
+    }
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| moat_serve::nofile::default_max_connections(moat_serve::nofile::soft()));
+    tracing::info!("at most {max_connections} connections at once (max_connections)");
+    let connections = Connections::new(moat_serve::Settings {
+        max_connections,
+        log: Box::new(|line| tracing::warn!("{line}")),
+        on_calm: Some(Box::new(give_back_memory)),
+    });
     let lock = (!config.suppress_lock).then(health::lock_path);
     let base_env = std::env::vars_os()
         .map(|(k, v)| (k.into_vec(), v.into_vec()))
@@ -215,10 +393,19 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         command,
         sandbox,
         tmp: tmp.clone(),
+        cgroups: cgroups.clone(),
+        limits,
         reaper: reaper.clone(),
         combine_output: config.combine_output,
         exec_timeout: config.exec_timeout,
-        max_output: config.max_response_bytes,
+        output: OutputRules {
+            max: config.max_response_bytes,
+            buffer: config.response_buffer_bytes,
+            stream: config.stream_response,
+        },
+        connections: Some(Arc::clone(&connections)),
+        cut: tokio::sync::watch::channel(false).0,
+        stats: CallStats::default(),
         spare: std::sync::Mutex::new(Vec::new()),
     };
     let app = Arc::new(App {
@@ -230,13 +417,24 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
         base_env,
         calls: AtomicUsize::new(0),
         abandoned: AtomicU64::new(0),
+        connections,
     });
     Ok(Prepared {
         app,
         tmp,
         listener,
         metrics_listener,
+        cgroups,
+        guardian,
     })
+}
+
+/// Gives memory freed by closed connections back to the system: glibc's allocator keeps
+/// freed memory in its arenas, and a few thousand idle connections closing at once leave
+/// tens of megabytes there (measured in docs/PERFORMANCE.md).
+fn give_back_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe { libc::malloc_trim(0) };
 }
 
 fn log_sandbox(sandbox: &Sandbox, config: &Config) {
@@ -286,8 +484,16 @@ impl Prepared {
     pub async fn serve(self) -> Result<(), StartError> {
         let app = self.app;
         let c = &app.config;
-        let listener = into_async("port", self.listener)?;
-        let metrics_listener = into_async("metrics_port", self.metrics_listener)?;
+        let listener = Acceptor::new(
+            into_async("port", self.listener)?,
+            Arc::clone(&app.connections),
+            refusal(),
+        );
+        let metrics_listener = Acceptor::new(
+            into_async("metrics_port", self.metrics_listener)?,
+            Arc::clone(&app.connections),
+            refusal(),
+        );
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(c.port);
         let mport = metrics_listener
             .local_addr()
@@ -346,30 +552,54 @@ impl Prepared {
         let _ = functions.await;
         let in_flight = app.calls.load(std::sync::atomic::Ordering::SeqCst);
         tracing::info!("No new connections allowed, draining: {in_flight} requests");
-        let grace = c.write_timeout.unwrap_or(Duration::from_secs(30));
+        let grace = c.write_timeout.unwrap_or(DEFAULT_GRACE);
         // The accept loop has ended and dropped its reference.
         if let Ok(graceful) = Arc::try_unwrap(graceful) {
-            if tokio::time::timeout(grace, graceful.shutdown())
-                .await
-                .is_err()
-            {
-                tracing::warn!("calls still running after {grace:?}: killing them");
+            let mut draining = tokio::spawn(graceful.shutdown());
+            if tokio::time::timeout(grace, &mut draining).await.is_err() {
+                tracing::warn!(
+                    "calls still running after {grace:?}: stopping them; their clients get 503"
+                );
+                app.runner.cut_off();
+                if tokio::time::timeout(CUT_FLUSH, draining).await.is_err() {
+                    tracing::warn!("connections still open after {CUT_FLUSH:?}: closing them");
+                }
             }
         }
         let _ = metrics.await;
         app.runner.reaper.kill_all().await;
         app.runner.drain_spare();
+        if let Some(cg) = &self.cgroups {
+            cg.kill_and_remove_all(Duration::from_secs(5));
+        }
         if let Some(tmp) = &self.tmp {
             if let Err(e) = tmp.remove_all() {
                 tracing::warn!("{e}");
             }
+        }
+        if let Some(g) = &self.guardian {
+            g.stop();
         }
         tracing::info!("Exiting.");
         Ok(())
     }
 }
 
-fn show(d: Option<Duration>) -> String {
+/// What a client gets when the watchdog has no room for its connection (out of descriptors,
+/// or at `max_connections` with every connection busy).
+fn refusal() -> Vec<u8> {
+    let body = "the watchdog has no room for another connection now (out of file descriptors, \
+                or at max_connections with every connection busy); try again\n";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A duration for logs and messages (`none` for zero or unset).
+pub(crate) fn show(d: Option<Duration>) -> String {
     match d {
         Some(d) if !d.is_zero() => format!("{d:?}"),
         _ => "none".to_string(),
@@ -393,25 +623,20 @@ async fn wait_for_signal() -> &'static str {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut listener: Acceptor,
     app: Arc<App>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     graceful: Option<Arc<hyper_util::server::graceful::GracefulShutdown>>,
     metrics: bool,
 ) {
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // Out of descriptors, say: wait instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        // Out of descriptors or at the cap, the acceptor sheds idle connections (each
+        // connection's task below drops it when told) and answers 503 when none is idle.
+        let (stream, conn) = tokio::select! {
+            a = listener.accept() => a,
             _ = stop.changed() => return,
         };
+        let conn = Arc::new(conn);
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         let c = &app.config;
@@ -428,33 +653,43 @@ async fn accept_loop(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).keep_alive(true);
         builder.header_read_timeout(read_timeout);
+        let requests = Arc::clone(&conn);
         let service = service_fn(move |req| {
             let app = Arc::clone(&app);
+            // Busy from the request's head until its response's last byte.
+            let request = requests.request();
             async move {
-                if metrics {
+                let resp = if metrics {
                     Ok(http::metrics(&app, &req))
                 } else {
                     http::handle(app, req).await
-                }
+                };
+                resp.map(|r| r.map(|body| Tracked::new(body, request)))
             }
         });
-        let conn = builder.serve_connection(io, service);
+        let served = builder.serve_connection(io, service);
         match &graceful {
             Some(w) => {
-                let conn = w.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection: {e}");
-                    }
-                });
+                tokio::spawn(drive(w.watch(served), conn));
             }
             None => {
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("connection: {e}");
-                    }
-                });
+                tokio::spawn(drive(served, conn));
             }
         }
+    }
+}
+
+/// Serves a connection until it ends, or drops it when it is shed (idle, under pressure).
+async fn drive<E: std::fmt::Display>(
+    served: impl std::future::Future<Output = Result<(), E>>,
+    conn: Arc<moat_serve::Conn>,
+) {
+    tokio::select! {
+        r = served => {
+            if let Err(e) = r {
+                tracing::debug!("connection: {e}");
+            }
+        }
+        () = conn.shed() => {}
     }
 }

@@ -43,20 +43,15 @@ pub struct Metrics {
     pub sandbox_degraded: AtomicU64,
 }
 
-/// Counts one request in flight until dropped.
-pub struct InFlight<'a>(&'a Metrics);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Metrics {
-    /// Counts a request in flight.
-    pub fn in_flight(&self) -> InFlight<'_> {
+    /// Counts a request in flight, until [`Metrics::leave`].
+    pub fn enter(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
+    }
+
+    /// A request is no longer in flight.
+    pub fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Records a finished request.
@@ -148,7 +143,7 @@ mod tests {
     #[test]
     fn renders_the_classic_families() {
         let m = Metrics::default();
-        let guard = m.in_flight();
+        m.enter();
         m.observe(200, "post", Duration::from_millis(7));
         m.observe(200, "post", Duration::from_millis(30));
         m.observe(500, "get", Duration::from_secs(20));
@@ -168,7 +163,7 @@ mod tests {
         assert!(text.contains("# TYPE x_total counter\nx_total 3\n"));
         assert!(text.contains("moat_watchdog_spawn_seconds_sum 0.0005\n"));
         assert!(text.contains("moat_watchdog_spawn_seconds_count 2\n"));
-        drop(guard);
+        m.leave();
         assert!(m
             .render(&[], (0, 0))
             .contains("http_requests_in_flight 0\n"));

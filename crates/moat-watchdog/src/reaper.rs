@@ -27,6 +27,7 @@
 
 use moat_sandbox::spawn::{Child, Command, Env, Restrictions, SpawnError, Stdio};
 use std::collections::{HashMap, HashSet};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -63,6 +64,8 @@ pub struct ReaperStats {
 struct Inner {
     gate: RwLock<()>,
     roots: Mutex<HashMap<libc::pid_t, oneshot::Sender<WaitStatus>>>,
+    /// Children that belong to no call and are never swept (the guardian).
+    kept: Mutex<HashSet<libc::pid_t>>,
     stats: ReaperStats,
 }
 
@@ -111,23 +114,42 @@ impl Reaper {
         Ok(Reaper { inner })
     }
 
+    /// Never sweeps `pid`, a child of the watchdog that belongs to no call (the guardian).
+    pub fn keep(&self, pid: libc::pid_t) {
+        self.inner
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid);
+    }
+
+    /// Counts `n` processes killed because their call was over (by its control group).
+    pub fn count_leftovers(&self, n: usize) {
+        self.inner
+            .stats
+            .leftovers_killed
+            .fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     /// The counters.
     pub fn stats(&self) -> &ReaperStats {
         &self.inner.stats
     }
 
-    /// Spawns a call root (see [`Command::spawn`]) and registers it, so that its exit
-    /// status goes to [`Spawned::exit`].
+    /// Spawns a call root in the control groups whose `cgroup.procs` are `cgroups` (see
+    /// [`Command::spawn_into`]) and registers it, so that its exit status goes to
+    /// [`Spawned::exit`].
     pub fn spawn(
         &self,
         cmd: &Command,
         env: &Env,
         stdio: Stdio<'_>,
         restrictions: &Restrictions,
+        cgroups: &[BorrowedFd<'_>],
     ) -> Result<Spawned, SpawnError> {
         let _shared = self.inner.gate.read().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
-        let child = cmd.spawn(env, stdio, restrictions);
+        let child = cmd.spawn_into(env, stdio, restrictions, cgroups);
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         let stats = &self.inner.stats;
         stats.spawns.fetch_add(1, Ordering::Relaxed);
@@ -155,8 +177,16 @@ impl Reaper {
 
     /// Kills every child of the watchdog that is not a registered root (processes of calls
     /// that are over), and their descendants as they are re-parented here, until there is
-    /// none. Returns how many were killed.
+    /// none. Returns how many were killed, and counts them in the metrics.
     pub async fn sweep(&self) -> usize {
+        let killed = self.sweep_uncounted().await;
+        self.count_leftovers(killed);
+        killed
+    }
+
+    /// [`Reaper::sweep`], for a call whose leftovers were counted when its control group
+    /// killed them (the sweep then finds them dying, and reaps them).
+    pub async fn sweep_uncounted(&self) -> usize {
         // Distinct processes: one that takes a moment to die is signalled again.
         let mut killed: HashSet<libc::pid_t> = HashSet::new();
         // A process killed here re-parents its children at its exit; each round takes the
@@ -168,9 +198,10 @@ impl Reaper {
                 reap_round(&self.inner);
                 let unknown: Vec<libc::pid_t> = {
                     let roots = self.roots();
+                    let kept = self.inner.kept.lock().unwrap_or_else(|p| p.into_inner());
                     children()
                         .into_iter()
-                        .filter(|pid| !roots.contains_key(pid))
+                        .filter(|pid| !roots.contains_key(pid) && !kept.contains(pid))
                         .collect()
                 };
                 for &pid in &unknown {
@@ -189,10 +220,6 @@ impl Reaper {
             let pause = if round < 20 { 100 } else { 2000 };
             tokio::time::sleep(Duration::from_micros(pause)).await;
         }
-        self.inner
-            .stats
-            .leftovers_killed
-            .fetch_add(killed.len() as u64, Ordering::Relaxed);
         killed.len()
     }
 
@@ -260,7 +287,15 @@ fn reap_round(inner: &Inner) {
             // The call may have given up waiting; nothing to do then.
             Some(tx) => drop(tx.send(status)),
             None => {
-                inner.stats.orphans_reaped.fetch_add(1, Ordering::Relaxed);
+                // A kept process is gone: its id may come back as anyone's.
+                let kept = inner
+                    .kept
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&pid);
+                if !kept {
+                    inner.stats.orphans_reaped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -7,6 +7,14 @@
 //! disk. Isolation does not come from the modes (every call runs as the same user) but
 //! from Landlock: each call's ruleset grants its own directory and no other.
 //!
+//! With `max_call_tmp_bytes` and the privilege to mount (root), each call's directory is a
+//! tmpfs of its own, of that size (and a proportionate number of inodes), mounted in a
+//! mount namespace private to the watchdog and its calls ([`private_mounts`]): a call that
+//! fills its directory gets `ENOSPC` and takes nothing from the others, its files go with
+//! one `umount`, and the kernel drops every such mount when the watchdog and its calls are
+//! gone, however they went. A call's tmpfs is made only when the private directories are
+//! on a tmpfs already (memory either way): on a disk, they stay on the disk.
+//!
 //! Removal never follows a symbolic link the call planted: the tree is walked with
 //! `openat(O_NOFOLLOW | O_DIRECTORY)` and emptied with `unlinkat` relative to directory
 //! descriptors, iteratively (one descriptor and one name per level, however deep the call
@@ -62,6 +70,7 @@ pub struct TmpRoot {
     lock_name: CString,
     _lock: OwnedFd,
     tmpfs: bool,
+    call_fs: Option<CallFs>,
     next: AtomicU64,
     /// Directories left by watchdogs that are gone, removed at start.
     pub stale_removed: Vec<String>,
@@ -76,6 +85,69 @@ pub struct CallDir {
     name: CString,
     /// A descriptor on it, for the call's Landlock rule.
     pub fd: OwnedFd,
+    /// Whether it is a tmpfs of its own.
+    mounted: bool,
+}
+
+impl CallDir {
+    /// Whether it is a tmpfs of its own that is full (no block or no inode left): the call
+    /// reached `max_call_tmp_bytes`.
+    pub fn is_full(&self) -> bool {
+        if !self.mounted {
+            return false;
+        }
+        // SAFETY: zeroed statfs is a valid out-buffer for fstatfs on a valid descriptor.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstatfs(self.fd.as_raw_fd(), &mut st) } != 0 {
+            return false;
+        }
+        st.f_bavail == 0 || st.f_ffree == 0
+    }
+}
+
+/// The size of each call's own tmpfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallFs {
+    /// Bytes.
+    pub bytes: u64,
+    /// Inodes (files, directories, links): a tmpfs keeps each in memory besides `bytes`.
+    pub inodes: u64,
+}
+
+impl CallFs {
+    /// A tmpfs of `bytes`, with one inode per 16 KiB (at least 64).
+    pub fn of(bytes: u64) -> CallFs {
+        CallFs {
+            bytes,
+            inodes: (bytes / 16384).max(64),
+        }
+    }
+}
+
+/// Gives the watchdog (and so its calls) a mount namespace of its own, in which mounts it
+/// makes stay: it still sees mounts the host makes later (slave propagation), but the host
+/// never sees the calls' tmpfs mounts, and they vanish with the namespace. Must run before
+/// the process starts any thread (unshare refuses a namespace to one thread of several).
+/// Needs `CAP_SYS_ADMIN`.
+pub fn private_mounts() -> std::io::Result<()> {
+    // SAFETY: unshare and mount with valid arguments; no pointer is kept.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Picks where private directories go: `configured` if given, else `/dev/shm` when it is a
@@ -186,6 +258,7 @@ impl TmpRoot {
         }
         Ok(TmpRoot {
             tmpfs: is_tmpfs(&path),
+            call_fs: None,
             path,
             parent,
             name,
@@ -207,6 +280,24 @@ impl TmpRoot {
         self.tmpfs
     }
 
+    /// Makes each call's directory a tmpfs of its own of `fs`'s size, checking now that it
+    /// can be done (one is mounted and removed). Needs [`private_mounts`] first.
+    pub fn use_call_tmpfs(&mut self, fs: CallFs) -> Result<(), TmpError> {
+        self.call_fs = Some(fs);
+        match self.create_call() {
+            Ok(d) => self.remove(d),
+            Err(e) => {
+                self.call_fs = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The size of each call's tmpfs, when each has one.
+    pub fn call_fs(&self) -> Option<CallFs> {
+        self.call_fs
+    }
+
     /// Creates a new call directory (mode 0700).
     pub fn create_call(&self) -> Result<CallDir, TmpError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -226,19 +317,48 @@ impl TmpRoot {
         if unsafe { libc::mkdirat(self.fd.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
             return Err(err(std::io::Error::last_os_error()));
         }
-        let fd = open_dir(self.fd.as_raw_fd(), &name, true).map_err(err)?;
+        let path = self.path.join(OsStr::from_bytes(name.as_bytes()));
+        if let Some(fs) = self.call_fs {
+            if let Err(e) = mount_tmpfs(&path, fs) {
+                // SAFETY: removing the directory just made.
+                unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+                return Err(err(e));
+            }
+        }
+        // Opened after the mount: the descriptor is on the call's own tmpfs.
+        let fd = match open_dir(self.fd.as_raw_fd(), &name, true) {
+            Ok(fd) => fd,
+            Err(e) => {
+                if self.call_fs.is_some() {
+                    unmount(&path);
+                }
+                // SAFETY: removing the directory just made.
+                unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+                return Err(err(e));
+            }
+        };
         Ok(CallDir {
-            path: self.path.join(OsStr::from_bytes(name.as_bytes())),
+            path,
             name,
             fd,
+            mounted: self.call_fs.is_some(),
         })
     }
 
     /// Removes a call's directory and everything in it, without following links. Call only
     /// when no process of the call is left.
     pub fn remove(&self, dir: CallDir) -> Result<(), TmpError> {
-        let CallDir { path, name, fd } = dir;
+        let CallDir {
+            path,
+            name,
+            fd,
+            mounted,
+        } = dir;
         drop(fd);
+        if mounted {
+            // Everything the call wrote goes with its tmpfs.
+            unmount(&path);
+        }
         // The common case, an empty directory, costs one system call.
         // SAFETY: unlinkat with a valid directory descriptor and NUL-terminated name.
         if unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } == 0 {
@@ -249,6 +369,13 @@ impl TmpRoot {
 
     /// Removes the watchdog's directory and every call directory left in it (at exit).
     pub fn remove_all(&self) -> Result<(), TmpError> {
+        if self.call_fs.is_some() {
+            if let Ok(names) = self.entries() {
+                for n in names {
+                    unmount(&self.path.join(n));
+                }
+            }
+        }
         remove_tree(self.parent.as_fd(), &self.name).map_err(|source| TmpError::Remove {
             path: self.path.clone(),
             source,
@@ -268,8 +395,44 @@ impl TmpRoot {
     }
 }
 
+/// Mounts a tmpfs of `fs`'s size on `path`, owned by the watchdog's user, mode 0700, with
+/// neither set-user-ID programs, devices nor execution (a call may not execute what it
+/// writes there anyway: its sandbox does not grant it).
+fn mount_tmpfs(path: &Path, fs: CallFs) -> std::io::Result<()> {
+    let target = cstr(path.as_os_str())?;
+    // SAFETY: geteuid and getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let options = CString::new(format!(
+        "size={},nr_inodes={},mode=0700,uid={uid},gid={gid}",
+        fs.bytes, fs.inodes
+    ))
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: mount with NUL-terminated strings; nothing is kept.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            options.as_ptr().cast(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Detaches the tmpfs on `path` (its files go with it), never following a link.
+fn unmount(path: &Path) {
+    if let Ok(target) = cstr(path.as_os_str()) {
+        // SAFETY: umount2 with a NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) };
+    }
+}
+
 /// 32 random bits.
-fn random_u32() -> u32 {
+pub fn random_u32() -> u32 {
     random_u64() as u32
 }
 

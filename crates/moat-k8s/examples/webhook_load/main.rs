@@ -10,6 +10,8 @@
 //! $L --concurrency 100 --requests 20000 --rate 5000   # open loop, 5,000 requests/s
 //! $L --concurrency 100 --requests 20000 --burst-every-ms 50  # 100 at once, every 50 ms
 //! $L --decision-only                                  # the decision alone, no TLS/HTTP
+//! $L --concurrency 100 --requests 200000 --max-seconds 600   # soak: RSS and descriptors
+//! $L --exhaust 400 --nofile 256 --max-seconds 20      # probes while idle connections exhaust descriptors
 //! ```
 //!
 //! Options: `--concurrency N` (connections, each with at most one request in flight;
@@ -17,11 +19,16 @@
 //! after S seconds, default 60), `--rate R` (open loop, R requests per second) or
 //! `--burst-every-ms T` (N requests at once every T ms), else a closed loop; `--webhook
 //! PATH` (the binary; default `moat-k8s` beside this example's directory); `--dump FILE`
-//! (each request's due time and latency in µs, one per line). See [`arrivals`] for what
-//! each load model measures.
+//! (each request's due time and latency in µs, one per line); `--nofile N` (the webhook's
+//! descriptor limit); `--exhaust N` (instead of the load: N idle connections held open,
+//! half of them in the middle of a TLS handshake, while a probe on a fresh connection
+//! checks `/healthz` every 200 ms for `--max-seconds`; see [`exhaust`]). Every run reports
+//! the webhook's RSS and descriptors before and after. See [`arrivals`] for what each load
+//! model measures.
 
 mod arrivals;
 mod bodies;
+mod exhaust;
 mod http;
 mod stats;
 
@@ -47,6 +54,8 @@ struct Options {
     arrivals: Arrivals,
     webhook: PathBuf,
     dump: Option<PathBuf>,
+    nofile: Option<u64>,
+    exhaust: Option<usize>,
 }
 
 fn options() -> Result<Options, String> {
@@ -57,6 +66,8 @@ fn options() -> Result<Options, String> {
         max_seconds: 60,
         arrivals: Arrivals::Closed,
         dump: None,
+        nofile: None,
+        exhaust: None,
         webhook: exe
             .parent()
             .and_then(|examples| examples.parent())
@@ -81,6 +92,8 @@ fn options() -> Result<Options, String> {
             }
             "--webhook" => o.webhook = value.into(),
             "--dump" => o.dump = Some(value.into()),
+            "--nofile" => o.nofile = Some(value.parse().map_err(|_| bad("a count"))?),
+            "--exhaust" => o.exhaust = Some(value.parse().map_err(|_| bad("a count"))?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -120,8 +133,13 @@ impl Drop for Server {
     }
 }
 
-/// Starts the webhook with a fresh certificate; returns it, its address and the CA.
-fn start(webhook: &PathBuf, dir: &std::path::Path) -> Result<(Server, SocketAddr, String), String> {
+/// Starts the webhook with a fresh certificate (and its descriptor limit at `nofile`);
+/// returns it, its address and the CA.
+fn start(
+    webhook: &PathBuf,
+    dir: &std::path::Path,
+    nofile: Option<u64>,
+) -> Result<(Server, SocketAddr, String), String> {
     let generated = certs::generate(&CertRequest {
         service: "moat-webhook".into(),
         namespace: "moat-system".into(),
@@ -137,6 +155,9 @@ fn start(webhook: &PathBuf, dir: &std::path::Path) -> Result<(Server, SocketAddr
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
+    }
+    if let Some(n) = nofile {
+        moat_serve::nofile::limit_child(&mut cmd, n);
     }
     let mut child = cmd
         .args(["webhook", "--addr", "127.0.0.1:0", "--tls-cert"])
@@ -159,8 +180,15 @@ fn start(webhook: &PathBuf, dir: &std::path::Path) -> Result<(Server, SocketAddr
         .ok_or("the webhook did not start")?
         .parse()
         .map_err(|e| format!("webhook address: {e}"))?;
-    // Keep draining its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    // Keep reading its log so that it never blocks on a full pipe; print what it says
+    // about connections (shedding episodes).
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            if l.contains("connection") || l.contains("descriptor") {
+                eprintln!("webhook: {l}");
+            }
+        }
+    });
     Ok((server, addr, generated.ca_pem))
 }
 
@@ -271,8 +299,11 @@ fn run() -> Result<(), String> {
     }
     let o = options()?;
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let (server, addr, ca_pem) = start(&o.webhook, dir.path())?;
+    let (server, addr, ca_pem) = start(&o.webhook, dir.path(), o.nofile)?;
     let connector = http::connector(&ca_pem)?;
+    if let Some(idle) = o.exhaust {
+        return exhaust::run(&server.0, addr, &connector, idle, o.max_seconds);
+    }
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
         bodies::bodies()
             .iter()
@@ -302,12 +333,24 @@ fn run() -> Result<(), String> {
                 }
             }
         }
+        let resources = stats::Resources::now(server.0.id());
         let before = CpuSample::now(server.0.id());
         let run = drive(&o, conns, requests.clone()).await;
         let after = CpuSample::now(server.0.id());
         let cpu = cpu_use(before, after, run.latencies.len());
+        println!(
+            "webhook: {} before, {} after the load",
+            resources,
+            stats::Resources::now(server.0.id())
+        );
         Ok((run, cpu))
     })?;
+    // Once the connections are closed.
+    std::thread::sleep(Duration::from_secs(2));
+    println!(
+        "webhook: {} once the connections are closed",
+        stats::Resources::now(server.0.id())
+    );
     drop(server);
 
     if let Some(path) = &o.dump {

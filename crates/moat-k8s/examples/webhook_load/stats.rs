@@ -99,6 +99,35 @@ pub fn cpu_use(a: CpuSample, b: CpuSample, requests: usize) -> CpuUse {
     }
 }
 
+/// A process's memory and descriptors, from /proc.
+pub struct Resources {
+    rss_kb: u64,
+    hwm_kb: u64,
+    fds: usize,
+}
+
+impl Resources {
+    /// Now, for `pid`.
+    pub fn now(pid: u32) -> Resources {
+        use moat_serve::process::{descriptors, status_kb};
+        Resources {
+            rss_kb: status_kb(pid, "VmRSS"),
+            hwm_kb: status_kb(pid, "VmHWM"),
+            fds: descriptors(pid),
+        }
+    }
+}
+
+impl std::fmt::Display for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RSS {} kB (high-water mark {} kB), {} descriptors",
+            self.rss_kb, self.hwm_kb, self.fds
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

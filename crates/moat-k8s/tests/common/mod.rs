@@ -37,6 +37,15 @@ pub struct Webhook {
 impl Webhook {
     /// Starts the webhook with `extra` arguments, and waits until it listens.
     pub fn start(extra: &[&str]) -> Webhook {
+        Webhook::start_with(extra, None)
+    }
+
+    /// Starts the webhook with its descriptor limit (soft and hard) at `nofile`.
+    pub fn start_with_nofile(extra: &[&str], nofile: u64) -> Webhook {
+        Webhook::start_with(extra, Some(nofile))
+    }
+
+    fn start_with(extra: &[&str], nofile: Option<u64>) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let generated = generate();
         certs::write(dir.path(), &generated).expect("write certs");
@@ -48,6 +57,9 @@ impl Webhook {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 Ok(())
             });
+        }
+        if let Some(n) = nofile {
+            moat_serve::nofile::limit_child(&mut cmd, n);
         }
         let mut child = cmd
             .args(["webhook", "--addr", "127.0.0.1:0", "--tls-cert"])
@@ -103,6 +115,16 @@ impl Webhook {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// A field of its `/proc/<pid>/status` in kB (`VmRSS`).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        moat_serve::process::status_kb(self.child.id(), field)
+    }
+
+    /// How many descriptors it has open.
+    pub fn fd_count(&self) -> usize {
+        moat_serve::process::descriptors(self.child.id())
     }
 
     /// Sends SIGTERM.

@@ -88,6 +88,23 @@ pub fn try_start_in(
     env: &[(&str, &str)],
     wrapper: &[&str],
 ) -> Result<Watchdog, (Option<i32>, String)> {
+    try_start_with(dir, env, wrapper, None)
+}
+
+/// Starts the watchdog with its descriptor limit (soft and hard) at `nofile`.
+pub fn start_with_nofile(dir: &TestDir, env: &[(&str, &str)], nofile: u64) -> Watchdog {
+    match try_start_with(dir, env, &[], Some(nofile)) {
+        Ok(w) => w,
+        Err((code, log)) => panic!("watchdog did not start (exit {code:?}):\n{log}"),
+    }
+}
+
+fn try_start_with(
+    dir: &TestDir,
+    env: &[(&str, &str)],
+    wrapper: &[&str],
+    nofile: Option<u64>,
+) -> Result<Watchdog, (Option<i32>, String)> {
     let bin = env!("CARGO_BIN_EXE_moat-watchdog");
     let mut cmd = match wrapper.split_first() {
         Some((w, args)) => {
@@ -109,6 +126,9 @@ pub fn try_start_in(
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(n) = nofile {
+        moat_serve::nofile::limit_child(&mut cmd, n);
     }
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
@@ -231,9 +251,20 @@ impl Watchdog {
         left
     }
 
-    /// Its children (any state), from /proc.
+    /// Its children (any state), from /proc, but its guardian (a child that belongs to no
+    /// call, see guardian.rs).
     pub fn children(&self) -> Vec<i32> {
         children_of(self.pid())
+            .into_iter()
+            .filter(|&p| !is_guardian(p))
+            .collect()
+    }
+
+    /// Its guardian's pid, when it has one.
+    pub fn guardian(&self) -> Option<i32> {
+        children_of(self.pid())
+            .into_iter()
+            .find(|&p| is_guardian(p))
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -449,6 +480,11 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Whether `pid` is a watchdog's guardian process.
+pub fn is_guardian(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "moat-guardian")
+}
+
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -460,6 +496,87 @@ pub fn alive(pid: i32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// A field of `/proc/<pid>/status` in kB (`VmRSS`, `VmHWM`).
+pub fn status_kb(pid: i32, field: &str) -> u64 {
+    moat_serve::process::status_kb(pid as u32, field)
+}
+
+/// How many descriptors `pid` has open.
+pub fn fd_count(pid: i32) -> usize {
+    moat_serve::process::descriptors(pid as u32)
+}
+
+/// A keep-alive HTTP/1.1 connection that sends POSTs and reads whole answers (with a
+/// Content-Length or chunked), for soaks where starting curl each time would dominate.
+pub struct KeepAlive {
+    stream: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn open(port: u16) -> KeepAlive {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.set_nodelay(true).unwrap();
+        KeepAlive {
+            stream: BufReader::new(s),
+        }
+    }
+
+    /// POSTs `body` to `path`; returns the status and the body.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        // One write: a second small one would wait for the first's delayed ACK (Nagle).
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        self.stream.get_mut().write_all(&request).unwrap();
+        read_answer(&mut self.stream)
+    }
+}
+
+/// Reads one HTTP/1.1 answer (head, then a body by Content-Length or chunked).
+pub fn read_answer(r: &mut impl BufRead) -> (u16, Vec<u8>) {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').unwrap();
+        if k.eq_ignore_ascii_case("content-length") {
+            length = v.trim().parse::<usize>().ok();
+        }
+        if k.eq_ignore_ascii_case("transfer-encoding") && v.trim() == "chunked" {
+            chunked = true;
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let n = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body).unwrap();
+    }
+    (status, body)
 }
 
 /// Processes whose command line contains `marker`.

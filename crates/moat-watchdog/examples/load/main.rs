@@ -8,6 +8,9 @@
 //! $L compare --watchdog $W --rounds 5 --requests 3000               # sandbox=required vs off
 //! $L spawn --watchdog $W --rounds 5 --requests 2000                 # spawn cost, 0 vs 512 MiB
 //! $L fork --runs 1000                                               # fork vs clone(CLONE_VM) spawn
+//! $L big-output --watchdog $W --mb 100                              # RSS while a slow client reads 100 MB
+//! $L exhaust --watchdog $W --nofile 256 --idle 400                  # probes while idle connections exhaust descriptors
+//! $L soak --watchdog $W --calls 50000                               # RSS and descriptors before and after
 //! ```
 //!
 //! The load is HTTP/1.1 keep-alive over loopback from this process (never the watchdog's),
@@ -15,6 +18,8 @@
 //! in; it stops after `--requests` answers or `--seconds`, whichever comes first.
 //! `compare` and `spawn` start a fresh watchdog per variant and round, in shuffled order,
 //! warm it up, and report medians over rounds.
+
+mod hostile;
 
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,6 +58,10 @@ enum What {
     },
     /// Latency, sandbox=required against sandbox=off, both running at once and one client
     /// alternating requests between them, so that machine load hits both alike.
+    ///
+    /// `--a` and `--b` change what is compared: each is a comma-separated list of
+    /// `name=value` settings for that watchdog (`max_call_processes=0,max_call_cpu=0`), and
+    /// `--watchdog-b` runs another binary as the second (an older build, say).
     Latency {
         #[arg(long)]
         watchdog: String,
@@ -63,6 +72,12 @@ enum What {
         function: String,
         #[arg(long, default_value = "hello")]
         body: String,
+        #[arg(long, default_value = "sandbox=required")]
+        a: String,
+        #[arg(long, default_value = "sandbox=off")]
+        b: String,
+        #[arg(long)]
+        watchdog_b: Option<String>,
     },
     /// Spawn cost with the watchdog holding 0 and 512 MiB of touched memory.
     Spawn {
@@ -88,6 +103,50 @@ enum What {
         runs: usize,
         #[arg(long, default_value_t = 512)]
         ballast_mb: usize,
+    },
+    /// The watchdog's memory while one slow client reads a function's large output.
+    BigOutput {
+        #[arg(long)]
+        watchdog: String,
+        /// The output's size, in MiB.
+        #[arg(long, default_value_t = 100)]
+        mb: usize,
+        /// The client reads this many KiB at a time...
+        #[arg(long, default_value_t = 16)]
+        read_kib: usize,
+        /// ...and pauses this long between reads.
+        #[arg(long, default_value_t = 200)]
+        pause_us: u64,
+    },
+    /// Probes (a health check and a call, each on a fresh connection) while an attacker
+    /// keeps idle connections open beyond the watchdog's descriptor limit.
+    Exhaust {
+        #[arg(long)]
+        watchdog: String,
+        /// The watchdog's RLIMIT_NOFILE.
+        #[arg(long, default_value_t = 256)]
+        nofile: u64,
+        /// Idle connections the attacker keeps open (reopening those the watchdog closes).
+        #[arg(long, default_value_t = 400)]
+        idle: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 200)]
+        probe_every_ms: u64,
+        /// `max_connections` (0: the default, three quarters of the limit less 64).
+        #[arg(long, default_value_t = 0)]
+        max_connections: usize,
+    },
+    /// RSS and descriptors of the watchdog before and after many calls.
+    Soak {
+        #[arg(long)]
+        watchdog: String,
+        #[arg(long, default_value_t = 50_000)]
+        calls: usize,
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        #[arg(long, default_value = "cat")]
+        function: String,
     },
 }
 
@@ -237,11 +296,21 @@ struct Watchdog {
     child: Child,
     port: u16,
     metrics_port: u16,
+    /// Its warnings and errors.
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Watchdog {
     fn start(bin: &str, env: &[(&str, String)]) -> Watchdog {
+        Watchdog::start_with(bin, env, None)
+    }
+
+    /// Starts a watchdog with `env`, and its descriptor limit at `nofile` when given.
+    fn start_with(bin: &str, env: &[(&str, String)], nofile: Option<u64>) -> Watchdog {
         let mut cmd = Command::new(bin);
+        if let Some(n) = nofile {
+            moat_serve::nofile::limit_child(&mut cmd, n);
+        }
         cmd.env("port", "0")
             .env("metrics_port", "0")
             .env("healthcheck_interval", "0")
@@ -255,6 +324,8 @@ impl Watchdog {
         let mut child = cmd.spawn().expect("start the watchdog");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&warnings);
         std::thread::spawn(move || {
             let mut ports = (None, None);
             for line in BufReader::new(stderr).lines() {
@@ -265,6 +336,11 @@ impl Watchdog {
                     ports.0 = p.trim().parse::<u16>().ok();
                 } else if line.contains("ERROR") {
                     eprintln!("watchdog: {line}");
+                }
+                if line.contains(" WARN ") || line.contains(" ERROR ") {
+                    kept.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(line.clone());
                 }
                 if let (Some(a), Some(b)) = ports {
                     let _ = tx.send((a, b));
@@ -279,7 +355,12 @@ impl Watchdog {
             child,
             port,
             metrics_port,
+            warnings,
         }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// CPU seconds used so far by the watchdog and the calls it has reaped (utime, stime,
@@ -456,18 +537,18 @@ fn bootstrap_ratio(a: &[Stats], b: &[Stats], resamples: usize) -> (f64, f64) {
     )
 }
 
-fn latency(bin: &str, requests: usize, function: &str, body: &str) {
-    let variants = ["required", "off"];
+fn latency(variants: [(&str, &str); 2], requests: usize, function: &str, body: &str) {
     let ws: Vec<Watchdog> = variants
         .iter()
-        .map(|v| {
-            Watchdog::start(
-                bin,
-                &[
-                    ("fprocess", function.to_string()),
-                    ("sandbox", v.to_string()),
-                ],
-            )
+        .map(|(bin, settings)| {
+            let mut env = vec![("fprocess", function.to_string())];
+            for kv in settings.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv
+                    .split_once('=')
+                    .expect("--a and --b take name=value lists");
+                env.push((k, v.to_string()));
+            }
+            Watchdog::start(bin, &env)
         })
         .collect();
     let request = format!(
@@ -507,10 +588,17 @@ fn latency(bin: &str, requests: usize, function: &str, body: &str) {
         }
     }
     println!(
-        "| sandbox ({} alternating requests each) | p50 us | p90 us | p99 us |\n|---|---:|---:|---:|",
+        "| watchdog ({} alternating requests each) | p50 us | p90 us | p99 us |\n|---|---:|---:|---:|",
         lat[0].len()
     );
-    for (v, l) in variants.iter().zip(lat.iter_mut()) {
+    let names = variants.map(|(bin, settings)| {
+        if variants[0].0 == variants[1].0 {
+            settings.to_string()
+        } else {
+            format!("{bin} {settings}")
+        }
+    });
+    for (v, l) in names.iter().zip(lat.iter_mut()) {
         l.sort_by(|a, b| a.total_cmp(b));
         println!(
             "| {v} | {:.0} | {:.0} | {:.0} |",
@@ -521,7 +609,7 @@ fn latency(bin: &str, requests: usize, function: &str, body: &str) {
     }
     let p50_added = percentile(&lat[0], 0.5) - percentile(&lat[1], 0.5);
     println!(
-        "\np50 added by the sandbox: {p50_added:.0} us; median of the paired differences: {:.0} us",
+        "\np50 added by the first: {p50_added:.0} us; median of the paired differences: {:.0} us",
         median(diffs)
     );
 }
@@ -751,7 +839,18 @@ fn main() {
             requests,
             function,
             body,
-        } => latency(&watchdog, requests, &function, &body),
+            a,
+            b,
+            watchdog_b,
+        } => {
+            let second = watchdog_b.as_deref().unwrap_or(&watchdog);
+            latency(
+                [(&watchdog, a.as_str()), (second, b.as_str())],
+                requests,
+                &function,
+                &body,
+            )
+        }
         What::Spawn {
             watchdog,
             rounds,
@@ -759,6 +858,33 @@ fn main() {
             load: l,
         } => spawn_cost(&watchdog, rounds, ballast_mb, &l),
         What::Fork { runs, ballast_mb } => fork_vs_spawn(runs, ballast_mb),
+        What::BigOutput {
+            watchdog,
+            mb,
+            read_kib,
+            pause_us,
+        } => hostile::big_output(&watchdog, mb, read_kib, pause_us),
+        What::Exhaust {
+            watchdog,
+            nofile,
+            idle,
+            seconds,
+            probe_every_ms,
+            max_connections,
+        } => hostile::exhaust(
+            &watchdog,
+            nofile,
+            idle,
+            seconds,
+            probe_every_ms,
+            max_connections,
+        ),
+        What::Soak {
+            watchdog,
+            calls,
+            connections,
+            function,
+        } => hostile::soak(&watchdog, calls, connections, &function),
         What::Setup { runs } => setup_cost(runs),
     }
 }
