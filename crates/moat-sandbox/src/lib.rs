@@ -19,6 +19,7 @@ pub mod explain;
 pub mod fds;
 pub mod landlock;
 pub mod ldd;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod seccomp;

@@ -278,6 +278,8 @@ const NO_UDP: Seal = Seal {
     unix: false,
     listen: false,
     ipc: false,
+    supervise_listen: false,
+    supervise_connect: false,
 };
 /// The network sealed, UDP allowed.
 const UDP: Seal = Seal {
@@ -291,6 +293,8 @@ const ALWAYS: Seal = Seal {
     unix: false,
     listen: false,
     ipc: false,
+    supervise_listen: false,
+    supervise_connect: false,
 };
 
 fn udp_cases(want: i32) -> Vec<(Probe, i32)> {

@@ -40,6 +40,7 @@ pub(super) const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 pub(super) const RET_REFUSE: u32 =
     libc::SECCOMP_RET_ERRNO | (REFUSAL_ERRNO as u32 & libc::SECCOMP_RET_DATA);
 pub(super) const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+pub(super) const RET_NOTIFY: u32 = crate::notify::SECCOMP_RET_USER_NOTIF;
 
 // Where the program reads `struct seccomp_data`.
 const NR: u32 = offset_of!(libc::seccomp_data, nr) as u32;
@@ -98,16 +99,42 @@ const EMPTY: Program = Program {
     len: 0,
 };
 
-/// Every seal's program, indexed by [`Seal::index`].
-pub static PROGRAMS: [Program; Seal::COUNT] = {
-    let mut all = [EMPTY; Seal::COUNT];
+/// The programs of the seals without a supervised row, indexed by [`Seal::index`]: the
+/// ones `moat run` installs at every launch, assembled at compile time.
+pub static PROGRAMS: [Program; Seal::UNSUPERVISED] = {
+    let mut all = [EMPTY; Seal::UNSUPERVISED];
     let mut i = 0;
-    while i < Seal::COUNT {
+    while i < Seal::UNSUPERVISED {
         all[i] = assemble(Seal::from_index(i));
         i += 1;
     }
     all
 };
+
+// Every seal assembles: a mistake in the table or the assembler is a build error for the
+// supervised seals too, although their programs are assembled when first used (they are
+// installed by servers and supervised sandboxes, not on every launch, and keeping them all
+// in the binary would add 96 KiB).
+const _: () = {
+    let mut i = Seal::UNSUPERVISED;
+    while i < Seal::COUNT {
+        let _ = assemble(Seal::from_index(i));
+        i += 1;
+    }
+};
+
+/// The programs of the supervised seals, assembled on first use.
+static SUPERVISED: [std::sync::OnceLock<Program>; Seal::COUNT - Seal::UNSUPERVISED] =
+    [const { std::sync::OnceLock::new() }; Seal::COUNT - Seal::UNSUPERVISED];
+
+/// The program of `seal`.
+pub fn program(seal: Seal) -> &'static Program {
+    let i = seal.index();
+    match PROGRAMS.get(i) {
+        Some(p) => p,
+        None => SUPERVISED[i - Seal::UNSUPERVISED].get_or_init(|| assemble(seal)),
+    }
+}
 
 /// A jump target: an index into the assembler's labels, or the next instruction.
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -238,6 +265,8 @@ enum Kind {
     Ioctl,
     /// `socket`: the family, type and protocol are checked.
     Socket,
+    /// Sent to the supervisor whatever its arguments.
+    Supervise,
 }
 
 /// A run of consecutive numbers with one [`Kind`].
@@ -313,15 +342,19 @@ const fn ranges(seal: Seal) -> ([Range; RANGES], usize) {
     while i < TABLE.len() {
         let e: &Entry = &TABLE[i];
         i += 1;
-        if !seal.holds(e.when) || !matches!(e.action, Action::Refuse) {
+        if !seal.holds(e.when) || matches!(e.action, Action::Kill) {
             continue;
         }
         match e.target {
             Target::ForeignAbi => {}
             Target::Syscalls(list) => {
+                let kind = match e.action {
+                    Action::Supervise => Kind::Supervise,
+                    Action::Refuse | Action::Kill => Kind::Refuse,
+                };
                 let mut j = 0;
                 while j < list.len() {
-                    n = insert(&mut out, n, list[j].nr as u32, Kind::Refuse);
+                    n = insert(&mut out, n, list[j].nr as u32, kind);
                     j += 1;
                 }
             }
@@ -331,9 +364,8 @@ const fn ranges(seal: Seal) -> ([Range; RANGES], usize) {
             | Target::InetType(_)
             | Target::InetTypesExcept(_)
             | Target::InetProtocolsExcept { .. }
-            | Target::NetlinkProtocol(_) => {
-                n = insert(&mut out, n, libc::SYS_socket as u32, Kind::Socket)
-            }
+            | Target::NetlinkProtocol(_)
+            | Target::UnixType(_) => n = insert(&mut out, n, libc::SYS_socket as u32, Kind::Socket),
         }
     }
     // Merge runs of refused numbers (io_uring's three, the SysV groups).
@@ -414,10 +446,11 @@ const fn search(
         return;
     }
     let r = ranges[from];
-    // Inside the range: refuse at once, or go on to the argument checks that follow.
+    // Inside the range: refuse (or notify) at once, or go on to the argument checks that
+    // follow.
     let inside = match r.kind {
         Kind::Refuse => exits.refuse,
-        Kind::Ioctl | Kind::Socket => NEXT,
+        Kind::Ioctl | Kind::Socket | Kind::Supervise => NEXT,
     };
     match (r.first > lo, r.last < hi) {
         (true, true) => {
@@ -436,6 +469,7 @@ const fn search(
         Kind::Refuse => {}
         Kind::Ioctl => ioctl(asm, seal, exits),
         Kind::Socket => socket(asm, seal, exits),
+        Kind::Supervise => asm.ret(RET_NOTIFY),
     }
 }
 
@@ -475,6 +509,9 @@ struct SocketRows {
     /// Per type, the protocols left alone when every other one is refused.
     protocols: [(i32, &'static [i32]); 8],
     protocol_count: usize,
+    /// Unix socket types refused.
+    unix_types: [i32; 8],
+    unix_type_count: usize,
 }
 
 const fn socket_rows(seal: Seal) -> SocketRows {
@@ -489,6 +526,8 @@ const fn socket_rows(seal: Seal) -> SocketRows {
         inet_only: None,
         protocols: [(0, &[]); 8],
         protocol_count: 0,
+        unix_types: [0; 8],
+        unix_type_count: 0,
     };
     let mut i = 0;
     while i < TABLE.len() {
@@ -521,6 +560,10 @@ const fn socket_rows(seal: Seal) -> SocketRows {
             Target::InetProtocolsExcept { ty, allowed } => {
                 s.protocols[s.protocol_count] = (ty, allowed);
                 s.protocol_count += 1;
+            }
+            Target::UnixType(t) => {
+                s.unix_types[s.unix_type_count] = t;
+                s.unix_type_count += 1;
             }
             Target::ForeignAbi | Target::Syscalls(_) | Target::Ioctls(_) => {}
         }
@@ -568,6 +611,11 @@ const fn socket(asm: &mut Assembler, seal: Seal, exits: Exits) {
     if netlink_checked {
         asm.jump(libc::BPF_JEQ, libc::AF_NETLINK as u32, netlink, NEXT);
     }
+    let unix = asm.label();
+    let unix_checked = rows.unix_type_count > 0;
+    if unix_checked {
+        asm.jump(libc::BPF_JEQ, libc::AF_UNIX as u32, unix, NEXT);
+    }
     // Families the allowlist keeps that need no further check are allowed here, before the
     // internet test below changes the accumulator.
     if let Some(only) = rows.only {
@@ -577,7 +625,11 @@ const fn socket(asm: &mut Assembler, seal: Seal, exits: Exits) {
             j += 1;
             let inet = f == libc::AF_INET || f == libc::AF_INET6;
             let refused = contains_n(&rows.refused_families, rows.refused_count, f);
-            if (inet && inet_checked) || refused || (f == libc::AF_NETLINK && netlink_checked) {
+            if (inet && inet_checked)
+                || refused
+                || (f == libc::AF_NETLINK && netlink_checked)
+                || (f == libc::AF_UNIX && unix_checked)
+            {
                 continue;
             }
             asm.jump(libc::BPF_JEQ, f as u32, exits.allow, NEXT);
@@ -592,6 +644,17 @@ const fn socket(asm: &mut Assembler, seal: Seal, exits: Exits) {
         exits.ret(asm, other);
     }
 
+    if unix_checked {
+        asm.bind(unix);
+        asm.load(arg_low(1));
+        asm.and(SOCK_TYPE_MASK);
+        let mut j = 0;
+        while j < rows.unix_type_count {
+            asm.jump(libc::BPF_JEQ, rows.unix_types[j] as u32, exits.refuse, NEXT);
+            j += 1;
+        }
+        asm.ret(RET_ALLOW);
+    }
     if netlink_checked {
         asm.bind(netlink);
         asm.load(arg_low(2));

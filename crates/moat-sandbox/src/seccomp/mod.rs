@@ -87,7 +87,7 @@ impl Seal {
                 arch: std::env::consts::ARCH,
             });
         }
-        Ok(bpf::PROGRAMS[self.index()].instructions())
+        Ok(bpf::program(self).instructions())
     }
 
     /// Installs the filter on the calling thread, after setting no_new_privs (seccomp needs

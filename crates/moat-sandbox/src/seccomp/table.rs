@@ -50,6 +50,9 @@ pub enum Target {
     },
     /// `socket(AF_NETLINK, ..., protocol)` for this protocol.
     NetlinkProtocol(i32),
+    /// `socket(AF_UNIX, type, ...)` for this type (without `SOCK_NONBLOCK` and
+    /// `SOCK_CLOEXEC`).
+    UnixType(i32),
 }
 
 /// When a row applies: a condition on the [`Seal`].
@@ -69,6 +72,11 @@ pub enum When {
     Listen,
     /// When the IPC seal is on ([`Seal::ipc`]).
     Ipc,
+    /// When `listen` goes to the supervisor ([`Seal::supervise_listen`]) and is not refused
+    /// outright.
+    SuperviseListen,
+    /// When `connect` goes to the supervisor ([`Seal::supervise_connect`]).
+    SuperviseConnect,
 }
 
 /// What happens to a matching call.
@@ -78,6 +86,10 @@ pub enum Action {
     Refuse,
     /// The process is killed with `SIGSYS`.
     Kill,
+    /// moat's supervisor decides, and performs the call itself on a duplicate of the
+    /// caller's descriptor ([`crate::supervise`]); without a supervisor, the call fails
+    /// with `ENOSYS`.
+    Supervise,
 }
 
 /// One row of the table.
@@ -112,6 +124,8 @@ const IO_URING: &[Syscall] = &[
 ];
 
 const LISTEN: &[Syscall] = &[sc("listen", libc::SYS_listen)];
+
+const CONNECT: &[Syscall] = &[sc("connect", libc::SYS_connect)];
 
 /// SysV IPC, POSIX message queues and keyrings: kernel objects any process of the user can
 /// find and that Landlock does not see, through which one watchdog call could leave data
@@ -177,6 +191,31 @@ pub const TABLE: &[Entry] = &[
         text: "listen(): refused with EACCES, because the policy allows no TCP bind port and \
                no unix socket (listen() on an unbound socket makes the kernel pick a port \
                without the bind check Landlock makes)",
+    },
+    Entry {
+        target: Target::Syscalls(LISTEN),
+        when: When::SuperviseListen,
+        action: Action::Supervise,
+        text: "listen(): decided by moat's supervisor, which listens on the caller's socket \
+               itself when it is a TCP socket bound to an allowed port or a unix socket bound \
+               to a path (where the policy let it create one), and refuses with EACCES \
+               anything else, a socket that was never bound included",
+    },
+    Entry {
+        target: Target::Syscalls(CONNECT),
+        when: When::SuperviseConnect,
+        action: Action::Supervise,
+        text: "connect(): performed by moat's supervisor on the caller's socket: pathname \
+               unix sockets only at the paths the policy names (before Landlock ABI 9), TCP \
+               only to the ports the policy allows; anything else EACCES",
+    },
+    Entry {
+        target: Target::UnixType(libc::SOCK_DGRAM),
+        when: When::SuperviseConnect,
+        action: Action::Refuse,
+        text: "socket(AF_UNIX, SOCK_DGRAM): refused with EACCES, because a datagram socket \
+               names its destination in every send, which the supervisor does not decide \
+               (socketpair stays allowed)",
     },
     Entry {
         target: Target::SocketFamily(libc::AF_UNIX),
@@ -262,11 +301,19 @@ pub struct Seal {
     pub listen: bool,
     /// The watchdog's IPC seal.
     pub ipc: bool,
+    /// `listen()` goes to the supervisor: the policy allows some bind port or unix socket.
+    pub supervise_listen: bool,
+    /// `connect()` goes to the supervisor, and unix datagram sockets are refused: the policy
+    /// names pathname unix sockets that Landlock cannot tell apart (before ABI 9).
+    pub supervise_connect: bool,
 }
 
 impl Seal {
-    /// How many distinct seals there are (the programs assembled at compile time).
-    pub const COUNT: usize = 32;
+    /// How many distinct seals there are.
+    pub const COUNT: usize = 128;
+
+    /// The seals without a supervised row: their programs are assembled at compile time.
+    pub const UNSUPERVISED: usize = 32;
 
     /// Whether `when` holds under this seal.
     pub const fn holds(self, when: When) -> bool {
@@ -278,7 +325,14 @@ impl Seal {
             When::Unix => self.unix,
             When::Listen => self.listen,
             When::Ipc => self.ipc,
+            When::SuperviseListen => self.supervise_listen && !self.listen,
+            When::SuperviseConnect => self.supervise_connect,
         }
+    }
+
+    /// Whether a supervisor must hold the filter's listener.
+    pub const fn supervised(self) -> bool {
+        self.holds(When::SuperviseListen) || self.holds(When::SuperviseConnect)
     }
 
     /// The seal's index among [`Seal::COUNT`] (`allow_udp` counts only with `network`).
@@ -288,6 +342,8 @@ impl Seal {
             | (self.unix as usize) << 2
             | (self.listen as usize) << 3
             | (self.ipc as usize) << 4
+            | ((self.supervise_listen && !self.listen) as usize) << 5
+            | (self.supervise_connect as usize) << 6
     }
 
     /// The seal with this index.
@@ -298,6 +354,8 @@ impl Seal {
             unix: i & 4 != 0,
             listen: i & 8 != 0,
             ipc: i & 16 != 0,
+            supervise_listen: i & 32 != 0,
+            supervise_connect: i & 64 != 0,
         }
     }
 
@@ -321,6 +379,8 @@ pub enum Decision {
     Refuse(&'static Entry),
     /// The process is killed, because of this row.
     Kill(&'static Entry),
+    /// The supervisor decides, because of this row.
+    Supervise(&'static Entry),
 }
 
 /// How a call is made: the ABI's audit architecture, the number and the six arguments as
@@ -349,6 +409,7 @@ pub fn decide(seal: Seal, call: Call) -> Decision {
             return match e.action {
                 Action::Refuse => Decision::Refuse(e),
                 Action::Kill => Decision::Kill(e),
+                Action::Supervise => Decision::Supervise(e),
             };
         }
     }
@@ -411,6 +472,7 @@ fn matches(target: Target, call: Call) -> bool {
             socket && is_inet(domain) && ty == t && !allowed.contains(&protocol)
         }
         Target::NetlinkProtocol(p) => socket && domain == libc::AF_NETLINK && protocol == p,
+        Target::UnixType(t) => socket && domain == libc::AF_UNIX && ty == t,
     }
 }
 
@@ -434,19 +496,15 @@ mod tests {
     fn indices_round_trip() {
         for i in 0..Seal::COUNT {
             let s = Seal::from_index(i);
-            if !s.network && s.allow_udp {
-                // Not a distinct seal: UDP counts only with the network sealed.
-                assert_eq!(
-                    Seal {
-                        allow_udp: false,
-                        ..s
-                    }
-                    .index(),
-                    i & !2
-                );
-                continue;
-            }
-            assert_eq!(s.index(), i);
+            // Not distinct seals: UDP counts only with the network sealed, and a supervised
+            // listen only where listen is not refused outright.
+            let canonical = Seal {
+                allow_udp: s.allow_udp && s.network,
+                supervise_listen: s.supervise_listen && !s.listen,
+                ..s
+            };
+            assert_eq!(Seal::from_index(canonical.index()), canonical, "{s:?}");
+            assert_eq!(s.index() == i, s == canonical, "{s:?}");
         }
     }
 
@@ -456,11 +514,14 @@ mod tests {
             network: true,
             allow_udp: false,
             unix: true,
-            listen: true,
+            listen: false,
             ipc: true,
+            supervise_listen: true,
+            supervise_connect: true,
         };
         let udp = Seal {
             allow_udp: true,
+            listen: true,
             ..all
         };
         for e in TABLE {

@@ -526,7 +526,7 @@ fn socket(domain: i32, kind: i32, protocol: i32, out: &mut Vec<Observed>) {
             "socket(family {domain}, type {}, protocol {protocol})",
             kind & 0xf
         ))),
-        Decision::Allow => {
+        Decision::Allow | Decision::Supervise(_) => {
             if (domain == libc::AF_INET || domain == libc::AF_INET6)
                 && kind & 0xf == libc::SOCK_DGRAM
             {

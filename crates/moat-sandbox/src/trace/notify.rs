@@ -7,58 +7,10 @@
 //! `<linux/seccomp.h>`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
-/// `struct seccomp_data`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeccompData {
-    /// The system call number.
-    pub nr: i32,
-    /// `AUDIT_ARCH_*`.
-    pub arch: u32,
-    /// The instruction pointer.
-    pub instruction_pointer: u64,
-    /// The six arguments.
-    pub args: [u64; 6],
-}
-
-/// `struct seccomp_notif`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Notification {
-    /// The cookie to answer with.
-    pub id: u64,
-    /// The calling thread, in the listener's pid namespace.
-    pub pid: u32,
-    /// Unused by the kernel so far.
-    pub flags: u32,
-    /// The call.
-    pub data: SeccompData,
-}
-
-#[repr(C)]
-struct Response {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<Notification>() == 80);
-const _: () = assert!(std::mem::size_of::<Response>() == 24);
-
-/// `_IOWR('!', nr, size)` as the kernel computes ioctl numbers.
-const fn iowr(nr: u64, size: usize) -> u64 {
-    (3 << 30) | ((size as u64) << 16) | ((b'!' as u64) << 8) | nr
-}
-const NOTIF_RECV: u64 = iowr(0, std::mem::size_of::<Notification>());
-const NOTIF_SEND: u64 = iowr(1, std::mem::size_of::<Response>());
-/// `_IOW('!', 2, __u64)`.
-const NOTIF_ID_VALID: u64 = (1 << 30) | (8 << 16) | ((b'!' as u64) << 8) | 2;
-const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
-const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
-const SECCOMP_USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+pub use crate::notify::{receive, resume, still_valid, Notification};
+use crate::notify::{SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_RET_USER_NOTIF};
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e;
 #[cfg(target_arch = "aarch64")]
@@ -173,52 +125,9 @@ pub fn install() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Receives the next notification. `Ok(None)`: the caller went away before it could be
-/// read (ENOENT), try again.
-pub fn receive(listener: &OwnedFd) -> io::Result<Option<Notification>> {
-    let mut n = Notification::default();
-    // SAFETY: `n` is a zeroed `struct seccomp_notif`, as the kernel requires.
-    let r = unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV as _, &mut n) };
-    if r == 0 {
-        return Ok(Some(n));
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENOENT) | Some(libc::EINTR) => Ok(None),
-        _ => Err(e),
-    }
-}
-
-/// Whether notification `id` is still pending (its thread has not died and been replaced
-/// by another with the same pid while its memory was read).
-pub fn still_valid(listener: &OwnedFd, id: u64) -> bool {
-    // SAFETY: the argument is a pointer to a u64 for the call.
-    unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_ID_VALID as _, &id) == 0 }
-}
-
-/// Lets the call run as if no filter had stopped it.
-pub fn resume(listener: &OwnedFd, id: u64) {
-    let resp = Response {
-        id,
-        val: 0,
-        error: 0,
-        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-    };
-    // SAFETY: `resp` is a valid `struct seccomp_notif_resp`. A failure (the thread died)
-    // needs no answer.
-    unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND as _, &resp) };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ioctl_numbers_match_the_uapi() {
-        assert_eq!(NOTIF_RECV, 0xc050_2100);
-        assert_eq!(NOTIF_SEND, 0xc018_2101);
-        assert_eq!(NOTIF_ID_VALID, 0x4008_2102);
-    }
 
     #[test]
     fn every_traced_call_jumps_to_the_notify_return() {
