@@ -17,11 +17,16 @@
 //!      elevating.
 //!   2. capabilities ([`crate::caps`]): emptying the bounding set needs `CAP_SETPCAP`, so it
 //!      comes before anything could lose it, and nothing after needs a capability.
-//!   3. the Landlock rule on the process's own `/proc/<pid>` (spawn only: the pid exists
+//!   3. the supervisor, when the seal sends calls to one ([`crate::supervise`]): forked
+//!      here (`moat run`), after the capabilities are gone, so that it holds no more than
+//!      the program, and before Landlock and seccomp, so that it is under neither.
+//!   4. the Landlock rule on the process's own `/proc/<pid>` (spawn only: the pid exists
 //!      only now), then `landlock_restrict_self`.
-//!   4. the seccomp filter: last of the restrictions, so that the calls above are not
-//!      subject to it, and because seccomp filters cannot be removed either.
-//!   5. closing every descriptor above 2, where the front end needs it (spawn: the child
+//!   5. the seccomp filter: last of the restrictions, so that the calls above are not
+//!      subject to it, and because seccomp filters cannot be removed either. Under a
+//!      supervised seal it is installed with a listener, which goes to the supervisor at
+//!      once and is closed here: the program never holds it.
+//!   6. closing every descriptor above 2, where the front end needs it (spawn: the child
 //!      shares the parent's descriptor table until now). `moat run` closes inherited
 //!      descriptors first thing instead ([`crate::fds`]), before it opens anything of its
 //!      own, and opens everything close-on-exec.
@@ -31,12 +36,16 @@
 
 use crate::caps::CapsPlan;
 use crate::landlock::{self, ExtraRule, LandlockError};
+use crate::notify::SECCOMP_FILTER_FLAG_NEW_LISTENER;
 use crate::plan::Plan;
-use crate::seccomp::{Insn, SeccompError};
+use crate::seccomp::{Insn, Seal, SeccompError};
+use crate::supervise::launch::Channel;
+use crate::supervise::Rules;
 use moat_policy::FsAccess;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
 
 /// What to do when a restriction cannot be applied.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -66,6 +75,8 @@ pub enum Step {
     NoNewPrivs,
     /// Dropping capabilities.
     Capabilities,
+    /// Starting the supervisor and handing it the filter's listener.
+    Supervisor,
     /// The Landlock rule on the process's own `/proc/<pid>` (a grant, never fatal).
     ProcSelf,
     /// `landlock_restrict_self`.
@@ -79,7 +90,7 @@ pub enum Step {
 }
 
 /// Every step, in order.
-pub const STEPS: [Step; 12] = [
+pub const STEPS: [Step; 13] = [
     Step::Cgroup,
     Step::Session,
     Step::Subreaper,
@@ -87,6 +98,7 @@ pub const STEPS: [Step; 12] = [
     Step::Chdir,
     Step::NoNewPrivs,
     Step::Capabilities,
+    Step::Supervisor,
     Step::ProcSelf,
     Step::Landlock,
     Step::Seccomp,
@@ -105,6 +117,7 @@ impl Step {
             Step::Chdir => "chdir into the working directory",
             Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
             Step::Capabilities => "dropping capabilities",
+            Step::Supervisor => "starting moat's supervisor (seccomp user notification)",
             Step::ProcSelf => "the Landlock rule on the process's own /proc/<pid>",
             Step::Landlock => "landlock_restrict_self",
             Step::Seccomp => "installing the seccomp filter",
@@ -121,8 +134,27 @@ impl Step {
     pub fn restricts(self) -> bool {
         matches!(
             self,
-            Step::Cgroup | Step::NoNewPrivs | Step::Capabilities | Step::Landlock | Step::Seccomp
+            Step::Cgroup
+                | Step::NoNewPrivs
+                | Step::Capabilities
+                | Step::Supervisor
+                | Step::Landlock
+                | Step::Seccomp
         )
+    }
+
+    /// The error of this step failing with `errno`, explained where the bare errno would
+    /// mislead.
+    pub fn error(self, errno: i32) -> std::io::Error {
+        if self == Step::Supervisor && errno == libc::EBUSY {
+            return std::io::Error::other(
+                "this process is already under a seccomp filter with a supervisor (a \
+                 supervised sandbox inside another, or moat --explain's tracer), and the \
+                 kernel allows one per process: run this sandbox outside the other, or \
+                 with a policy that needs no supervisor",
+            );
+        }
+        std::io::Error::from_raw_os_error(errno)
     }
 }
 
@@ -209,11 +241,33 @@ impl StepReport {
                 let errno = self.skipped[step as usize].load(Ordering::SeqCst);
                 (errno != 0).then(|| NotEnforced {
                     step,
-                    error: std::io::Error::from_raw_os_error(errno),
+                    error: step.error(errno),
                 })
             })
             .collect()
     }
+}
+
+/// Who serves a supervised sandbox's listener.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SupervisorHost {
+    /// A supervisor process forked by the process applying the restrictions (`moat run`).
+    Fork,
+    /// The caller, which takes the listener from [`Restrictions::supervisor_channel`] after
+    /// the sandboxed process has started (the watchdog, for its `clone(CLONE_VM)` children,
+    /// which cannot fork).
+    Caller,
+}
+
+/// The supervisor part of the restrictions.
+#[derive(Debug)]
+struct Supervision {
+    rules: Arc<Rules>,
+    channel: Channel,
+    host: SupervisorHost,
+    /// The filter without the supervised rows: what best-effort mode installs when the
+    /// supervisor cannot start.
+    unsupervised: &'static [Insn],
 }
 
 /// The restrictions a process applies to itself before exec, prepared in advance.
@@ -225,6 +279,7 @@ pub struct Restrictions {
     restrict_flags: u32,
     proc_self: FsAccess,
     filter: Option<&'static [Insn]>,
+    supervision: Option<Supervision>,
     enforcement: Enforcement,
 }
 
@@ -240,6 +295,7 @@ impl Restrictions {
             restrict_flags: 0,
             proc_self: FsAccess::EMPTY,
             filter: None,
+            supervision: None,
             enforcement: Enforcement::Required,
         }
     }
@@ -259,6 +315,23 @@ impl Restrictions {
             ),
             None => (None, 0),
         };
+        let supervision = match &plan.supervision {
+            Some(rules) if plan.seal.supervised() => Some(Supervision {
+                rules: Arc::clone(rules),
+                channel: Channel::new().map_err(|source| EnforceError::Step {
+                    step: Step::Supervisor,
+                    source,
+                })?,
+                host: SupervisorHost::Fork,
+                unsupervised: Seal {
+                    supervise_listen: false,
+                    supervise_connect: false,
+                    ..plan.seal
+                }
+                .program()?,
+            }),
+            _ => None,
+        };
         Ok(Restrictions {
             no_new_privs: true,
             caps: plan.caps,
@@ -266,8 +339,28 @@ impl Restrictions {
             restrict_flags,
             proc_self: FsAccess::EMPTY,
             filter: Some(plan.seal.program()?),
+            supervision,
             enforcement,
         })
+    }
+
+    /// Makes the caller the supervisor ([`SupervisorHost::Caller`]).
+    pub fn served_by_caller(mut self) -> Restrictions {
+        if let Some(s) = self.supervision.as_mut() {
+            s.host = SupervisorHost::Caller;
+        }
+        self
+    }
+
+    /// Who serves the listener, when the restrictions need a supervisor.
+    pub fn supervisor_host(&self) -> Option<SupervisorHost> {
+        self.supervision.as_ref().map(|s| s.host)
+    }
+
+    /// The channel the listener comes through and the rules to serve it by, for a
+    /// [`SupervisorHost::Caller`].
+    pub fn supervisor_channel(&self) -> Option<(&Channel, &Arc<Rules>)> {
+        self.supervision.as_ref().map(|s| (&s.channel, &s.rules))
     }
 
     /// Lets the process read its own `/proc/<pid>` (what `/proc/self` is for the program it
@@ -280,9 +373,12 @@ impl Restrictions {
     }
 
     /// Without the seccomp filter, for a caller whose process already has it installed
-    /// and passes it on (the watchdog installs it on itself once).
+    /// and passes it on (the watchdog installs it on itself once). A supervised filter
+    /// stays: its listener is per process.
     pub fn without_filter(mut self) -> Restrictions {
-        self.filter = None;
+        if self.supervision.is_none() {
+            self.filter = None;
+        }
         self
     }
 
@@ -322,7 +418,7 @@ impl Restrictions {
             (true, _) => Ok(report.skipped()),
             (false, Some((step, errno))) => Err(EnforceError::Step {
                 step,
-                source: std::io::Error::from_raw_os_error(errno),
+                source: step.error(errno),
             }),
             (false, None) => Err(EnforceError::Step {
                 step: Step::Landlock,
@@ -370,6 +466,22 @@ impl Restrictions {
                 }
             }
         }
+        // Whether a supervisor will take the listener.
+        let supervised = match &self.supervision {
+            Some(s) if s.host == SupervisorHost::Fork => {
+                match crate::supervise::launch::fork(&s.channel, &s.rules) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        if failed(Step::Supervisor, e) {
+                            return false;
+                        }
+                        false
+                    }
+                }
+            }
+            Some(_) => true,
+            None => false,
+        };
         if let Some(ruleset) = &self.ruleset {
             let ruleset = ruleset.as_raw_fd();
             if !self.proc_self.is_empty() {
@@ -386,7 +498,7 @@ impl Restrictions {
             }
         }
         if let Some(program) = self.filter {
-            if crate::seccomp::install_program(program) < 0 && failed(Step::Seccomp, errno()) {
+            if !self.install_filter(program, supervised, report, &failed) {
                 return false;
             }
         }
@@ -395,6 +507,43 @@ impl Restrictions {
             return false;
         }
         true
+    }
+
+    /// Installs the filter; under a supervised seal, with a listener that goes to the
+    /// supervisor and is closed here. False when the process must stop.
+    unsafe fn install_filter(
+        &self,
+        program: &'static [Insn],
+        supervised: bool,
+        report: &StepReport,
+        failed: &dyn Fn(Step, i32) -> bool,
+    ) -> bool {
+        let errno = || *libc::__errno_location();
+        let Some(s) = &self.supervision else {
+            return !(crate::seccomp::install_program(program, 0) < 0
+                && failed(Step::Seccomp, errno()));
+        };
+        if supervised {
+            let listener =
+                crate::seccomp::install_program(program, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+            if listener >= 0 {
+                let sent = s.channel.send_listener(listener as RawFd);
+                let e = errno();
+                libc::syscall(libc::SYS_close, listener);
+                if !sent {
+                    // The filter is in place and its supervised calls would fail with
+                    // ENOSYS: closed, but not what was asked, in either mode.
+                    report.fail(Step::Supervisor, e);
+                    return false;
+                }
+                return true;
+            }
+            if failed(Step::Supervisor, errno()) {
+                return false;
+            }
+        }
+        // Best effort without a supervisor: the filter without the supervised rows.
+        !(crate::seccomp::install_program(s.unsupervised, 0) < 0 && failed(Step::Seccomp, errno()))
     }
 
     /// Adds the rule on `/proc/self` to the ruleset; a grant the program may do without,

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod report;
 pub mod seccomp;
 pub mod spawn;
+pub mod supervise;
 pub mod trace;
 
 pub use abi::{AbiInfo, Availability};

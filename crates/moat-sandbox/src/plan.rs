@@ -7,6 +7,7 @@ use crate::caps::{CapsPlan, Held};
 use crate::except::Id;
 use crate::report::{Gap, Needs, Report};
 use crate::seccomp::Seal;
+use crate::supervise::{ConnectRules, ListenRules, Ports, Rules};
 use moat_policy::{
     Abi, AuditFlags, Compat, FsAccess, FsRight, NetAccess, NetRight, Origin, Policy, PolicyError,
     Right, Scope, ScopeSet, Vars,
@@ -16,6 +17,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A path rule whose path is open and whose rights fit the object.
 #[derive(Debug)]
@@ -67,6 +69,9 @@ pub struct Plan {
     /// The capability step, or `None` when the process holds nothing to drop (or the
     /// policy keeps everything).
     pub caps: Option<CapsPlan>,
+    /// What the supervisor decides, when the seal sends calls to one
+    /// ([`Seal::supervised`]).
+    pub supervision: Option<Arc<Rules>>,
     /// What is and is not enforced.
     pub report: Report,
 }
@@ -202,14 +207,34 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
     let net_eff = net_handled.intersect(net_supported);
 
     // Pathname unix sockets: Landlock's resolve_unix from ABI 9; before, a policy that
-    // allows none has socket(AF_UNIX) refused, and one that allows some cannot be enforced.
+    // allows none has socket(AF_UNIX) refused, and one that allows some has its connects
+    // decided by the supervisor.
     let unix_restricted = fs_handled.contains(FsRight::ResolveUnix);
     let unix = unix_grants(policy, vars)?;
     let unix_everywhere = unix.iter().any(|p| p == "/");
+    // Which abstract unix sockets the supervisor may reach or serve on: it cannot apply the
+    // scope, so under it, none.
+    let abstract_unix = !policy.scopes.contains(Scope::AbstractUnixSocket);
+    let mut supervisor: Option<bool> = None;
+    let mut can_supervise = || *supervisor.get_or_insert_with(crate::supervise::available);
+    let mut rules = Rules::default();
     if unix_restricted && eff < Abi::V9 {
         if unix.is_empty() {
             seal.unix = true;
-        } else if !unix_everywhere {
+        } else if unix_everywhere {
+            // Every socket may be reached: nothing to decide.
+        } else if can_supervise() {
+            seal.supervise_connect = true;
+            let restricted = |r: NetRight| !net.unrestricted && net.handled.contains(r);
+            rules.connect = Some(ConnectRules {
+                tcp_ports: restricted(NetRight::ConnectTcp)
+                    .then(|| ports_with(policy, NetRight::ConnectTcp)),
+                udp_ports: (restricted(NetRight::ConnectSendUdp) && !net.allow_udp)
+                    .then(|| ports_with(policy, NetRight::ConnectSendUdp)),
+                unix_paths: unix.iter().map(|p| canonical(Path::new(p))).collect(),
+                abstract_unix,
+            });
+        } else {
             report.dropped.push(Gap {
                 what: format!(
                     "allow only the listed pathname unix sockets ({}): every other one stays \
@@ -222,15 +247,19 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
     }
 
     // listen(): no Landlock ABI has a listen right, and listen() on an unbound socket picks
-    // a port without the bind check. Refused outright when nothing may legitimately listen.
+    // a port without the bind check. Refused outright when nothing may legitimately listen;
+    // decided by the supervisor when something may.
     let bind_restricted = !net.unrestricted && net.handled.contains(NetRight::BindTcp);
     if bind_restricted {
-        let bind_ports = net
-            .rules
-            .iter()
-            .any(|r| r.access.contains(NetRight::BindTcp));
-        if !bind_ports && unix_restricted && unix.is_empty() {
+        let bind_ports = ports_with(policy, NetRight::BindTcp);
+        if bind_ports.is_empty() && unix_restricted && unix.is_empty() {
             seal.listen = true;
+        } else if can_supervise() {
+            seal.supervise_listen = true;
+            rules.listen = Some(ListenRules {
+                tcp_ports: bind_ports,
+                abstract_unix,
+            });
         } else {
             report.warned.push(Gap {
                 what: "accept TCP connections only on the allowed bind ports: listen() on a \
@@ -295,12 +324,42 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
                 audit,
             })
         };
+    let supervision = (rules.listen.is_some() || rules.connect.is_some()).then(|| Arc::new(rules));
     Ok(Plan {
         landlock,
         seal,
         caps,
+        supervision,
         report,
     })
+}
+
+/// The ports the policy grants `right` on.
+fn ports_with(policy: &Policy, right: NetRight) -> Ports {
+    Ports::new(
+        policy
+            .net
+            .rules
+            .iter()
+            .filter(|r| r.access.contains(right))
+            .flat_map(|r| r.ports.ports())
+            .collect(),
+    )
+}
+
+/// `path` with its links resolved, for comparing with where a socket really is; a path
+/// that does not exist yet (a socket its server has not created) is resolved up to its
+/// parent.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|d| d.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The paths the policy lets the program connect and send to as pathname unix sockets
@@ -343,9 +402,15 @@ impl Plan {
             Some(ll) => describe_landlock(&mut e, ll),
             None => e.push("Landlock: nothing to enforce".to_string()),
         }
-        e.push("seccomp, refused in this sandbox:".to_string());
+        e.push("seccomp, in this sandbox:".to_string());
         for line in self.seal.describe() {
             e.push(format!("  {line}"));
+        }
+        if let Some(rules) = &self.supervision {
+            e.push("moat's supervisor (a process outside the sandbox) performs:".to_string());
+            for line in rules.describe() {
+                e.push(format!("  {line}"));
+            }
         }
         self.report.enforced = e;
     }

@@ -10,11 +10,10 @@ use std::fmt;
 pub enum Needs {
     /// A newer Landlock ABI.
     Abi(Abi),
-    /// A newer Landlock ABI, or a supervisor that decides the calls at the moment they are
-    /// made (seccomp user notification), which this version of moat does not have.
+    /// A newer Landlock ABI, or moat's supervisor ([`crate::supervise`]), which this
+    /// kernel cannot run.
     AbiOrSupervisor(Abi),
-    /// No Landlock ABI controls it: only a supervisor that sees the call at the moment it is
-    /// made, which this version of moat does not have.
+    /// No Landlock ABI controls it: only moat's supervisor, which this kernel cannot run.
     Supervisor,
 }
 
@@ -24,17 +23,21 @@ impl fmt::Display for Needs {
             Needs::Abi(a) => write!(f, "needs Landlock ABI {a}, Linux {}", a.linux()),
             Needs::AbiOrSupervisor(a) => write!(
                 f,
-                "needs Landlock ABI {a} (Linux {}) or a socket supervisor, which this moat \
-                 does not have yet",
+                "needs Landlock ABI {a} (Linux {}), or moat's supervisor, which needs \
+                 {SUPERVISOR_KERNEL}",
                 a.linux()
             ),
-            Needs::Supervisor => f.write_str(
-                "no Landlock ABI controls it; needs a socket supervisor, which this moat does \
-                 not have yet",
+            Needs::Supervisor => write!(
+                f,
+                "no Landlock ABI controls it; moat's supervisor does, which needs \
+                 {SUPERVISOR_KERNEL}"
             ),
         }
     }
 }
+
+/// What moat's supervisor needs of the kernel.
+const SUPERVISOR_KERNEL: &str = "Linux 5.6 (seccomp user notification and pidfd_getfd)";
 
 /// A control the kernel cannot enforce at the effective ABI.
 #[derive(Clone, Debug, PartialEq, Eq)]

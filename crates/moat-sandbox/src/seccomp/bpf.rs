@@ -267,6 +267,8 @@ enum Kind {
     Socket,
     /// Sent to the supervisor whatever its arguments.
     Supervise,
+    /// `socketpair`: the family and type are checked.
+    SocketPair,
 }
 
 /// A run of consecutive numbers with one [`Kind`].
@@ -364,8 +366,13 @@ const fn ranges(seal: Seal) -> ([Range; RANGES], usize) {
             | Target::InetType(_)
             | Target::InetTypesExcept(_)
             | Target::InetProtocolsExcept { .. }
-            | Target::NetlinkProtocol(_)
-            | Target::UnixType(_) => n = insert(&mut out, n, libc::SYS_socket as u32, Kind::Socket),
+            | Target::NetlinkProtocol(_) => {
+                n = insert(&mut out, n, libc::SYS_socket as u32, Kind::Socket)
+            }
+            Target::UnixType(_) => {
+                n = insert(&mut out, n, libc::SYS_socket as u32, Kind::Socket);
+                n = insert(&mut out, n, libc::SYS_socketpair as u32, Kind::SocketPair);
+            }
         }
     }
     // Merge runs of refused numbers (io_uring's three, the SysV groups).
@@ -450,7 +457,7 @@ const fn search(
     // follow.
     let inside = match r.kind {
         Kind::Refuse => exits.refuse,
-        Kind::Ioctl | Kind::Socket | Kind::Supervise => NEXT,
+        Kind::Ioctl | Kind::Socket | Kind::Supervise | Kind::SocketPair => NEXT,
     };
     match (r.first > lo, r.last < hi) {
         (true, true) => {
@@ -470,7 +477,24 @@ const fn search(
         Kind::Ioctl => ioctl(asm, seal, exits),
         Kind::Socket => socket(asm, seal, exits),
         Kind::Supervise => asm.ret(RET_NOTIFY),
+        Kind::SocketPair => socketpair(asm, seal, exits),
     }
+}
+
+/// `socketpair(domain, type, protocol, sv)`: the unix types of the rows in force are
+/// refused (on the low 32 bits, as for `socket`).
+const fn socketpair(asm: &mut Assembler, seal: Seal, exits: Exits) {
+    let rows = socket_rows(seal);
+    asm.load(arg_low(0));
+    asm.jump(libc::BPF_JEQ, libc::AF_UNIX as u32, NEXT, exits.allow);
+    asm.load(arg_low(1));
+    asm.and(SOCK_TYPE_MASK);
+    let mut j = 0;
+    while j < rows.unix_type_count {
+        asm.jump(libc::BPF_JEQ, rows.unix_types[j] as u32, exits.refuse, NEXT);
+        j += 1;
+    }
+    asm.ret(RET_ALLOW);
 }
 
 /// `ioctl(fd, request, ...)`: the requests of the rows in force are refused.

@@ -104,7 +104,7 @@ impl Seal {
             });
         }
         // SAFETY: the program lives in a static; the kernel copies it.
-        if unsafe { install_program(program) } != 0 {
+        if unsafe { install_program(program, 0) } != 0 {
             return Err(SeccompError::Install {
                 source: std::io::Error::last_os_error(),
             });
@@ -113,13 +113,17 @@ impl Seal {
     }
 }
 
-/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, program)` as a raw system call: async-signal-safe,
-/// no allocation. Returns the system call's result (0, or -1 with errno set).
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, program)` as a raw system call:
+/// async-signal-safe, no allocation. Returns the system call's result (0, the listener
+/// with `SECCOMP_FILTER_FLAG_NEW_LISTENER`, or -1 with errno set).
 ///
 /// # Safety
 /// The caller must have set no_new_privs (or hold `CAP_SYS_ADMIN`); the filter binds the
 /// calling thread for good.
-pub(crate) unsafe fn install_program(program: &'static [Insn]) -> libc::c_long {
+pub(crate) unsafe fn install_program(
+    program: &'static [Insn],
+    flags: libc::c_uint,
+) -> libc::c_long {
     let prog = libc::sock_fprog {
         len: program.len() as u16,
         // The kernel only reads the program; the pointer type is the UAPI's.
@@ -128,7 +132,7 @@ pub(crate) unsafe fn install_program(program: &'static [Insn]) -> libc::c_long {
     libc::syscall(
         libc::SYS_seccomp,
         libc::SECCOMP_SET_MODE_FILTER,
-        0 as libc::c_uint,
+        flags,
         &prog as *const libc::sock_fprog,
     )
 }

@@ -50,8 +50,8 @@ pub enum Target {
     },
     /// `socket(AF_NETLINK, ..., protocol)` for this protocol.
     NetlinkProtocol(i32),
-    /// `socket(AF_UNIX, type, ...)` for this type (without `SOCK_NONBLOCK` and
-    /// `SOCK_CLOEXEC`).
+    /// `socket(AF_UNIX, type, ...)` and `socketpair(AF_UNIX, type, ...)` for this type
+    /// (without `SOCK_NONBLOCK` and `SOCK_CLOEXEC`).
     UnixType(i32),
 }
 
@@ -213,9 +213,9 @@ pub const TABLE: &[Entry] = &[
         target: Target::UnixType(libc::SOCK_DGRAM),
         when: When::SuperviseConnect,
         action: Action::Refuse,
-        text: "socket(AF_UNIX, SOCK_DGRAM): refused with EACCES, because a datagram socket \
-               names its destination in every send, which the supervisor does not decide \
-               (socketpair stays allowed)",
+        text: "socket() and socketpair() of AF_UNIX SOCK_DGRAM: refused, because a \
+               datagram socket names its destination in every send (a socketpair's too), \
+               which the supervisor does not see",
     },
     Entry {
         target: Target::SocketFamily(libc::AF_UNIX),
@@ -472,7 +472,9 @@ fn matches(target: Target, call: Call) -> bool {
             socket && is_inet(domain) && ty == t && !allowed.contains(&protocol)
         }
         Target::NetlinkProtocol(p) => socket && domain == libc::AF_NETLINK && protocol == p,
-        Target::UnixType(t) => socket && domain == libc::AF_UNIX && ty == t,
+        Target::UnixType(t) => {
+            (socket || nr == libc::SYS_socketpair) && domain == libc::AF_UNIX && ty == t
+        }
     }
 }
 

@@ -155,7 +155,11 @@ fn seccompiler_program(seal: Seal) -> Vec<Insn> {
             Target::NetlinkProtocol(p) => {
                 add(&mut rules, socket, vec![eq(0, libc::AF_NETLINK), eq(2, p)])
             }
-            Target::UnixType(t) => add(&mut rules, socket, vec![eq(0, libc::AF_UNIX), ty(t)]),
+            Target::UnixType(t) => {
+                for nr in [socket, libc::SYS_socketpair] {
+                    add(&mut rules, nr, vec![eq(0, libc::AF_UNIX), ty(t)]);
+                }
+            }
         }
     }
     let filter = SeccompFilter::new(
@@ -257,7 +261,7 @@ fn every_program_matches_the_table_and_seccompilers_translation() {
         for &arch in &arches {
             for &nr in &nrs {
                 let mut argsets: Vec<[u64; 6]> = Vec::new();
-                if nr == libc::SYS_socket as u32 {
+                if nr == libc::SYS_socket as u32 || nr == libc::SYS_socketpair as u32 {
                     for d in domains {
                         for t in (0..=15).flat_map(|t| flags.map(|f| t | f)) {
                             for p in protocols {
@@ -396,10 +400,24 @@ fn key_decisions() {
         supervise_connect: true,
         ..sealed
     };
+    let pair = |seal: Seal, d: i32, t: i32| {
+        run(
+            seal.program().unwrap(),
+            NATIVE,
+            libc::SYS_socketpair as u32,
+            [d as u64, t as u64, 0, 0, 0, 0],
+        )
+    };
     for ty in [libc::SOCK_DGRAM, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC] {
         assert_eq!(sock(supervised, libc::AF_UNIX, ty, 0), RET_REFUSE);
         assert_eq!(sock(sealed, libc::AF_UNIX, ty, 0), RET_ALLOW);
+        assert_eq!(pair(supervised, libc::AF_UNIX, ty), RET_REFUSE);
+        assert_eq!(pair(sealed, libc::AF_UNIX, ty), RET_ALLOW);
     }
+    assert_eq!(
+        pair(supervised, libc::AF_UNIX, libc::SOCK_STREAM),
+        RET_ALLOW
+    );
     assert_eq!(
         sock(supervised, libc::AF_UNIX, libc::SOCK_STREAM, 0),
         RET_ALLOW
