@@ -12,6 +12,8 @@
 //! Operations are separated by a lone `;` argument. The exit status is 0 when every
 //! operation succeeded and 1 otherwise; usage errors exit 2.
 
+mod sockets;
+
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -26,7 +28,11 @@ ops: read PATH | list DIR | write PATH | create PATH | mkdir PATH | remove PATH 
      signal PID [SIGNAL] | abstract-connect NAME | abstract-listen NAME SECONDS
      unix-connect PATH | unix-send PATH (a datagram) | ioctl-tty PATH | sleep SECONDS | getpid
      tiocsti FD TEXT (pushes TEXT into the terminal on FD) | caps (the five sets, in hex)
-     chown PATH UID | perf-event PID | bpf-map | sethostname NAME";
+     chown PATH UID | perf-event PID | bpf-map | sethostname NAME
+     bind-listen PORT | listen-fd FD | unix-listen PATH | unix-read PATH (prints what the
+     server says) | unix-pair-send PATH (from a datagram socketpair) | fds
+     race-listen PORT ROUNDS | race-unix GOOD BAD ROUNDS (threads racing the checks)
+     steal-fds PID (pidfd_getfd) | ptrace PID";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,6 +102,9 @@ fn check(r: libc::c_int) -> R {
 }
 
 fn run(op: &[String]) -> R {
+    if let Some(r) = sockets::run(op) {
+        return r;
+    }
     match op[0].as_str() {
         "read" => {
             let mut f = std::fs::File::open(arg(op, 1)?).map_err(io)?;
