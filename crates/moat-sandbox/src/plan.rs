@@ -816,24 +816,30 @@ mod tests {
             .fs_handled
             .contains(FsRight::ResolveUnix));
 
-        // A bind port: listen cannot be refused; the gap is reported, strict still runs.
+        // The supervisor runs on the kernels moat's tests run on.
+        assert!(crate::supervise::available());
+        // A bind port: the supervisor decides listen(), on port 80 only.
         let p = plan(&web, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
-        assert!(!p.seal.listen && p.seal.unix);
-        assert_eq!(p.report.warned.len(), 1);
-        assert_eq!(p.report.warned[0].needs, Needs::Supervisor);
-        assert!(!p.report.refused() && !p.report.fully_enforced());
-        assert!(p.report.warnings()[0].contains("never bound"));
+        assert!(!p.seal.listen && p.seal.unix && p.seal.supervise_listen);
+        assert!(!p.seal.supervise_connect && p.seal.supervised());
+        let rules = p.supervision.as_deref().unwrap();
+        let listen = rules.listen.as_ref().unwrap();
+        assert!(listen.tcp_ports.contains(80) && !listen.tcp_ports.contains(81));
+        assert!(rules.connect.is_none());
+        assert!(p.report.fully_enforced(), "{:?}", p.report);
 
-        // Named sockets below ABI 9: strict refuses, best-effort leaves AF_UNIX open.
+        // Named sockets below ABI 9: the supervisor decides connect(), and listen() (a
+        // unix server may listen, no TCP one); from ABI 9 Landlock decides connect().
         let p = plan(&named, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
-        assert!(!p.seal.unix && !p.seal.listen);
-        assert!(p.report.refused());
-        assert_eq!(p.report.dropped[0].needs, Needs::AbiOrSupervisor(Abi::V9));
-        assert!(plan(&named, at(Abi::V9), Compat::Strict, &Vars::new())
-            .unwrap()
-            .report
-            .dropped
-            .is_empty());
+        assert!(!p.seal.unix && !p.seal.listen && p.seal.supervise_connect);
+        let rules = p.supervision.as_deref().unwrap();
+        let connect = rules.connect.as_ref().unwrap();
+        assert_eq!(connect.unix_paths, [PathBuf::from("/etc/hostname")]);
+        assert!(rules.listen.as_ref().unwrap().tcp_ports.is_empty());
+        assert!(p.report.fully_enforced(), "{:?}", p.report);
+        let p = plan(&named, at(Abi::V9), Compat::Strict, &Vars::new()).unwrap();
+        assert!(p.report.dropped.is_empty() && !p.seal.supervise_connect);
+        assert!(p.supervision.unwrap().connect.is_none());
         // Every socket allowed: nothing to refuse, nothing missing.
         let p = plan(&everywhere, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
         assert!(!p.seal.unix && p.report.dropped.is_empty());

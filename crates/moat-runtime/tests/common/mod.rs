@@ -204,7 +204,12 @@ impl Bundle {
     /// Starts `sleep` in the container through `runtime` (create + start, detached). The
     /// container keeps create's stdio: it gets a file, not a pipe nobody closes.
     pub fn start_sleeping(&self, runtime: &Path) {
-        self.edit(|c| c["process"]["args"] = serde_json::json!(["/bin/sleep", "30"]));
+        self.start_with(runtime, &["/bin/sleep", "30"]);
+    }
+
+    /// Starts `args` in the container through `runtime` (create + start, detached).
+    pub fn start_with(&self, runtime: &Path, args: &[&str]) {
+        self.edit(|c| c["process"]["args"] = serde_json::json!(args));
         let err = self.path().join("create.err");
         let st = self
             .cmd(runtime)

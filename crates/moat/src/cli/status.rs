@@ -43,46 +43,65 @@ const FEATURES: &[(&str, &str, Abi)] = &[
     ("udp", "UDP bind and connect/send rules", Abi::V10),
 ];
 
-/// What moat enforces beyond Landlock's own rights, and what it cannot yet: `(key,
-/// description, whether this moat does it given seccomp)`. The honest half of the status:
-/// a policy can imply more than the ABI list shows.
-const BEYOND_LANDLOCK: &[(&str, &str, bool)] = &[
+/// What a control beyond Landlock needs from the kernel.
+#[derive(Copy, Clone)]
+enum Layer {
+    /// A seccomp filter.
+    Seccomp,
+    /// moat's supervisor: seccomp user notification and pidfd_getfd (Linux 5.6).
+    Supervisor,
+    /// Nothing beyond what every Linux has.
+    Always,
+}
+
+/// What moat enforces beyond Landlock's own rights: `(key, description, what it needs)`.
+/// The honest half of the status: a policy can imply more than the ABI list shows.
+const BEYOND_LANDLOCK: &[(&str, &str, Layer)] = &[
     (
         "sockets",
         "seccomp: UDP (before ABI 10), raw, packet, SCTP, MPTCP, other families and io_uring refused when a policy restricts the network",
-        true,
+        Layer::Seccomp,
     ),
     (
         "terminal",
         "seccomp: TIOCSTI and TIOCLINUX refused in every sandbox (no keystrokes into the caller's terminal)",
-        true,
+        Layer::Seccomp,
     ),
     (
         "unix_none",
         "seccomp: socket(AF_UNIX) refused when a policy allows no pathname unix socket (before ABI 9)",
-        true,
+        Layer::Seccomp,
     ),
     (
         "unix_allowlist",
-        "only the listed pathname unix sockets reachable, before ABI 9 (needs a socket supervisor: not in this moat)",
-        false,
+        "supervisor: only the listed pathname unix sockets reachable, before ABI 9 (unix datagram sockets refused)",
+        Layer::Supervisor,
     ),
     (
         "listen_none",
         "seccomp: listen() refused when a policy allows no bind port and no unix socket",
-        true,
+        Layer::Seccomp,
     ),
     (
         "listen_ports",
-        "listen() only on the allowed bind ports (no Landlock ABI; needs a socket supervisor: not in this moat)",
-        false,
+        "supervisor: listen() only on sockets bound to the allowed bind ports (no Landlock ABI has it)",
+        Layer::Supervisor,
     ),
     (
         "capabilities",
         "every capability dropped before exec, but those a policy keeps",
-        true,
+        Layer::Always,
     ),
 ];
+
+/// Whether this kernel has what `layer` needs.
+fn enforceable(layer: Layer, seccomp: bool) -> bool {
+    match layer {
+        Layer::Seccomp => seccomp,
+        Layer::Supervisor => seccomp && moat_sandbox::supervise::available(),
+        Layer::Always => true,
+    }
+}
 
 fn seccomp_available() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -129,10 +148,10 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
             "seccomp_socket_filter": seccomp,
             "beyond_landlock": BEYOND_LANDLOCK
                 .iter()
-                .map(|(key, what, done)| serde_json::json!({
+                .map(|(key, what, layer)| serde_json::json!({
                     "feature": key,
                     "description": what,
-                    "enforceable": *done && (seccomp || *key == "capabilities"),
+                    "enforceable": enforceable(*layer, seccomp),
                 }))
                 .collect::<Vec<_>>(),
         });
@@ -163,8 +182,8 @@ pub fn status(args: StatusArgs) -> Result<i32, Failure> {
     }
     println!();
     println!("beyond Landlock:");
-    for (key, what, done) in BEYOND_LANDLOCK {
-        let yes = *done && (seccomp || *key == "capabilities");
+    for (_, what, layer) in BEYOND_LANDLOCK {
+        let yes = enforceable(*layer, seccomp);
         println!("  {}  {what}", if yes { "yes" } else { "no " });
     }
     Ok(0)
