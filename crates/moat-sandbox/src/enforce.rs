@@ -253,7 +253,7 @@ impl StepReport {
 pub enum SupervisorHost {
     /// A supervisor process forked by the process applying the restrictions (`moat run`).
     Fork,
-    /// The caller, which takes the listener from [`Restrictions::supervisor_channel`] after
+    /// The caller, which takes the listener with [`Restrictions::serve_supervisor`] after
     /// the sandboxed process has started (the watchdog, for its `clone(CLONE_VM)` children,
     /// which cannot fork).
     Caller,
@@ -357,10 +357,19 @@ impl Restrictions {
         self.supervision.as_ref().map(|s| s.host)
     }
 
-    /// The channel the listener comes through and the rules to serve it by, for a
-    /// [`SupervisorHost::Caller`].
-    pub fn supervisor_channel(&self) -> Option<(&Channel, &Arc<Rules>)> {
-        self.supervision.as_ref().map(|s| (&s.channel, &s.rules))
+    /// For a [`SupervisorHost::Caller`], once the sandboxed process has started: takes the
+    /// listener it sent and serves it from a new thread with the program's capabilities
+    /// ([`crate::supervise::launch::serve_from_thread`]). `Ok(false)` when there is
+    /// nothing to serve (no supervision, or a best-effort start without it).
+    pub fn serve_supervisor(&self) -> std::io::Result<bool> {
+        let Some(s) = self.supervision.as_ref() else {
+            return Ok(false);
+        };
+        let Some(listener) = s.channel.receive_listener()? else {
+            return Ok(false);
+        };
+        crate::supervise::launch::serve_from_thread(listener, Arc::clone(&s.rules), self.caps)?;
+        Ok(true)
     }
 
     /// Lets the process read its own `/proc/<pid>` (what `/proc/self` is for the program it

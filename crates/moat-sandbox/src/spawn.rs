@@ -234,6 +234,16 @@ impl Command {
         restrictions: &Restrictions,
         cgroups: &[BorrowedFd<'_>],
     ) -> Result<Child, SpawnError> {
+        if restrictions.supervisor_host() == Some(crate::enforce::SupervisorHost::Fork) {
+            // The child borrows this process's memory until it execs: it cannot fork.
+            return Err(SpawnError::Restrictions(EnforceError::Step {
+                step: Step::Supervisor,
+                source: std::io::Error::other(
+                    "a spawned child cannot fork a supervisor: serve it from the caller \
+                     (Restrictions::served_by_caller)",
+                ),
+            }));
+        }
         let cgroups: Vec<RawFd> = cgroups.iter().map(|f| f.as_raw_fd()).collect();
         let stdio = [stdio.stdin, stdio.stdout, stdio.stderr].map(|f| f.as_raw_fd());
         for (target, &fd) in stdio.iter().enumerate() {

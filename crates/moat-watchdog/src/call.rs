@@ -586,6 +586,17 @@ impl Runner {
             &restrictions,
             &procs,
         );
+        // The watchdog serves a supervised call's listener (it cannot come from a forked
+        // supervisor: the call is a clone(CLONE_VM) child). Without it the call's
+        // supervised calls fail (ENOSYS): closed, and said.
+        if spawned.is_ok() {
+            if let Err(e) = restrictions.serve_supervisor() {
+                answer
+                    .notes
+                    .not_enforced
+                    .push(format!("moat's supervisor: {e}"));
+            }
+        }
         // The child's ends and the ruleset belong to the child now.
         drop((stdin_r, out_w, err_w, restrictions, procs));
         let spawned = match spawned {

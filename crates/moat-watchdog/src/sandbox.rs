@@ -136,7 +136,14 @@ impl Sandbox {
         let Some(plan) = self.plan.as_ref() else {
             return Ok(None);
         };
-        let seal = Seal { ipc, ..plan.seal };
+        // A supervised seal's listener is per process: each call installs that filter
+        // itself, and the watchdog takes its listener; what is inherited is the rest.
+        let seal = Seal {
+            ipc,
+            supervise_listen: false,
+            supervise_connect: false,
+            ..plan.seal
+        };
         seal.install()?;
         self.filter_inherited = true;
         Ok(Some(seal))
@@ -169,8 +176,9 @@ impl Sandbox {
             })
             .into_iter()
             .collect();
-        let r =
-            Restrictions::from_plan(plan, &extra, enforcement)?.with_own_proc(own_proc_access());
+        let r = Restrictions::from_plan(plan, &extra, enforcement)?
+            .with_own_proc(own_proc_access())
+            .served_by_caller();
         Ok(if self.filter_inherited {
             r.without_filter()
         } else {

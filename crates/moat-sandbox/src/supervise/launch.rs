@@ -19,8 +19,10 @@
 //!   channel after the spawn ([`Channel::receive_listener`]) and serves it from a thread.
 
 use super::Rules;
+use crate::caps::CapsPlan;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 /// A unix stream socket pair between the sandboxed process and its supervisor.
 #[derive(Debug)]
@@ -71,6 +73,31 @@ impl Channel {
     pub fn receive_listener(&self) -> io::Result<Option<OwnedFd>> {
         receive_fd(self.supervisor.as_raw_fd(), libc::MSG_DONTWAIT)
     }
+}
+
+/// Serves `listener` from a new thread of the calling process (the watchdog), which first
+/// drops to the capabilities of the sandboxed program (`caps`, applied to that thread
+/// only: Linux credentials are per thread), so that what it performs is checked as the
+/// program's own calls would be. The thread ends with the sandbox.
+pub fn serve_from_thread(
+    listener: OwnedFd,
+    rules: Arc<Rules>,
+    caps: Option<CapsPlan>,
+) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("moat-supervise".into())
+        .spawn(move || {
+            if let Some(caps) = caps {
+                // SAFETY: changes this thread's credentials only, for the rest of its
+                // life, which is serving this listener.
+                if unsafe { caps.apply() }.is_err() {
+                    // Dropping the listener fails the supervised calls (ENOSYS): closed.
+                    return;
+                }
+            }
+            let _ = super::serve(listener, &rules);
+        })
+        .map(|_| ())
 }
 
 /// `sendmsg` of one byte with `fd` in an `SCM_RIGHTS` message.
