@@ -257,6 +257,10 @@ pub enum SupervisorHost {
     /// the sandboxed process has started (the watchdog, for its `clone(CLONE_VM)` children,
     /// which cannot fork).
     Caller,
+    /// A tracer's filter, installed after the restrictions with a listener of its own: the
+    /// supervised filter goes in without one, and the kernel sends the supervised calls to
+    /// the newest filter's listener, the tracer's ([`crate::trace::Session::supervise`]).
+    Tracer,
 }
 
 /// The supervisor part of the restrictions.
@@ -345,11 +349,31 @@ impl Restrictions {
     }
 
     /// Makes the caller the supervisor ([`SupervisorHost::Caller`]).
-    pub fn served_by_caller(mut self) -> Restrictions {
+    pub fn served_by_caller(self) -> Restrictions {
+        self.served_by(SupervisorHost::Caller)
+    }
+
+    /// Sets who serves the listener.
+    pub fn served_by(mut self, host: SupervisorHost) -> Restrictions {
         if let Some(s) = self.supervision.as_mut() {
-            s.host = SupervisorHost::Caller;
+            s.host = host;
         }
         self
+    }
+
+    /// The rules the supervisor decides by, when there is one.
+    pub fn supervisor_rules(&self) -> Option<&Arc<Rules>> {
+        self.supervision.as_ref().map(|s| &s.rules)
+    }
+
+    /// Drops the calling thread's capabilities as the plan drops the program's, for a
+    /// process that serves the program's supervised calls itself (a tracer).
+    pub fn drop_capabilities_here(&self) -> std::io::Result<()> {
+        match &self.caps {
+            // SAFETY: changes the calling thread's credentials, which is the point.
+            Some(c) => unsafe { c.apply() }.map_err(std::io::Error::from_raw_os_error),
+            None => Ok(()),
+        }
     }
 
     /// Who serves the listener, when the restrictions need a supervisor.
@@ -488,7 +512,7 @@ impl Restrictions {
                     }
                 }
             }
-            Some(_) => true,
+            Some(s) => s.host == SupervisorHost::Caller,
             None => false,
         };
         if let Some(ruleset) = &self.ruleset {
@@ -528,10 +552,15 @@ impl Restrictions {
         failed: &dyn Fn(Step, i32) -> bool,
     ) -> bool {
         let errno = || *libc::__errno_location();
-        let Some(s) = &self.supervision else {
-            return !(crate::seccomp::install_program(program, 0) < 0
-                && failed(Step::Seccomp, errno()));
+        let plain = |program| {
+            !(crate::seccomp::install_program(program, 0) < 0 && failed(Step::Seccomp, errno()))
         };
+        let Some(s) = &self.supervision else {
+            return plain(program);
+        };
+        if s.host == SupervisorHost::Tracer {
+            return plain(program);
+        }
         if supervised {
             let listener =
                 crate::seccomp::install_program(program, SECCOMP_FILTER_FLAG_NEW_LISTENER);
@@ -552,7 +581,7 @@ impl Restrictions {
             }
         }
         // Best effort without a supervisor: the filter without the supervised rows.
-        !(crate::seccomp::install_program(s.unsupervised, 0) < 0 && failed(Step::Seccomp, errno()))
+        plain(s.unsupervised)
     }
 
     /// Adds the rule on `/proc/self` to the ruleset; a grant the program may do without,

@@ -160,3 +160,49 @@ fn nothing_denied_says_so_and_keeps_the_status() {
         r.stderr
     );
 }
+
+/// A listen() decided by moat's supervisor under --explain: from both sources, the allowed
+/// port listens and an unbound socket is refused, as without --explain.
+fn supervised_run(s: &Scratch) -> Run {
+    let port = free_port();
+    let p = port.to_string();
+    let probe = probe_bin();
+    let probe = probe.to_str().unwrap();
+    s.run(&[
+        "run",
+        "--explain",
+        "--rox",
+        "/usr,/lib,/lib64,/bin",
+        "--rox",
+        probe,
+        "--bind-tcp",
+        &p,
+        "--",
+        probe,
+        "bind-listen",
+        &p,
+        ";",
+        "listen-unbound",
+        "0",
+    ])
+}
+
+#[test]
+fn supervised_listen_is_decided_under_both_sources() {
+    let _one = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new();
+    for audit in [false, true] {
+        if audit && !(is_root() && require_abi(7)) {
+            eprintln!("SKIP: the audit source needs root and Landlock ABI 7");
+            continue;
+        }
+        let was = is_root() && set_audit(audit);
+        let r = supervised_run(&s);
+        if is_root() {
+            set_audit(was);
+        }
+        // The probe exits 1 for the refused listen; moat keeps its status.
+        assert_eq!(r.lines(), ["ok", "EACCES"], "audit {audit}: {}", r.stderr);
+        assert_eq!(r.code, 1, "audit {audit}: {}", r.stderr);
+    }
+}

@@ -52,17 +52,16 @@ fn check_shows_what_is_enforced_and_what_is_dropped() {
     );
     assert!(r.stdout.contains("allow bind_tcp: 8080"), "{}", r.stdout);
     assert!(r.stdout.contains("dropped: nothing"), "{}", r.stdout);
-    // A bind port allowed: listen() on an unbound socket cannot be refused outright, and
-    // the report says so instead of "fully enforced".
+    // A bind port allowed: listen() is left to moat's supervisor, which the report names,
+    // and nothing is left unenforced.
     assert!(
-        r.stdout.contains("not enforced (moat runs anyway")
-            && r.stdout
-                .contains("listen() on a socket that was never bound"),
+        r.stdout
+            .contains("listen(): only on internet sockets bound to ports 8080"),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains("verdict: runs, but not fully enforced"),
+        r.stdout.contains("verdict: runs fully enforced"),
         "{}",
         r.stdout
     );

@@ -56,13 +56,7 @@ pub fn available() -> bool {
 /// filter.
 pub fn serve(listener: OwnedFd, rules: &Rules) -> io::Result<()> {
     let listener = Arc::new(listener);
-    let pool = Pool::new(Arc::clone(&listener));
-    let result = serve_with(&listener, rules, &pool);
-    pool.close();
-    result
-}
-
-fn serve_with(listener: &Arc<OwnedFd>, rules: &Rules, pool: &Pool) -> io::Result<()> {
+    let server = Server::new(Arc::clone(&listener), Arc::new(rules.clone()));
     loop {
         let mut p = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -79,8 +73,8 @@ fn serve_with(listener: &Arc<OwnedFd>, rules: &Rules, pool: &Pool) -> io::Result
             return Err(e);
         }
         if p.revents & libc::POLLIN != 0 {
-            if let Some(n) = receive(listener)? {
-                handle(listener, rules, pool, &n);
+            if let Some(n) = receive(&listener)? {
+                server.handle(&n);
             }
         } else if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
             // Every process under the filter is gone.
@@ -89,21 +83,58 @@ fn serve_with(listener: &Arc<OwnedFd>, rules: &Rules, pool: &Pool) -> io::Result
     }
 }
 
-fn handle(listener: &Arc<OwnedFd>, rules: &Rules, pool: &Pool, n: &Notification) {
-    let caller = match Caller::pin(listener, n) {
-        Ok(c) => c,
-        Err(Unpinned::Gone) => return,
-        Err(Unpinned::Refused(e)) => return respond(listener, n.id, Err(e)),
-    };
-    let args = n.data.args;
-    let answer = match (i64::from(n.data.nr), &rules.listen, &rules.connect) {
-        (nr, Some(l), _) if nr == libc::SYS_listen => calls::listen(&caller, l, args),
-        (nr, _, Some(c)) if nr == libc::SYS_connect => match calls::connect(&caller, c, args) {
-            Connect::Done(r) => r,
-            Connect::Blocking(pending) => return pool.submit(n.id, pending),
-        },
-        // A call the rules do not cover (a filter and rules out of step): refused.
-        _ => Err(libc::EACCES),
-    };
-    respond(listener, n.id, answer);
+/// Decides and answers the supervised calls of one listener. [`serve`] runs one on its
+/// own listener; `moat run --explain`'s tracer, whose listener also carries the calls it
+/// only observes, hands it those [`Server::decides`].
+pub struct Server {
+    listener: Arc<OwnedFd>,
+    rules: Arc<Rules>,
+    pool: Pool,
+}
+
+impl Server {
+    /// A server answering on `listener` by `rules`.
+    pub fn new(listener: Arc<OwnedFd>, rules: Arc<Rules>) -> Server {
+        Server {
+            pool: Pool::new(Arc::clone(&listener)),
+            listener,
+            rules,
+        }
+    }
+
+    /// Whether `n` is a call the rules decide (`listen` or `connect`, when supervised).
+    pub fn decides(&self, n: &Notification) -> bool {
+        let nr = i64::from(n.data.nr);
+        (nr == libc::SYS_listen && self.rules.listen.is_some())
+            || (nr == libc::SYS_connect && self.rules.connect.is_some())
+    }
+
+    /// Decides `n`, performs it if allowed, and answers it (a blocking connect from a
+    /// worker thread, later).
+    pub fn handle(&self, n: &Notification) {
+        let listener = &*self.listener;
+        let caller = match Caller::pin(listener, n) {
+            Ok(c) => c,
+            Err(Unpinned::Gone) => return,
+            Err(Unpinned::Refused(e)) => return respond(listener, n.id, Err(e)),
+        };
+        let args = n.data.args;
+        let nr = i64::from(n.data.nr);
+        let answer = match (&self.rules.listen, &self.rules.connect) {
+            (Some(l), _) if nr == libc::SYS_listen => calls::listen(&caller, l, args),
+            (_, Some(c)) if nr == libc::SYS_connect => match calls::connect(&caller, c, args) {
+                Connect::Done(r) => r,
+                Connect::Blocking(pending) => return self.pool.submit(n.id, pending),
+            },
+            // A call the rules do not cover (a filter and rules out of step): refused.
+            _ => Err(libc::EACCES),
+        };
+        respond(listener, n.id, answer);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.pool.close();
+    }
 }

@@ -19,9 +19,11 @@ mod notify;
 pub use decode::{Decoder, Event};
 
 use crate::exec::{ExecError, Target};
+use crate::supervise::{Rules, Server};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// The tracer could not start or went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +45,10 @@ fn os(what: &'static str) -> impl FnOnce(io::Error) -> TraceError {
 /// A traced program, started and running.
 pub struct Session {
     child: libc::pid_t,
-    listener: Option<OwnedFd>,
+    listener: Option<Arc<OwnedFd>>,
+    /// The sandbox's supervisor, when the traced program's policy needs one: the kernel
+    /// allows one listener per process, so the tracer's serves it too.
+    supervisor: Option<Server>,
 }
 
 /// How a traced program ended.
@@ -116,7 +121,8 @@ fn start(
     };
     Ok(Session {
         child: pid,
-        listener,
+        listener: listener.map(Arc::new),
+        supervisor: None,
     })
 }
 
@@ -257,6 +263,17 @@ impl Session {
         self.child
     }
 
+    /// Serves the sandbox's supervised calls (listen, connect) by `rules` on the tracing
+    /// listener: the child's restrictions must have been applied with
+    /// [`crate::enforce::SupervisorHost::Tracer`], which installs the supervised filter
+    /// without a listener of its own. The calls are decided and performed, never let
+    /// through.
+    pub fn supervise(&mut self, rules: Arc<Rules>) {
+        if let Some(l) = &self.listener {
+            self.supervisor = Some(Server::new(Arc::clone(l), rules));
+        }
+    }
+
     /// Serves notifications, calling `on_event` for each, until the child has exited and
     /// its descendants are done or gone quiet; returns how the child ended. Descendants
     /// still running afterwards keep running untraced (their traced calls fail with
@@ -305,7 +322,10 @@ impl Session {
                 if notify::still_valid(listener, n.id) {
                     on_event(&event);
                 }
-                notify::resume(listener, n.id);
+                match &self.supervisor {
+                    Some(s) if s.decides(&n) => s.handle(&n),
+                    _ => notify::resume(listener, n.id),
+                }
             } else if pfd.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                 // Every process that had the filter is gone.
                 self.listener = None;

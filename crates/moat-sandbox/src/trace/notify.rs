@@ -52,6 +52,7 @@ pub const TRACED: &[libc::c_long] = &[
     libc::SYS_ftruncate,
     libc::SYS_socket,
     libc::SYS_bind,
+    libc::SYS_listen,
     libc::SYS_connect,
     libc::SYS_kill,
     libc::SYS_tkill,

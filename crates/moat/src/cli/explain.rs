@@ -12,7 +12,7 @@
 use super::Failure;
 use moat_policy::Abi;
 use moat_sandbox::audit::{self, AuditLog};
-use moat_sandbox::enforce::{Enforcement, Restrictions};
+use moat_sandbox::enforce::{Enforcement, Restrictions, SupervisorHost};
 use moat_sandbox::exec::Target;
 use moat_sandbox::explain::{Checker, Denial, Denials};
 use moat_sandbox::trace::{self, Exit};
@@ -81,7 +81,7 @@ extern "C" fn forward(sig: libc::c_int) {
 /// Like a shell with a foreground job: the terminal's interrupt goes to the command and
 /// moat ignores it. Signals sent to moat itself (a container engine stopping its pid 1,
 /// a supervisor) are passed on to the command.
-fn supervise(child: libc::pid_t) {
+fn forward_signals(child: libc::pid_t) {
     CHILD.store(child, Ordering::Relaxed);
     // SAFETY: SIG_IGN and a handler that only calls kill(2) are valid dispositions.
     unsafe {
@@ -102,10 +102,22 @@ fn with_tracer(
     plan: &Plan,
 ) -> Result<(Exit, Vec<Denial>), Failure> {
     let checker = Checker::new(plan);
-    let restrictions =
-        Restrictions::from_plan(plan, &[], Enforcement::Required).map_err(Failure::moat)?;
-    let session = trace::spawn(target, env, || restrict(&restrictions)).map_err(Failure::moat)?;
-    supervise(session.pid());
+    // One listener per process: the tracer's also serves the sandbox's supervised calls.
+    let restrictions = Restrictions::from_plan(plan, &[], Enforcement::Required)
+        .map_err(Failure::moat)?
+        .served_by(SupervisorHost::Tracer);
+    let mut session =
+        trace::spawn(target, env, || restrict(&restrictions)).map_err(Failure::moat)?;
+    if let Some(rules) = restrictions.supervisor_rules() {
+        // What the supervisor performs is checked as the program's own calls would be.
+        restrictions.drop_capabilities_here().map_err(|e| {
+            Failure::moat(format!(
+                "dropping capabilities to supervise the command: {e}"
+            ))
+        })?;
+        session.supervise(std::sync::Arc::clone(rules));
+    }
+    forward_signals(session.pid());
     let mut denials = Denials::default();
     let exit = session
         .run(|e| {
@@ -131,7 +143,7 @@ fn with_audit(
         Restrictions::from_plan(plan, &[], Enforcement::Required).map_err(Failure::moat)?;
     let session =
         trace::spawn_untraced(target, env, || restrict(&restrictions)).map_err(Failure::moat)?;
-    supervise(session.pid());
+    forward_signals(session.pid());
     let mut records = Vec::new();
     let exit = loop {
         records.extend(log.read(50));
