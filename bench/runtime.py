@@ -21,6 +21,11 @@ configured node paid before the early path learnt to read the file:
   moat-runtime, node config, no policy / policy
   moat-runtime, node config not read early, no policy
 
+With --supervised, one more variant: the policy plus a TCP bind port, for which the launcher
+forks moat's supervisor (docs/policy.md, 1.15) before it restricts itself:
+
+  moat-runtime, policy with a bind port (supervisor)
+
 With --breakdown, two more variants split the confined overhead:
 
   runc, moat mounts           runc on the original config.json plus the two read-only
@@ -55,6 +60,9 @@ import tempfile
 import time
 
 POLICY = '{"filesystem":{"read_exec":["/bin"],"read":["/etc"],"read_write":["/tmp"]}}'
+# The same with a server port: the launcher forks moat's supervisor for listen().
+SUPERVISED = ('{"filesystem":{"read_exec":["/bin"],"read":["/etc"],"read_write":["/tmp"]},'
+              '"network":{"bind_tcp":[8080]}}')
 
 
 def make_bundle(base):
@@ -103,6 +111,8 @@ def main():
                     help="add runc variants with moat's mounts and with a prepared config")
     ap.add_argument("--node-config", action="store_true",
                     help="add moat-runtime variants with a node's /etc/moat/runtime.toml")
+    ap.add_argument("--supervised", action="store_true",
+                    help="add a confined variant whose policy needs moat's supervisor")
     ap.add_argument("--ci", type=int, default=0, metavar="N",
                     help="95%% confidence intervals from N bootstrap resamples of the rounds")
     ap.add_argument("--markdown", action="store_true")
@@ -139,16 +149,19 @@ def main():
                   ("moat-runtime, node config, policy", mr, "policy", env(node)),
                   ("moat-runtime, node config not read early, no policy", mr, "plain",
                    env(skipped))]
+    if args.supervised:
+        kinds += [("moat-runtime, policy with a bind port (supervisor)", mr, "supervised", None)]
     if args.breakdown:
         kinds += [("runc, moat mounts", "runc", "mounts", None),
                   ("runc, prepared config", "runc", "prepared", None)]
     variants = []
     for name, runtime, kind, env in kinds:
-        bundle = os.path.join(tmp, name.replace(" ", "").replace(",", "-"))
+        bundle = os.path.join(tmp, "".join(c if c.isalnum() else "-" for c in name))
         os.makedirs(bundle)
         cfg = make_bundle(bundle)
         if kind != "plain":
-            cfg.setdefault("annotations", {})["moat.dev/policy"] = POLICY
+            cfg.setdefault("annotations", {})["moat.dev/policy"] = (
+                SUPERVISED if kind == "supervised" else POLICY)
         text = json.dumps(cfg, indent=2)
         if kind in ("mounts", "prepared"):
             # Let moat-runtime prepare the bundle once, without running anything.
