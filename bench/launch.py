@@ -33,6 +33,9 @@ def variants(moat):
     v = [("bare /bin/true", ["/bin/true"])]
     v.append(("moat run (flags)", [moat, "run", *FLAGS, "--", "/bin/true"]))
     v.append(("moat run (default preset)", [moat, "run", "--", "/bin/true"]))
+    # A bind port: moat forks its supervisor for listen() (docs/policy.md, 1.15).
+    v.append(("moat run (flags, --bind-tcp 8080: supervisor)",
+              [moat, "run", *FLAGS, "--bind-tcp", "8080", "--", "/bin/true"]))
     peers = os.environ.get("MOAT_BENCH_PEERS", "")
     def peer(name):
         path = os.path.join(peers, name)

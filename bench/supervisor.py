@@ -1,11 +1,10 @@
 #!/usr/bin/env python3
 """What moat's supervisor costs (docs/policy.md, 1.15).
 
-Three measurements, each against the same work without the supervisor:
+Two measurements, each against the same work without the supervisor (the launch with a
+supervisor is a variant of bench/launch.py, the container start one of bench/runtime.py
+--supervised):
 
-  launch    `moat run` of /bin/true with the FLAGS policy, with that policy plus a TCP bind
-            port (the supervisor is forked for listen()), and plus a named unix socket (it
-            also decides connect(), below Landlock ABI 9). Interleaved rounds, shuffled.
   calls     one listen() and one connect() (to a unix socket and to a TCP port on
             loopback), timed inside a Python process around the call alone, median of N:
             bare, under moat with Landlock alone deciding, under moat with the supervisor.
@@ -19,16 +18,16 @@ Every sandboxed Python is Debian's /usr/bin/python3. Needs a kernel where the su
 runs (Linux 5.6) and Landlock ABI 4 to 8 (from ABI 9 Landlock decides unix connects itself
 and the connect variants need no supervisor).
 
-usage: bench/supervisor.py [--moat PATH] [--runs N] [--calls N] [--requests N] [--markdown]
+usage: bench/supervisor.py [--moat PATH] [--calls N] [--requests N] [--markdown]
 """
 import argparse
 import os
-import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PY = "/usr/bin/python3"
@@ -84,33 +83,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def timed(cmd):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
-
-
-def launch(moat, runs, sock):
-    variants = {
-        "FLAGS policy (no supervisor)": [moat, "run", *FLAGS, "--", "/bin/true"],
-        "plus --bind-tcp 8080 (supervisor: listen)":
-            [moat, "run", *FLAGS, "--bind-tcp", "8080", "--", "/bin/true"],
-        "plus --unix SOCKET (supervisor: listen and connect)":
-            [moat, "run", *FLAGS, "--unix", sock, "--", "/bin/true"],
-    }
-    times = {k: [] for k in variants}
-    for i in range(runs + 5):
-        order = list(variants.items())
-        random.shuffle(order)
-        for name, cmd in order:
-            t = timed(cmd)
-            if i >= 5:
-                times[name].append(t)
-    base = statistics.median(times["FLAGS policy (no supervisor)"])
-    return [(k, statistics.median(v) * 1e3, (statistics.median(v) - base) * 1e3)
-            for k, v in times.items()]
 
 
 def calls(moat, n, sock, tcp_port):
@@ -174,7 +146,6 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--moat", default=os.path.join(
         here, "..", "target/x86_64-unknown-linux-gnu/release/moat"))
-    ap.add_argument("--runs", type=int, default=200, help="launches per variant")
     ap.add_argument("--calls", type=int, default=2000, help="calls per measurement")
     ap.add_argument("--requests", type=int, default=10000, help="HTTP requests per pair")
     ap.add_argument("--markdown", action="store_true")
@@ -191,24 +162,15 @@ def main():
     tcp.bind(("127.0.0.1", 0))
     tcp.listen(4096)
     # Accept (and drop) what the call measurements connect, so the queues never fill.
-    import threading
     for srv in (unix, tcp):
         threading.Thread(target=lambda s=srv: [s.accept()[0].close() for _ in iter(int, 1)],
                          daemon=True).start()
 
-    l = launch(args.moat, args.runs, sock)
     c = calls(args.moat, args.calls, sock, tcp.getsockname()[1])
     h = http(args.moat, args.requests, sock)
 
     md = args.markdown
     fmt = lambda x: "-" if x is None else f"{x:.1f}"
-    print("| launch of /bin/true | median ms | added ms |" if md else "launch of /bin/true:")
-    if md:
-        print("|---|---:|---:|")
-    for name, med, added in l:
-        print(f"| {name} | {med:.2f} | {added:+.2f} |" if md else
-              f"  {name}: {med:.2f} ms ({added:+.2f})")
-    print()
     print("| call (median us) | bare | moat, Landlock decides | moat, supervised |" if md
           else "calls, median us (bare / Landlock decides / supervised):")
     if md:

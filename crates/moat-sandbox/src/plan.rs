@@ -212,9 +212,12 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
     let unix_restricted = fs_handled.contains(FsRight::ResolveUnix);
     let unix = unix_grants(policy, vars)?;
     let unix_everywhere = unix.iter().any(|p| p == "/");
-    // Which abstract unix sockets the supervisor may reach or serve on: it cannot apply the
-    // scope, so under it, none.
+    // Abstract unix sockets the supervisor may reach: it cannot apply the scope, so under
+    // it, none. It may listen on one as Landlock lets the program: when the policy allows
+    // unix sockets at all (the scope still keeps the program from reaching out, and a
+    // listening socket stays the program's, so the scope judges connects to it as before).
     let abstract_unix = !policy.scopes.contains(Scope::AbstractUnixSocket);
+    let abstract_listen = !unix_restricted || !unix.is_empty();
     let mut supervisor: Option<bool> = None;
     let mut can_supervise = || *supervisor.get_or_insert_with(crate::supervise::available);
     let mut rules = Rules::default();
@@ -258,7 +261,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
             seal.supervise_listen = true;
             rules.listen = Some(ListenRules {
                 tcp_ports: bind_ports,
-                abstract_unix,
+                abstract_unix: abstract_listen,
             });
         } else {
             report.warned.push(Gap {
@@ -825,6 +828,8 @@ mod tests {
         let rules = p.supervision.as_deref().unwrap();
         let listen = rules.listen.as_ref().unwrap();
         assert!(listen.tcp_ports.contains(80) && !listen.tcp_ports.contains(81));
+        // No unix socket allowed: none in the abstract namespace may serve either.
+        assert!(!listen.abstract_unix);
         assert!(rules.connect.is_none());
         assert!(p.report.fully_enforced(), "{:?}", p.report);
 
@@ -836,6 +841,9 @@ mod tests {
         let connect = rules.connect.as_ref().unwrap();
         assert_eq!(connect.unix_paths, [PathBuf::from("/etc/hostname")]);
         assert!(rules.listen.as_ref().unwrap().tcp_ports.is_empty());
+        // Unix sockets allowed: an abstract one may serve, as Landlock lets it; under the
+        // scope none may be reached through the supervisor.
+        assert!(rules.listen.as_ref().unwrap().abstract_unix && !connect.abstract_unix);
         assert!(p.report.fully_enforced(), "{:?}", p.report);
         let p = plan(&named, at(Abi::V9), Compat::Strict, &Vars::new()).unwrap();
         assert!(p.report.dropped.is_empty() && !p.seal.supervise_connect);

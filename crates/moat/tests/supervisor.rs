@@ -280,6 +280,7 @@ fn unix_allowlist_reaches_named_sockets_only() {
     let op = other_port.1.to_string();
     let other = format!("{dir}/other.sock");
     let link = format!("{sub}/link.sock");
+    let abstract_name = format!("moat-test-listen-{}", std::process::id());
     let ops = [
         "unix-read",
         app.p(),
@@ -307,6 +308,10 @@ fn unix_allowlist_reaches_named_sockets_only() {
         ";",
         "connect-tcp",
         &op,
+        ";", // serving on an abstract socket, as Landlock allows beside the scope
+        "abstract-listen",
+        &abstract_name,
+        "0",
     ];
     let mut c = Command::new(probe_bin());
     c.args(ops).current_dir(s.dir.path());
@@ -322,6 +327,8 @@ fn unix_allowlist_reaches_named_sockets_only() {
             "ok",
             "ECONNREFUSED",
             "ok",
+            "ok",
+            "listening",
             "ok"
         ],
         "control: {}",
@@ -343,7 +350,9 @@ fn unix_allowlist_reaches_named_sockets_only() {
             "EACCES",
             "EACCES",
             "ok",
-            "EACCES"
+            "EACCES",
+            "listening",
+            "ok"
         ],
         "{}",
         r.stderr

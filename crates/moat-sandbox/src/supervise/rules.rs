@@ -52,9 +52,10 @@ pub struct ListenRules {
     /// The ports an internet socket may accept connections on: the policy's bind ports.
     /// A socket bound to none of them, or never bound, is refused.
     pub tcp_ports: Ports,
-    /// Whether a unix socket in the abstract namespace (named so, or unnamed) may listen:
-    /// only when the policy does not ask for the abstract-socket scope. A unix socket bound
-    /// to a path may always listen: creating it needed the policy's `make_sock` right.
+    /// Whether a unix socket in the abstract namespace (named so, or unnamed: listen
+    /// autobinds it there) may listen: when the policy allows some unix socket, or leaves
+    /// them unrestricted. A unix socket bound to a path may always listen: creating it
+    /// needed the policy's `make_sock` right.
     pub abstract_unix: bool,
 }
 
