@@ -12,16 +12,19 @@ supervisor is a variant of bench/launch.py, the container start one of bench/run
             threading HTTP server and a Python client: the server started bare and under
             moat with its port allowed (its listen() supervised), the client bare, under
             moat with Landlock's TCP connect rule, and under moat with its connects
-            supervised (a named unix socket in the policy). Requests per second.
+            supervised (a named unix socket in the policy). Both servers run at once;
+            ROUNDS rounds run every pair once each, shuffled; requests per second of the
+            median round.
 
 Every sandboxed Python is Debian's /usr/bin/python3. Needs a kernel where the supervisor
 runs (Linux 5.6) and Landlock ABI 4 to 8 (from ABI 9 Landlock decides unix connects itself
 and the connect variants need no supervisor).
 
-usage: bench/supervisor.py [--moat PATH] [--calls N] [--requests N] [--markdown]
+usage: bench/supervisor.py [--moat PATH] [--calls N] [--requests N] [--rounds N] [--markdown]
 """
 import argparse
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -108,37 +111,48 @@ def calls(moat, n, sock, tcp_port):
     return rows
 
 
-def http(moat, requests, sock):
-    port = free_port()
-    results = []
-    for server_name, server_flags in (("bare", None),
-                                      ("moat, port allowed (listen supervised)",
-                                       ["--bind-tcp", str(port)])):
-        cmd = [PY, "-c", SERVER, str(port)]
-        if server_flags:
-            cmd = [moat, "run", *FLAGS, *server_flags, "--", *cmd]
-        server = subprocess.Popen(cmd)
-        try:
-            for _ in range(100):
+def http(moat, requests, rounds, sock):
+    """Requests per second of each (server, client) pair: both servers run at once, and
+    every round runs each pair once, in a shuffled order, with requests / rounds requests;
+    the median round is reported."""
+    servers, procs = [], []
+    try:
+        for name, flags in (("bare", None),
+                            ("moat, port allowed (listen supervised)", ["--bind-tcp"])):
+            port = free_port()
+            cmd = [PY, "-c", SERVER, str(port)]
+            if flags:
+                cmd = [moat, "run", *FLAGS, *flags, str(port), "--", *cmd]
+            procs.append(subprocess.Popen(cmd))
+            servers.append((name, port))
+        for _, port in servers:
+            for _ in range(200):
                 try:
                     socket.create_connection(("127.0.0.1", port)).close()
                     break
                 except OSError:
                     time.sleep(0.05)
-            clients = (("bare", None),
-                       ("moat, Landlock connect rule", ["--connect-tcp", str(port)]),
-                       ("moat, connects supervised",
-                        ["--connect-tcp", str(port), "--unix", sock]))
-            for client_name, flags in clients:
-                cmd = [PY, "-c", CLIENT, str(port), str(requests)]
+        pairs = []
+        for server, port in servers:
+            for client, flags in (("bare", None),
+                                  ("moat, Landlock connect rule", ["--connect-tcp", str(port)]),
+                                  ("moat, connects supervised",
+                                   ["--connect-tcp", str(port), "--unix", sock])):
+                cmd = [PY, "-c", CLIENT, str(port), str(requests // rounds)]
                 if flags:
                     cmd = [moat, "run", *FLAGS, *flags, "--", *cmd]
+                pairs.append(((server, client), cmd))
+        rates = {k: [] for k, _ in pairs}
+        for _ in range(rounds):
+            random.shuffle(pairs)
+            for key, cmd in pairs:
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                results.append((server_name, client_name, float(out)))
-        finally:
-            server.kill()
-            server.wait()
-    return results
+                rates[key].append(float(out))
+        return [(s, c, statistics.median(r)) for (s, c), r in sorted(rates.items())]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def main():
@@ -148,6 +162,7 @@ def main():
         here, "..", "target/x86_64-unknown-linux-gnu/release/moat"))
     ap.add_argument("--calls", type=int, default=2000, help="calls per measurement")
     ap.add_argument("--requests", type=int, default=10000, help="HTTP requests per pair")
+    ap.add_argument("--rounds", type=int, default=10, help="HTTP rounds (shuffled pairs)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if not os.access(PY, os.X_OK):
@@ -167,7 +182,7 @@ def main():
                          daemon=True).start()
 
     c = calls(args.moat, args.calls, sock, tcp.getsockname()[1])
-    h = http(args.moat, args.requests, sock)
+    h = http(args.moat, args.requests, args.rounds, sock)
 
     md = args.markdown
     fmt = lambda x: "-" if x is None else f"{x:.1f}"
