@@ -27,7 +27,7 @@ pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
 #[derive(Debug, thiserror::Error)]
 pub enum AuditUnavailable {
     /// Audit is off in the kernel.
-    #[error("kernel audit is disabled (enable it with `auditctl -e 1`)")]
+    #[error("kernel audit is disabled")]
     Disabled,
     /// Joining the read-only log group needs CAP_AUDIT_READ.
     #[error("reading the audit log needs CAP_AUDIT_READ ({0})")]
@@ -273,6 +273,20 @@ pub fn parse_access(text: &str) -> Option<(String, Vec<Denied>)> {
             }
             "scope" => out.push(Denied::Scope(by_name::<Scope>(name)?)),
             _ => {}
+        }
+    }
+    if fs_rights == [FsRight::IoctlDev] {
+        // The record names the request: one that could not have mattered is left out.
+        let cmd = field(text, "ioctlcmd")
+            .and_then(|c| u64::from_str_radix(c.trim_start_matches("0x"), 16).ok());
+        let rdev = string_field(text, "path").and_then(|p| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).ok().map(|m| m.rdev())
+        });
+        if let (Some(cmd), Some(rdev)) = (cmd, rdev) {
+            if !crate::explain::ioctl_matters(cmd, rdev) {
+                fs_rights.clear();
+            }
         }
     }
     if !fs_rights.is_empty() {

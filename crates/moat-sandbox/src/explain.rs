@@ -33,6 +33,19 @@ pub enum Denied {
     Scope(Scope),
 }
 
+/// Whether a denied `ioctl` on a device could have mattered to the program: a terminal
+/// request (type `'T'`: `TCGETS`, `TIOCGWINSZ`, ...) on a device that is no terminal would
+/// have failed with `ENOTTY` anyway (`isatty(3)` on `/dev/null`, which many programs ask),
+/// so Landlock's `EACCES` changes nothing and the denial is not worth a line.
+pub fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
+    let terminal_request = (cmd >> 8) & 0xff == u64::from(b'T');
+    // Terminal majors: 4 (virtual consoles and serial), 5 (/dev/tty, /dev/console,
+    // /dev/ptmx), 136-143 (pseudo-terminal slaves).
+    let major = libc::major(rdev);
+    let terminal = matches!(major, 4 | 5 | 136..=143);
+    !terminal_request || terminal
+}
+
 /// A denial and who ran into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {

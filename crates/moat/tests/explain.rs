@@ -206,3 +206,52 @@ fn supervised_listen_is_decided_under_both_sources() {
         assert_eq!(r.code, 1, "audit {audit}: {}", r.stderr);
     }
 }
+
+/// A terminal request on a device that is no terminal (`isatty` on /dev/null) would fail
+/// with ENOTTY anyway: not reported. The same request on a terminal (/dev/ptmx) is.
+#[test]
+fn only_denials_that_can_matter_are_reported() {
+    let _one = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new();
+    let probe = probe_bin();
+    let probe = probe.to_str().unwrap();
+    for audit in [false, true] {
+        if audit && !(is_root() && require_abi(7)) {
+            eprintln!("SKIP: the audit source needs root and Landlock ABI 7");
+            continue;
+        }
+        let was = is_root() && set_audit(audit);
+        let r = s.run(&[
+            "run",
+            "--explain",
+            "--rox",
+            "/usr,/lib,/lib64,/bin",
+            "--rox",
+            probe,
+            "--ro",
+            "/dev/null,/dev/ptmx",
+            "--",
+            probe,
+            "ioctl-tty",
+            "/dev/null",
+            ";",
+            "ioctl-tty",
+            "/dev/ptmx",
+        ]);
+        if is_root() {
+            set_audit(was);
+        }
+        // Both refused by Landlock (--ro has no ioctl_dev).
+        assert_eq!(r.lines(), ["EACCES", "EACCES"], "audit {audit}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("denied ioctl_dev on /dev/ptmx"),
+            "audit {audit}: {}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("on /dev/null"),
+            "audit {audit}: {}",
+            r.stderr
+        );
+    }
+}

@@ -76,6 +76,39 @@ fn exit_codes() {
     assert_eq!(r.code, 126, "{}", r.stderr);
     assert!(r.stderr.contains("policy denies `execute`"), "{}", r.stderr);
     assert!(r.stderr.contains("/usr/bin/true"), "{}", r.stderr);
+    assert!(r.stderr.contains("moat run --explain"), "{}", r.stderr);
+    // A path flag replaced the default preset, which would have allowed the system
+    // binary: the message says how to keep it.
+    let tmp = s.mkdir("w");
+    let r = s.run(&["run", "--rw", &tmp, "--", "touch", &format!("{tmp}/x")]);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "replace the default preset, which allows /usr/bin/touch: add --preset default"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = s.run(&[
+        "run",
+        "--preset",
+        "default",
+        "--rw",
+        &tmp,
+        "--",
+        "touch",
+        &format!("{tmp}/x"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A binary the default preset does not allow either (the probe, under target/): no
+    // such advice.
+    let mut c = s.moat();
+    c.args(["run", "--rw", &tmp, "--"])
+        .arg(probe_bin())
+        .arg("getpid");
+    let r = output(c);
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(!r.stderr.contains("--preset default"), "{}", r.stderr);
     // A missing rule path is a moat error naming the path and the flag.
     let r = s.run(&["run", "--ro", "/no/such/path", "--", "/bin/true"]);
     assert_eq!(r.code, 125);

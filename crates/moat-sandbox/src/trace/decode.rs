@@ -545,7 +545,9 @@ fn ioctl(pid: i32, fd: i64, cmd: u64, out: &mut Vec<Observed>) {
         return;
     };
     let ft = meta.file_type();
-    if !(ft.is_char_device() || ft.is_block_device()) {
+    if !(ft.is_char_device() || ft.is_block_device())
+        || !crate::explain::ioctl_matters(cmd, meta.rdev())
+    {
         return;
     }
     if let Some(p) = memory::fd_path(pid, fd).filter(|p| p.is_absolute()) {

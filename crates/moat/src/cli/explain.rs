@@ -28,7 +28,9 @@ pub fn run(
     mut plan: Plan,
 ) -> Result<i32, Failure> {
     let audit = match plan.landlock.as_ref() {
-        Some(l) if l.abi >= Abi::V7 => AuditLog::open().map_err(|e| e.to_string()),
+        Some(l) if l.abi >= Abi::V7 => {
+            AuditLog::open().map_err(|e| format!("{e}{}", audit_advice(&e)))
+        }
         Some(_) => Err("Landlock audit needs ABI 7".to_string()),
         None => Err("no Landlock domain".to_string()),
     };
@@ -75,6 +77,24 @@ extern "C" fn forward(sig: libc::c_int) {
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
         unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// How to get the kernel's own records on this machine, when that is possible here.
+fn audit_advice(why: &audit::AuditUnavailable) -> &'static str {
+    if !matches!(why, audit::AuditUnavailable::Disabled) {
+        return "";
+    }
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return "";
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("auditctl").is_file()));
+    if on_path {
+        "; `auditctl -e 1` enables it"
+    } else {
+        "; auditctl, from the auditd package, enables it with `auditctl -e 1`"
     }
 }
 

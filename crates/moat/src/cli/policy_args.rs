@@ -140,6 +140,15 @@ impl PolicyArgs {
             || self.add_exec
     }
 
+    /// Whether flags replaced the default preset: no preset or policy named, but some
+    /// path or port flag given.
+    pub fn replaced_default(&self) -> bool {
+        self.presets.is_empty()
+            && self.policies.is_empty()
+            && self.policy_texts.is_empty()
+            && self.has_grants()
+    }
+
     /// Composes presets, files and flags into one policy. `target` is needed for `--ldd`
     /// and `--add-exec`.
     pub fn build(&self, target: Option<&Target>) -> Result<Policy, Failure> {

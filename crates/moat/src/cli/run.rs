@@ -9,7 +9,7 @@ use super::policy_args::PolicyArgs;
 use super::Failure;
 use moat_policy::Vars;
 use moat_sandbox::enforce::{Enforcement, Restrictions};
-use moat_sandbox::exec::{self, Target};
+use moat_sandbox::exec::{self, ExecError, Target};
 use moat_sandbox::{abi, fds, plan};
 use std::ffi::OsString;
 
@@ -22,9 +22,12 @@ With no policy, preset, path or port flag, the built-in `default` preset applies
 and libraries readable and executable, /etc and the current directory readable, standard devices \
 usable, no network, signal and abstract-socket scopes on. Once any of those flags is given, they \
 are the whole policy: whatever they do not allow is denied, network included.\n\n\
+A denial looks like an ordinary error to the command (\"Permission denied\", \"Couldn't \
+connect\"): run it again with --explain to see what the sandbox denied and the flag that \
+allows each.\n\n\
 Exit status: the command's own; 125 when moat fails (bad policy, sandbox cannot be applied); 126 \
 when the command cannot be executed (including a denied execve); 127 when it is not found.",
-    after_help = "Examples:\n  moat run -- ls\n  moat run --rox /usr,/lib,/lib64,/bin --ro /etc -- /bin/true\n  moat run --preset default --rw /tmp --connect-tcp 443 -- curl https://example.org\n  moat run --ldd --add-exec --ro /etc -- /usr/bin/cat /etc/hostname"
+    after_help = "Examples:\n  moat run -- ls\n  moat run --rox /usr,/lib,/lib64,/bin --ro /etc -- /bin/true\n  moat run --preset default --rw /tmp --connect-tcp 443 -- curl https://example.org\n  moat run --ldd --add-exec --ro /etc -- /usr/bin/cat /etc/hostname\n  moat run --explain --rw /tmp -- touch /tmp/x      what was denied, and what allows it"
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -82,10 +85,37 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         Restrictions::from_plan(&plan, &[], Enforcement::Required).map_err(Failure::moat)?;
     restrictions.apply().map_err(Failure::moat)?;
     let err = exec::exec(&target, env.as_deref(), Some(&plan));
+    let mut message = err.to_string();
+    if let ExecError::PolicyDenied { lacking, .. } = &err {
+        if args.policy.replaced_default() && default_grants_exec(lacking, abi, &vars) {
+            message.push_str(&format!(
+                "\nmoat: path and port flags replace the default preset, which allows {}: \
+                 add --preset default to start from it",
+                lacking.display()
+            ));
+        }
+        message.push_str(&explain_hint());
+    }
     Err(Failure {
         code: err.exit_code(),
-        message: err.to_string(),
+        message,
     })
+}
+
+/// Whether the built-in `default` preset would let `path` execute.
+fn default_grants_exec(path: &std::path::Path, abi: abi::AbiInfo, vars: &Vars) -> bool {
+    let Ok(default) = moat_policy::presets::load("default") else {
+        return false;
+    };
+    plan::plan(&default, abi, moat_policy::Compat::BestEffort, vars)
+        .is_ok_and(|p| p.grants(path, moat_policy::FsRight::Execute))
+}
+
+/// The line every denial moat reports ends with: how to see the others.
+pub fn explain_hint() -> String {
+    "\nmoat: run it again with `moat run --explain ...` to see everything the sandbox \
+     denies and the flag that would allow each"
+        .to_string()
 }
 
 /// The command to run, checked and looked up in PATH like a shell does; its errors exit
