@@ -35,4 +35,4 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 cargo build --workspace --all-targets --quiet
-cargo test --workspace -- --test-threads="$(nproc)" "$@"
+cargo test --workspace --no-fail-fast -- --test-threads="$(nproc)" "$@"

@@ -40,9 +40,15 @@ int main(int argc, char **argv) {
     assert!(st.success());
 }
 
-/// Runs moat-runtime with `args` and a clean environment whose PATH finds the fake runc;
-/// SIGPIPE ignored going in, which both paths must undo.
+/// Runs moat-runtime with `args` and a clean environment whose PATH finds the fake runc
+/// and whose configuration file is empty unless `extra_env` names one (the machine's own
+/// /etc/moat/runtime.toml must not decide a test); SIGPIPE ignored going in, which both
+/// paths must undo.
 fn run(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> String {
+    let empty = dir.join("empty.toml");
+    if !empty.exists() {
+        std::fs::write(&empty, "").unwrap();
+    }
     let mut script = String::from("trap '' PIPE; exec \"$0\" \"$@\"");
     script.push('\n');
     let mut c = Command::new("/bin/sh");
@@ -55,7 +61,8 @@ fn run(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> String {
             "PATH",
             format!("/nonexistent:{}:/usr/bin:/bin", dir.display()),
         )
-        .env("SOME", "value");
+        .env("SOME", "value")
+        .env("MOAT_RUNTIME_CONFIG", &empty);
     for (k, v) in extra_env {
         c.env(k, v);
     }
@@ -70,9 +77,6 @@ fn run(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> String {
 
 #[test]
 fn the_early_pass_through_does_what_the_full_path_does() {
-    if Path::new("/etc/moat/runtime.toml").exists() {
-        eprintln!("note: /etc/moat/runtime.toml exists, so every invocation takes the full path");
-    }
     let d = tempfile::tempdir().unwrap();
     fake_runc(d.path());
     for args in [
@@ -163,10 +167,50 @@ fn the_early_pass_through_does_what_the_full_path_does() {
     let o = Command::new(moat_runtime())
         .args(["state", "abc"])
         .env("MOAT_RUNTIME_CONFIG", &config)
+        .env_remove("MOAT_RUNTIME")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("`runtime` must be a string"));
+}
+
+/// The test above, again, on a machine whose /etc/moat/runtime.toml names another runtime
+/// and launcher (as docs/containers.md tells users to write): in a mount namespace of its
+/// own, /etc overlaid so the file exists there only.
+#[test]
+fn a_machine_configuration_decides_no_test() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: a mount namespace with an overlaid /etc needs root");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    for sub in ["upper/moat", "work"] {
+        std::fs::create_dir_all(d.path().join(sub)).unwrap();
+    }
+    std::fs::write(
+        d.path().join("upper/moat/runtime.toml"),
+        "runtime = \"/nonexistent/runc\"\nlauncher = \"/nonexistent/moat\"\nports_from_spec = true\n",
+    )
+    .unwrap();
+    let script = format!(
+        "mount --make-rprivate / && \
+         mount -t overlay overlay -o lowerdir=/etc,upperdir={d}/upper,workdir={d}/work /etc && \
+         test -f /etc/moat/runtime.toml && exec \"$0\" --exact \
+         the_early_pass_through_does_what_the_full_path_does --test-threads 1",
+        d = d.path().display()
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// Every function reachable from `pass_through` by direct calls, in the test build of the

@@ -242,7 +242,12 @@ fn only_denials_that_can_matter_are_reported() {
             set_audit(was);
         }
         // Both refused by Landlock (--ro has no ioctl_dev).
-        assert_eq!(r.lines(), ["EACCES", "EACCES"], "audit {audit}: {}", r.stderr);
+        assert_eq!(
+            r.lines(),
+            ["EACCES", "EACCES"],
+            "audit {audit}: {}",
+            r.stderr
+        );
         assert!(
             r.stderr.contains("denied ioctl_dev on /dev/ptmx"),
             "audit {audit}: {}",

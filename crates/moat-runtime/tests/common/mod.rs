@@ -252,7 +252,20 @@ impl Drop for Bundle {
     }
 }
 
+/// moat-runtime, for tests: the first call points `MOAT_RUNTIME_CONFIG` (inherited by
+/// every moat-runtime a test starts, directly or through podman) at an empty file, so that
+/// the machine's own /etc/moat/runtime.toml decides nothing. A test that wants a
+/// configuration sets the variable on its command.
 pub fn moat_runtime() -> PathBuf {
+    static NO_CONFIG: std::sync::Once = std::sync::Once::new();
+    NO_CONFIG.call_once(|| {
+        if std::env::var_os("MOAT_RUNTIME_CONFIG").is_none() {
+            let empty = Path::new(env!("CARGO_TARGET_TMPDIR")).join("moat-runtime-empty.toml");
+            std::fs::write(&empty, "").expect("empty configuration file");
+            // Rust's own environment lock orders this against every Command spawn.
+            std::env::set_var("MOAT_RUNTIME_CONFIG", &empty);
+        }
+    });
     PathBuf::from(env!("CARGO_BIN_EXE_moat-runtime"))
 }
 
