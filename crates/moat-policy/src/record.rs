@@ -152,6 +152,60 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
     policy
 }
 
+/// `base` (a policy file) merged with what a run recorded, kept minimal: merging the same
+/// run again changes nothing. One rule per path (rights united), one per port range; a
+/// rule whose rights a directory rule above it already grants goes, unless a path
+/// exception lies between them (the rule then grants what the exception took away).
+pub fn merge(base: Policy, recorded: Policy) -> Policy {
+    let mut policy = base.merge(recorded);
+    let mut by_path: Vec<PathRule> = Vec::new();
+    for rule in std::mem::take(&mut policy.fs.rules) {
+        match by_path.iter_mut().find(|r| r.path == rule.path) {
+            Some(r) => {
+                r.access = r.access.union(rule.access);
+                r.optional &= rule.optional;
+            }
+            None => by_path.push(rule),
+        }
+    }
+    let beneath = |child: &str, dir: &str| {
+        child
+            .strip_prefix(dir)
+            .is_some_and(|rest| dir == "/" || rest.starts_with('/'))
+            && child != dir
+    };
+    let exceptions: Vec<String> = policy.fs.except.iter().map(|e| e.path.clone()).collect();
+    let covered = |rule: &PathRule| {
+        !rule.path.contains('$')
+            && by_path.iter().any(|dir| {
+                !dir.path.contains('$')
+                    && (!dir.optional || rule.optional)
+                    && beneath(&rule.path, &dir.path)
+                    && dir.access.contains_all(rule.access)
+                    && !exceptions.iter().any(|e| {
+                        (e == &rule.path || beneath(&rule.path, e)) && beneath(e, &dir.path)
+                    })
+            })
+    };
+    let keep: Vec<bool> = by_path.iter().map(|r| !covered(r)).collect();
+    policy.fs.rules = by_path
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect();
+    let mut seen = BTreeSet::new();
+    policy.fs.except.retain(|e| seen.insert(e.path.clone()));
+    let mut by_ports: Vec<PortRule> = Vec::new();
+    for rule in std::mem::take(&mut policy.net.rules) {
+        match by_ports.iter_mut().find(|r| r.ports == rule.ports) {
+            Some(r) => r.access = r.access.union(rule.access),
+            None => by_ports.push(rule),
+        }
+    }
+    policy.net.rules = by_ports;
+    policy
+}
+
 fn one(s: Scope) -> crate::rights::ScopeSet {
     crate::rights::ScopeSet::of(&[s])
 }

@@ -283,6 +283,25 @@ fn merge_extends_a_policy_and_replays_both_runs() {
         let r = replay(&s, &["cat", f]);
         assert_eq!(r.code, 0, "{f}: {}", r.stderr);
     }
+    // Merging the same run again and again changes nothing: the policy stays minimal.
+    let rules = |text: &str| text.lines().filter(|l| l.starts_with("  \"")).count();
+    let before = std::fs::read_to_string(s.path("policy.toml")).unwrap();
+    for _ in 0..2 {
+        let r = s.run(&[
+            "record",
+            "--merge",
+            "policy.toml",
+            "-o",
+            "policy.toml",
+            "--",
+            "cat",
+            "b.txt",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let after = std::fs::read_to_string(s.path("policy.toml")).unwrap();
+    assert_eq!(rules(&after), rules(&before), "{before}\n---\n{after}");
+    assert_eq!(after, before);
     // A broken base policy is refused before anything runs.
     s.write("broken.toml", "[filesystem\n");
     let r = s.run(&["record", "--merge", "broken.toml", "--", "cat", "a.txt"]);

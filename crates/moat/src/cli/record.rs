@@ -82,7 +82,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
         },
     );
     let policy = match base {
-        Some(b) => b.merge(recorded),
+        Some(b) => record::merge(b, recorded),
         None => recorded,
     };
     let text = write::to_moat_toml(&policy).map_err(Failure::moat)?;
