@@ -352,7 +352,8 @@ fn syntax_errors_of_each_format() {
             "network.bind_tcp[0]",
             &["number out of range (integers are limited to 64 bits)"],
         ),
-        // No extension: `{` is JSON, TOML that parses is TOML, anything else is YAML.
+        // No extension: `{` is JSON, TOML that parses or starts like TOML is TOML,
+        // anything else is YAML.
         case(
             "sniffed: JSON",
             "policy",
@@ -370,12 +371,20 @@ fn syntax_errors_of_each_format() {
             &["invalid type: integer `1`, expected a table of filesystem settings"],
         ),
         case(
-            "sniffed: broken TOML is read as YAML",
+            "sniffed: broken TOML is reported as TOML",
             "policy",
             "[filesystem\nread = [\"/a\"]\n",
-            at(2, 8),
+            at(1, 12),
             "",
-            &["did not find expected ',' or ']'"],
+            &["invalid table header"],
+        ),
+        case(
+            "sniffed: broken TOML, key = value first",
+            "policy",
+            "# a policy\nversion = 1\n[filesystem]\nread = [\"/a\"\n",
+            at(5, 1),
+            "",
+            &["invalid array"],
         ),
         case(
             "extension: .yml is YAML",
@@ -2961,7 +2970,7 @@ fn the_size_limit_is_inclusive() {
     );
     // A document without an extension is not parsed as TOML to guess its format when it
     // is over the limit anyway (the guess would cost what the limit is there to bound).
-    let toml = "[[x]]\n".repeat(MAX_DOCUMENT_BYTES / 6 + 1);
+    let toml = format!("x\n{}", "[[x]]\n".repeat(MAX_DOCUMENT_BYTES / 6 + 1));
     assert_eq!(Format::sniff(&toml), Format::Yaml);
     assert_eq!(Format::sniff("[[x]]\n"), Format::Toml);
 }

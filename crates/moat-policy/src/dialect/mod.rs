@@ -40,19 +40,39 @@ impl Format {
         }
     }
 
-    /// Guesses the format from content: `{` starts JSON; text that parses as TOML is TOML;
-    /// anything else is read as YAML. A document over [`MAX_DOCUMENT_BYTES`] is not parsed
+    /// Guesses the format from content: `{` starts JSON; text that parses as TOML, or whose
+    /// first line is a TOML table header or `key = value`, is TOML (so a mistake in it is
+    /// reported as the TOML mistake it is); anything else is read as YAML. A document over [`MAX_DOCUMENT_BYTES`] is not parsed
     /// to find out: it is refused whatever its format.
     pub fn sniff(text: &str) -> Format {
         let first = text.trim_start().chars().next();
         if first == Some('{') {
             Format::Json
-        } else if text.len() <= MAX_DOCUMENT_BYTES && toml::from_str::<toml::Table>(text).is_ok() {
+        } else if looks_like_toml(text)
+            || (text.len() <= MAX_DOCUMENT_BYTES && toml::from_str::<toml::Table>(text).is_ok())
+        {
             Format::Toml
         } else {
             Format::Yaml
         }
     }
+}
+
+/// Whether the first line that is neither blank nor a comment is TOML's: a table header
+/// (`[filesystem]`, `[[filesystem.rule]]`) or `key = value` (YAML writes `key: value`,
+/// and a YAML document does not start with a flow sequence in any policy dialect).
+fn looks_like_toml(text: &str) -> bool {
+    let Some(line) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    else {
+        return false;
+    };
+    line.starts_with('[')
+        || line
+            .split_once('=')
+            .is_some_and(|(key, _)| !key.contains(':') && !key.trim().is_empty())
 }
 
 /// The dialects moat understands.
