@@ -208,3 +208,63 @@ fn policy_convert_round_trips_and_warns() {
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("missing.toml"), "{}", r.stderr);
 }
+
+/// Completions and manual pages come from the command-line definition: every flag of
+/// `moat run` is in both.
+#[test]
+fn completions_and_manual_pages_cover_the_command_line() {
+    let s = Scratch::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let r = s.run(&["completions", shell]);
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        for flag in ["rox", "explain", "bind-tcp", "preset"] {
+            assert!(r.stdout.contains(flag), "{shell}: no {flag}");
+        }
+    }
+    let r = s.run(&["completions", "tcsh"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("possible values"), "{}", r.stderr);
+
+    let r = s.run(&["man"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with(".ie") && r.stdout.contains(".TH moat 1"));
+    let dir = s.mkdir("man1");
+    let r = s.run(&["man", "--dir", &dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let run = std::fs::read_to_string(format!("{dir}/moat-run.1")).unwrap();
+    assert!(run.contains(".TH moat-run 1"), "{run}");
+    assert!(
+        run.contains("\\-\\-rox") && run.contains("\\-\\-explain"),
+        "{run}"
+    );
+    for page in [
+        "moat",
+        "moat-check",
+        "moat-status",
+        "moat-record",
+        "moat-policy",
+    ] {
+        assert!(
+            std::path::Path::new(&format!("{dir}/{page}.1")).exists(),
+            "{page}"
+        );
+    }
+    let r = s.run(&["man", "--dir", "/no/such/dir"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("/no/such/dir"), "{}", r.stderr);
+}
+
+/// What a user installing moat or building its image relies on: the licence files
+/// Cargo.toml names, and a build context without target/.
+#[test]
+fn licences_and_the_image_build_context() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("license = \"MIT OR Apache-2.0\""));
+    let mit = std::fs::read_to_string(root.join("LICENSE-MIT")).unwrap();
+    assert!(mit.starts_with("MIT License"));
+    let apache = std::fs::read_to_string(root.join("LICENSE-APACHE")).unwrap();
+    assert!(apache.contains("Apache License") && apache.contains("Version 2.0"));
+    let ignore = std::fs::read_to_string(root.join(".containerignore")).unwrap();
+    assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
+}

@@ -3,6 +3,7 @@
 mod check;
 mod companion;
 mod explain;
+mod install_aids;
 mod policy;
 mod policy_args;
 mod presets;
@@ -78,6 +79,10 @@ enum Command {
     /// in its own sandbox (served by the moat-watchdog binary; see `moat watchdog --help`).
     #[command(disable_help_flag = true)]
     Watchdog(CompanionArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(install_aids::CompletionsArgs),
+    /// Print the manual page, or write one per subcommand with --dir.
+    Man(install_aids::ManArgs),
 }
 
 /// The words after a subcommand that a companion binary serves, passed on untouched.
@@ -173,6 +178,10 @@ pub fn main() -> i32 {
         Command::Presets(args) => presets::presets(args),
         Command::Policy(cmd) => policy::policy(cmd),
         Command::Record(args) => record::record(args),
+        Command::Completions(args) => {
+            install_aids::completions(args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => install_aids::man(args, <Cli as clap::CommandFactory>::command()),
         // Handed over before parsing; reaching here means the word was not first.
         Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) => Err(Failure::moat(
             "`webhook`, `k8s` and `watchdog` must come right after `moat`",
