@@ -191,8 +191,16 @@ fn moat_hands_webhook_and_k8s_over_to_moat_k8s() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
     assert!(
-        help.contains("Usage: moat-k8s webhook") && help.contains("--tls-cert"),
+        help.contains("Usage: moat webhook") && help.contains("--tls-cert"),
         "{help}"
+    );
+
+    // Named as typed, through moat.
+    let out = run(Command::new(&moat).args(["k8s", "--help"]), None);
+    assert!(
+        text(&out.stdout).contains("Usage: moat k8s"),
+        "{}",
+        text(&out.stdout)
     );
 
     let (_dir, path) = manifest_file(MANIFEST);

@@ -19,7 +19,7 @@
 
 use crate::model::{Origin, PathRule, Policy, PortRule};
 use crate::ports::PortRange;
-use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Scope};
+use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Right, Scope};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -150,6 +150,23 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             .collect();
     }
     policy
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Observed::Fs { path, access, .. } => write!(f, "{access} on {}", path.display()),
+            Observed::Created(path) => write!(f, "created {}", path.display()),
+            Observed::Port { right, port: 0 } => write!(f, "{} on an ephemeral port", right.name()),
+            Observed::Port { right, port } => write!(f, "{} on port {port}", right.name()),
+            Observed::Udp => write!(f, "a UDP socket"),
+            Observed::UnsealedSocket(what) => write!(f, "{what}, outside the socket seal"),
+            Observed::SignalOutside => write!(f, "a signal to a process outside its tree"),
+            Observed::AbstractSocketOutside => {
+                write!(f, "an abstract unix socket it did not create")
+            }
+        }
+    }
 }
 
 /// `base` (a policy file) merged with what a run recorded, kept minimal: merging the same

@@ -75,8 +75,13 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
-    tracing::error!("{e}");
-    eprintln!("moat-watchdog: {e}");
+    // Once the log is set up, the failure is a log line like any other (both go to
+    // stderr: printing it twice read as two failures); before, a plain line.
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!("{e}");
+    } else {
+        eprintln!("moat-watchdog: {e}");
+    }
     ExitCode::from(EXIT_START_FAILED)
 }
 

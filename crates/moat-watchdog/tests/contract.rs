@@ -431,6 +431,8 @@ fn bad_configuration_refuses_to_start_with_125() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{env:?}: {stderr}");
         assert!(stderr.contains(expect), "{env:?}: {stderr}");
+        // Said once, not once in the log and once more as a plain line.
+        assert_eq!(stderr.matches(expect).count(), 1, "{env:?}: {stderr}");
     }
 }
 

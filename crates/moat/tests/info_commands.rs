@@ -172,10 +172,37 @@ fn help_and_usage_errors() {
     assert_eq!(r.code, 125);
     let r = s.run(&["run"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("COMMAND"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Usage: moat run [OPTIONS] [--] <COMMAND>..."),
+        "{}",
+        r.stderr
+    );
     let r = s.run(&["run", "--unscoped", "everything", "--", "true"]);
     assert_eq!(r.code, 125);
     assert!(r.stderr.contains("unknown scope"), "{}", r.stderr);
+    // One error style, clap's errors included; "did you mean" for subcommands, values and
+    // the flags moat rejects itself.
+    for (args, tip) in [
+        (&["chek"][..], "'check'"),
+        (&["completions", "zssh"][..], "'zsh'"),
+        (
+            &["run", "--rooo", "/x", "--", "true"][..],
+            "did you mean `--ro`?",
+        ),
+        (&["run", "--bind-tpc", "80", "--", "true"][..], "--bind-tcp"),
+    ] {
+        let r = s.run(args);
+        assert_eq!(r.code, 125, "{args:?}");
+        assert!(r.stderr.starts_with("moat: "), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("error:"), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(tip), "{args:?}: {}", r.stderr);
+    }
+    // What `status --json` prints is documented where users look.
+    let r = s.run(&["status", "--help"]);
+    for key in ["kernel_abi", "effective_abi", "features", "beyond_landlock"] {
+        assert!(r.stdout.contains(key), "{key}: {}", r.stdout);
+    }
 }
 
 #[test]

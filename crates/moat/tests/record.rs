@@ -263,6 +263,19 @@ fn git_in_a_scratch_repository_replays() {
 }
 
 #[test]
+fn verbose_record_says_what_each_call_used_in_words() {
+    let s = Scratch::new();
+    let r = s.run(&["record", "-v", "--", "cat", "/etc/hostname"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("openat: read_file on /etc/hostname"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Fs {"), "{}", r.stderr);
+}
+
+#[test]
 fn merge_extends_a_policy_and_replays_both_runs() {
     let s = Scratch::new();
     s.write("a.txt", "a\n");

@@ -248,6 +248,27 @@ fn environment_flags() {
 #[test]
 fn ldd_and_add_exec_make_a_minimal_sandbox() {
     let s = Scratch::new();
+    // A relative command: --add-exec grants the file `moat run -- ./app` runs.
+    s.write("app", "#!/bin/sh\necho from app\n");
+    std::fs::set_permissions(
+        s.path("app"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut c = s.moat();
+    c.args([
+        "run",
+        "--ldd",
+        "--add-exec",
+        "--rox",
+        "/bin/sh,/usr/bin/dash",
+        "--",
+        "./app",
+    ])
+    .current_dir(s.dir.path());
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "from app\n");
     // Only the binary, its interpreter and libraries: it runs, but /etc is not readable.
     let r = s.run(&[
         "run",

@@ -80,7 +80,13 @@ pub fn exec(companion: &Companion, args: impl Iterator<Item = OsString>) -> Fail
         ));
     };
     let mut cmd = std::process::Command::new(&path);
-    cmd.arg0(companion.binary);
+    // clap names the program after argv[0] in usage lines: the user typed `moat webhook`
+    // or `moat k8s`, so that is what `--help` and errors should show.
+    if companion.keep_word {
+        cmd.arg0("moat");
+    } else {
+        cmd.arg0(format!("moat {}", companion.subcommand));
+    }
     if companion.keep_word {
         cmd.arg(companion.subcommand);
     }

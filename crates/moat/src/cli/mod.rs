@@ -111,12 +111,30 @@ pub fn reject_unknown_option(command: &[std::ffi::OsString]) -> Result<(), Failu
         .and_then(|i| raw.get(i))
         .is_some_and(|a| a == "--");
     if !explicit {
+        let given = first.to_string_lossy();
+        let hint = closest_run_flag(&given)
+            .map(|f| format!("did you mean `--{f}`? "))
+            .unwrap_or_default();
         return Err(Failure::moat(format!(
-            "unknown option `{}` (see --help; put the command after --)",
-            first.to_string_lossy()
+            "unknown option `{given}` ({hint}see --help; put the command after --)"
         )));
     }
     Ok(())
+}
+
+/// The `moat run` flag a mistyped `--name` most likely meant, as clap suggests for the
+/// flags it rejects itself (Jaro similarity above 0.8).
+fn closest_run_flag(given: &str) -> Option<String> {
+    use clap::Args;
+    let name = given.trim_start_matches('-');
+    let name = name.split_once('=').map_or(name, |(n, _)| n);
+    let cmd = run::RunArgs::augment_args(clap::Command::new("run"));
+    cmd.get_arguments()
+        .filter_map(|a| a.get_long())
+        .map(|long| (strsim::jaro(name, long), long))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, long)| long.to_string())
 }
 
 /// `moat run` is on the launch path of every sandboxed command: try the fast parser
@@ -166,9 +184,18 @@ pub fn main() -> i32 {
     let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_MOAT } else { 0 };
-            let _ = e.print();
-            return code;
+            if !e.use_stderr() {
+                // --help and --version.
+                let _ = e.print();
+                return 0;
+            }
+            // One style for every error moat prints: `moat: ...`, clap's included.
+            let text = e.render().to_string();
+            match text.strip_prefix("error: ") {
+                Some(rest) => eprint!("moat: {rest}"),
+                None => eprint!("{text}"),
+            }
+            return EXIT_MOAT;
         }
     };
     let result = match cli.command {

@@ -270,12 +270,11 @@ impl PolicyArgs {
                 ));
             };
             if self.add_exec {
-                p.grant_paths(
-                    [target.program.to_string_lossy()],
-                    read_exec,
-                    false,
-                    "--add-exec",
-                );
+                // `moat run -- ./app` runs ./app: the rule names the same file, absolute.
+                let program = target.program.to_string_lossy();
+                let program = absolute(&program)
+                    .map_err(|e| Failure::moat(format!("--add-exec {program}: {e}")))?;
+                p.grant_paths([program], read_exec, false, "--add-exec");
             }
             if self.ldd {
                 let opts = moat_sandbox::ldd::LddOptions {

@@ -63,12 +63,13 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
     let exit = session
         .run(|e| {
             if verbose {
+                let seen: Vec<String> = e.observed.iter().map(|o| o.to_string()).collect();
                 eprintln!(
-                    "moat: record: {} ({}) {}: {:?}",
+                    "moat: record: {} ({}) {}: {}",
                     e.comm(),
                     e.pid,
                     e.call,
-                    e.observed
+                    seen.join("; ")
                 );
             }
             observed.extend(e.observed.iter().cloned());

@@ -17,6 +17,7 @@ use std::ffi::OsString;
 #[derive(clap::Args, Debug)]
 #[command(
     about = "Run a command in a sandbox",
+    override_usage = "moat run [OPTIONS] [--] <COMMAND>...",
     long_about = "Run a command in a sandbox.\n\n\
 With no policy, preset, path or port flag, the built-in `default` preset applies: system binaries \
 and libraries readable and executable, /etc and the current directory readable, standard devices \

@@ -8,7 +8,10 @@ use moat_sandbox::abi::{self, Availability};
 #[derive(clap::Args, Debug)]
 #[command(about = "Show the kernel's Landlock ABI and, feature by feature, what it can enforce")]
 pub struct StatusArgs {
-    /// Print JSON instead of text.
+    /// Print JSON instead of text, for scripts: `landlock` (`kernel_abi`, `effective_abi`,
+    /// `cap` when MOAT_MAX_ABI lowers it), `features` (each Landlock feature: `feature`,
+    /// `abi`, `linux`, `description`, `enforceable`) and `beyond_landlock` (what moat adds
+    /// to Landlock: `feature`, `description`, `enforceable`).
     #[arg(long)]
     json: bool,
 }
