@@ -131,6 +131,9 @@ fn closest_run_flag(given: &str) -> Option<String> {
     let cmd = run::RunArgs::augment_args(clap::Command::new("run"));
     cmd.get_arguments()
         .filter_map(|a| a.get_long())
+        // `moat check` shares the check but not every run flag: never "did you mean"
+        // the very word given.
+        .filter(|long| *long != name)
         .map(|long| (strsim::jaro(name, long), long))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -25,16 +25,18 @@ pub struct PolicyArgs {
     /// Built-in preset (see `moat presets`); repeatable, comma lists accepted.
     #[arg(long = "preset", value_name = "NAME", value_delimiter = ',')]
     pub presets: Vec<String>,
-    /// Allow reading PATH (files and directories beneath it).
+    /// Allow reading PATH (files and directories beneath it); repeatable, comma lists
+    /// accepted (--ro /etc,/usr/share); relative paths are taken from the current directory.
     #[arg(long, value_name = "PATH", value_delimiter = ',')]
     pub ro: Vec<String>,
-    /// Allow reading and executing PATH.
+    /// Allow reading and executing PATH (repeatable, comma lists).
     #[arg(long, value_name = "PATH", value_delimiter = ',')]
     pub rox: Vec<String>,
-    /// Allow reading and writing PATH (create, remove, rename, truncate).
+    /// Allow reading and writing PATH: create, remove, rename, truncate (repeatable, comma
+    /// lists).
     #[arg(long, value_name = "PATH", value_delimiter = ',')]
     pub rw: Vec<String>,
-    /// Allow reading, writing and executing PATH.
+    /// Allow reading, writing and executing PATH (repeatable, comma lists).
     #[arg(long, value_name = "PATH", value_delimiter = ',')]
     pub rwx: Vec<String>,
     /// Allow connecting and sending to the pathname unix socket PATH, or to any socket
@@ -52,7 +54,7 @@ pub struct PolicyArgs {
     /// Allow binding TCP ports (8080, 8000-8010, comma lists).
     #[arg(long = "bind-tcp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
     pub bind_tcp: Vec<PortRange>,
-    /// Allow connecting to TCP ports.
+    /// Allow connecting to TCP ports (443, 8000-8010, comma lists).
     #[arg(long = "connect-tcp", value_name = "PORTS", value_delimiter = ',', value_parser = parse_port)]
     pub connect_tcp: Vec<PortRange>,
     /// Allow binding UDP ports (enforced by Landlock ABI 10).
