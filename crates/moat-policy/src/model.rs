@@ -268,6 +268,19 @@ impl Policy {
         };
     }
 
+    /// Adds `other`'s path and port rules to this policy and takes nothing else from it:
+    /// how `moat run` composes path and port flags with a policy file, whose scopes,
+    /// compatibility and handled rights stay as the file says. A grant of a right the
+    /// policy does not restrict changes nothing.
+    pub fn add_grants(&mut self, other: Policy) {
+        if !self.fs.unrestricted {
+            self.fs.rules.extend(other.fs.rules);
+        }
+        if !self.net.unrestricted {
+            self.net.rules.extend(other.net.rules);
+        }
+    }
+
     /// Combines two policies into one ruleset: grants add up, and so do restrictions, so
     /// that no source's denial is lost; a source that lifts a whole domain lifts it.
     pub fn merge(mut self, other: Policy) -> Policy {

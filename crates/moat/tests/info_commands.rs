@@ -295,3 +295,44 @@ fn licences_and_the_image_build_context() {
     let ignore = std::fs::read_to_string(root.join(".containerignore")).unwrap();
     assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
 }
+
+/// Path and port flags beside a policy file add grants and change nothing else it says.
+#[test]
+fn flags_beside_a_policy_file_only_add_grants() {
+    let s = Scratch::new();
+    let file = s.write(
+        "p.toml",
+        "compat = \"best-effort\"\n[filesystem]\nread_exec = [\"/usr\"]\n[scopes]\nsignal = false\n",
+    );
+    let r = s.run(&[
+        "check",
+        "--policy",
+        &file,
+        "--ro",
+        "/etc",
+        "--bind-tcp",
+        "8080",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("allow /etc: read_file,read_dir"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("mode: best-effort"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("scopes: abstract_unix_socket (no"),
+        "the file's signal = false is kept: {}",
+        r.stdout
+    );
+    // A flag that names the setting changes it.
+    let r = s.run(&["check", "--policy", &file, "--ro", "/etc", "--strict"]);
+    assert!(r.stdout.contains("mode: strict"), "{}", r.stdout);
+    // Alone, the flags are the whole policy, scopes on.
+    let r = s.run(&["check", "--ro", "/etc"]);
+    assert!(
+        r.stdout.contains("scopes: abstract_unix_socket,signal"),
+        "{}",
+        r.stdout
+    );
+}

@@ -172,13 +172,23 @@ impl PolicyArgs {
         for text in &self.policy_texts {
             parts.push(moat_policy::parse_str(POLICY_TEXT_ORIGIN, text).map_err(Failure::moat)?);
         }
-        if self.has_grants() {
-            parts.push(self.flag_policy(target)?);
-        }
-        let mut policy = parts
-            .into_iter()
-            .reduce(Policy::merge)
-            .unwrap_or_else(Policy::allow_all);
+        let flags = if self.has_grants() {
+            Some(self.flag_policy(target)?)
+        } else {
+            None
+        };
+        // Flags beside a policy file or preset add their grants and nothing else: the
+        // file's scopes, compatibility and handled rights stay as written (a flag that
+        // names such a setting, below, changes it). Alone, they are the whole policy.
+        let mut policy = match (parts.into_iter().reduce(Policy::merge), flags) {
+            (Some(mut base), Some(flags)) => {
+                base.add_grants(flags);
+                base
+            }
+            (Some(base), None) => base,
+            (None, Some(flags)) => flags,
+            (None, None) => Policy::allow_all(),
+        };
 
         if self.unrestricted_filesystem {
             policy.lift_filesystem();
