@@ -374,3 +374,26 @@ fn the_command_status_and_missing_commands() {
     let r = s.run(&["record", "--", "no-such-program-anywhere"]);
     assert_eq!(r.code, 127, "{}", r.stderr);
 }
+
+/// A recorded program that signals a daemon it started itself (reparented, so outside its
+/// process tree but inside its sandbox) keeps the signal scope on, and replays; one that
+/// signals a process it did not start turns it off (the control).
+#[test]
+fn the_signal_scope_goes_only_for_processes_outside_the_run() {
+    let s = Scratch::new();
+    let own = "(sleep 30 & echo $! > daemon.pid); sleep 0.2; kill $(cat daemon.pid)";
+    let policy = record(&s, &["sh", "-c", own]);
+    assert!(!policy.contains("signal = false"), "{policy}");
+    let r = replay(&s, &["sh", "-c", own]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Control: a process the run did not start.
+    let mut outside = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let kill = format!("kill {}", outside.id());
+    let policy = record(&s, &["sh", "-c", &kill]);
+    let _ = outside.wait();
+    assert!(policy.contains("signal = false"), "{policy}");
+}

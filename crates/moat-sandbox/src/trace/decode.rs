@@ -40,6 +40,10 @@ pub struct Decoder {
     root: i32,
     /// Abstract unix socket names the tree bound itself.
     abstract_bound: BTreeSet<Vec<u8>>,
+    /// Every thread that made a traced call: each is under the sandbox's filter, so inside
+    /// the sandbox, even when it left the process tree (a daemon the run started, which
+    /// its parent's exit reparented).
+    members: BTreeSet<i32>,
 }
 
 const FIOCLEX: u64 = 0x5451;
@@ -96,6 +100,7 @@ impl Decoder {
         Decoder {
             root,
             abstract_bound: BTreeSet::new(),
+            members: BTreeSet::from([root]),
         }
     }
 
@@ -103,6 +108,7 @@ impl Decoder {
     /// valid afterwards.
     pub fn decode(&mut self, n: &Notification) -> Event {
         let pid = n.pid as i32;
+        self.members.insert(pid);
         let a = n.data.args;
         let nr = i64::from(n.data.nr);
         let mut out = Vec::new();
@@ -433,7 +439,7 @@ impl Decoder {
             // Its own process group, or a single process of the tree.
             0 => true,
             -1 => false,
-            t if t > 0 => memory::in_tree(t, self.root),
+            t if t > 0 => self.members.contains(&t) || memory::in_tree(t, self.root),
             // A process group: inside when it is the caller's own.
             g => {
                 // SAFETY: getpgid takes a plain pid.
