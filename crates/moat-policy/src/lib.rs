@@ -16,6 +16,7 @@ pub mod ports;
 pub mod presets;
 pub mod record;
 pub mod rights;
+pub mod secrets;
 pub mod vars;
 pub mod write;
 

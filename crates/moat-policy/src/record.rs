@@ -57,15 +57,21 @@ pub enum Observed {
 }
 
 /// How [`synthesize`] folds paths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// A right used on this many entries of one directory is granted on the directory.
     pub dir_threshold: usize,
+    /// Sensitive paths ([`crate::secrets`]) a directory rule must not reach unless the run
+    /// used them itself: each beneath a directory rule becomes a path exception.
+    pub keep_out: Vec<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dir_threshold: 4 }
+        Options {
+            dir_threshold: 4,
+            keep_out: Vec::new(),
+        }
     }
 }
 
@@ -111,7 +117,22 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             }
         }
     }
+    // What the run used itself, before folding hides it.
+    let used: BTreeSet<PathBuf> = grants.keys().cloned().collect();
     fold_directories(&mut grants, opts.dir_threshold);
+    for secret in &opts.keep_out {
+        // A directory rule with a right on the files beneath it (listing it is not one).
+        let reached = grants.iter().any(|(dir, (access, is_dir))| {
+            *is_dir
+                && !access.intersect(FsAccess::file_rights()).is_empty()
+                && secret.starts_with(dir)
+                && secret != dir
+        });
+        let touched = used.iter().any(|u| u.starts_with(secret));
+        if reached && !touched {
+            policy.except_paths([secret.to_string_lossy()], ORIGIN);
+        }
+    }
 
     let origin = Origin::new(ORIGIN);
     policy.fs.rules = grants
@@ -125,7 +146,7 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             } else {
                 access.intersect(FsAccess::file_rights())
             },
-            optional: false,
+            optional: in_one_session(&path),
             origin: origin.clone(),
         })
         .collect();
@@ -249,6 +270,15 @@ fn ancestors_created(p: &Path, created: &BTreeSet<&Path>) -> bool {
     p.ancestors().skip(1).any(|a| created.contains(a))
 }
 
+/// Whether `path` names something of the recorded session only: the run's own control
+/// group (`/sys/fs/cgroup/<controller>/<its group>/...`, which another service or
+/// container does not have). Such a rule is optional: a replay elsewhere skips it instead
+/// of refusing to start, and the program finds no such file, as it would outside moat.
+fn in_one_session(path: &Path) -> bool {
+    path.strip_prefix("/sys/fs/cgroup")
+        .is_ok_and(|rest| rest.components().count() > 1)
+}
+
 /// `/proc/<pid>/...` and `/proc/self/...` become `/proc`; `/dev/pts/<n>` becomes
 /// `/dev/pts`: the next run has other pids and another terminal.
 fn generic_name(path: &Path) -> Option<PathBuf> {
@@ -337,7 +367,51 @@ fn fold_directories(grants: &mut BTreeMap<PathBuf, (FsAccess, bool)>, threshold:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rights::Right;
+
+    #[test]
+    fn the_sessions_own_cgroup_is_optional() {
+        let p = synthesize(
+            &[
+                fs(
+                    "/sys/fs/cgroup/memory/ci/job-7/memory.limit_in_bytes",
+                    &[FsRight::ReadFile],
+                    false,
+                ),
+                fs("/sys/fs/cgroup", &[FsRight::ReadDir], true),
+            ],
+            Options::default(),
+        );
+        let optional = |path: &str| p.fs.rules.iter().find(|r| r.path == path).unwrap().optional;
+        assert!(optional(
+            "/sys/fs/cgroup/memory/ci/job-7/memory.limit_in_bytes"
+        ));
+        assert!(!optional("/sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn folds_keep_secrets_out_unless_the_run_used_them() {
+        let files = ["a", "b", "c", "d", "e"]
+            .map(|n| fs(&format!("/etc/{n}"), &[FsRight::ReadFile], false));
+        let opts = Options {
+            keep_out: vec![
+                PathBuf::from("/etc/shadow"),
+                PathBuf::from("/etc/ssl/private"),
+            ],
+            ..Options::default()
+        };
+        let p = synthesize(&files, opts.clone());
+        let except: Vec<&str> = p.fs.except.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(except, ["/etc/shadow", "/etc/ssl/private"]);
+        // Used by the run: granted, not excepted.
+        let mut used = files.to_vec();
+        used.push(fs("/etc/shadow", &[FsRight::ReadFile], false));
+        let p = synthesize(&used, opts.clone());
+        let except: Vec<&str> = p.fs.except.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(except, ["/etc/ssl/private"]);
+        // No fold, no rule above them: nothing to except.
+        let p = synthesize(&files[..2], opts);
+        assert!(p.fs.except.is_empty());
+    }
 
     fn fs(path: &str, rights: &[FsRight], is_dir: bool) -> Observed {
         Observed::Fs {

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod seccomp;
+pub mod secrets;
 pub mod spawn;
 pub mod supervise;
 pub mod trace;

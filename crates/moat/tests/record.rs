@@ -397,3 +397,39 @@ fn the_signal_scope_goes_only_for_processes_outside_the_run() {
     let _ = outside.wait();
     assert!(policy.contains("signal = false"), "{policy}");
 }
+
+/// Reading several files of /etc folds into a rule on /etc, which must not reach the
+/// password hashes the run never read: they become exceptions. `--fold-secrets` is the
+/// control that shows the fold alone would hand them over.
+#[test]
+fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: /etc/shadow is readable only as root, which the leak needs");
+        return;
+    }
+    let s = Scratch::new();
+    let read = [
+        "cat",
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/os-release",
+    ];
+    let policy = record(&s, &read);
+    assert!(policy.contains("\"/etc\""), "folded into /etc: {policy}");
+    assert!(policy.contains("\"/etc/shadow\""), "{policy}");
+    assert_eq!(replay(&s, &read).code, 0);
+    let r = replay(&s, &["cat", "/etc/shadow"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+
+    // Control: the same recording with --fold-secrets reads them.
+    let mut args = vec!["record", "--fold-secrets", "-o", "policy.toml", "--"];
+    args.extend_from_slice(&read);
+    assert_eq!(s.run(&args).code, 0);
+    let r = replay(&s, &["cat", "/etc/shadow"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("root:"), "{}", r.stdout);
+}

@@ -543,3 +543,57 @@ fn unrestricted_flags_lift_whole_domains() {
     );
     assert_answers(&r, &["EACCES", "ok"]);
 }
+
+/// Read-only git works under the default preset for a user with a ~/.gitconfig, while the
+/// credentials beside it stay unreadable. Control: without the preset's rule on the file,
+/// git refuses to run at all.
+#[test]
+fn read_only_git_runs_under_the_default_preset() {
+    let s = Scratch::new();
+    let home = s.mkdir("home");
+    s.write(
+        "home/.gitconfig",
+        "[user]\n\tname = t\n\temail = t@example.org\n",
+    );
+    s.write("home/.git-credentials", "https://u:secret@example.org\n");
+    let repo = s.mkdir("repo");
+    let git = |args: &[&str]| {
+        let st = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("HOME", &home)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    git(&["init", "-q", "."]);
+    git(&["commit", "-q", "--allow-empty", "-m", "first"]);
+    let run = |flags: &[&str], cmd: &[&str]| {
+        let mut c = s.moat();
+        c.arg("run").args(flags).arg("--").args(cmd);
+        c.current_dir(&repo).env("HOME", &home);
+        output(c)
+    };
+    let r = run(&[], &["git", "log", "--oneline"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("first"), "{}", r.stdout);
+    let creds = format!("{home}/.git-credentials");
+    let r = run(&[], &["cat", &creds]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    // Control: the same system paths without the rule on ~/.gitconfig.
+    let r = run(
+        &[
+            "--rox",
+            "/usr,/lib,/lib64,/bin",
+            "--ro",
+            "/etc",
+            "--rw",
+            "/dev/null",
+            "--ro",
+            &repo,
+        ],
+        &["git", "log", "--oneline"],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains(".gitconfig"), "{}", r.stderr);
+}

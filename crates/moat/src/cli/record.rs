@@ -35,6 +35,11 @@ pub struct RecordArgs {
     /// Grant a right on a directory once this many of its entries used it (0: never).
     #[arg(long, value_name = "N", default_value_t = Options::default().dir_threshold)]
     dir_threshold: usize,
+    /// Let a folded directory rule reach secrets the run did not use (password hashes,
+    /// private keys, credential files in $HOME; docs/authoring.md lists them). By default
+    /// each becomes a path exception of the recorded policy.
+    #[arg(long)]
+    fold_secrets: bool,
     /// Print each observed call to standard error.
     #[arg(short, long)]
     verbose: bool,
@@ -80,6 +85,12 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
         &observed,
         Options {
             dir_threshold: args.dir_threshold,
+            keep_out: if args.fold_secrets {
+                Vec::new()
+            } else {
+                let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+                moat_sandbox::secrets::existing(home.as_deref())
+            },
         },
     );
     let policy = match base {
