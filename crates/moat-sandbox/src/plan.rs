@@ -365,6 +365,15 @@ fn canonical(path: &Path) -> PathBuf {
     }
 }
 
+/// A rule's paths with its variables expanded. An optional rule whose variable this
+/// process does not have (`${HOME}` without HOME) names nothing, like a missing path.
+fn expand_rule(rule: &moat_policy::model::PathRule, vars: &Vars) -> Result<Vec<String>, PlanError> {
+    match vars.expand(&rule.path, &rule.origin.0) {
+        Err(moat_policy::PolicyError::UndefinedVariable { .. }) if rule.optional => Ok(Vec::new()),
+        other => Ok(other?),
+    }
+}
+
 /// The paths the policy lets the program connect and send to as pathname unix sockets
 /// (rules granting `resolve_unix`), expanded, without optional ones that do not exist.
 fn unix_grants(policy: &Policy, vars: &Vars) -> Result<Vec<String>, PlanError> {
@@ -376,7 +385,7 @@ fn unix_grants(policy: &Policy, vars: &Vars) -> Result<Vec<String>, PlanError> {
         if !rule.access.contains(FsRight::ResolveUnix) {
             continue;
         }
-        for path in vars.expand(&rule.path, &rule.origin.0)? {
+        for path in expand_rule(rule, vars)? {
             if rule.optional && !Path::new(&path).exists() {
                 continue;
             }
@@ -459,7 +468,7 @@ fn open_rules(
     for rule in &policy.fs.rules {
         let expanded;
         let paths: &[String] = if rule.path.as_bytes().contains(&b'$') {
-            expanded = vars.expand(&rule.path, &rule.origin.0)?;
+            expanded = expand_rule(rule, vars)?;
             &expanded
         } else {
             // No variable: no vector for the one path (most rules, on the launch path).
@@ -510,7 +519,15 @@ fn open_rules(
         };
         let (fd, is_dir, id) = match opened_rule {
             Ok(opened) => opened,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => {
+            // Optional and out of reach (missing, or this user may not even look: another
+            // user's home): the program could not use a rule on it either.
+            Err(e)
+                if optional
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                    ) =>
+            {
                 report.skipped.push(format!("{path} ({origin})"));
                 continue;
             }

@@ -120,6 +120,17 @@ fn tracer_explains_read_write_exec_and_bind() {
         "{}",
         r.stderr
     );
+    // Advice that works here: as root, how to switch audit on with what this machine has.
+    if is_root() {
+        let has_auditctl = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .any(|d| d.join("auditctl").is_file());
+        let advice = if has_auditctl {
+            "; `auditctl -e 1` enables it"
+        } else {
+            "auditctl, from the auditd package, enables it"
+        };
+        assert!(r.stderr.contains(advice), "{}", r.stderr);
+    }
     assert_explained(&s, &r);
 }
 

@@ -577,6 +577,11 @@ fn read_only_git_runs_under_the_default_preset() {
     let r = run(&[], &["git", "log", "--oneline"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("first"), "{}", r.stdout);
+    // Without HOME (a service, `env -i`), the preset's rules on the files name nothing.
+    let mut c = s.moat();
+    c.args(["run", "--", "true"]).env_remove("HOME");
+    let r = output(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let creds = format!("{home}/.git-credentials");
     let r = run(&[], &["cat", &creds]);
     assert_ne!(r.code, 0, "{}", r.stdout);
