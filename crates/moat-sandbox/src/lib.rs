@@ -25,6 +25,7 @@ pub mod report;
 pub mod seccomp;
 pub mod secrets;
 pub mod spawn;
+pub mod tmpdir;
 pub mod supervise;
 pub mod trace;
 

@@ -28,7 +28,7 @@ pub mod http;
 pub mod metrics;
 pub mod reaper;
 pub mod sandbox;
-pub mod tmpdir;
+pub use moat_sandbox::tmpdir;
 
 use crate::call::{CallStats, OutputRules, Runner};
 use crate::cgroup::{Cgroups, Wanted};
@@ -241,7 +241,7 @@ pub fn prepare(config: Config) -> Result<Prepared, StartError> {
                 }
                 None => None,
             };
-            let mut root = TmpRoot::create(&base)?;
+            let mut root = TmpRoot::create(&base, "moat-watchdog")?;
             if let Some(fs) = call_fs {
                 if let Err(e) = root.use_call_tmpfs(fs) {
                     missing.push(("max_call_tmp_bytes", e.to_string()));

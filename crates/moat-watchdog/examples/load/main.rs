@@ -737,7 +737,7 @@ fn setup_cost(runs: usize) {
     let cwd = std::env::current_dir().expect("cwd");
     let mut sandbox =
         Sandbox::prepare(&config, std::path::Path::new("/usr/bin/true"), &cwd, abi).expect("plan");
-    let root = TmpRoot::create(&choose_root(None)).expect("tmp root");
+    let root = TmpRoot::create(&choose_root(None), "moat-watchdog").expect("tmp root");
     let null = std::fs::File::options()
         .read(true)
         .write(true)

@@ -1,7 +1,8 @@
-//! Private temporary directories: one per call, given to it as TMPDIR, TMP and TEMP, and
-//! removed when its process tree is dead.
+//! Private temporary directories: one per watchdog call or `moat run --private-tmp`
+//! sandbox, given to it as TMPDIR, TMP and TEMP, and removed when its processes are dead.
 //!
-//! They live in one directory per watchdog (`<root>/moat-watchdog.<pid>`, mode 0700), on
+//! They live in one directory per owner process (`<root>/<owner>.<pid>.<random>`, mode
+//! 0700: `moat-watchdog` for a watchdog, `moat-run` for a sandbox's supervisor), on
 //! a tmpfs when one is available: creating and removing a directory there costs a few
 //! microseconds against 80-120 on ext4 (DESIGN.md section 5), and the files never reach a
 //! disk. Isolation does not come from the modes (every call runs as the same user) but
@@ -189,26 +190,27 @@ fn writable(path: &Path) -> bool {
 }
 
 impl TmpRoot {
-    /// Creates `<base>/moat-watchdog.<pid>.<random>` (mode 0700, then 0300), and its lock
-    /// file `<same>.lock`, locked for as long as the watchdog lives. The random part keeps
+    /// Creates `<base>/<owner>.<pid>.<random>` (mode 0700, then 0300), and its lock file
+    /// `<same>.lock`, locked for as long as the owner (the watchdog, or the supervisor of a
+    /// `moat run` sandbox, which inherits the lock) lives. The random part keeps
     /// watchdogs apart that share `<base>` with the same pid (each PID 1 of its own PID
     /// namespace, say); an existing name is never reused.
     ///
     /// A watchdog killed with SIGKILL cannot remove its directory; the kernel releases its
-    /// lock. So first, every `moat-watchdog.*.lock` in `<base>` that can be locked (its
+    /// lock. So first, every `<owner>.*.lock` in `<base>` that can be locked (its
     /// watchdog is gone, whatever its PID namespace) and is older than a minute (not one
     /// being created right now) is removed with its directory.
-    pub fn create(base: &Path) -> Result<TmpRoot, TmpError> {
+    pub fn create(base: &Path, owner: &str) -> Result<TmpRoot, TmpError> {
         let err = |source| TmpError::Root {
             path: base.to_path_buf(),
             source,
         };
         let parent =
             open_dir(libc::AT_FDCWD, &cstr(base.as_os_str()).map_err(err)?, false).map_err(err)?;
-        let stale_removed = remove_stale(&parent);
+        let stale_removed = remove_stale(&parent, owner);
         let mut attempt = 0u32;
         let (name, lock_name, lock) = loop {
-            let stem = format!("moat-watchdog.{}.{:08x}", std::process::id(), random_u32());
+            let stem = format!("{owner}.{}.{:08x}", std::process::id(), random_u32());
             let name = cstr(OsStr::new(&stem)).map_err(err)?;
             let lock_name = cstr(OsStr::new(&format!("{stem}.lock"))).map_err(err)?;
             // The lock file first: a directory never exists without a lock to tell whether
@@ -454,7 +456,7 @@ fn random_u64() -> u64 {
 
 /// Removes the directories of watchdogs that are gone (see [`TmpRoot::create`]); returns
 /// their names. Best effort: what cannot be read or removed is left, and logged by the caller.
-fn remove_stale(parent: &OwnedFd) -> Vec<String> {
+fn remove_stale(parent: &OwnedFd, owner: &str) -> Vec<String> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", parent.as_raw_fd())) else {
         return removed;
@@ -464,7 +466,7 @@ fn remove_stale(parent: &OwnedFd) -> Vec<String> {
         let Some(stem) = file
             .to_str()
             .and_then(|n| n.strip_suffix(".lock"))
-            .filter(|n| n.starts_with("moat-watchdog."))
+            .filter(|n| n.strip_prefix(owner).is_some_and(|rest| rest.starts_with('.')))
         else {
             continue;
         };
@@ -665,7 +667,7 @@ mod tests {
         let outside = b.join("outside");
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("keep"), "x").unwrap();
-        let root = TmpRoot::create(&b).unwrap();
+        let root = TmpRoot::create(&b, "moat-watchdog").unwrap();
         let dir = root.create_call().unwrap();
         assert_eq!(
             std::fs::metadata(&dir.path).unwrap().permissions().mode() & 0o777,
@@ -695,7 +697,7 @@ mod tests {
     #[test]
     fn directories_of_dead_watchdogs_are_removed_and_live_ones_kept() {
         let b = base();
-        let live = TmpRoot::create(&b).unwrap();
+        let live = TmpRoot::create(&b, "moat-watchdog").unwrap();
         // A dead watchdog's directory and unlocked lock file, a minute old.
         let dead = b.join("moat-watchdog.1.deadbeef");
         std::fs::create_dir_all(dead.join("call-1-x")).unwrap();
@@ -717,7 +719,7 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let second = TmpRoot::create(&b).unwrap();
+        let second = TmpRoot::create(&b, "moat-watchdog").unwrap();
         assert_eq!(second.stale_removed, ["moat-watchdog.1.deadbeef"]);
         assert!(!dead.exists() && !dead_lock.exists());
         assert!(live.path().exists() && live_lock.exists());
