@@ -272,6 +272,8 @@ struct Supervision {
     /// The filter without the supervised rows: what best-effort mode installs when the
     /// supervisor cannot start.
     unsupervised: &'static [Insn],
+    /// A private temporary directory the supervisor removes when the sandbox has ended.
+    cleanup: Option<crate::tmpdir::TmpRoot>,
 }
 
 /// The restrictions a process applies to itself before exec, prepared in advance.
@@ -333,6 +335,7 @@ impl Restrictions {
                     ..plan.seal
                 }
                 .program()?,
+                cleanup: None,
             }),
             _ => None,
         };
@@ -346,6 +349,37 @@ impl Restrictions {
             supervision,
             enforcement,
         })
+    }
+
+    /// Has the sandbox's supervisor remove `root` (a private temporary directory) once the
+    /// last process under the sandbox's filter has ended; a sandbox that needs no
+    /// supervised call gets a supervisor for that alone (its listener only ever reports
+    /// that the sandbox is gone). Only a forked supervisor removes it: other hosts end
+    /// with the program and remove it themselves.
+    pub fn remove_when_done(
+        mut self,
+        root: crate::tmpdir::TmpRoot,
+    ) -> Result<Restrictions, EnforceError> {
+        if self.supervision.is_none() {
+            let filter = self.filter.ok_or(EnforceError::Step {
+                step: Step::Supervisor,
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            })?;
+            self.supervision = Some(Supervision {
+                rules: Arc::new(Rules::default()),
+                channel: Channel::new().map_err(|source| EnforceError::Step {
+                    step: Step::Supervisor,
+                    source,
+                })?,
+                host: SupervisorHost::Fork,
+                unsupervised: filter,
+                cleanup: None,
+            });
+        }
+        if let Some(s) = self.supervision.as_mut() {
+            s.cleanup = Some(root);
+        }
+        Ok(self)
     }
 
     /// Makes the caller the supervisor ([`SupervisorHost::Caller`]).
@@ -502,7 +536,7 @@ impl Restrictions {
         // Whether a supervisor will take the listener.
         let supervised = match &self.supervision {
             Some(s) if s.host == SupervisorHost::Fork => {
-                match crate::supervise::launch::fork(&s.channel, &s.rules) {
+                match crate::supervise::launch::fork(&s.channel, &s.rules, s.cleanup.as_ref()) {
                     Ok(_) => true,
                     Err(e) => {
                         if failed(Step::Supervisor, e) {

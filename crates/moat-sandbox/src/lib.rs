@@ -25,8 +25,8 @@ pub mod report;
 pub mod seccomp;
 pub mod secrets;
 pub mod spawn;
-pub mod tmpdir;
 pub mod supervise;
+pub mod tmpdir;
 pub mod trace;
 
 pub use abi::{AbiInfo, Availability};

@@ -23,7 +23,7 @@
 //! the tree while it is removed.
 
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -272,6 +272,16 @@ impl TmpRoot {
         })
     }
 
+    /// The descriptors it holds (its parent, itself, its lock), for a process that must
+    /// keep them across closing every other one.
+    pub fn descriptors(&self) -> [RawFd; 3] {
+        [
+            self.parent.as_raw_fd(),
+            self.fd.as_raw_fd(),
+            self._lock.as_raw_fd(),
+        ]
+    }
+
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -466,7 +476,10 @@ fn remove_stale(parent: &OwnedFd, owner: &str) -> Vec<String> {
         let Some(stem) = file
             .to_str()
             .and_then(|n| n.strip_suffix(".lock"))
-            .filter(|n| n.strip_prefix(owner).is_some_and(|rest| rest.starts_with('.')))
+            .filter(|n| {
+                n.strip_prefix(owner)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
         else {
             continue;
         };

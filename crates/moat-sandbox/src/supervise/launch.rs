@@ -20,6 +20,7 @@
 
 use super::Rules;
 use crate::caps::CapsPlan;
+use crate::tmpdir::TmpRoot;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -188,7 +189,11 @@ fn receive_fd(sock: RawFd, flags: libc::c_int) -> io::Result<Option<OwnedFd>> {
 /// # Safety
 /// The caller must be single-threaded: the supervisor runs Rust code (it allocates) in a
 /// forked copy of it.
-pub(crate) unsafe fn fork(channel: &Channel, rules: &Rules) -> Result<libc::pid_t, i32> {
+pub(crate) unsafe fn fork(
+    channel: &Channel,
+    rules: &Rules,
+    cleanup: Option<&TmpRoot>,
+) -> Result<libc::pid_t, i32> {
     let errno = || *libc::__errno_location();
     let middle = libc::fork();
     if middle < 0 {
@@ -197,7 +202,7 @@ pub(crate) unsafe fn fork(channel: &Channel, rules: &Rules) -> Result<libc::pid_
     if middle == 0 {
         let supervisor = libc::fork();
         if supervisor == 0 {
-            supervisor_main(channel, rules);
+            supervisor_main(channel, rules, cleanup);
         }
         let ok = supervisor > 0
             && libc::write(
@@ -244,7 +249,7 @@ pub(crate) unsafe fn fork(channel: &Channel, rules: &Rules) -> Result<libc::pid_
 }
 
 /// The supervisor process: detaches, waits for the listener, serves it, exits.
-unsafe fn supervisor_main(channel: &Channel, rules: &Rules) -> ! {
+unsafe fn supervisor_main(channel: &Channel, rules: &Rules, cleanup: Option<&TmpRoot>) -> ! {
     libc::setsid();
     libc::prctl(libc::PR_SET_NAME, c"moat-supervise".as_ptr(), 0, 0, 0);
     // The terminal's signals are the program's; a stopped supervisor would stall it.
@@ -269,22 +274,43 @@ unsafe fn supervisor_main(channel: &Channel, rules: &Rules) -> ! {
             libc::dup2(null, fd);
         }
     }
-    let sock = 3;
-    if libc::dup2(channel.supervisor.as_raw_fd(), sock) < 0
-        || libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) < 0
-    {
+    // Everything but the channel and the private temporary directory's descriptors (its
+    // lock above all, which tells other moats its sandbox lives) goes. The channel moves
+    // above those, so that moving it closes none of them.
+    let mut keep: Vec<u32> = cleanup.map_or_else(Vec::new, |c| {
+        c.descriptors().iter().map(|&fd| fd as u32).collect()
+    });
+    let sock = keep.iter().copied().max().unwrap_or(2).max(2) + 1;
+    if libc::dup2(channel.supervisor.as_raw_fd(), sock as i32) < 0 {
         libc::_exit(1);
     }
+    keep.push(sock);
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if fd > from && libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) < 0 {
+            libc::_exit(1);
+        }
+        from = fd.saturating_add(1);
+    }
+    let sock = sock as i32;
     let code = match receive_fd(sock, 0) {
         Ok(Some(listener)) => {
             libc::close(sock);
-            match super::serve(listener, rules) {
-                Ok(()) => 0,
-                Err(_) => 1,
+            let served = super::serve(listener, rules);
+            // Every process under the filter is gone (or the listener failed, when the
+            // sandbox's calls fail with ENOSYS from now on): its private directory goes.
+            let removed = cleanup.map_or(Ok(()), TmpRoot::remove_all);
+            match (served, removed) {
+                (Ok(()), Ok(())) => 0,
+                _ => 1,
             }
         }
-        // The sandboxed process failed before installing its filter.
-        Ok(None) | Err(_) => 0,
+        // The sandboxed process failed before installing its filter: nothing ran there.
+        Ok(None) | Err(_) => match cleanup.map_or(Ok(()), TmpRoot::remove_all) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
     };
     libc::_exit(code)
 }

@@ -10,6 +10,7 @@ use super::Failure;
 use moat_policy::Vars;
 use moat_sandbox::enforce::{Enforcement, Restrictions};
 use moat_sandbox::exec::{self, ExecError, Target};
+use moat_sandbox::tmpdir::{self, TmpRoot};
 use moat_sandbox::{abi, fds, plan};
 use std::ffi::OsString;
 
@@ -42,6 +43,12 @@ pub struct RunArgs {
     /// by tracing the command). moat then stays as the command's parent until it ends.
     #[arg(long)]
     pub(crate) explain: bool,
+    /// Give the command a private temporary directory: a fresh directory (on /dev/shm when
+    /// it is a tmpfs, else in $TMPDIR or /tmp), readable and writable by the sandbox and
+    /// named by TMPDIR, TMP and TEMP, removed when the sandbox's last process has ended.
+    /// Nothing else of /tmp is granted by it.
+    #[arg(long = "private-tmp")]
+    pub(crate) private_tmp: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         value_name = "COMMAND",
@@ -66,7 +73,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 
     let target = target(args.command)?;
 
-    let policy = args.policy.build(Some(&target))?;
+    let mut policy = args.policy.build(Some(&target))?;
+    let private_tmp = match args.private_tmp {
+        true => Some(private_tmp(&mut policy)?),
+        false => None,
+    };
     let compat = policy.compat.unwrap_or_default();
     let abi = abi::detect().map_err(Failure::moat)?;
     let vars = Vars::from_process();
@@ -79,11 +90,19 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     let env = exec::environment(&policy.env);
     if args.explain {
-        return super::explain::run(&target, env.as_deref(), plan);
+        // moat stays the command's parent: it removes the directory itself.
+        let code = super::explain::run(&target, env.as_deref(), plan);
+        if let Some(root) = private_tmp {
+            root.remove_all().map_err(Failure::moat)?;
+        }
+        return code;
     }
 
-    let restrictions =
+    let mut restrictions =
         Restrictions::from_plan(&plan, &[], Enforcement::Required).map_err(Failure::moat)?;
+    if let Some(root) = private_tmp {
+        restrictions = restrictions.remove_when_done(root).map_err(Failure::moat)?;
+    }
     restrictions.apply().map_err(Failure::moat)?;
     let err = exec::exec(&target, env.as_deref(), Some(&plan));
     let mut message = err.to_string();
@@ -101,6 +120,28 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         code: err.exit_code(),
         message,
     })
+}
+
+/// Makes the sandbox's private temporary directory, grants it and names it in TMPDIR, TMP
+/// and TEMP. Its root (`moat-run.<pid>.<random>`, locked while the sandbox lives) is what
+/// the supervisor removes; one left by a supervisor killed with SIGKILL is removed by the
+/// next `moat run --private-tmp` that uses the same place.
+fn private_tmp(policy: &mut moat_policy::Policy) -> Result<TmpRoot, Failure> {
+    let base = tmpdir::choose_root(None);
+    let root = TmpRoot::create(&base, "moat-run").map_err(Failure::moat)?;
+    let dir = root.create_call().map_err(Failure::moat)?;
+    let path = dir.path.to_string_lossy().into_owned();
+    policy.grant_paths(
+        [path.clone()],
+        moat_policy::FsGroup::ReadWrite.access(),
+        false,
+        "--private-tmp",
+    );
+    for var in ["TMPDIR", "TMP", "TEMP"] {
+        policy.env.set.retain(|(k, _)| k != var);
+        policy.env.set.push((var.to_string(), path.clone()));
+    }
+    Ok(root)
 }
 
 /// Whether the built-in `default` preset would let `path` execute.

@@ -19,6 +19,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
     let mut p = lexopt::Parser::from_args(args);
     let mut policy = PolicyArgs::default();
     let mut preserve_fd = Vec::new();
+    let mut private_tmp = false;
     let mut command = Vec::new();
     loop {
         let arg = p.next().ok()??;
@@ -57,6 +58,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                     }
                     "env" => policy.env.push(value(&mut p)?),
                     "preserve-fd" => preserve_fd.push(value(&mut p)?.parse().ok()?),
+                    // Repeated: clap's error.
+                    "private-tmp" if !private_tmp => private_tmp = true,
                     _ => flag(&mut policy, &name)?,
                 }
             }
@@ -76,6 +79,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
         policy,
         preserve_fd,
         explain: false,
+        private_tmp,
         command,
     })
 }
@@ -138,6 +142,7 @@ mod tests {
     fn agrees_with_clap() {
         let lines: &[&[&str]] = &[
             &["--", "true"],
+            &["--private-tmp", "--ro", "/etc", "--", "true"],
             &["true", "-x", "--ro", "y"],
             &[
                 "--rox",
