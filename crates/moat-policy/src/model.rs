@@ -104,6 +104,9 @@ pub struct FsPolicy {
     pub rules: Vec<PathRule>,
     /// Paths the grants of enclosing directories do not reach.
     pub except: Vec<PathException>,
+    /// The sandbox gets a temporary directory of its own (TMPDIR, TMP, TEMP), removed when
+    /// it ends: the grant of temporary files without a right on a shared /tmp.
+    pub private_tmp: bool,
 }
 
 /// The network part of a policy.
@@ -214,6 +217,7 @@ impl Policy {
                 required: fs_baseline(),
                 rules: Vec::new(),
                 except: Vec::new(),
+                private_tmp: false,
             },
             net: NetPolicy {
                 unrestricted: false,
@@ -295,6 +299,7 @@ impl Policy {
             self.fs.required = self.fs.required.union(other.fs.required);
             self.fs.rules.extend(other.fs.rules);
             self.fs.except.extend(other.fs.except);
+            self.fs.private_tmp |= other.fs.private_tmp;
         }
         if self.net.unrestricted || other.net.unrestricted {
             self.lift_network();

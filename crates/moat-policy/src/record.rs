@@ -64,6 +64,9 @@ pub struct Options {
     /// Sensitive paths ([`crate::secrets`]) a directory rule must not reach unless the run
     /// used them itself: each beneath a directory rule becomes a path exception.
     pub keep_out: Vec<PathBuf>,
+    /// The private temporary directory the run was given: what it did there becomes
+    /// `private_tmp = true` instead of rules (the next run gets another directory).
+    pub private_tmp: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
         Options {
             dir_threshold: 4,
             keep_out: Vec::new(),
+            private_tmp: None,
         }
     }
 }
@@ -116,6 +120,11 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
                 policy.scopes = policy.scopes.minus(one(Scope::AbstractUnixSocket))
             }
         }
+    }
+    if let Some(tmp) = &opts.private_tmp {
+        let before = grants.len();
+        grants.retain(|path, _| !path.starts_with(tmp));
+        policy.fs.private_tmp = grants.len() != before;
     }
     // What the run used itself, before folding hides it.
     let used: BTreeSet<PathBuf> = grants.keys().cloned().collect();

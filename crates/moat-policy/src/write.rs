@@ -190,6 +190,9 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
                 toml_list(fs.except.iter().map(|e| q(&e.path)))
             ));
         }
+        if fs.private_tmp {
+            keys.push("private_tmp = true".to_string());
+        }
         for (access, paths) in groups {
             blocks.push_str(&format!(
                 "\n[[filesystem.rule]]\npaths = {}\nrights = {}\n",
@@ -384,6 +387,12 @@ fn plain(policy: &Policy, dialect: &str, names_scopes: bool, warnings: &mut Vec<
             "{dialect} has no capability settings: `keep = {:?}` is dropped, so moat drops \
              every capability",
             keep.names()
+        ));
+    }
+    if policy.fs.private_tmp {
+        warnings.push(format!(
+            "{dialect} has no private temporary directory: `private_tmp = true` is dropped, \
+             so the program finds no writable TMPDIR"
         ));
     }
     if !policy.fs.except.is_empty() {

@@ -50,7 +50,8 @@ fn it_stays_while_a_process_of_the_sandbox_lives_and_goes_after() {
     let s = Scratch::new();
     let marker = s.path("late-write");
     let script = format!(
-        "echo $TMPDIR; (sleep 1; echo late > $TMPDIR/late && cat $TMPDIR/late > /dev/null; touch {}) &",
+        // The background process lets go of stdout, so that the output ends with `sh`.
+        "echo $TMPDIR; (sleep 1; echo late > $TMPDIR/late && cat $TMPDIR/late; touch {}) > /dev/null 2>&1 &",
         marker.display()
     );
     let r = s.run(&[

@@ -433,3 +433,49 @@ fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("root:"), "{}", r.stdout);
 }
+
+/// A C build writes compiler temporaries: recorded with a private temporary directory,
+/// the policy says `private_tmp = true` and grants nothing on /tmp, so the replayed build
+/// cannot plant a file in another directory of /tmp (the control shows it can without).
+#[test]
+fn a_c_build_records_a_private_tmp_and_no_right_on_tmp() {
+    let s = Scratch::new();
+    s.write(
+        "hello.c",
+        "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n",
+    );
+    // -save-temps=obj would keep them here: plain cc writes /tmp/cc*.s and friends.
+    s.write("Makefile", "hello: hello.c\n\tcc -o hello hello.c\n");
+    let shared = tempfile::Builder::new()
+        .prefix("moat-shared-tmp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let plant = format!("{}/planted", shared.path().display());
+    let policy = record(&s, &["make"]);
+    assert!(policy.contains("private_tmp = true"), "{policy}");
+    assert!(!policy.contains("\"/tmp\""), "{policy}");
+    std::fs::remove_file(s.path("hello")).unwrap();
+    let r = replay(&s, &["make"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(s.path("hello").exists());
+    // Control: outside the sandbox the shared directory takes a file.
+    let r = s.shell(&format!("echo x > {plant}"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::remove_file(&plant).unwrap();
+    let r = replay(&s, &["sh", "-c", &format!("echo x > {plant}")]);
+    assert_ne!(r.code, 0);
+    assert!(!Path::new(&plant).exists());
+    // `--shared-tmp` records the old way: rights on /tmp.
+    let r = s.run(&[
+        "record",
+        "--shared-tmp",
+        "-o",
+        "shared.toml",
+        "--",
+        "make",
+        "-B",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shared_policy = std::fs::read_to_string(s.path("shared.toml")).unwrap();
+    assert!(shared_policy.contains("\"/tmp\""), "{shared_policy}");
+}

@@ -117,6 +117,8 @@ struct FsDoc {
     unix: Vec<PathEntry>,
     #[serde(default, alias = "exceptions")]
     except: Vec<PathEntry>,
+    #[serde(default)]
+    private_tmp: bool,
     #[serde(default, rename = "rule", alias = "rules")]
     rules: Vec<Table<FsRuleDoc>>,
 }
@@ -285,6 +287,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
             }
             let origin = format!("{name}: filesystem.except");
             policy.except_paths(fs.except.into_iter().map(|e| e.path), &origin);
+            policy.fs.private_tmp = fs.private_tmp;
             for (i, Table(rule)) in fs.rules.into_iter().enumerate() {
                 let origin = format!("{name}: filesystem.rule[{i}]");
                 for e in rule.paths.0 {

@@ -51,6 +51,13 @@ pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     let mut plan =
         plan::plan(&policy, abi, compat, &Vars::from_process()).map_err(Failure::moat)?;
     plan.describe();
+    if policy.fs.private_tmp {
+        plan.report.enforced.push(
+            "private temporary directory: one of the sandbox's own (TMPDIR, TMP, TEMP), \
+             removed by moat's supervisor when the sandbox ends"
+                .to_string(),
+        );
+    }
     println!("{}", plan.report);
     if plan.report.refused() {
         return Err(Failure::moat(plan.report.refusal()));

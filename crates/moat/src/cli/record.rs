@@ -4,6 +4,7 @@
 use super::Failure;
 use moat_policy::record::{self, Observed, Options};
 use moat_policy::write;
+use moat_sandbox::tmpdir::{self, TmpRoot};
 use moat_sandbox::trace;
 use std::ffi::OsString;
 use std::io::Write;
@@ -40,6 +41,11 @@ pub struct RecordArgs {
     /// each becomes a path exception of the recorded policy.
     #[arg(long)]
     fold_secrets: bool,
+    /// Give the run the shared temporary directory instead of a private one: its
+    /// temporary files then become rules on $TMPDIR or /tmp. By default the run gets a
+    /// directory of its own and the policy `private_tmp = true`.
+    #[arg(long = "shared-tmp")]
+    shared_tmp: bool,
     /// Print each observed call to standard error.
     #[arg(short, long)]
     verbose: bool,
@@ -62,7 +68,27 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
     };
     let target = super::run::target(args.command)?;
 
-    let session = trace::spawn(&target, None, || Ok(())).map_err(Failure::moat)?;
+    // A private temporary directory, unless asked not to: temporary files then need no
+    // right on the shared /tmp, and the policy says `private_tmp = true` instead.
+    let private = match args.shared_tmp {
+        true => None,
+        false => {
+            let root =
+                TmpRoot::create(&tmpdir::choose_root(None), "moat-run").map_err(Failure::moat)?;
+            let dir = root.create_call().map_err(Failure::moat)?;
+            Some((root, dir.path))
+        }
+    };
+    let env: Option<Vec<(OsString, OsString)>> = private.as_ref().map(|(_, dir)| {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| !["TMPDIR", "TMP", "TEMP"].iter().any(|v| k == v))
+            .collect();
+        for var in ["TMPDIR", "TMP", "TEMP"] {
+            env.push((var.into(), dir.clone().into_os_string()));
+        }
+        env
+    });
+    let session = trace::spawn(&target, env.as_deref(), || Ok(())).map_err(Failure::moat)?;
     let mut observed: Vec<Observed> = Vec::new();
     let verbose = args.verbose;
     let exit = session
@@ -85,6 +111,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
         &observed,
         Options {
             dir_threshold: args.dir_threshold,
+            private_tmp: private.as_ref().map(|(_, dir)| dir.clone()),
             keep_out: if args.fold_secrets {
                 Vec::new()
             } else {
@@ -93,6 +120,10 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
             },
         },
     );
+    if let Some((root, _)) = private {
+        // The recorded run is over (moat is its parent and waited for it).
+        root.remove_all().map_err(Failure::moat)?;
+    }
     let policy = match base {
         Some(b) => record::merge(b, recorded),
         None => recorded,

@@ -74,7 +74,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let target = target(args.command)?;
 
     let mut policy = args.policy.build(Some(&target))?;
-    let private_tmp = match args.private_tmp {
+    let private_tmp = match args.private_tmp || policy.fs.private_tmp {
         true => Some(private_tmp(&mut policy)?),
         false => None,
     };
