@@ -66,6 +66,12 @@ pub struct PolicyArgs {
     /// Allow all UDP (otherwise a restricted network refuses UDP sockets).
     #[arg(long = "allow-udp")]
     pub allow_udp: bool,
+    /// Give the command a private temporary directory (policy key `[filesystem]
+    /// private_tmp`): a fresh directory (on /dev/shm when it is a tmpfs, else in $TMPDIR
+    /// or /tmp), readable and writable by the sandbox and named by TMPDIR, TMP and TEMP,
+    /// removed when the sandbox's last process has ended. Grants nothing else of /tmp.
+    #[arg(long = "private-tmp")]
+    pub private_tmp: bool,
     /// Lift every filesystem restriction.
     #[arg(long = "unrestricted-filesystem")]
     pub unrestricted_filesystem: bool,
@@ -225,6 +231,7 @@ impl PolicyArgs {
             }
         }
         policy.env.clear |= self.clear_env;
+        policy.fs.private_tmp |= self.private_tmp;
         for kv in &self.env {
             match kv.split_once('=') {
                 Some((k, v)) if !k.is_empty() => policy.env.set.push((k.into(), v.into())),

@@ -43,12 +43,6 @@ pub struct RunArgs {
     /// by tracing the command). moat then stays as the command's parent until it ends.
     #[arg(long)]
     pub(crate) explain: bool,
-    /// Give the command a private temporary directory: a fresh directory (on /dev/shm when
-    /// it is a tmpfs, else in $TMPDIR or /tmp), readable and writable by the sandbox and
-    /// named by TMPDIR, TMP and TEMP, removed when the sandbox's last process has ended.
-    /// Nothing else of /tmp is granted by it.
-    #[arg(long = "private-tmp")]
-    pub(crate) private_tmp: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         value_name = "COMMAND",
@@ -74,7 +68,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let target = target(args.command)?;
 
     let mut policy = args.policy.build(Some(&target))?;
-    let private_tmp = match args.private_tmp || policy.fs.private_tmp {
+    let private_tmp = match policy.fs.private_tmp {
         true => Some(private_tmp(&mut policy)?),
         false => None,
     };

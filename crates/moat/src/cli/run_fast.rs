@@ -19,7 +19,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
     let mut p = lexopt::Parser::from_args(args);
     let mut policy = PolicyArgs::default();
     let mut preserve_fd = Vec::new();
-    let mut private_tmp = false;
     let mut command = Vec::new();
     loop {
         let arg = p.next().ok()??;
@@ -58,8 +57,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                     }
                     "env" => policy.env.push(value(&mut p)?),
                     "preserve-fd" => preserve_fd.push(value(&mut p)?.parse().ok()?),
-                    // Repeated: clap's error.
-                    "private-tmp" if !private_tmp => private_tmp = true,
                     _ => flag(&mut policy, &name)?,
                 }
             }
@@ -79,7 +76,6 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
         policy,
         preserve_fd,
         explain: false,
-        private_tmp,
         command,
     })
 }
@@ -99,6 +95,7 @@ fn flag(policy: &mut PolicyArgs, name: &str) -> Option<()> {
         "log-new-exec-on" => &mut policy.log_new_exec_on,
         "log-subdomains-off" => &mut policy.log_subdomains_off,
         "clear-env" => &mut policy.clear_env,
+        "private-tmp" => &mut policy.private_tmp,
         _ => return None,
     };
     if *slot {
