@@ -13,6 +13,9 @@ dpkg -s libc6-dev >/dev/null 2>&1 || need_pkgs+=(libc6-dev)
 command -v curl >/dev/null || need_pkgs+=(curl)
 # `moat record` is tested on git in a scratch repository.
 command -v git >/dev/null || need_pkgs+=(git)
+# ... and on node (it reads its own control group's files) and a C build with make and cc.
+command -v node >/dev/null || need_pkgs+=(nodejs)
+command -v make >/dev/null || need_pkgs+=(make)
 # moat-runtime's tests run real containers: runc, a static busybox for the rootfs, podman.
 command -v runc >/dev/null || need_pkgs+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)

@@ -410,7 +410,9 @@ fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
     }
     let s = Scratch::new();
     let read = [
-        "cat",
+        "tar",
+        "-czf",
+        "etc.tgz",
         "/etc/hostname",
         "/etc/hosts",
         "/etc/passwd",
@@ -421,7 +423,8 @@ fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
     assert!(policy.contains("\"/etc\""), "folded into /etc: {policy}");
     assert!(policy.contains("\"/etc/shadow\""), "{policy}");
     assert_eq!(replay(&s, &read).code, 0);
-    let r = replay(&s, &["cat", "/etc/shadow"]);
+    let leak = ["tar", "-czf", "etc.tgz", "/etc/shadow"];
+    let r = replay(&s, &leak);
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
 
@@ -429,9 +432,8 @@ fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
     let mut args = vec!["record", "--fold-secrets", "-o", "policy.toml", "--"];
     args.extend_from_slice(&read);
     assert_eq!(s.run(&args).code, 0);
-    let r = replay(&s, &["cat", "/etc/shadow"]);
+    let r = replay(&s, &leak);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("root:"), "{}", r.stdout);
 }
 
 /// A C build writes compiler temporaries: recorded with a private temporary directory,
@@ -478,4 +480,66 @@ fn a_c_build_records_a_private_tmp_and_no_right_on_tmp() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let shared_policy = std::fs::read_to_string(s.path("shared.toml")).unwrap();
     assert!(shared_policy.contains("\"/tmp\""), "{shared_policy}");
+}
+
+/// node reads its own control group's memory limit: recorded in one cgroup, replayed from
+/// another, the rule on the first group's file is optional and the replay runs. Control:
+/// the same policy with that rule required refuses to start (exit 125).
+#[test]
+fn a_recording_replays_from_another_cgroup() {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: making control groups needs root");
+        return;
+    }
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    if !memory.join("cgroup.procs").exists() {
+        eprintln!("SKIP: no cgroup v1 memory hierarchy at /sys/fs/cgroup/memory");
+        return;
+    }
+    let s = Scratch::new();
+    let groups: Vec<std::path::PathBuf> = ["rec", "replay"]
+        .iter()
+        .map(|n| memory.join(format!("moat-test-{}-{n}", std::process::id())))
+        .collect();
+    for g in &groups {
+        std::fs::create_dir_all(g).unwrap();
+    }
+    let in_group = |g: &Path, args: &str| {
+        let line = format!(
+            "echo $$ > {}/cgroup.procs && exec {} {args}",
+            g.display(),
+            moat_bin().display()
+        );
+        let mut c = Command::new("sh");
+        c.args(["-c", &line]).current_dir(s.dir.path());
+        output(c)
+    };
+    let program = "-- node -e 'console.log(require(\"os\").totalmem() > 0)'";
+    let r = in_group(&groups[0], &format!("record -o policy.toml {program}"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let policy = std::fs::read_to_string(s.path("policy.toml")).unwrap();
+    let own = format!("{}/memory.limit_in_bytes", groups[0].display());
+    assert!(
+        policy.contains(&format!("{{ path = \"{own}\", optional = true }}")),
+        "{policy}"
+    );
+
+    // Another session: the recording's group is gone, the replay runs in another one.
+    std::fs::remove_dir(&groups[0]).unwrap();
+    let r = in_group(&groups[1], &format!("run --policy policy.toml {program}"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "true\n");
+
+    // Control: required, the rule on the other group's file stops the replay.
+    std::fs::write(
+        s.path("required.toml"),
+        policy.replace(", optional = true }", ", optional = false }"),
+    )
+    .unwrap();
+    let r = in_group(&groups[1], &format!("run --policy required.toml {program}"));
+    // The group is empty once its processes have ended.
+    let _ = std::fs::remove_dir(&groups[1]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
 }
