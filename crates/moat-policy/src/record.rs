@@ -67,6 +67,9 @@ pub struct Options {
     /// The private temporary directory the run was given: what it did there becomes
     /// `private_tmp = true` instead of rules (the next run gets another directory).
     pub private_tmp: Option<PathBuf>,
+    /// The process ids of the run: a path whose name holds one (a runtime socket such as
+    /// `app-4242.sock`) belongs to this run only.
+    pub pids: BTreeSet<u32>,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             dir_threshold: 4,
             keep_out: Vec::new(),
             private_tmp: None,
+            pids: BTreeSet::new(),
         }
     }
 }
@@ -155,7 +159,7 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             } else {
                 access.intersect(FsAccess::file_rights())
             },
-            optional: in_one_session(&path),
+            optional: in_one_session(&path, &opts.pids),
             origin: origin.clone(),
         })
         .collect();
@@ -281,11 +285,23 @@ fn ancestors_created(p: &Path, created: &BTreeSet<&Path>) -> bool {
 
 /// Whether `path` names something of the recorded session only: the run's own control
 /// group (`/sys/fs/cgroup/<controller>/<its group>/...`, which another service or
-/// container does not have). Such a rule is optional: a replay elsewhere skips it instead
+/// container does not have), or a name holding one of the run's process ids as a number of
+/// its own (`/run/app/worker-4242.sock`; not one of three digits or fewer, which names
+/// plenty of ordinary files). Such a rule is optional: a replay elsewhere skips it instead
 /// of refusing to start, and the program finds no such file, as it would outside moat.
-fn in_one_session(path: &Path) -> bool {
-    path.strip_prefix("/sys/fs/cgroup")
-        .is_ok_and(|rest| rest.components().count() > 1)
+fn in_one_session(path: &Path, pids: &BTreeSet<u32>) -> bool {
+    let cgroup = path
+        .strip_prefix("/sys/fs/cgroup")
+        .is_ok_and(|rest| rest.components().count() > 1);
+    let with_pid = path.components().any(|c| {
+        c.as_os_str()
+            .to_string_lossy()
+            .split(|ch: char| !ch.is_ascii_digit())
+            .filter(|run| run.len() > 3)
+            .filter_map(|run| run.parse::<u32>().ok())
+            .any(|n| pids.contains(&n))
+    });
+    cgroup || with_pid
 }
 
 /// `/proc/<pid>/...` and `/proc/self/...` become `/proc`; `/dev/pts/<n>` becomes
@@ -376,6 +392,29 @@ fn fold_directories(grants: &mut BTreeMap<PathBuf, (FsAccess, bool)>, threshold:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_holding_a_pid_of_the_run_are_optional() {
+        let opts = Options {
+            pids: BTreeSet::from([4242, 77]),
+            ..Options::default()
+        };
+        let p = synthesize(
+            &[
+                fs("/run/app/worker-4242.sock", &[FsRight::ReadFile], false),
+                fs("/run/app/worker-42421.sock", &[FsRight::ReadFile], false),
+                fs("/etc/x77", &[FsRight::ReadFile], false),
+            ],
+            opts,
+        );
+        let optional = |path: &str| p.fs.rules.iter().find(|r| r.path == path).unwrap().optional;
+        assert!(optional("/run/app/worker-4242.sock"));
+        assert!(!optional("/run/app/worker-42421.sock"));
+        assert!(
+            !optional("/etc/x77"),
+            "three digits or fewer are ordinary names"
+        );
+    }
 
     #[test]
     fn the_sessions_own_cgroup_is_optional() {

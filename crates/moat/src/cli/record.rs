@@ -90,6 +90,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
     });
     let session = trace::spawn(&target, env.as_deref(), || Ok(())).map_err(Failure::moat)?;
     let mut observed: Vec<Observed> = Vec::new();
+    let mut pids = std::collections::BTreeSet::new();
     let verbose = args.verbose;
     let exit = session
         .run(|e| {
@@ -103,6 +104,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
                     seen.join("; ")
                 );
             }
+            pids.insert(e.pid as u32);
             observed.extend(e.observed.iter().cloned());
         })
         .map_err(Failure::moat)?;
@@ -112,6 +114,7 @@ pub fn record(args: RecordArgs) -> Result<i32, Failure> {
         Options {
             dir_threshold: args.dir_threshold,
             private_tmp: private.as_ref().map(|(_, dir)| dir.clone()),
+            pids,
             keep_out: if args.fold_secrets {
                 Vec::new()
             } else {
