@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mutating admission webhook over HTTPS (`/mutate`, `/mutate/namespace`,
     /// `/healthz`), or make its certificates (`webhook gen-certs`).
-    Webhook(WebhookArgs),
+    Webhook(Box<WebhookArgs>),
     /// Print, container by container, the policy the cluster would enforce for the pods of
     /// a manifest (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob).
     Render(RenderArgs),
@@ -48,6 +48,11 @@ pub struct WebhookArgs {
     /// PEM private key of the certificate; reloaded when the file changes.
     #[arg(long, value_name = "FILE", required = true)]
     pub tls_key: Option<PathBuf>,
+    /// Let confined pods of this namespace run privileged containers, add dangerous
+    /// capabilities (SYS_ADMIN, SYS_MODULE, SYS_PTRACE, BPF, ...) or use hostPID, which
+    /// Landlock cannot hold; refused everywhere else (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub allow_privileged: Vec<String>,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_request_bytes: usize,
@@ -141,11 +146,13 @@ where
         }
     };
     let result = match cli.command {
-        Command::Webhook(WebhookArgs {
-            command: Some(WebhookCommand::GenCerts(g)),
-            ..
-        }) => gen_certs(g),
-        Command::Webhook(w) => webhook(w, give_back),
+        Command::Webhook(w) => match *w {
+            WebhookArgs {
+                command: Some(WebhookCommand::GenCerts(g)),
+                ..
+            } => gen_certs(g),
+            w => webhook(w, give_back),
+        },
         Command::Render(r) => render_cmd(r),
     };
     match result {
@@ -171,6 +178,9 @@ fn webhook(w: WebhookArgs, give_back: Option<fn()>) -> Result<ExitCode, String> 
         shutdown_grace: Duration::from_secs(w.shutdown_grace),
         max_connections: (w.max_connections > 0).then_some(w.max_connections),
         give_back,
+        rules: std::sync::Arc::new(crate::guard::Rules {
+            privileged_namespaces: w.allow_privileged.into_iter().collect(),
+        }),
     };
     // The soft limit is often 1024; the webhook uses no select(2).
     let _ = moat_serve::nofile::raise();

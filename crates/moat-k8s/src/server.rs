@@ -67,6 +67,8 @@ pub struct Settings {
     /// Gives the calling thread's freed memory back to the system (the binary's allocator
     /// knows how); see [`on_park`].
     pub give_back: Option<fn()>,
+    /// The operator's exceptions (namespaces allowed privileged pods).
+    pub rules: Arc<crate::guard::Rules>,
 }
 
 /// Bumped when many connections have closed: each worker thread gives its freed memory
@@ -138,6 +140,7 @@ pub async fn handle(
     req: Request<Incoming>,
     max_body_bytes: usize,
     stopping: watch::Receiver<bool>,
+    rules: &crate::guard::Rules,
 ) -> Response<Full<Bytes>> {
     let (allow, scope) = match req.uri().path() {
         "/mutate" => ("POST", Some(Scope::Pod)),
@@ -148,7 +151,7 @@ pub async fn handle(
     match (scope, req.method()) {
         (Some(scope), &Method::POST) => {
             let http1 = req.version() <= hyper::Version::HTTP_11;
-            let mut r = mutate(scope, max_body_bytes, req.into_body(), stopping).await;
+            let mut r = mutate(scope, max_body_bytes, req.into_body(), stopping, rules).await;
             // The body was not read to its end: the connection cannot carry another
             // request. (HTTP/2 ends the stream instead, and has no such header.)
             if http1
@@ -195,6 +198,7 @@ async fn mutate(
     limit: usize,
     body: Incoming,
     mut stopping: watch::Receiver<bool>,
+    rules: &crate::guard::Rules,
 ) -> Response<Full<Bytes>> {
     // A declared length over the cap is refused before a byte of the body is read.
     let declared = body.size_hint().lower();
@@ -226,7 +230,7 @@ async fn mutate(
         }
         Ok(Ok(b)) => b,
     };
-    match admission::review(&bytes, scope) {
+    match admission::review_with(&bytes, scope, rules) {
         Ok(outcome) => {
             if let Decision::Denied(why) = &outcome.decision {
                 let dry = if outcome.dry_run { " (dry run)" } else { "" };
@@ -360,6 +364,7 @@ impl Bound {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new());
         let limit = settings.max_body_bytes;
+        let rules = Arc::clone(&settings.rules);
         let (stop_tx, stopping) = watch::channel(false);
         let graceful = GracefulShutdown::new();
         let max_connections = settings.max_connections.unwrap_or_else(|| {
@@ -387,6 +392,7 @@ impl Bound {
             let (builder, http1, http2) = (builder.clone(), http1.clone(), http2.clone());
             let watcher = graceful.watcher();
             let stopping = stopping.clone();
+            let rules = Arc::clone(&rules);
             tokio::spawn(async move {
                 // Idle until its first request: an unfinished handshake is shed first.
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
@@ -403,8 +409,9 @@ impl Bound {
                     // Busy from the request's head until its response's last byte.
                     let request = requests.request();
                     let stopping = stopping.clone();
+                    let rules = Arc::clone(&rules);
                     async move {
-                        let r = handle(req, limit, stopping).await;
+                        let r = handle(req, limit, stopping, &rules).await;
                         Ok::<_, Infallible>(r.map(|body| Tracked::new(body, request)))
                     }
                 });

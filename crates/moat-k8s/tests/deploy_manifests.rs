@@ -243,7 +243,10 @@ fn every_manifest_parses_as_its_type() {
         assert_eq!(
             resources,
             [
-                (vec!["CREATE".to_string()], vec!["pods".to_string()]),
+                (
+                    vec!["CREATE".to_string(), "UPDATE".to_string()],
+                    vec!["pods".to_string()]
+                ),
                 (
                     vec!["UPDATE".to_string()],
                     vec!["pods/ephemeralcontainers".to_string()]
