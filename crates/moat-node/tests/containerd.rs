@@ -125,6 +125,54 @@ fn the_kubelets_path_on_a_real_containerd() {
     );
     assert!(http_get(&ip, 100).is_err(), "nothing listens on 100");
 
+    // `kubectl annotate pod web container.moat.dev/web- moat.dev/policy-` (were the webhook
+    // not there to refuse it): the kubelet sends the current pod's annotations with the next
+    // container it creates in the sandbox, and containerd copies them into its config.json.
+    // The new container has no policy any more, and still runs confined: the node's default
+    // binds only its declared port.
+    let mut rewritten = Pod::new(&node, "web-annotated", HashMap::new());
+    rewritten.name = pod.name.clone();
+    rewritten.uid = pod.uid.clone();
+    rewritten.log_dir = pod.log_dir.clone();
+    rewritten.annotations = pod
+        .annotations
+        .iter()
+        .filter(|(k, _)| !k.starts_with("container.moat.dev/") && *k != "moat.dev/policy")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_ne!(rewritten.annotations, pod.annotations);
+    let mut again = rewritten.container_config(
+        "web",
+        &[
+            "/bin/sh",
+            "-c",
+            "if httpd -p 100 -h /www 2>/tmp/bind.err; then echo bind100=ok; killall httpd; \
+             else echo \"bind100=$(cat /tmp/bind.err)\"; fi; exec sleep 30",
+        ],
+        PORTS,
+    );
+    if let Some(m) = again.metadata.as_mut() {
+        m.attempt = 1;
+    }
+    again.log_path = "web/1.log".into();
+    let web_again = node
+        .create(&rewritten, &sandbox, again)
+        .expect("CreateContainer after the annotation change");
+    node.start(&web_again).expect("StartContainer");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let log = std::fs::read_to_string(pod.log_dir.join("web/1.log")).unwrap_or_default();
+        if let Some(l) = log.lines().find(|l| l.contains("bind100=")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no report: {log:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        report.contains("Permission denied"),
+        "a container started after the annotations changed: {report}"
+    );
+
     // The control: the same pod on runc binds what it likes.
     let control = Pod::new(&node, "control", webhook_annotations(&[]));
     let control_sandbox = node.run_pod(&control, "runc").unwrap();
@@ -197,7 +245,7 @@ fn the_kubelets_path_on_a_real_containerd() {
     );
 
     // Teardown leaves nothing.
-    node.remove_pod(&sandbox, &[&web]);
+    node.remove_pod(&sandbox, &[&web, &web_again]);
     node.remove_pod(&control_sandbox, &[&c]);
     node.remove_pod(&preset_sandbox, &[&p]);
     node.remove_pod(&bad_sandbox, &[&b]);
