@@ -127,6 +127,7 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             },
             optional: false,
             origin: origin.clone(),
+            within: None,
         })
         .collect();
     if !policy.net.unrestricted {

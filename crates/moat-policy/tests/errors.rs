@@ -1041,7 +1041,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [{ path = \"/a\", bogus = 1 }]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["unknown field `bogus`, expected `path` or `optional`"],
+            &["unknown field `bogus`, expected one of `path`, `optional`, `within`"],
         ),
         case(
             "moat unknown key: network",
@@ -1146,7 +1146,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [5]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["invalid type: integer `5`, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: integer `5`, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat wrong type: path table optional",
@@ -1485,7 +1485,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [[\"/a\", true]]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat list for a table: path table (JSON)",
@@ -1493,7 +1493,7 @@ fn moat_dialect_messages() {
             r#"{"filesystem": {"read": [["/a", true]]}}"#,
             at(1, 26),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat list for a table: path table (YAML)",
@@ -1501,7 +1501,7 @@ fn moat_dialect_messages() {
             "filesystem:\n  read:\n    - [/a, true]\n",
             at(3, 7),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
     ]);
 }

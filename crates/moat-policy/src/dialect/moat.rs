@@ -281,6 +281,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                 let origin = format!("{name}: filesystem.{key}");
                 for e in entries {
                     policy.grant_paths([e.path], access, e.optional, &origin);
+                    set_within(&mut policy, e.within);
                 }
             }
             let origin = format!("{name}: filesystem.except");
@@ -294,6 +295,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                         e.optional || rule.optional,
                         &origin,
                     );
+                    set_within(&mut policy, e.within);
                 }
             }
         }
@@ -411,6 +413,13 @@ pub fn list_for(access: FsAccess) -> Option<&'static str> {
     .into_iter()
     .find(|(_, g)| *g == access)
     .map(|(k, _)| k)
+}
+
+/// Sets `within` on the rule just granted.
+fn set_within(policy: &mut Policy, within: Option<String>) {
+    if let Some(rule) = policy.fs.rules.last_mut() {
+        rule.within = within;
+    }
 }
 
 #[cfg(test)]
