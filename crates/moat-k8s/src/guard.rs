@@ -1,7 +1,8 @@
 //! What keeps an enforced pod enforced after the webhook wrote its policies: moat's
 //! internal annotations are moat's alone, moat's annotations do not change after creation,
 //! and containers Landlock cannot hold (privileged, dangerous capabilities, the node's PID
-//! namespace) are refused unless the operator lets a namespace have them.
+//! namespace) are refused unless the operator lets a namespace have them
+//! ([`crate::floors::Rules`]).
 
 use crate::annotations::{self, CONTAINER_PREFIX};
 use crate::pod::PodView;
@@ -27,14 +28,6 @@ pub const DANGEROUS_CAPS: &[&str] = &[
     "MAC_ADMIN",
     "MAC_OVERRIDE",
 ];
-
-/// The operator's exceptions, from the webhook's command line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rules {
-    /// Namespaces whose enforced pods may still run privileged containers, add dangerous
-    /// capabilities or use `hostPID` (`--allow-privileged NAMESPACE`).
-    pub privileged_namespaces: BTreeSet<String>,
-}
 
 /// The first internal annotation the pod carries.
 pub fn internal_annotation(ann: &BTreeMap<String, String>) -> Option<&'static str> {
@@ -102,7 +95,8 @@ pub fn beyond_landlock(pod: &PodView) -> Vec<String> {
 pub fn beyond_landlock_message(pod: &PodView, namespace: &str, found: &[String]) -> String {
     format!(
         "pod {}: moat confines this pod with Landlock, which cannot hold {}; remove it, or \
-         let namespace `{namespace}` run such pods (the webhook's --allow-privileged {namespace})",
+         let namespace `{namespace}` run such pods (the webhook's --allow-privileged {namespace}, \
+         or allow_privileged = true in its floors file)",
         pod.display_name(),
         found.join("; ")
     )

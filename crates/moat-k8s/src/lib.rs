@@ -12,6 +12,7 @@ pub mod admission;
 pub mod annotations;
 pub mod certs;
 pub mod cli;
+pub mod floors;
 pub mod guard;
 mod memo;
 pub mod opt_in;

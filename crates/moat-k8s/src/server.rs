@@ -67,8 +67,9 @@ pub struct Settings {
     /// Gives the calling thread's freed memory back to the system (the binary's allocator
     /// knows how); see [`on_park`].
     pub give_back: Option<fn()>,
-    /// The operator's exceptions (namespaces allowed privileged pods).
-    pub rules: Arc<crate::guard::Rules>,
+    /// The operator's rules (floors, namespaces allowed privileged pods), read again from
+    /// the floors file when it changes.
+    pub rules: Arc<crate::floors::Live>,
 }
 
 /// Bumped when many connections have closed: each worker thread gives its freed memory
@@ -140,7 +141,7 @@ pub async fn handle(
     req: Request<Incoming>,
     max_body_bytes: usize,
     stopping: watch::Receiver<bool>,
-    rules: &crate::guard::Rules,
+    rules: &crate::floors::Rules,
 ) -> Response<Full<Bytes>> {
     let (allow, scope) = match req.uri().path() {
         "/mutate" => ("POST", Some(Scope::Pod)),
@@ -198,7 +199,7 @@ async fn mutate(
     limit: usize,
     body: Incoming,
     mut stopping: watch::Receiver<bool>,
-    rules: &crate::guard::Rules,
+    rules: &crate::floors::Rules,
 ) -> Response<Full<Bytes>> {
     // A declared length over the cap is refused before a byte of the body is read.
     let declared = body.size_hint().lower();
@@ -347,7 +348,11 @@ impl Bound {
             acceptor,
             settings,
         } = self;
-        let reloader = tokio::spawn(reload_loop(cert, settings.reload_every));
+        let reloader = tokio::spawn(reload_loop(
+            cert,
+            Arc::clone(&settings.rules),
+            settings.reload_every,
+        ));
         // HTTP/1.1 (what the API server speaks when it offers both) gets hyper's HTTP/1
         // server directly; h2 by ALPN gets the HTTP/2 one. Only a client that negotiated
         // nothing goes through the builder that tells the two apart by their first bytes.
@@ -409,7 +414,7 @@ impl Bound {
                     // Busy from the request's head until its response's last byte.
                     let request = requests.request();
                     let stopping = stopping.clone();
-                    let rules = Arc::clone(&rules);
+                    let rules = rules.current();
                     async move {
                         let r = handle(req, limit, stopping, &rules).await;
                         Ok::<_, Infallible>(r.map(|body| Tracked::new(body, request)))
@@ -458,7 +463,7 @@ async fn drive<E>(served: impl Future<Output = Result<(), E>>, conn: &moat_serve
     }
 }
 
-async fn reload_loop(cert: Arc<ReloadingCert>, every: Duration) {
+async fn reload_loop(cert: Arc<ReloadingCert>, rules: Arc<crate::floors::Live>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -467,6 +472,14 @@ async fn reload_loop(cert: Arc<ReloadingCert>, every: Duration) {
             Ok(true) => eprintln!("moat-k8s: loaded the renewed certificate"),
             Ok(false) => {}
             Err(e) => eprintln!("moat-k8s: certificate files changed but do not load, keeping the previous one: {e}"),
+        }
+        match rules.reload_if_changed() {
+            Ok(true) => eprintln!(
+                "moat-k8s: loaded the changed floors from {}",
+                rules.file().map(|f| f.display().to_string()).unwrap_or_default()
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!("moat-k8s: the floors file changed but does not load, keeping the floors in force: {e}"),
         }
     }
 }

@@ -302,3 +302,260 @@ fn ephemeral_containers_are_checked_against_the_stored_policy() {
     );
     assert!(denied(&r).is_some_and(|m| m.contains("unconfined")), "{r}");
 }
+
+/// The policy the webhook wrote for container `c` (the patch's value for
+/// `container.moat.dev/c`), parsed as the node parses it.
+fn written_policy(r: &Value, c: &str) -> moat_policy::Policy {
+    use base64::Engine;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(r["patch"].as_str().expect("a patch"))
+        .unwrap();
+    let ops: Value = serde_json::from_slice(&patch).unwrap();
+    let key = format!("container.moat.dev/{c}");
+    let escaped = key.replace('/', "~1");
+    let text = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|op| {
+            let path = op["path"].as_str()?;
+            if path.ends_with(&escaped) {
+                op["value"].as_str().map(str::to_string)
+            } else if path == "/metadata/annotations" {
+                op["value"][&key].as_str().map(str::to_string)
+            } else {
+                None
+            }
+        })
+        .unwrap_or_else(|| panic!("no {key} in {ops}"));
+    moat_policy::parse_str(&key, &text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn bind_ports(p: &moat_policy::Policy) -> Option<Vec<u16>> {
+    use moat_policy::NetRight;
+    if p.net.unrestricted || !p.net.handled.contains(NetRight::BindTcp) {
+        return None;
+    }
+    let mut v: Vec<u16> = p
+        .net
+        .rules
+        .iter()
+        .filter(|r| r.access.contains(NetRight::BindTcp))
+        .flat_map(|r| r.ports.ports())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    Some(v)
+}
+
+/// A pod declaring port 80 with these annotations.
+fn web_pod(annotations: Value) -> Value {
+    new_pod(
+        annotations,
+        json!({"name": "web", "ports": [{"containerPort": 80}]}),
+    )
+}
+
+#[test]
+fn an_enforced_namespace_has_a_floor_the_author_can_only_narrow() {
+    let w = Webhook::start(&[]);
+    let wide = "[filesystem]\nunrestricted = true\n\n[network]\nbind_tcp = [\"1-65535\"]\nconnect_tcp = [\"1-65535\"]\n";
+    let open = "[filesystem]\nunrestricted = true\n\n[network]\nunrestricted = true\n";
+    let cases = [
+        json!({"container.moat.dev/web": wide}),
+        json!({"container.moat.dev/web": open, "moat.dev/ports-from-spec": "false"}),
+        json!({"moat.dev/policy": open, "moat.dev/ports-from-spec": "false"}),
+    ];
+    for ann in &cases {
+        // Enforced namespace: the floor binds only the declared port.
+        let r = send(
+            &w,
+            "/mutate/namespace",
+            review("CREATE", None, "shop", &web_pod(ann.clone()), None),
+        );
+        assert_eq!(denied(&r), None, "{ann}");
+        assert_eq!(
+            bind_ports(&written_policy(&r, "web")),
+            Some(vec![80]),
+            "{ann}"
+        );
+        // Control: the same pod opting itself in elsewhere gets what its author wrote.
+        let mut own = ann.clone();
+        own["moat.dev/enforce"] = "true".into();
+        let r = send(
+            &w,
+            "/mutate",
+            review("CREATE", None, "dev", &web_pod(own), None),
+        );
+        assert_ne!(
+            bind_ports(&written_policy(&r, "web")),
+            Some(vec![80]),
+            "{ann}"
+        );
+    }
+    // The pod's request to drop the declared ports is answered with a warning.
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(cases[1].clone()), None),
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("ports-from-spec") && warnings.contains("ignored"),
+        "{warnings}"
+    );
+    // The author's own narrower rules still hold: connect to 443 only.
+    let narrow = json!({"container.moat.dev/web": "[filesystem]\nunrestricted = true\n\n[network]\nhandled = [\"connect_tcp\"]\nconnect_tcp = [443]\n"});
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(narrow), None),
+    );
+    let p = written_policy(&r, "web");
+    assert_eq!(bind_ports(&p), Some(vec![80]));
+    assert!(p.net.handled.contains(moat_policy::NetRight::ConnectTcp));
+    // Best-effort is refused under the default floor.
+    let be = json!({"moat.dev/compat": "best-effort"});
+    let m = denied(&send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(be.clone()), None),
+    ));
+    assert!(m.is_some_and(|m| m.contains("best-effort") && m.contains("not allowed")));
+    // Control: allowed for a pod that opted itself in.
+    let mut be_own = be;
+    be_own["moat.dev/enforce"] = "true".into();
+    assert_eq!(
+        denied(&send(
+            &w,
+            "/mutate",
+            review("CREATE", None, "dev", &web_pod(be_own), None)
+        )),
+        None
+    );
+}
+
+#[test]
+fn the_floors_file_sets_each_namespaces_policy_and_is_read_again_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("floors.toml");
+    std::fs::write(
+        &file,
+        "[namespace.shop]\npolicy = '''\n[filesystem]\nread_exec = [\"/bin\", \"/usr\"]\nread = [\"/etc\"]\n\n[network]\nunrestricted = true\n'''\n\n[namespace.lab]\nbest_effort = true\n",
+    )
+    .unwrap();
+    let w = Webhook::start(&[
+        "--floors",
+        file.to_str().unwrap(),
+        "--cert-check-interval",
+        "1",
+    ]);
+    let allow_all = json!({"container.moat.dev/web": "[filesystem]\nunrestricted = true\n\n[network]\nunrestricted = true\n"});
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(allow_all.clone()), None),
+    );
+    let p = written_policy(&r, "web");
+    assert!(
+        !p.fs.unrestricted && !p.fs.handled.is_empty(),
+        "the floor's filesystem part"
+    );
+    let paths: Vec<&str> = p.fs.rules.iter().map(|r| r.path.as_str()).collect();
+    assert!(
+        paths.contains(&"/etc") && paths.contains(&"/bin"),
+        "{paths:?}"
+    );
+    assert_eq!(bind_ports(&p), Some(vec![80]));
+    // Another namespace: the default floor; `lab` allows best-effort.
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "other", &web_pod(allow_all.clone()), None),
+    );
+    assert!(written_policy(&r, "web").fs.handled.is_empty());
+    let be = json!({"moat.dev/compat": "best-effort"});
+    assert_eq!(
+        denied(&send(
+            &w,
+            "/mutate/namespace",
+            review("CREATE", None, "lab", &web_pod(be), None)
+        )),
+        None
+    );
+    // The operator changes the floors (as a ConfigMap update does: a new file renamed in).
+    let new = dir.path().join("floors.new");
+    std::fs::write(
+        &new,
+        "[default]\npolicy = '''\n[filesystem]\nread = [\"/srv\"]\n'''\n",
+    )
+    .unwrap();
+    std::fs::rename(&new, &file).unwrap();
+    assert!(
+        w.wait_for_log(
+            "loaded the changed floors",
+            std::time::Duration::from_secs(20)
+        ),
+        "{}",
+        w.log()
+    );
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(allow_all.clone()), None),
+    );
+    let paths: Vec<String> = written_policy(&r, "web")
+        .fs
+        .rules
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/srv"]);
+    // A broken file is reported and the floors in force stay.
+    std::fs::write(&new, "[default]\npolicy = '''[filesystem'''\n").unwrap();
+    std::fs::rename(&new, &file).unwrap();
+    assert!(
+        w.wait_for_log(
+            "keeping the floors in force",
+            std::time::Duration::from_secs(20)
+        ),
+        "{}",
+        w.log()
+    );
+    let r = send(
+        &w,
+        "/mutate/namespace",
+        review("CREATE", None, "shop", &web_pod(allow_all), None),
+    );
+    let paths: Vec<String> = written_policy(&r, "web")
+        .fs
+        .rules
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/srv"]);
+}
+
+#[test]
+fn a_broken_floors_file_stops_the_webhook_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("floors.toml");
+    std::fs::write(&file, "[namespace.shop]\nbest_effort = \"yes\"\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_moat-k8s"))
+        .args([
+            "webhook",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent",
+            "--tls-key",
+            "/nonexistent",
+            "--floors",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("namespace.shop.best_effort"), "{e}");
+}

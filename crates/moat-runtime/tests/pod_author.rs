@@ -343,3 +343,52 @@ fn a_new_config_in_a_prepared_bundle_is_prepared_again() {
     std::fs::write(b.path().join("config.json"), &fresh).unwrap();
     assert_eq!(probe_out(&run(&b, &moat_runtime(), ""), &b), CONFINED);
 }
+
+/// A namespace's floor and the author's policy, intersected as the webhook does: a rule the
+/// author nests in the floor's `/data` through a link of the image (`/data/link` to
+/// `/root`) grants nothing, while one that stays inside `/data` holds.
+#[test]
+fn a_floor_cannot_be_left_through_a_link_in_the_image() {
+    need_runc!();
+    let floor = moat_policy::parse_str(
+        "floor.toml",
+        "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/data\", \"/etc\"]\n\n[network]\nunrestricted = true\n",
+    )
+    .unwrap();
+    let author = moat_policy::parse_str(
+        "author.toml",
+        "[filesystem]\nread_exec = [\"/bin\"]\nread = [\"/data/inside\", \"/data/link\", \"/etc\"]\n\n[network]\nunrestricted = true\n",
+    )
+    .unwrap();
+    let effective = author.intersect(floor);
+    let text = moat_policy::write::to_moat_toml(&effective).unwrap().text;
+    assert!(text.contains("within = \"/data\""), "{text}");
+    let probe = serde_json::json!([
+        "/bin/moat-probe",
+        "read",
+        "/data/inside/f",
+        ";",
+        "read",
+        "/data/link/secret",
+        ";",
+        "read",
+        "/root/secret"
+    ]);
+    for (runtime, expected) in [
+        (moat_runtime(), "ok\nEACCES\nEACCES\n"),
+        ("runc".into(), "ok\nok\nok\n"),
+    ] {
+        let b = pod_bundle(
+            "floor-link",
+            containerd,
+            &[("container.moat.dev/web", &text)],
+            probe.clone(),
+        );
+        let data = b.path().join("rootfs/data");
+        std::fs::create_dir_all(data.join("inside")).unwrap();
+        std::fs::write(data.join("inside/f"), "in\n").unwrap();
+        std::os::unix::fs::symlink("/root", data.join("link")).unwrap();
+        let o = run(&b, &runtime, "");
+        assert_eq!(probe_out(&o, &b), expected, "{}", runtime.display());
+    }
+}

@@ -47,7 +47,8 @@ mod template;
 mod wire;
 
 use crate::annotations::{self, RUNTIME_CLASS};
-use crate::guard::{self, Rules};
+use crate::floors::Rules;
+use crate::guard;
 use crate::opt_in::{self, Scope};
 use crate::patch::{self, Op};
 use crate::pod::PodView;
@@ -201,6 +202,16 @@ pub enum Admitted {
 /// Decides a pod at creation: whether it opted in, and then every container's policy. The
 /// error is the message a refused pod's author sees. `render` shows the same decision.
 pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
+    admit_pod_with(pod, scope, None)
+}
+
+/// [`admit_pod`] with the namespace's floor, which applies to pods of an enforced
+/// namespace ([`Scope::Namespace`]) only.
+pub fn admit_pod_with(
+    pod: &PodView,
+    scope: Scope,
+    floor: Option<&crate::floors::Floor>,
+) -> Result<Admitted, String> {
     let named = |e: &dyn std::fmt::Display| format!("pod {}: {e}", pod.display_name());
     let ann = pod.annotations();
     if let Some(key) = guard::internal_annotation(ann) {
@@ -223,7 +234,8 @@ pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
              runtimeClassName `{RUNTIME_CLASS}`; remove runtimeClassName or set it to `{RUNTIME_CLASS}`"
         )));
     }
-    let mut plan = pod_policy::plan(pod).map_err(|e| named(&e))?;
+    let floor = floor.filter(|_| scope == Scope::Namespace);
+    let mut plan = pod_policy::plan_with(pod, floor).map_err(|e| named(&e))?;
     let warnings = opt
         .warning
         .into_iter()
@@ -240,15 +252,25 @@ fn create(req: &Request, scope: Scope, rules: &Rules) -> Verdict {
     if let Some(m) = beyond_landlock(pod, scope, req.namespace.as_deref(), rules) {
         return Verdict::Denied(m);
     }
-    match template::allowed(scope, pod, || confine(pod, scope)) {
+    let floor = (scope == Scope::Namespace).then(|| {
+        rules
+            .floors
+            .for_namespace(req.namespace.as_deref().unwrap_or(""))
+    });
+    let fingerprint = floor.map(|f| &*f.fingerprint).unwrap_or("");
+    match template::allowed(scope, fingerprint, pod, || confine(pod, scope, floor)) {
         Ok(a) => Verdict::Allowed(a),
         Err(m) => Verdict::Denied(m),
     }
 }
 
 /// The answer for a pod at creation, worked out: the patch that writes its policies.
-fn confine(pod: &PodView, scope: Scope) -> Result<Allowed, String> {
-    let (plan, warnings) = match admit_pod(pod, scope)? {
+fn confine(
+    pod: &PodView,
+    scope: Scope,
+    floor: Option<&crate::floors::Floor>,
+) -> Result<Allowed, String> {
+    let (plan, warnings) = match admit_pod_with(pod, scope, floor)? {
         Admitted::NotOptedIn => return Ok(Allowed::default()),
         Admitted::Confined { plan, warnings } => (plan, warnings),
     };
@@ -296,7 +318,7 @@ fn beyond_landlock(
     rules: &Rules,
 ) -> Option<String> {
     let namespace = namespace.unwrap_or("");
-    if rules.privileged_namespaces.contains(namespace) || !confined(pod, scope) {
+    if rules.allows_privileged(namespace) || !confined(pod, scope) {
         return None;
     }
     let found = guard::beyond_landlock(pod);
@@ -368,10 +390,7 @@ fn add_ephemeral(req: &Request, scope: Scope, rules: &Rules) -> Verdict {
     if !opt.enforced || new.is_empty() {
         return Verdict::Allowed(Allowed::unchanged());
     }
-    if !rules
-        .privileged_namespaces
-        .contains(req.namespace.as_deref().unwrap_or(""))
-    {
+    if !rules.allows_privileged(req.namespace.as_deref().unwrap_or("")) {
         let added = PodView {
             metadata: pod.metadata.clone(),
             spec: crate::pod::Spec {
