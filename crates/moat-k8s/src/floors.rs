@@ -12,7 +12,7 @@
 //! best_effort = false          # may a pod ask for moat.dev/compat: best-effort?
 //! allow_privileged = false     # privileged containers, SYS_ADMIN & co, hostPID
 //! # policy = '''...'''         # a policy (any dialect moat reads), or:
-//! # preset = "web-server"
+//! # preset = "minimal"
 //!
 //! [namespace.shop]
 //! policy = '''
@@ -179,6 +179,21 @@ fn floor(t: &toml::Table, at: &str) -> Result<Floor, String> {
             moat_policy::parse_str(&origin, value)
         }
         .map_err(|e| format!("`{at}.{kind}`: {e}"))?;
+        // A variable is read in the container, from its environment and working directory,
+        // which the pod's author sets: a floor built on one would be the author's to move.
+        let with_var = parsed
+            .fs
+            .rules
+            .iter()
+            .map(|r| r.path.as_str())
+            .chain(parsed.fs.except.iter().map(|e| e.path.as_str()))
+            .find(|p| p.contains('$'));
+        if let Some(p) = with_var {
+            return Err(format!(
+                "`{at}.{kind}`: `{p}`: a floor cannot use ${{VARIABLES}} (the pod sets them \
+                 through its environment and working directory); name the paths"
+            ));
+        }
         f.policy = Some(Arc::new(parsed));
     }
     f.fingerprint = format!("{}|{}|{:?}", f.best_effort, f.allow_privileged, text).into();
@@ -294,7 +309,7 @@ mod tests {
     fn a_file_with_a_default_and_namespaces() {
         let f = Floors::parse(
             Path::new("floors.toml"),
-            "[default]\nbest_effort = true\n\n[namespace.shop]\npolicy = '''\n[filesystem]\nread = [\"/etc\"]\n'''\nallow_privileged = true\n\n[namespace.web]\npreset = \"web-server\"\n",
+            "[default]\nbest_effort = true\n\n[namespace.shop]\npolicy = '''\n[filesystem]\nread = [\"/etc\"]\n'''\nallow_privileged = true\n\n[namespace.web]\npreset = \"minimal\"\n",
         )
         .unwrap();
         assert!(f.for_namespace("other").best_effort);
@@ -323,6 +338,14 @@ mod tests {
                 "not both",
             ),
             ("[namespace.shop]\nbogus = 1\n", "namespace.shop.bogus"),
+            (
+                "[namespace.shop]\npreset = \"default\"\n",
+                "cannot use ${VARIABLES}",
+            ),
+            (
+                "[default]\npolicy = \"[filesystem]\\nread = [\\\"${HOME}\\\"]\\n\"\n",
+                "`${HOME}`",
+            ),
             ("floor = 1\n", "unknown key `floor`"),
             ("[default\n", "floors.toml"),
         ] {
