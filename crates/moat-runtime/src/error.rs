@@ -49,6 +49,9 @@ pub enum RuntimeError {
         /// What is wrong.
         message: String,
     },
+    /// A pod container whose moat annotations are not those its sandbox was created with.
+    #[error("the pod's moat annotations changed after the pod was created ({0}); moat applies the annotations a pod was admitted with, so it starts no container with others: create the pod again to change its policy")]
+    PodChanged(String),
     /// The real runtime could not be run.
     #[error("cannot run the real runtime `{}`: {source}", runtime.to_string_lossy())]
     Runtime {

@@ -24,6 +24,7 @@ pub mod features;
 pub mod inject;
 pub mod kube;
 pub mod log;
+pub mod pinned;
 pub mod policy_source;
 pub mod prepared;
 pub mod runtime_config;
@@ -199,6 +200,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         policy_source::Decision::PassThrough => return Ok(Outcome::Exec(line.to_args())),
         policy_source::Decision::Confine(r) => r,
     };
+    pinned::check(&bundle, &cfg)?;
     let max_abi = file.get()?.max_abi;
     check_host(&resolved.policy, resolved.compat, max_abi)?;
     let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
