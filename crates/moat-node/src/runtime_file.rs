@@ -49,3 +49,24 @@ pub fn runtime_toml(runc: &str, launcher: &str, without_policy: WithoutPolicy) -
         s(without_policy.name())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_says_what_a_container_without_policy_gets() {
+        for (w, line) in [
+            (WithoutPolicy::Ports, "without_policy = \"ports\"\n"),
+            (WithoutPolicy::Refuse, "without_policy = \"refuse\"\n"),
+        ] {
+            let t = runtime_toml("/usr/sbin/runc", "/opt/moat/bin/moat", w);
+            assert!(t.starts_with(HEADER));
+            assert!(t.ends_with(line), "{t}");
+            // Plain lines only: moat-runtime's early reader is sure of them.
+            assert!(t.lines().all(|l| l.is_ascii() && !l.contains('\r')));
+            let table: toml::Table = toml::from_str(&t).unwrap();
+            assert_eq!(table["without_policy"].as_str(), Some(w.name()));
+        }
+    }
+}
