@@ -73,13 +73,20 @@ impl Engine {
     }
 
     /// Whether this engine marked the container as a pod's sandbox (pause) container, read
-    /// from this engine's own key only.
+    /// from this engine's own key. The other engine's type key, when present, is a pod's
+    /// annotation (CRI-O copies them all; containerd only if its handler's
+    /// `pod_annotations` were widened to let it through): it cannot make a container a
+    /// sandbox, and when it says otherwise the container is not taken for one either (a
+    /// pause container wrapped by mistake fails closed; a workload passed through would not).
     pub fn is_sandbox(self, annotations: &[(&str, &str)]) -> bool {
-        self.keys().is_some_and(|(ty, _)| {
-            annotations
+        let Some((own, _)) = self.keys() else {
+            return false;
+        };
+        let says = |key: &str| annotations.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+        says(own) == Some(SANDBOX_TYPE)
+            && [CONTAINERD_TYPE, CRIO_TYPE]
                 .iter()
-                .any(|(k, v)| *k == ty && *v == SANDBOX_TYPE)
-        })
+                .all(|k| says(k).is_none_or(|v| v == SANDBOX_TYPE))
     }
 
     /// The container's name as this engine recorded it (its own key only); `None` for a
@@ -186,6 +193,9 @@ mod tests {
         assert_eq!(Engine::Containerd.container_name(&containerd), Some("web"));
         assert!(Engine::Containerd.is_sandbox(&[(CONTAINERD_TYPE, "sandbox")]));
         assert!(Engine::CriO.is_sandbox(&[(CRIO_TYPE, "sandbox")]));
+        // The other engine's key, from the pod, disagreeing: not a sandbox.
+        let mixed = [(CRIO_TYPE, "sandbox"), (CONTAINERD_TYPE, "container")];
+        assert!(!Engine::of(&mixed).is_sandbox(&mixed));
         // Without either engine's key: standalone, no name, no sandbox.
         let alone = [(CONTAINERD_NAME, "web"), (CRIO_NAME, "web")];
         assert_eq!(Engine::of(&alone), Engine::Standalone);
