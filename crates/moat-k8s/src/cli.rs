@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mutating admission webhook over HTTPS (`/mutate`, `/mutate/namespace`,
     /// `/healthz`), or make its certificates (`webhook gen-certs`).
-    Webhook(WebhookArgs),
+    Webhook(Box<WebhookArgs>),
     /// Print, container by container, the policy the cluster would enforce for the pods of
     /// a manifest (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob).
     Render(RenderArgs),
@@ -48,6 +48,17 @@ pub struct WebhookArgs {
     /// PEM private key of the certificate; reloaded when the file changes.
     #[arg(long, value_name = "FILE", required = true)]
     pub tls_key: Option<PathBuf>,
+    /// Let confined pods of this namespace run privileged containers, add dangerous
+    /// capabilities (SYS_ADMIN, SYS_MODULE, SYS_PTRACE, BPF, ...) or use hostPID, which
+    /// Landlock cannot hold; refused everywhere else (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub allow_privileged: Vec<String>,
+    /// The namespace floors: what every pod of an enforced namespace gets at least (a TOML
+    /// file, typically mounted from a ConfigMap; read again when it changes, checked as
+    /// often as the certificate). Without it every enforced namespace binds only declared
+    /// ports and refuses best-effort (docs/kubernetes.md).
+    #[arg(long, value_name = "FILE")]
+    pub floors: Option<PathBuf>,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_request_bytes: usize,
@@ -106,6 +117,15 @@ pub struct RenderArgs {
     /// it, only pods annotated `moat.dev/enforce: "true"` opt in).
     #[arg(long)]
     pub namespace_enforced: bool,
+    /// With --namespace-enforced: the webhook's floors file, to show the effective policy
+    /// (the pod's own and the namespace's floor in one) as the webhook writes it. Without
+    /// it, the default floor: bind only the declared ports, best-effort refused.
+    #[arg(long, value_name = "FILE")]
+    pub floors: Option<PathBuf>,
+    /// With --floors: the namespace whose floor applies (its [namespace.NAME] table, else
+    /// [default]).
+    #[arg(long, value_name = "NAME", requires = "floors")]
+    pub namespace: Option<String>,
 }
 
 /// `render --format`.
@@ -141,11 +161,13 @@ where
         }
     };
     let result = match cli.command {
-        Command::Webhook(WebhookArgs {
-            command: Some(WebhookCommand::GenCerts(g)),
-            ..
-        }) => gen_certs(g),
-        Command::Webhook(w) => webhook(w, give_back),
+        Command::Webhook(w) => match *w {
+            WebhookArgs {
+                command: Some(WebhookCommand::GenCerts(g)),
+                ..
+            } => gen_certs(g),
+            w => webhook(w, give_back),
+        },
         Command::Render(r) => render_cmd(r),
     };
     match result {
@@ -171,6 +193,10 @@ fn webhook(w: WebhookArgs, give_back: Option<fn()>) -> Result<ExitCode, String> 
         shutdown_grace: Duration::from_secs(w.shutdown_grace),
         max_connections: (w.max_connections > 0).then_some(w.max_connections),
         give_back,
+        rules: std::sync::Arc::new(
+            crate::floors::Live::load(w.floors, w.allow_privileged.into_iter().collect())
+                .map_err(|e| e.to_string())?,
+        ),
     };
     // The soft limit is often 1024; the webhook uses no select(2).
     let _ = moat_serve::nofile::raise();
@@ -228,7 +254,12 @@ fn render_cmd(r: RenderArgs) -> Result<ExitCode, String> {
     } else {
         Scope::Pod
     };
-    let rendered = render::render(&name, &text, scope).map_err(|e| e.to_string())?;
+    let floors = match &r.floors {
+        Some(f) => crate::floors::Floors::load(f).map_err(|e| e.to_string())?,
+        None => crate::floors::Floors::default(),
+    };
+    let floor = floors.for_namespace(r.namespace.as_deref().unwrap_or(""));
+    let rendered = render::render_with(&name, &text, scope, floor).map_err(|e| e.to_string())?;
     match r.format {
         Format::Text => print!("{}", render::to_text(&name, &rendered)),
         Format::Json => println!(

@@ -12,6 +12,8 @@ pub mod admission;
 pub mod annotations;
 pub mod certs;
 pub mod cli;
+pub mod floors;
+pub mod guard;
 mod memo;
 pub mod opt_in;
 pub mod patch;

@@ -50,6 +50,9 @@ pub struct Spec {
     /// `spec.ephemeralContainers`.
     #[serde(default)]
     pub ephemeral_containers: Vec<Container>,
+    /// `spec.hostPID`: the pod sees (and can signal and trace) every process of the node.
+    #[serde(default, rename = "hostPID")]
+    pub host_pid: bool,
 }
 
 /// A container, an init container or an ephemeral container.
@@ -61,6 +64,28 @@ pub struct Container {
     /// `ports`.
     #[serde(default)]
     pub ports: Vec<ContainerPort>,
+    /// `securityContext`: what decides whether Landlock can hold the container.
+    #[serde(default, rename = "securityContext")]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// The parts of a container's `securityContext` moat looks at.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+pub struct SecurityContext {
+    /// `privileged`.
+    #[serde(default)]
+    pub privileged: Option<bool>,
+    /// `capabilities`.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+/// `securityContext.capabilities`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// `add`: capability names, `SYS_ADMIN` or `CAP_SYS_ADMIN`, or `ALL`.
+    #[serde(default)]
+    pub add: Vec<String>,
 }
 
 /// One entry of a container's `ports`.

@@ -21,6 +21,7 @@
 //! written with warnings in best-effort mode, as moat-runtime does itself.
 
 use crate::annotations::{self, AnnotationError};
+use crate::floors::Floor;
 use crate::memo::Memo;
 use crate::pod::{ContainerKind, PodView};
 use moat_policy::{
@@ -77,6 +78,9 @@ pub struct ContainerPolicy {
     pub ports: Vec<u16>,
     /// Whether TCP bind was unrestricted in the named policy and moat restricted it.
     pub narrowed: bool,
+    /// Whether the namespace's floor was applied (the final policy is the author's and the
+    /// floor's intersection).
+    pub floored: bool,
     /// The final policy (shared: the same template's pods get the same one).
     pub policy: Arc<Policy>,
     /// The final policy as moat TOML: the value of `container.moat.dev/<name>`.
@@ -132,6 +136,9 @@ pub enum PlanError {
         /// What would change.
         reason: String,
     },
+    /// `moat.dev/compat: best-effort` where the namespace's floor does not allow it.
+    #[error("annotation {compat}: \"best-effort\" is not allowed in this namespace: its floor must hold on every node (remove the annotation, or ask the operator for best_effort = true in the webhook's floors)", compat = annotations::COMPAT)]
+    BestEffortRefused,
     /// The written annotations would exceed what Kubernetes stores.
     #[error("the pod's annotations would take {bytes} bytes with moat's policies, over Kubernetes' limit of {MAX_ANNOTATIONS_BYTES}; name a shorter policy or a preset")]
     TooLarge {
@@ -154,11 +161,31 @@ pub fn opt_in_default() -> Policy {
 /// annotation, then the pod-wide policy, then per container (in [`PodView::all_containers`]
 /// order) its own annotation, its ports, and whether its policy can be written.
 pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
+    plan_with(pod, None)
+}
+
+/// [`plan`], with the namespace's floor applied to every container's policy (see
+/// [`crate::floors`]).
+pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanError> {
     let ann = pod.annotations();
     annotations::check_keys(ann)?;
-    let ports_from_spec = annotations::flag(ann, annotations::PORTS_FROM_SPEC)?.unwrap_or(true);
+    let asked_ports_from_spec = annotations::flag(ann, annotations::PORTS_FROM_SPEC)?;
+    // Under a floor the declared ports are the floor's: the pod cannot turn that off.
+    let ports_from_spec = floor.is_some() || asked_ports_from_spec.unwrap_or(true);
     let compat = annotations::compat(ann)?;
     let mut out = PodPlan::default();
+    if let Some(f) = floor {
+        if compat == Some(Compat::BestEffort) && !f.best_effort {
+            return Err(PlanError::BestEffortRefused);
+        }
+        if asked_ports_from_spec == Some(false) {
+            out.warnings.push(format!(
+                "{}: \"false\" is ignored: in this namespace every container binds only the \
+                 containerPorts it declares",
+                annotations::PORTS_FROM_SPEC
+            ));
+        }
+    }
 
     // The pod-wide policy is parsed first (its errors come first) and shared by every
     // container without an annotation of its own.
@@ -219,19 +246,24 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
         };
         let ports: Vec<u16> = if ports_from_spec { ports } else { Vec::new() };
         let done = finished(origin, policy, &ports, ports_from_spec, compat, &subject)?;
-        if done.narrowed {
+        if done.narrowed && floor.is_none() {
             out.warnings.push(narrowing_warning(&subject, &ports));
         }
         out.warnings
             .extend(done.lost.iter().map(|w| format!("{subject}: {w}")));
+        let (policy, text) = match floor {
+            None => (done.policy.clone(), done.text.clone()),
+            Some(f) => floored(f, &done.policy, &ports, compat, &subject, &mut out.warnings)?,
+        };
         out.containers.push(ContainerPolicy {
             name: name.to_string(),
             kind,
             source,
             ports,
             narrowed: done.narrowed,
-            policy: done.policy.clone(),
-            text: done.text.clone(),
+            floored: floor.is_some(),
+            policy,
+            text,
         });
     }
 
@@ -243,8 +275,24 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
         compat,
         fallback_subject,
     )?;
-    if wide.source == Source::OptInDefault || fallback.narrowed {
-        out.fallback = Some(fallback.text.clone());
+    match floor {
+        Some(f) => {
+            let (_, text) = floored(
+                f,
+                &fallback.policy,
+                &[],
+                compat,
+                fallback_subject,
+                &mut out.warnings,
+            )?;
+            if ann.get(annotations::POLICY) != Some(&text) {
+                out.fallback = Some(text);
+            }
+        }
+        None if wide.source == Source::OptInDefault || fallback.narrowed => {
+            out.fallback = Some(fallback.text.clone());
+        }
+        None => {}
     }
 
     let bytes = annotation_bytes(pod, &out);
@@ -252,6 +300,33 @@ pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
         return Err(PlanError::TooLarge { bytes });
     }
     Ok(out)
+}
+
+/// `policy` with the namespace's floor, written as moat TOML; what cannot be written is
+/// refused in strict mode and reported in best-effort mode, as for the author's policy.
+fn floored(
+    floor: &Floor,
+    policy: &Policy,
+    ports: &[u16],
+    compat: Option<Compat>,
+    subject: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Arc<Policy>, String), PlanError> {
+    let effective = floor.apply(policy, ports);
+    let inexpressible = |reason: String| PlanError::Inexpressible {
+        subject: subject.to_string(),
+        reason,
+    };
+    let written =
+        moat_policy::write::to_moat_toml(&effective).map_err(|e| inexpressible(e.to_string()))?;
+    let (text, lost) = written.into_parts();
+    if !lost.is_empty() {
+        if effective.compat.or(compat).unwrap_or_default() == Compat::Strict {
+            return Err(inexpressible(lost.join("; ")));
+        }
+        warnings.extend(lost.iter().map(|w| format!("{subject}: {w}")));
+    }
+    Ok((Arc::new(effective), text))
 }
 
 /// The declared TCP ports, sorted and without repeats; a value that is not a port is

@@ -8,6 +8,7 @@
 //! namespace opted in.
 
 use crate::admission::{self, Admitted};
+use crate::floors::Floor;
 use crate::opt_in::Scope;
 use crate::pod::PodView;
 use crate::pod_policy::PodPlan;
@@ -57,8 +58,20 @@ pub struct RenderError {
     pub message: String,
 }
 
-/// Renders every document of `text` (YAML, one or more documents, or JSON).
+/// Renders every document of `text` (YAML, one or more documents, or JSON), for a
+/// namespace without a floors file.
 pub fn render(file: &str, text: &str, scope: Scope) -> Result<Vec<Rendered>, RenderError> {
+    render_with(file, text, scope, &Floor::default())
+}
+
+/// [`render`] with the namespace's floor, which applies when the namespace enforces moat
+/// ([`Scope::Namespace`]), as the webhook applies it.
+pub fn render_with(
+    file: &str,
+    text: &str,
+    scope: Scope,
+    floor: &Floor,
+) -> Result<Vec<Rendered>, RenderError> {
     let mut out = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
@@ -71,11 +84,11 @@ pub fn render(file: &str, text: &str, scope: Scope) -> Result<Vec<Rendered>, Ren
             Some("List") => {
                 let items = value.get("items").and_then(Value::as_array);
                 for item in items.into_iter().flatten() {
-                    out.push(render_object(document, item, scope));
+                    out.push(render_object(document, item, scope, floor));
                 }
             }
             _ if value.is_null() => {} // an empty document, as after a trailing `---`
-            _ => out.push(render_object(document, &value, scope)),
+            _ => out.push(render_object(document, &value, scope, floor)),
         }
     }
     Ok(out)
@@ -96,7 +109,7 @@ fn template_path(kind: &str) -> Option<&'static str> {
     }
 }
 
-fn render_object(document: usize, value: &Value, scope: Scope) -> Rendered {
+fn render_object(document: usize, value: &Value, scope: Scope, floor: &Floor) -> Rendered {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let kind = text(value.get("kind"));
     let name = text(value.pointer("/metadata/name"));
@@ -111,7 +124,7 @@ fn render_object(document: usize, value: &Value, scope: Scope) -> Rendered {
                     if pod.metadata.name.is_none() {
                         pod.metadata.name = Some(name.clone());
                     }
-                    match admission::admit_pod(&pod, scope) {
+                    match admission::admit_pod_with(&pod, scope, Some(floor)) {
                         Ok(Admitted::NotOptedIn) => Outcome::NotOptedIn,
                         Ok(Admitted::Confined { plan, warnings }) => {
                             Outcome::Confined { plan, warnings }
@@ -166,8 +179,13 @@ pub fn to_text(file: &str, rendered: &[Rendered]) -> String {
                         let list: Vec<String> = c.ports.iter().map(u16::to_string).collect();
                         format!(", may bind TCP {} (containerPort)", list.join(", "))
                     };
+                    let floored = if c.floored {
+                        ", with the namespace's floor (the effective policy)"
+                    } else {
+                        ""
+                    };
                     s.push_str(&format!(
-                        "## {kind} {}: {}{ports}\n{}\n",
+                        "## {kind} {}: {}{ports}{floored}\n{}\n",
                         c.name,
                         c.source.describe(&c.name),
                         c.text
@@ -204,6 +222,7 @@ pub fn to_json(file: &str, rendered: &[Rendered]) -> Value {
                         "kind": c.kind.map(|k| k.name()),
                         "source": c.source.describe(&c.name),
                         "ports": c.ports,
+                        "floor": c.floored,
                         "policy": c.text,
                     })).collect::<Vec<_>>(),
                     "podPolicy": plan.fallback,

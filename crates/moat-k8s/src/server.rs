@@ -67,6 +67,9 @@ pub struct Settings {
     /// Gives the calling thread's freed memory back to the system (the binary's allocator
     /// knows how); see [`on_park`].
     pub give_back: Option<fn()>,
+    /// The operator's rules (floors, namespaces allowed privileged pods), read again from
+    /// the floors file when it changes.
+    pub rules: Arc<crate::floors::Live>,
 }
 
 /// Bumped when many connections have closed: each worker thread gives its freed memory
@@ -148,6 +151,7 @@ pub async fn handle(
     req: Request<Incoming>,
     max_body_bytes: usize,
     stopping: watch::Receiver<bool>,
+    rules: &crate::floors::Rules,
 ) -> Response<Full<Bytes>> {
     let (allow, scope) = match req.uri().path() {
         "/mutate" => ("POST", Some(Scope::Pod)),
@@ -158,7 +162,7 @@ pub async fn handle(
     match (scope, req.method()) {
         (Some(scope), &Method::POST) => {
             let http1 = req.version() <= hyper::Version::HTTP_11;
-            let mut r = mutate(scope, max_body_bytes, req.into_body(), stopping).await;
+            let mut r = mutate(scope, max_body_bytes, req.into_body(), stopping, rules).await;
             // The body was not read to its end: the connection cannot carry another
             // request. (HTTP/2 ends the stream instead, and has no such header.)
             if http1
@@ -205,6 +209,7 @@ async fn mutate(
     limit: usize,
     body: Incoming,
     mut stopping: watch::Receiver<bool>,
+    rules: &crate::floors::Rules,
 ) -> Response<Full<Bytes>> {
     // A declared length over the cap is refused before a byte of the body is read.
     let declared = body.size_hint().lower();
@@ -236,7 +241,7 @@ async fn mutate(
         }
         Ok(Ok(b)) => b,
     };
-    match admission::review(&bytes, scope) {
+    match admission::review_with(&bytes, scope, rules) {
         Ok(outcome) => {
             if let Decision::Denied(why) = &outcome.decision {
                 let dry = if outcome.dry_run { " (dry run)" } else { "" };
@@ -353,7 +358,11 @@ impl Bound {
             acceptor,
             settings,
         } = self;
-        let reloader = tokio::spawn(reload_loop(cert, settings.reload_every));
+        let reloader = tokio::spawn(reload_loop(
+            cert,
+            Arc::clone(&settings.rules),
+            settings.reload_every,
+        ));
         // HTTP/1.1 (what the API server speaks when it offers both) gets hyper's HTTP/1
         // server directly; h2 by ALPN gets the HTTP/2 one. Only a client that negotiated
         // nothing goes through the builder that tells the two apart by their first bytes.
@@ -370,6 +379,7 @@ impl Bound {
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         http2.timer(TokioTimer::new());
         let limit = settings.max_body_bytes;
+        let rules = Arc::clone(&settings.rules);
         let (stop_tx, stopping) = watch::channel(false);
         let graceful = GracefulShutdown::new();
         let max_connections = settings.max_connections.unwrap_or_else(|| {
@@ -397,6 +407,7 @@ impl Bound {
             let (builder, http1, http2) = (builder.clone(), http1.clone(), http2.clone());
             let watcher = graceful.watcher();
             let stopping = stopping.clone();
+            let rules = Arc::clone(&rules);
             tokio::spawn(async move {
                 // Idle until its first request: an unfinished handshake is shed first.
                 let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
@@ -413,8 +424,9 @@ impl Bound {
                     // Busy from the request's head until its response's last byte.
                     let request = requests.request();
                     let stopping = stopping.clone();
+                    let rules = rules.current();
                     async move {
-                        let r = handle(req, limit, stopping).await;
+                        let r = handle(req, limit, stopping, &rules).await;
                         Ok::<_, Infallible>(r.map(|body| Tracked::new(body, request)))
                     }
                 });
@@ -461,7 +473,7 @@ async fn drive<E>(served: impl Future<Output = Result<(), E>>, conn: &moat_serve
     }
 }
 
-async fn reload_loop(cert: Arc<ReloadingCert>, every: Duration) {
+async fn reload_loop(cert: Arc<ReloadingCert>, rules: Arc<crate::floors::Live>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -470,6 +482,14 @@ async fn reload_loop(cert: Arc<ReloadingCert>, every: Duration) {
             Ok(true) => eprintln!("moat-k8s: loaded the renewed certificate"),
             Ok(false) => {}
             Err(e) => eprintln!("moat-k8s: certificate files changed but do not load, keeping the previous one: {e}"),
+        }
+        match rules.reload_if_changed() {
+            Ok(true) => eprintln!(
+                "moat-k8s: loaded the changed floors from {}",
+                rules.file().map(|f| f.display().to_string()).unwrap_or_default()
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!("moat-k8s: the floors file changed but does not load, keeping the floors in force: {e}"),
         }
     }
 }

@@ -217,3 +217,37 @@ fn moat_hands_webhook_and_k8s_over_to_moat_k8s() {
         text(&out.stderr)
     );
 }
+
+/// `render` with the webhook's floors shows the effective policy: the author's allow-all
+/// policy binds only the declared port, and the namespace's filesystem floor is in it.
+#[test]
+fn render_shows_the_effective_policy_with_the_floor() {
+    let manifest = MANIFEST.replace(
+        "        moat.dev/enforce: \"true\"\n",
+        "        container.moat.dev/web: \"[filesystem]\\nunrestricted = true\\n[network]\\nunrestricted = true\\n\"\n",
+    );
+    let (dir, path) = manifest_file(&manifest);
+    let floors = dir.path().join("floors.toml");
+    std::fs::write(
+        &floors,
+        "[namespace.shop]\npolicy = '''\n[filesystem]\nread = [\"/etc\"]\n[network]\nunrestricted = true\n'''\n",
+    )
+    .unwrap();
+    let out = run(
+        Command::new(common::BIN)
+            .args(["render", "--namespace-enforced", "--floors"])
+            .arg(&floors)
+            .args(["--namespace", "shop"])
+            .arg(&path),
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("with the namespace's floor"), "{stdout}");
+    assert!(stdout.contains("\"/etc\""), "{stdout}");
+    assert!(stdout.contains("bind_tcp = [80]"), "{stdout}");
+    assert!(stdout.contains("compat = \"strict\""), "{stdout}");
+    // Without --namespace-enforced there is no floor: the author's policy as written.
+    let out = run(Command::new(common::BIN).arg("render").arg(&path), None);
+    assert!(!text(&out.stdout).contains("namespace's floor"));
+}

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
@@ -111,6 +111,7 @@ struct Seen {
     kustomizations: Vec<PathBuf>,
     certificates: Vec<Value>,
     issuers: Vec<String>,
+    floors: bool,
 }
 
 fn check_kustomization(file: &Path, doc: &Value) {
@@ -183,6 +184,16 @@ fn every_manifest_parses_as_its_type() {
         match kind {
             "Namespace" => seen.namespaces.push(typed(&file, &doc)),
             "ServiceAccount" => drop(typed::<ServiceAccount>(&file, &doc)),
+            "ConfigMap" => {
+                let cm: ConfigMap = typed(&file, &doc);
+                assert_eq!(cm.metadata.name.as_deref(), Some("moat-floors"));
+                let text = &cm.data.as_ref().expect("data")["floors.toml"];
+                // The webhook reads it as its floors file.
+                let floors =
+                    moat_k8s::floors::Floors::parse(Path::new("floors.toml"), text).unwrap();
+                assert!(!floors.default.best_effort && !floors.default.allow_privileged);
+                seen.floors = true;
+            }
             "RuntimeClass" => seen.runtime_class = Some(typed(&file, &doc)),
             "DaemonSet" => seen.installer = Some(typed(&file, &doc)),
             "Deployment" => seen.webhook = Some(typed(&file, &doc)),
@@ -243,7 +254,10 @@ fn every_manifest_parses_as_its_type() {
         assert_eq!(
             resources,
             [
-                (vec!["CREATE".to_string()], vec!["pods".to_string()]),
+                (
+                    vec!["CREATE".to_string(), "UPDATE".to_string()],
+                    vec!["pods".to_string()]
+                ),
                 (
                     vec!["UPDATE".to_string()],
                     vec!["pods/ephemeralcontainers".to_string()]
@@ -281,6 +295,12 @@ fn every_manifest_parses_as_its_type() {
     assert!(args
         .iter()
         .any(|a| a == &format!("--tls-cert={mount}/tls.crt")));
+    // The floors ConfigMap is mounted where --floors looks.
+    assert!(seen.floors, "the moat-floors ConfigMap");
+    let floors_mount = &c.volume_mounts.as_ref().unwrap()[1].mount_path;
+    assert!(args
+        .iter()
+        .any(|a| a == &format!("--floors={floors_mount}/floors.toml")));
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));

@@ -70,9 +70,13 @@ pub struct Options {
     /// handler names, else runc on the node's PATH.
     #[arg(long, value_name = "PATH")]
     pub runc: Option<PathBuf>,
-    /// Confine pods that name no policy to binding their declared ports (clusters that
-    /// run without moat's admission webhook).
-    #[arg(long)]
+    /// What a pod container under the moat handler that names no policy gets: `ports`
+    /// (bind only the TCP ports its Pod declares; nothing else restricted) or `refuse`
+    /// (it does not start). Never unconfined.
+    #[arg(long, value_enum, value_name = "WHAT", default_value = "ports")]
+    pub without_policy: crate::runtime_file::WithoutPolicy,
+    /// Accepted for older manifests; the same as `--without-policy ports`, the default.
+    #[arg(long, hide = true)]
     pub ports_from_spec: bool,
     /// moat-node's own directory on the node: lock, journal, trial runs.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/moat-node")]
@@ -150,7 +154,7 @@ impl Options {
             from,
             moat_config: self.moat_config,
             runc: self.runc,
-            ports_from_spec: self.ports_from_spec,
+            without_policy: self.without_policy,
             work_dir: self.work_dir,
             restart: match (self.restart_command, self.no_restart) {
                 (_, true) => Restart::Skip,

@@ -61,8 +61,8 @@ pub struct Settings {
     pub moat_config: PathBuf,
     /// The real runtime moat-runtime hands containers to; found on the node when unset.
     pub runc: Option<PathBuf>,
-    /// `ports_from_spec = true` in moat-runtime's configuration.
-    pub ports_from_spec: bool,
+    /// `without_policy` in moat-runtime's configuration.
+    pub without_policy: crate::runtime_file::WithoutPolicy,
     /// moat-node's own directory (journal, lock, trial runs).
     pub work_dir: PathBuf,
     /// How to restart the runtime.
@@ -412,7 +412,7 @@ fn apply(
         let text = runtime_file::runtime_toml(
             &runc,
             &s.bin_dir.join("moat").display().to_string(),
-            s.ports_from_spec,
+            s.without_policy,
         );
         if tx
             .write(&s.host.path(&s.moat_config), text.as_bytes(), 0o644)

@@ -7,6 +7,9 @@
 //! - a pod on the handler `moat` with the annotations moat's admission webhook returns for
 //!   `containerPort: 80` and `moat.dev/enforce: "true"`: its busybox `httpd` serves port
 //!   80, while binding port 100 fails with EACCES in the entrypoint and in ExecSync;
+//! - then the pod's moat annotations changed in the PodSandboxConfig as the kubelet sends
+//!   it after `kubectl annotate` (the policy removed, or rewritten to allow everything): a
+//!   new container in the same sandbox does not start, with moat-runtime's reason;
 //! - the same pod on the handler `runc` (the control): the same binds succeed;
 //! - a pod whose policy annotation does not parse: StartContainer fails, and the CRI error
 //!   carries moat-runtime's message;
@@ -125,6 +128,66 @@ fn the_kubelets_path_on_a_real_containerd() {
     );
     assert!(http_get(&ip, 100).is_err(), "nothing listens on 100");
 
+    // `kubectl annotate pod web container.moat.dev/web- moat.dev/policy-`, or an allow-all
+    // rewrite (were the webhook not there to refuse the update): the kubelet sends the
+    // current pod's annotations with the next container it creates in the sandbox, and
+    // containerd copies them into its config.json. moat-runtime compares them with those
+    // the sandbox was created with, and starts nothing.
+    let allow_all = "[filesystem]\nunrestricted = true\n\n[network]\nunrestricted = true\n";
+    let mut started_again = Vec::new();
+    for (attempt, rewrite) in [(1u32, None), (2, Some(allow_all))] {
+        let mut rewritten = Pod::new(&node, "web-annotated", HashMap::new());
+        rewritten.name = pod.name.clone();
+        rewritten.uid = pod.uid.clone();
+        rewritten.log_dir = pod.log_dir.clone();
+        rewritten.annotations = pod
+            .annotations
+            .iter()
+            .filter(|(k, _)| !k.starts_with("container.moat.dev/") && *k != "moat.dev/policy")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(text) = rewrite {
+            rewritten
+                .annotations
+                .insert("container.moat.dev/web".into(), text.into());
+        }
+        assert_ne!(rewritten.annotations, pod.annotations);
+        let mut again = rewritten.container_config(
+            "web",
+            &[
+                "/bin/sh",
+                "-c",
+                "if httpd -p 100 -h /www 2>/tmp/bind.err; then echo bind100=ok; killall httpd; \
+                 else echo \"bind100=$(cat /tmp/bind.err)\"; fi; exec sleep 30",
+            ],
+            PORTS,
+        );
+        if let Some(m) = again.metadata.as_mut() {
+            m.attempt = attempt;
+        }
+        again.log_path = format!("web/{attempt}.log");
+        let id = node
+            .create(&rewritten, &sandbox, again)
+            .expect("CreateContainer after the annotation change");
+        let e = node
+            .start(&id)
+            .expect_err("a container whose moat annotations changed must not start");
+        assert!(
+            e.message()
+                .contains("moat annotations changed after the pod was created")
+                && e.message().contains("container.moat.dev/web"),
+            "{}",
+            e.message()
+        );
+        assert!(
+            std::fs::read_to_string(pod.log_dir.join(format!("web/{attempt}.log")))
+                .unwrap_or_default()
+                .is_empty(),
+            "nothing ran"
+        );
+        started_again.push(id);
+    }
+
     // The control: the same pod on runc binds what it likes.
     let control = Pod::new(&node, "control", webhook_annotations(&[]));
     let control_sandbox = node.run_pod(&control, "runc").unwrap();
@@ -197,7 +260,9 @@ fn the_kubelets_path_on_a_real_containerd() {
     );
 
     // Teardown leaves nothing.
-    node.remove_pod(&sandbox, &[&web]);
+    let mut web_containers: Vec<&str> = vec![&web];
+    web_containers.extend(started_again.iter().map(String::as_str));
+    node.remove_pod(&sandbox, &web_containers);
     node.remove_pod(&control_sandbox, &[&c]);
     node.remove_pod(&preset_sandbox, &[&p]);
     node.remove_pod(&bad_sandbox, &[&b]);

@@ -69,6 +69,7 @@ fn install_on(config: &str, check: impl Fn(&toml::Table)) {
     assert!(binary.is_file());
     let rt = std::fs::read_to_string(node.path().join("etc/moat/runtime.toml")).unwrap();
     assert!(rt.contains("runtime = \"/usr/sbin/runc\""), "{rt}");
+    assert!(rt.contains("without_policy = \"ports\""), "{rt}");
 
     // Again: nothing to do, nothing restarted.
     let pid = node.pid();

@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod caps;
 pub mod dialect;
 pub mod error;
+pub mod intersect;
 pub mod model;
 pub mod ports;
 pub mod presets;

@@ -65,6 +65,10 @@ pub struct PathRule {
     pub optional: bool,
     /// Where the rule was written.
     pub origin: Origin,
+    /// Granted only when `path`, resolved (symbolic links and mounts followed), is this
+    /// path or beneath it; otherwise the rule grants nothing. Written by
+    /// [`Policy::intersect`] for a rule that comes from two nested paths.
+    pub within: Option<String>,
 }
 
 /// A path beneath which no rule of an enclosing directory applies: "read /etc except
@@ -351,6 +355,7 @@ impl Policy {
                 access,
                 optional,
                 origin: origin.clone(),
+                within: None,
             });
         }
     }

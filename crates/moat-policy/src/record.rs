@@ -161,6 +161,7 @@ pub fn synthesize(observed: &[Observed], opts: Options) -> Policy {
             },
             optional: in_one_session(&path, &opts.pids),
             origin: origin.clone(),
+            within: None,
         })
         .collect();
     if !policy.net.unrestricted {

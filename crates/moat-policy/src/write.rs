@@ -100,11 +100,16 @@ fn toml_port(r: PortRange) -> String {
     }
 }
 
-fn toml_path(path: &str, optional: bool) -> String {
-    if optional {
-        format!("{{ path = {}, optional = true }}", q(path))
-    } else {
-        q(path)
+fn toml_path(path: &str, optional: bool, within: Option<&str>) -> String {
+    match (optional, within) {
+        (false, None) => q(path),
+        (true, None) => format!("{{ path = {}, optional = true }}", q(path)),
+        (false, Some(w)) => format!("{{ path = {}, within = {} }}", q(path), q(w)),
+        (true, Some(w)) => format!(
+            "{{ path = {}, optional = true, within = {} }}",
+            q(path),
+            q(w)
+        ),
     }
 }
 
@@ -170,7 +175,7 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
         ];
         let mut groups: Vec<(FsAccess, Vec<String>)> = Vec::new();
         for rule in &fs.rules {
-            let entry = toml_path(&rule.path, rule.optional);
+            let entry = toml_path(&rule.path, rule.optional, rule.within.as_deref());
             match list_for(rule.access).and_then(|k| lists.iter_mut().find(|(n, _)| *n == k)) {
                 Some((_, list)) => list.push(entry),
                 None => match groups.iter_mut().find(|(a, _)| *a == rule.access) {
@@ -416,6 +421,15 @@ fn plain(policy: &Policy, dialect: &str, names_scopes: bool, warnings: &mut Vec<
         for rule in &policy.fs.rules {
             let access = rule.access.intersect(handled_fs);
             if access.is_empty() {
+                continue;
+            }
+            if let Some(within) = &rule.within {
+                // Granting it unconditionally could grant more than the policy: left out.
+                warnings.push(format!(
+                    "{dialect} cannot grant a path only when it resolves beneath another: the \
+                     rule on {} (within {within}) is left out",
+                    rule.path
+                ));
                 continue;
             }
             if rule.optional {

@@ -1050,7 +1050,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [{ path = \"/a\", bogus = 1 }]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["unknown field `bogus`, expected `path` or `optional`"],
+            &["unknown field `bogus`, expected one of `path`, `optional`, `within`"],
         ),
         case(
             "moat unknown key: network",
@@ -1155,7 +1155,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [5]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["invalid type: integer `5`, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: integer `5`, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat wrong type: path table optional",
@@ -1494,7 +1494,7 @@ fn moat_dialect_messages() {
             "[filesystem]\nread = [[\"/a\", true]]\n",
             at(2, 9),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat list for a table: path table (JSON)",
@@ -1502,7 +1502,7 @@ fn moat_dialect_messages() {
             r#"{"filesystem": {"read": [["/a", true]]}}"#,
             at(1, 26),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
         case(
             "moat list for a table: path table (YAML)",
@@ -1510,7 +1510,7 @@ fn moat_dialect_messages() {
             "filesystem:\n  read:\n    - [/a, true]\n",
             at(3, 7),
             "filesystem.read[0]",
-            &["invalid type: sequence, expected a path, or a table with `path` and `optional`"],
+            &["invalid type: sequence, expected a path, or a table with `path`, `optional` and `within`"],
         ),
     ]);
 }

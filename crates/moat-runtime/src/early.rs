@@ -178,14 +178,20 @@ pub enum FileRuntime {
 /// works before the C library starts, or without allocating). It understands only a
 /// strict subset of TOML, one that [`crate::runtime_config::FileConfig::parse`] reads
 /// the same way: lines of ASCII text, blank or `#` comments or `key = value` with a bare
-/// key among `runtime`, `launcher` and `ports_from_spec`, each at most once, a string
-/// without escapes (`"..."` or `'...'`) for the first two and `true`/`false` for the
-/// third, and an optional trailing comment. Anything else (a table header, another key, a
+/// key among `runtime`, `launcher`, `ports_from_spec` and `without_policy`, each at most
+/// once, a string without escapes (`"..."` or `'...'`) for the first two, `true`/`false`
+/// for the third, `"ports"` or `"refuse"` for the fourth, and an optional trailing
+/// comment. Anything else (a table header, another key, a
 /// carriage return, a byte that is not printable ASCII) is [`FileRuntime::Unsure`]. This
 /// is what the node installer writes.
 pub fn config_runtime(text: &[u8]) -> FileRuntime {
     // A static, not a const: a local copy of the array would be a `memcpy`.
-    static KEYS: [&[u8]; 3] = [b"runtime", b"launcher", b"ports_from_spec"];
+    static KEYS: [&[u8]; 4] = [
+        b"runtime",
+        b"launcher",
+        b"ports_from_spec",
+        b"without_policy",
+    ];
     // A bit per key: an array of flags would be set up with `memset`.
     let mut seen = 0u8;
     let mut runtime = FileRuntime::Default;
@@ -258,6 +264,12 @@ pub fn config_runtime(text: &[u8]) -> FileRuntime {
             }
             ((i + 1, j), j + 1)
         };
+        if k == 3 {
+            let word = text.get(value.0..value.1).unwrap_or(&[]);
+            if !eq(word, b"ports") && !eq(word, b"refuse") {
+                return FileRuntime::Unsure;
+            }
+        }
         let rest = skip_blanks(text, after, line_end);
         if rest != line_end && text.get(rest) != Some(&b'#') {
             return FileRuntime::Unsure;
@@ -849,6 +861,10 @@ mod tests {
             file_runtime("launcher = '/x'\nports_from_spec = true # c\n"),
             Some(None)
         );
+        assert_eq!(
+            file_runtime("without_policy = \"refuse\"\nruntime = 'runc'\n"),
+            some("runc")
+        );
         assert_eq!(file_runtime("\truntime\t=\t'crun'\t#\n\n"), some("crun"));
         for unsure in [
             "runtime = \"\"",
@@ -864,6 +880,9 @@ mod tests {
             "runtime = \"é\"",
             "ports_from_spec = yes",
             "ports_from_spec = \"true\"",
+            "without_policy = \"pass\"",
+            "without_policy = refuse",
+            "max_abi = 3",
             "other = 1",
             "runtime = \"\"\"a\"\"\"",
             "= \"a\"",
@@ -880,6 +899,9 @@ mod tests {
             "runtime",
             "launcher",
             "ports_from_spec",
+            "without_policy",
+            "ports",
+            "refuse",
             "other",
             " ",
             "\t",
@@ -917,8 +939,13 @@ mod tests {
                 // Mostly well-formed lines, to reach the interesting cases often.
                 (0..(next() % 4))
                     .map(|_| {
-                        let key = ["runtime", "launcher", "ports_from_spec", "runtime"]
-                            [(next() % 4) as usize];
+                        let key = [
+                            "runtime",
+                            "launcher",
+                            "ports_from_spec",
+                            "runtime",
+                            "without_policy",
+                        ][(next() % 5) as usize];
                         let value = [
                             "\"/usr/sbin/runc\"",
                             "'crun'",
@@ -926,7 +953,9 @@ mod tests {
                             "false",
                             "\"\"",
                             "\"a b\"",
-                        ][(next() % 6) as usize];
+                            "\"refuse\"",
+                            "'ports'",
+                        ][(next() % 8) as usize];
                         let pad = [" ", "", "\t", "  "][(next() % 4) as usize];
                         let tail = ["", " # c", "#c", " x"][(next() % 4) as usize];
                         format!("{pad}{key}{pad}={pad}{value}{tail}\n")

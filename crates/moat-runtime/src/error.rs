@@ -17,9 +17,6 @@ pub enum RuntimeError {
     /// The policy cannot be enforced as asked on this kernel.
     #[error("container policy: {0}\n(for a container, `--best-effort` is the annotation moat.dev/compat=best-effort)")]
     Plan(#[from] moat_sandbox::plan::PlanError),
-    /// `MOAT_MAX_ABI` is malformed.
-    #[error(transparent)]
-    AbiCap(#[from] moat_sandbox::abi::AbiCapError),
     /// The policy cannot be written out for the launcher without changing its meaning.
     #[error("container policy cannot be handed to the launcher unchanged: {0} (set annotation moat.dev/compat=best-effort to accept)")]
     Lossy(String),
@@ -44,6 +41,17 @@ pub enum RuntimeError {
         /// The bundle.
         bundle: PathBuf,
     },
+    /// moat-runtime's record of a confined container cannot be used.
+    #[error("`{}`: {message} (moat-runtime's record of the container it confined; the container's processes are not started without it)", path.display())]
+    State {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A pod container whose moat annotations are not those its sandbox was created with.
+    #[error("the pod's moat annotations changed after the pod was created ({0}); moat applies the annotations a pod was admitted with, so it starts no container with others: create the pod again to change its policy")]
+    PodChanged(String),
     /// The real runtime could not be run.
     #[error("cannot run the real runtime `{}`: {source}", runtime.to_string_lossy())]
     Runtime {

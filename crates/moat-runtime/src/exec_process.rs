@@ -1,7 +1,9 @@
 //! Confining `runc exec`: a process started in a confined container gets the same launcher
 //! and policy as its entrypoint, whether it is described by a `--process` JSON file (what
-//! podman, containerd and CRI-O pass) or by trailing arguments. The policy is read from
-//! the launcher's arguments in the container's (rewritten) config.json.
+//! podman, containerd and CRI-O pass) or by trailing arguments. Whether the container is
+//! confined, and with what, comes from moat-runtime's record in the container's bundle
+//! ([`crate::prepared`]), never from the container's annotations or `process.args`, which
+//! the pod wrote.
 
 use crate::cli::{CommandOptions, ProcessArg};
 use crate::config::{prefix_args, Config};
@@ -9,33 +11,21 @@ use crate::error::RuntimeError;
 use crate::inject::{
     launcher_prefix, BUNDLE_DIR, LAUNCHER_DEST, ORIGINAL_CONFIG, POLICY_FILE_FLAG, POLICY_TEXT_FLAG,
 };
-use crate::policy_source::CONFINED_ANNOTATION;
+use crate::prepared::{Launch, Prepared};
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 use std::path::Path;
 
-/// How a confined container's launcher is told its policy: the flag and its value, as
-/// the entrypoint got them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LauncherPolicy {
-    /// `--policy-text`, or `--policy` with the path of the policy file mounted into the
-    /// container (a policy too long for one argument, or a container from an older
-    /// moat-runtime).
-    pub flag: String,
-    /// The policy document (or the file's path in the container).
-    pub value: String,
+/// The arguments to put in front of a new process.
+fn prefix(launch: &Launch, extra_fds: u32) -> Vec<String> {
+    launcher_prefix(launch, extra_fds, false)
 }
 
-impl LauncherPolicy {
-    /// The arguments to put in front of a new process.
-    fn prefix(&self, extra_fds: u32) -> Vec<String> {
-        launcher_prefix(&self.flag, &self.value, extra_fds, false)
-    }
-}
-
-/// The launcher's policy in a prepared config.json (`process.args` starting
-/// `/.moat/moat run --policy-text POLICY`), or `None`.
-pub fn launcher_policy(config: &serde_json::Value) -> Option<LauncherPolicy> {
+/// The launcher's policy in a config.json prepared by a moat-runtime from before the
+/// record existed (`process.args` starting `/.moat/moat run --policy-text POLICY`), or
+/// `None`. Read only when the bundle holds the original config.json that moat-runtime
+/// moved aside, which proves moat-runtime wrote those first arguments.
+pub fn legacy_launch(config: &serde_json::Value) -> Option<Launch> {
     let args = config.get("process")?.get("args")?.as_array()?;
     let arg = |i: usize| args.get(i).and_then(|a| a.as_str());
     if arg(0)? != LAUNCHER_DEST || arg(1)? != "run" {
@@ -45,35 +35,31 @@ pub fn launcher_policy(config: &serde_json::Value) -> Option<LauncherPolicy> {
     if flag != POLICY_TEXT_FLAG && flag != POLICY_FILE_FLAG {
         return None;
     }
-    Some(LauncherPolicy {
+    Some(Launch {
         flag: flag.into(),
         value: arg(3)?.into(),
+        max_abi: None,
     })
 }
 
-/// The policy of the container described by `runtime state` output, or `None` when
-/// moat-runtime did not confine it (no `moat.dev/confined` annotation and no original
-/// config.json kept in its bundle). A confined container whose policy cannot be found is
-/// an error: the new process must not start unconfined.
-pub fn container_policy(state: &serde_json::Value) -> Result<Option<LauncherPolicy>, RuntimeError> {
-    let annotated = state
-        .get("annotations")
-        .and_then(|a| a.get(CONFINED_ANNOTATION))
-        .and_then(|v| v.as_str())
-        == Some("true");
-    let bundle = state.get("bundle").and_then(|b| b.as_str()).map(Path::new);
-    let kept_original =
-        || bundle.is_some_and(|b| b.join(BUNDLE_DIR).join(ORIGINAL_CONFIG).exists());
-    if !annotated && !kept_original() {
-        return Ok(None);
-    }
-    let Some(bundle) = bundle else {
+/// The launcher settings of the container described by `runtime state` output, or `None`
+/// when moat-runtime did not confine it (its bundle holds no record). The bundle is the one
+/// the runtime's own state names. A confined container whose policy cannot be read is an
+/// error: the new process must not start unconfined.
+pub fn container_policy(state: &serde_json::Value) -> Result<Option<Launch>, RuntimeError> {
+    let Some(bundle) = state.get("bundle").and_then(|b| b.as_str()).map(Path::new) else {
         return Err(RuntimeError::Exec(
-            "the container is confined, but the runtime's state names no bundle to read its policy from".into(),
+            "the runtime's state names no bundle: moat-runtime cannot tell whether the container is confined".into(),
         ));
     };
+    if let Some(record) = Prepared::read(bundle)? {
+        return Ok(Some(record.launch));
+    }
+    if !bundle.join(BUNDLE_DIR).join(ORIGINAL_CONFIG).exists() {
+        return Ok(None);
+    }
     let config = Config::read(bundle)?;
-    launcher_policy(&config.value).map(Some).ok_or_else(|| {
+    legacy_launch(&config.value).map(Some).ok_or_else(|| {
         RuntimeError::Exec(format!(
             "the container is confined, but `{}` does not start it under the launcher with a policy",
             config.path.display()
@@ -84,7 +70,7 @@ pub fn container_policy(state: &serde_json::Value) -> Result<Option<LauncherPoli
 /// A process JSON with the launcher put in front of its `args`.
 pub fn rewrite_process_json(
     text: &[u8],
-    policy: &LauncherPolicy,
+    policy: &Launch,
     extra_fds: u32,
 ) -> Result<Vec<u8>, RuntimeError> {
     let mut v: serde_json::Value = serde_json::from_slice(text)
@@ -92,7 +78,7 @@ pub fn rewrite_process_json(
     let obj = v
         .as_object_mut()
         .ok_or_else(|| RuntimeError::Exec("the --process file is not a JSON object".into()))?;
-    prefix_args(obj, &policy.prefix(extra_fds)).ok_or_else(|| {
+    prefix_args(obj, &prefix(policy, extra_fds)).ok_or_else(|| {
         RuntimeError::Exec("the --process file's `args` is missing, empty or not strings".into())
     })?;
     Ok(serde_json::to_vec(&v).unwrap_or_default())
@@ -105,7 +91,7 @@ pub fn rewrite_args(
     rest: &[OsString],
     opts: &CommandOptions,
     process_path: Option<&Path>,
-    policy: &LauncherPolicy,
+    policy: &Launch,
     extra_fds: u32,
 ) -> Result<Vec<OsString>, RuntimeError> {
     let mut out = rest.to_vec();
@@ -131,7 +117,7 @@ pub fn rewrite_args(
                     "no command given after the container id".into(),
                 ));
             }
-            let prefix = policy.prefix(extra_fds).into_iter().map(OsString::from);
+            let prefix = prefix(policy, extra_fds).into_iter().map(OsString::from);
             out.splice(id + 1..id + 1, prefix);
             Ok(out)
         }
@@ -173,10 +159,11 @@ mod tests {
     /// A policy with a quote, a newline and a non-ASCII path, as moat-runtime writes it.
     const POLICY: &str = "{\"filesystem\":{\"read\":[\"/a \\\"b\\\"\\n\u{e9}\"]}}";
 
-    fn policy() -> LauncherPolicy {
-        LauncherPolicy {
+    fn policy() -> Launch {
+        Launch {
             flag: POLICY_TEXT_FLAG.into(),
             value: POLICY.into(),
+            max_abi: None,
         }
     }
 
@@ -186,10 +173,11 @@ mod tests {
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["args"][0], "/.moat/moat");
-        assert_eq!(v["args"][2], "--policy-text");
-        assert_eq!(v["args"][3], POLICY);
-        assert_eq!(v["args"][5], "3");
-        assert_eq!(v["args"][7], "sh");
+        assert_eq!(v["args"][2], "--from-runtime");
+        assert_eq!(v["args"][3], "--policy-text");
+        assert_eq!(v["args"][4], POLICY);
+        assert_eq!(v["args"][6], "3");
+        assert_eq!(v["args"][8], "sh");
         assert_eq!(v["x"], true);
         assert!(rewrite_process_json(b"{", &policy(), 0).is_err());
         assert!(rewrite_process_json(br#"{"args":[]}"#, &policy(), 0).is_err());
@@ -209,6 +197,7 @@ mod tests {
                 "cid",
                 "/.moat/moat",
                 "run",
+                "--from-runtime",
                 "--policy-text",
                 POLICY,
                 "--",
@@ -232,52 +221,61 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_comes_from_the_prepared_config() {
+    fn the_policy_comes_from_the_record_never_from_the_pod() {
         let d = tempfile::tempdir().unwrap();
-        let state = serde_json::json!({
-            "bundle": d.path(),
-            "annotations": {CONFINED_ANNOTATION: "true"},
-        });
         let write = |args: serde_json::Value| {
-            let c = serde_json::json!({"process": {"args": args}});
+            let c = serde_json::json!({"process": {"args": args},
+                "annotations": {crate::policy_source::CONFINED_ANNOTATION: "true"}});
             std::fs::write(d.path().join("config.json"), c.to_string()).unwrap();
         };
+        let state = serde_json::json!({
+            "bundle": d.path(),
+            "annotations": {crate::policy_source::CONFINED_ANNOTATION: "true"},
+        });
+        // What a pod writes: the marker annotation and an allow-all launcher line of its
+        // own. No record: not confined by moat (and the policy is not read from there).
+        write(serde_json::json!([
+            "/.moat/moat",
+            "run",
+            "--policy-text",
+            "{\"filesystem\":{\"unrestricted\":true}}",
+            "--",
+            "sh"
+        ]));
+        assert_eq!(container_policy(&state).unwrap(), None);
+        // moat-runtime's record decides, whatever config.json says.
+        std::fs::create_dir(d.path().join(BUNDLE_DIR)).unwrap();
+        let record = Prepared {
+            launch: Launch {
+                max_abi: Some(4),
+                ..policy()
+            },
+            config: crate::prepared::FileId::of(&d.path().join("config.json")).unwrap(),
+        };
+        std::fs::write(crate::prepared::path(d.path()), record.to_json()).unwrap();
+        assert_eq!(
+            container_policy(&state).unwrap(),
+            Some(record.launch.clone())
+        );
+        // A damaged record: fail closed.
+        std::fs::write(crate::prepared::path(d.path()), "{").unwrap();
+        assert!(container_policy(&state).is_err());
+        std::fs::remove_file(crate::prepared::path(d.path())).unwrap();
+        // A bundle prepared by an older moat-runtime (the original kept, no record): the
+        // launcher line it wrote.
+        std::fs::write(d.path().join(BUNDLE_DIR).join(ORIGINAL_CONFIG), "{}").unwrap();
         write(serde_json::json!([
             "/.moat/moat",
             "run",
             "--policy-text",
             POLICY,
-            "--explain",
             "--",
             "sh"
         ]));
         assert_eq!(container_policy(&state).unwrap(), Some(policy()));
-        // A container from a moat-runtime that mounted a policy file keeps its flag.
-        write(serde_json::json!([
-            "/.moat/moat",
-            "run",
-            "--policy",
-            "/.moat/policy.json",
-            "--",
-            "sh"
-        ]));
-        let old = container_policy(&state).unwrap().unwrap();
-        assert_eq!(
-            (old.flag.as_str(), old.value.as_str()),
-            ("--policy", "/.moat/policy.json")
-        );
-        // Confined, but no launcher in config.json: fail closed.
         write(serde_json::json!(["sh"]));
         assert!(container_policy(&state).is_err());
-        // Not annotated and no original config kept: not confined, config.json not read.
-        let plain = serde_json::json!({"bundle": d.path()});
-        assert_eq!(container_policy(&plain).unwrap(), None);
-        // The original kept in the bundle marks it confined even without the annotation.
-        std::fs::create_dir(d.path().join(BUNDLE_DIR)).unwrap();
-        std::fs::write(d.path().join(BUNDLE_DIR).join(ORIGINAL_CONFIG), "{}").unwrap();
-        assert!(container_policy(&plain).is_err());
-        // Annotated without a bundle: fail closed.
-        let nobundle = serde_json::json!({"annotations": {CONFINED_ANNOTATION: "true"}});
-        assert!(container_policy(&nobundle).is_err());
+        // No bundle named: fail closed.
+        assert!(container_policy(&serde_json::json!({})).is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! Putting the launcher in front of a container's entrypoint.
 //!
 //! The launcher (the static `moat` binary) is bind-mounted read-only into the container at
-//! [`LAUNCHER_DEST`], and `process.args` becomes `/.moat/moat run --policy-text POLICY
-//! [--preserve-fd N]... -- <original args>`, where POLICY is the normalised policy in
+//! [`LAUNCHER_DEST`], and `process.args` becomes `/.moat/moat run --from-runtime
+//! [--max-abi N] --policy-text POLICY [--preserve-fd N]... -- <original args>`
+//! (`--from-runtime`: the launcher takes nothing from the container's environment, which
+//! is the workload's), where POLICY is the normalised policy in
 //! moat's own dialect as JSON (`moat_policy::write::to_moat_json`), one argument however
 //! it is written: config.json holds it as a JSON string. No policy file is written or
 //! mounted: one mount less on every container start. Only a policy too long for one
@@ -16,6 +18,7 @@
 use crate::config::Config;
 use crate::error::RuntimeError;
 use crate::policy_source::CONFINED_ANNOTATION;
+use crate::prepared::{FileId, Launch, Prepared};
 use std::path::Path;
 
 /// Where the launcher appears inside the container.
@@ -38,24 +41,24 @@ pub const ORIGINAL_CONFIG: &str = "config.json.orig";
 /// Mount options: read-only, no setuid, no devices; executable on purpose.
 pub const MOUNT_OPTIONS: [&str; 4] = ["bind", "ro", "nosuid", "nodev"];
 
-/// The arguments put in front of the entrypoint. `policy_flag` and `policy` tell the
-/// launcher its policy ([`POLICY_TEXT_FLAG`] and the document). `extra_fds` is how many
+/// The launcher's flag saying it was started by moat-runtime: it then reads no setting
+/// from the environment.
+pub const FROM_RUNTIME_FLAG: &str = "--from-runtime";
+
+/// The arguments put in front of the entrypoint. `launch` tells the launcher its policy
+/// ([`POLICY_TEXT_FLAG`] and the document) and ABI cap. `extra_fds` is how many
 /// descriptors after stdio the runtime hands the process (LISTEN_FDS plus
 /// `--preserve-fds`); the launcher keeps exactly those open. `explain` (annotation
 /// `moat.dev/explain`) makes the launcher report denials on the container's stderr when the
 /// entrypoint ends.
-pub fn launcher_prefix(
-    policy_flag: &str,
-    policy: &str,
-    extra_fds: u32,
-    explain: bool,
-) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        LAUNCHER_DEST.into(),
-        "run".into(),
-        policy_flag.into(),
-        policy.into(),
-    ];
+pub fn launcher_prefix(launch: &Launch, extra_fds: u32, explain: bool) -> Vec<String> {
+    let mut v: Vec<String> = vec![LAUNCHER_DEST.into(), "run".into(), FROM_RUNTIME_FLAG.into()];
+    if let Some(n) = launch.max_abi {
+        v.push("--max-abi".into());
+        v.push(n.to_string());
+    }
+    v.push(launch.flag.clone());
+    v.push(launch.value.clone());
     if explain {
         v.push("--explain".into());
     }
@@ -65,18 +68,6 @@ pub fn launcher_prefix(
     }
     v.push("--".into());
     v
-}
-
-/// Whether config.json was already prepared by moat-runtime (a second `create` on the
-/// same bundle).
-pub fn already_prepared(cfg: &Config) -> bool {
-    let first = cfg
-        .value
-        .get("process")
-        .and_then(|p| p.get("args"))
-        .and_then(|a| a.get(0))
-        .and_then(|a| a.as_str());
-    first == Some(LAUNCHER_DEST) && matches!(cfg.annotation(CONFINED_ANNOTATION), Ok(Some("true")))
 }
 
 /// A bind mount of `source` at `destination`, read-only.
@@ -131,12 +122,15 @@ fn remove(path: &Path) -> Result<(), RuntimeError> {
 }
 
 /// Rewrites `<bundle>/config.json` so the container starts under the launcher with
-/// `policy_json` on its command line; the original configuration is kept as
-/// `<bundle>/moat/config.json.orig`. `bundle` must be absolute.
+/// `policy_json` on its command line (and `max_abi`, moat-runtime's configured ABI cap);
+/// the original configuration is kept as `<bundle>/moat/config.json.orig`, and the record
+/// of what was done as `<bundle>/moat/state.json` ([`crate::prepared`]). `bundle` must be
+/// absolute.
 pub fn prepare(
     bundle: &Path,
     cfg: &mut Config,
     policy_json: &str,
+    max_abi: Option<u32>,
     launcher: &Path,
     extra_fds: u32,
     explain: bool,
@@ -151,15 +145,30 @@ pub fn prepare(
     } else {
         (POLICY_TEXT_FLAG, policy_json)
     };
-    cfg.prefix_args(&launcher_prefix(flag, value, extra_fds, explain))?;
+    let launch = Launch {
+        flag: flag.into(),
+        value: value.into(),
+        max_abi,
+    };
+    cfg.prefix_args(&launcher_prefix(&launch, extra_fds, explain))?;
     cfg.add_mount(bind(launcher, LAUNCHER_DEST))?;
+    // Informative only (`runc state`, `crictl inspect`): nothing reads it back.
     cfg.set_annotation(CONFINED_ANNOTATION, "true")?;
 
     // The new config.json is written beside, the original is moved aside (no copy), and
     // the new one moved in, so config.json is never half written. In between, config.json
     // is missing: a crash there makes the runtime refuse to start, never start unconfined.
+    // The record names the new file (its inode and modification time survive the rename)
+    // and is written first: a crash before the rename leaves a record that describes no
+    // config.json, and the next `create` prepares the bundle again.
     let tmp = dir.join("config.json.new");
     write_new(&tmp, &cfg.to_json())?;
+    let record = Prepared {
+        launch,
+        config: FileId::of(&tmp).map_err(write_error(&tmp))?,
+    };
+    let state = crate::prepared::path(bundle);
+    write_new(&state, &record.to_json())?;
     let orig = dir.join(ORIGINAL_CONFIG);
     remove(&orig)?;
     std::fs::rename(&cfg.path, &orig).map_err(write_error(&orig))?;
@@ -180,12 +189,29 @@ mod tests {
 
     #[test]
     fn prefix_keeps_the_runtimes_descriptors() {
+        let mut launch = Launch {
+            flag: POLICY_TEXT_FLAG.into(),
+            value: "{}".into(),
+            max_abi: None,
+        };
         assert_eq!(
-            launcher_prefix(POLICY_TEXT_FLAG, "{}", 0, false),
-            ["/.moat/moat", "run", "--policy-text", "{}", "--"]
+            launcher_prefix(&launch, 0, false),
+            [
+                "/.moat/moat",
+                "run",
+                "--from-runtime",
+                "--policy-text",
+                "{}",
+                "--"
+            ]
         );
-        let p = launcher_prefix(POLICY_TEXT_FLAG, "{}", 2, false);
-        assert_eq!(&p[4..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
+        let p = launcher_prefix(&launch, 2, false);
+        assert_eq!(&p[5..], ["--preserve-fd", "3", "--preserve-fd", "4", "--"]);
+        launch.max_abi = Some(3);
+        assert_eq!(
+            launcher_prefix(&launch, 0, false)[2..5],
+            ["--from-runtime", "--max-abi", "3"]
+        );
     }
 
     #[test]
@@ -199,6 +225,7 @@ mod tests {
             d.path(),
             &mut cfg,
             policy,
+            None,
             Path::new("/usr/bin/moat"),
             0,
             true,
@@ -207,10 +234,11 @@ mod tests {
         let back = Config::read(d.path()).unwrap();
         let v = &back.value;
         assert_eq!(v["process"]["args"][0], LAUNCHER_DEST);
-        assert_eq!(v["process"]["args"][2], "--policy-text");
-        assert_eq!(v["process"]["args"][3], policy);
-        assert_eq!(v["process"]["args"][4], "--explain");
-        assert_eq!(v["process"]["args"][6], "/bin/sh");
+        assert_eq!(v["process"]["args"][2], "--from-runtime");
+        assert_eq!(v["process"]["args"][3], "--policy-text");
+        assert_eq!(v["process"]["args"][4], policy);
+        assert_eq!(v["process"]["args"][5], "--explain");
+        assert_eq!(v["process"]["args"][7], "/bin/sh");
         assert_eq!(v["process"]["env"], serde_json::json!(["A=1"]));
         assert_eq!(v["process"]["cwd"], "/w");
         assert_eq!(v["z"], 1);
@@ -218,14 +246,17 @@ mod tests {
         assert_eq!(v["mounts"].as_array().unwrap().len(), 2);
         assert_eq!(v["mounts"][1]["source"], "/usr/bin/moat");
         assert_eq!(v["mounts"][1]["destination"], LAUNCHER_DEST);
-        assert!(already_prepared(&back));
+        assert!(crate::prepared::already_prepared(d.path()));
+        let record = Prepared::read(d.path()).unwrap().unwrap();
+        assert_eq!(record.launch.value, policy);
         let orig = std::fs::read(d.path().join("moat/config.json.orig")).unwrap();
         assert_eq!(orig, text.as_bytes());
-        let left: Vec<_> = std::fs::read_dir(d.path().join(BUNDLE_DIR))
+        let mut left: Vec<_> = std::fs::read_dir(d.path().join(BUNDLE_DIR))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(left, [ORIGINAL_CONFIG]);
+        left.sort();
+        assert_eq!(left, [ORIGINAL_CONFIG, crate::prepared::STATE_FILE]);
     }
 
     #[test]
@@ -246,15 +277,15 @@ mod tests {
         )
         .unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        prepare(d.path(), &mut cfg, &json, Path::new("/m"), 0, false).unwrap();
+        prepare(d.path(), &mut cfg, &json, None, Path::new("/m"), 0, false).unwrap();
         let back = Config::read(d.path()).unwrap();
         let args = back.value["process"]["args"].as_array().unwrap();
-        assert_eq!(args.len(), 6);
-        assert_eq!(args[3], json.as_str());
-        assert_eq!(args[4], "--");
-        assert_eq!(args[5], "/bin/true");
+        assert_eq!(args.len(), 7);
+        assert_eq!(args[4], json.as_str());
+        assert_eq!(args[5], "--");
+        assert_eq!(args[6], "/bin/true");
         // And the launcher reads back the same policy, path intact.
-        let again = moat_policy::parse_str("--policy-text", args[3].as_str().unwrap()).unwrap();
+        let again = moat_policy::parse_str("--policy-text", args[4].as_str().unwrap()).unwrap();
         assert_eq!(again.fs.rules.len(), 1);
         assert_eq!(again.fs.rules[0].path, path);
         assert_eq!(again.fs.rules[0].access, policy.fs.rules[0].access);
@@ -267,11 +298,11 @@ mod tests {
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
         let long = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_POLICY_ARG));
-        prepare(d.path(), &mut cfg, &long, Path::new("/m"), 0, false).unwrap();
+        prepare(d.path(), &mut cfg, &long, None, Path::new("/m"), 0, false).unwrap();
         let back = Config::read(d.path()).unwrap();
         let args = back.value["process"]["args"].as_array().unwrap();
-        assert_eq!(args[2], POLICY_FILE_FLAG);
-        assert_eq!(args[3], POLICY_DEST);
+        assert_eq!(args[3], POLICY_FILE_FLAG);
+        assert_eq!(args[4], POLICY_DEST);
         assert_eq!(
             std::fs::read_to_string(d.path().join(BUNDLE_DIR).join(POLICY_FILE)).unwrap(),
             long
@@ -299,13 +330,13 @@ mod tests {
         let text = r#"{"process":{"args":["/bin/true"]}}"#;
         std::fs::write(d.path().join("config.json"), text).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        prepare(d.path(), &mut cfg, "{}", Path::new("/m"), 0, false).unwrap();
+        prepare(d.path(), &mut cfg, "{}", None, Path::new("/m"), 0, false).unwrap();
         assert_eq!(
             std::fs::read(moat.join("config.json.orig")).unwrap(),
             text.as_bytes()
         );
         assert!(!moat.join("config.json.new").exists());
-        assert!(already_prepared(&Config::read(d.path()).unwrap()));
+        assert!(crate::prepared::already_prepared(d.path()));
     }
 
     #[test]
@@ -317,7 +348,7 @@ mod tests {
         // there.
         std::fs::create_dir_all(d.path().join("moat/config.json.orig/x")).unwrap();
         let mut cfg = Config::read(d.path()).unwrap();
-        assert!(prepare(d.path(), &mut cfg, "{}", Path::new("/m"), 0, false).is_err());
+        assert!(prepare(d.path(), &mut cfg, "{}", None, Path::new("/m"), 0, false).is_err());
         assert_eq!(
             std::fs::read(d.path().join("config.json")).unwrap(),
             text.as_bytes()

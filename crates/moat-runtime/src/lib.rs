@@ -1,13 +1,15 @@
 //! moat-runtime: an OCI runtime with runc's command line that confines containers with
 //! Landlock and hands everything else to the real runtime (runc by default).
 //!
-//! One straight line per command. `create`/`run`: read the bundle's config.json, find the
-//! policy ([`policy_source`]); none, or a sandbox container: exec the real runtime
-//! untouched. Otherwise parse and check it against this kernel (fail closed), and rewrite
+//! One straight line per command. `create`/`run`: read the bundle's config.json, decide
+//! ([`policy_source`]): a sandbox container, or a standalone one without a policy: exec the
+//! real runtime untouched; a Kubernetes container without a policy gets the node's default.
+//! Otherwise parse and check the policy against this kernel (fail closed), and rewrite
 //! config.json so the in-container launcher runs first with the policy on its command line
-//! ([`inject`]), then exec the real runtime with the same arguments. `exec`: ask the
-//! runtime for the container's state and, when it is confined, put the launcher with the
-//! same policy in front of the new process ([`exec_process`]).
+//! ([`inject`]), keeping a record in the bundle ([`prepared`]), then exec the real runtime
+//! with the same arguments. `exec`: ask the runtime for the container's state and, when its
+//! bundle holds moat-runtime's record, put the launcher with the same policy in front of
+//! the new process ([`exec_process`]).
 //! `features`: the runtime's answer plus moat's annotations ([`features`]). Every other
 //! command is passed through as it came. Errors also go to runc's `--log` file ([`log`]).
 
@@ -22,7 +24,9 @@ pub mod features;
 pub mod inject;
 pub mod kube;
 pub mod log;
+pub mod pinned;
 pub mod policy_source;
+pub mod prepared;
 pub mod runtime_config;
 
 use cli::CommandLine;
@@ -148,7 +152,7 @@ impl LazyFile {
 /// What the node's configuration file adds to a container's annotations.
 fn node_options(file: &mut LazyFile) -> Result<policy_source::NodeOptions, RuntimeError> {
     Ok(policy_source::NodeOptions {
-        ports_from_spec: file.get()?.ports_from_spec,
+        without_policy: file.get()?.without_policy,
     })
 }
 
@@ -189,13 +193,16 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     let Some(mut cfg) = read_bundle(&bundle)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    if policy_source::is_sandbox(&cfg)? || inject::already_prepared(&cfg) {
+    if prepared::already_prepared(&bundle) {
         return Ok(Outcome::Exec(line.to_args()));
     }
-    let Some(resolved) = policy_source::resolve(&cfg, node_options(file)?)? else {
-        return Ok(Outcome::Exec(line.to_args()));
+    let resolved = match policy_source::decide(&cfg, node_options(file)?)? {
+        policy_source::Decision::PassThrough => return Ok(Outcome::Exec(line.to_args())),
+        policy_source::Decision::Confine(r) => r,
     };
-    check_host(&resolved.policy, resolved.compat)?;
+    pinned::check(&bundle, &cfg)?;
+    let max_abi = file.get()?.max_abi;
+    check_host(&resolved.policy, resolved.compat, max_abi)?;
     let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
     if !warnings.is_empty() && resolved.compat == Compat::Strict {
         return Err(RuntimeError::Lossy(warnings.join("; ")));
@@ -205,6 +212,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         &bundle,
         &mut cfg,
         &text,
+        max_abi,
         &launcher,
         extra_fds(opts.preserve_fds),
         resolved.explain,
@@ -255,22 +263,30 @@ fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeEr
     let Some(cfg) = read_bundle(&bundle)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    let confined = inject::already_prepared(&cfg)
-        || (!policy_source::is_sandbox(&cfg)?
-            && policy_source::resolve(&cfg, node_options(file)?)?.is_some());
+    let confined = prepared::Prepared::read(&bundle)?.is_some()
+        || matches!(
+            policy_source::decide(&cfg, node_options(file)?)?,
+            policy_source::Decision::Confine(_)
+        );
     if confined {
         return Err(RuntimeError::RestoreConfined { bundle });
     }
     Ok(Outcome::Exec(line.to_args()))
 }
 
-/// Checks what does not depend on the container's paths against this kernel: handled
-/// rights, ports, scopes and audit flags. Paths are the container's and are checked by
-/// the launcher inside it.
-pub fn check_host(policy: &Policy, compat: Compat) -> Result<(), RuntimeError> {
+/// Checks what does not depend on the container's paths against this kernel (capped at
+/// `max_abi`, moat-runtime's configured cap): handled rights, ports, scopes and audit
+/// flags. Paths are the container's and are checked by the launcher inside it.
+pub fn check_host(
+    policy: &Policy,
+    compat: Compat,
+    max_abi: Option<u32>,
+) -> Result<(), RuntimeError> {
     let mut p = policy.clone();
     p.fs.rules.clear();
-    let abi = moat_sandbox::abi::detect()?;
+    let abi = moat_sandbox::abi::detect_with_cap(
+        max_abi.map(|n| moat_policy::Abi::from_number(i64::from(n))),
+    );
     moat_sandbox::plan::plan(&p, abi, compat, &moat_policy::Vars::new())?.require()?;
     Ok(())
 }

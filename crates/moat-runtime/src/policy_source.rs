@@ -2,13 +2,18 @@
 //! (any dialect `moat run` reads); in Kubernetes, the annotation
 //! `container.moat.dev/<container-name>` (written by the admission webhook, or by the pod
 //! author for one container); the annotation `moat.dev/policy` (a policy document); the
-//! annotation `moat.dev/preset` (a preset name); and, when the node is configured with
-//! `ports_from_spec = true`, TCP bind limited to the Pod's declared containerPorts.
+//! annotation `moat.dev/preset` (a preset name). A Kubernetes container (one containerd or
+//! CRI-O built, see [`Engine`]) that names none of these gets the node's default instead:
+//! TCP bind limited to the Pod's declared containerPorts, or a refusal, as the node's
+//! configuration says ([`WithoutPolicy`]); it never runs unconfined. A standalone container
+//! (runc, podman) without a policy is passed through untouched.
 //! `moat.dev/compat` sets strict or best-effort when the policy itself does not say.
-//! Sandbox (pause) containers are never confined.
+//! Sandbox (pause) containers are never confined; they are recognised by the key of the
+//! engine that actually built the config.json, never by the other engine's key, which a
+//! pod can supply under CRI-O.
 
 use crate::config::{Config, ConfigError};
-use crate::kube::{self, KubeError};
+use crate::kube::{self, Engine, KubeError};
 use moat_policy::annotations::{self, AnnotationError};
 use moat_policy::{presets, Compat, Policy, PolicyError};
 
@@ -17,12 +22,6 @@ pub use moat_policy::annotations::{
     COMPAT as COMPAT_ANNOTATION, CONFINED as CONFINED_ANNOTATION, EXPLAIN as EXPLAIN_ANNOTATION,
     POLICY as POLICY_ANNOTATION, PRESET as PRESET_ANNOTATION,
 };
-
-/// Annotations that mark a pod's sandbox (pause) container: containerd's and CRI-O's.
-const SANDBOX_MARKERS: &[(&str, &str)] = &[
-    ("io.kubernetes.cri.container-type", "sandbox"),
-    ("io.kubernetes.cri-o.ContainerType", "sandbox"),
-];
 
 /// A policy that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +55,49 @@ pub enum SourceError {
     /// `moat.dev/compat` without a policy to apply it to.
     #[error("annotation {COMPAT_ANNOTATION} is set but the container has no policy ({POLICY_ANNOTATION}, {PRESET_ANNOTATION} or process.landlock)")]
     CompatWithoutPolicy,
+    /// A Kubernetes container without a policy on a node that refuses those.
+    #[error("container `{container}` names no moat policy, and this node refuses such containers under the moat runtime handler (`without_policy = \"refuse\"` in moat-runtime's configuration): give the pod a policy (moat's admission webhook writes one) or run it under another RuntimeClass")]
+    Refused {
+        /// The container's name, as its engine recorded it.
+        container: String,
+    },
+}
+
+/// What a node does with a Kubernetes container that names no policy (`without_policy` in
+/// moat-runtime's configuration). Never "run it unconfined": that is what another
+/// RuntimeClass is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WithoutPolicy {
+    /// Confine it to binding the TCP ports its Pod declares (`io.kubernetes.container.ports`;
+    /// none when the annotation is missing), nothing else restricted. The default.
+    #[default]
+    Ports,
+    /// Refuse to start it.
+    Refuse,
+}
+
+impl WithoutPolicy {
+    /// The configuration file's names, in order.
+    pub const NAMES: [&'static str; 2] = ["ports", "refuse"];
+
+    /// Parses a configuration value.
+    pub fn parse(s: &str) -> Option<WithoutPolicy> {
+        match s {
+            "ports" => Some(WithoutPolicy::Ports),
+            "refuse" => Some(WithoutPolicy::Refuse),
+            _ => None,
+        }
+    }
+}
+
+/// What moat-runtime does with a container.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Hand it to the real runtime untouched: a pod's sandbox (pause) container, or a
+    /// standalone container without a policy.
+    PassThrough,
+    /// Confine it.
+    Confine(Box<Resolved>),
 }
 
 /// A container's policy and how strictly to enforce it.
@@ -75,32 +117,71 @@ pub struct Resolved {
 /// [`crate::runtime_config::FileConfig`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeOptions {
-    /// Derive TCP bind rules from `io.kubernetes.container.ports` for a Kubernetes
-    /// container that names no policy.
-    pub ports_from_spec: bool,
+    /// What a Kubernetes container that names no policy gets.
+    pub without_policy: WithoutPolicy,
 }
 
-/// Whether the container is a pod's sandbox (pause) container.
+/// Whether the container is a pod's sandbox (pause) container, by its engine's own key.
 pub fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
     let ann = cfg.annotations()?;
-    Ok(SANDBOX_MARKERS
-        .iter()
-        .any(|(k, v)| ann.iter().any(|(ak, av)| ak == k && av == v)))
+    Ok(Engine::of(&ann).is_sandbox(&ann))
 }
 
-/// The container's policy, or `None` when it has none.
-pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, SourceError> {
+/// What to do with the container: pass it through, or confine it with this policy. A
+/// Kubernetes container without a policy gets the node's default ([`WithoutPolicy`]).
+pub fn decide(cfg: &Config, node: NodeOptions) -> Result<Decision, SourceError> {
+    let ann = cfg.annotations()?;
+    let engine = Engine::of(&ann);
+    if engine.is_sandbox(&ann) {
+        return Ok(Decision::PassThrough);
+    }
+    if let Some(r) = resolve(cfg)? {
+        return Ok(Decision::Confine(Box::new(r)));
+    }
+    if !engine.is_kubernetes() {
+        return Ok(Decision::PassThrough);
+    }
+    match node.without_policy {
+        WithoutPolicy::Refuse => Err(SourceError::Refused {
+            container: engine.container_name(&ann).unwrap_or("?").to_string(),
+        }),
+        WithoutPolicy::Ports => {
+            const ORIGIN: &str =
+                "the node's default for containers without a policy: bind only the declared containerPorts (io.kubernetes.container.ports)";
+            let ports = kube::declared_tcp_ports(&ann)?.unwrap_or_default();
+            let mut policy = Policy::bind_tcp_only(ports, ORIGIN);
+            // The node's own default: strict whatever the pod says.
+            policy.compat = Some(Compat::Strict);
+            policy.caps = Some(moat_policy::KeepCaps::ALL);
+            let explain = annotations::flag(ann.as_slice(), annotations::EXPLAIN)
+                .ok()
+                .flatten()
+                .unwrap_or(false);
+            Ok(Decision::Confine(Box::new(Resolved {
+                policy,
+                compat: Compat::Strict,
+                origin: ORIGIN.to_string(),
+                explain,
+            })))
+        }
+    }
+}
+
+/// The container's own policy (config.json or annotations), or `None` when it names none.
+pub fn resolve(cfg: &Config) -> Result<Option<Resolved>, SourceError> {
     let ann = cfg.annotations()?;
     let get = |key: &str| ann.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let pairs = ann.as_slice();
     annotations::check_keys(pairs)?;
     let compat_override = annotations::compat(pairs)?;
 
-    // Both checked up front so a malformed value is refused whichever policy applies.
+    // Checked up front so a malformed value is refused whichever policy applies.
     annotations::flag(pairs, annotations::ENFORCE)?;
+    annotations::flag(pairs, annotations::PORTS_FROM_SPEC)?;
     let explain = annotations::flag(pairs, annotations::EXPLAIN)?.unwrap_or(false);
-    let ports_from_spec = annotations::flag(pairs, annotations::PORTS_FROM_SPEC)?;
-    let container_key = kube::container_name(&ann).map(annotations::container_key);
+    let container_key = Engine::of(&ann)
+        .container_name(&ann)
+        .map(annotations::container_key);
 
     let (policy, origin) = if let Some(landlock) = cfg.process_landlock() {
         const ORIGIN: &str = "config.json process.landlock";
@@ -140,14 +221,7 @@ pub fn resolve(cfg: &Config, node: NodeOptions) -> Result<Option<Resolved>, Sour
             source,
         })?;
         (p, ORIGIN.to_string())
-    } else if let Some(ports) = (node.ports_from_spec && ports_from_spec != Some(false))
-        .then(|| kube::declared_tcp_ports(&ann))
-        .transpose()?
-        .flatten()
-    {
-        const ORIGIN: &str = "containerPorts (io.kubernetes.container.ports)";
-        (Policy::bind_tcp_only(ports, ORIGIN), ORIGIN.to_string())
-    } else if compat_override.is_some() {
+    } else if compat_override.is_some() && !Engine::of(&ann).is_kubernetes() {
         return Err(SourceError::CompatWithoutPolicy);
     } else {
         return Ok(None);
@@ -180,7 +254,7 @@ mod tests {
     #[test]
     fn no_policy_is_none() {
         let c = cfg(serde_json::json!({"process":{"args":["sh"]},"annotations":{"x":"y"}}));
-        assert!(resolve(&c, NodeOptions::default()).unwrap().is_none());
+        assert!(resolve(&c).unwrap().is_none());
     }
 
     #[test]
@@ -190,7 +264,7 @@ mod tests {
                 "handledAccess":{"handledAccessFS":["read_file"]},
                 "rules":{"pathBeneath":[{"allowedAccess":["read_file"],"paths":["/etc"]}]}}},
             "annotations":{"moat.dev/preset":"default"}}));
-        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
+        let r = resolve(&c).unwrap().unwrap();
         assert_eq!(r.origin, "config.json process.landlock");
         assert_eq!(r.policy.fs.rules.len(), 1);
     }
@@ -201,14 +275,11 @@ mod tests {
             "moat.dev/policy":"[filesystem]\nread = [\"/etc\"]\n",
             "moat.dev/preset":"nope",
             "moat.dev/compat":"best-effort"}}));
-        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
+        let r = resolve(&c).unwrap().unwrap();
         assert_eq!(r.origin, "annotation moat.dev/policy");
         assert_eq!(r.compat, Compat::BestEffort);
         let c = cfg(serde_json::json!({"annotations":{"moat.dev/preset":"default"}}));
-        assert_eq!(
-            resolve(&c, NodeOptions::default()).unwrap().unwrap().compat,
-            Compat::Strict
-        );
+        assert_eq!(resolve(&c).unwrap().unwrap().compat, Compat::Strict);
     }
 
     #[test]
@@ -222,15 +293,13 @@ mod tests {
             serde_json::json!({"moat.dev/compat":"strict"}),
         ] {
             let c = cfg(serde_json::json!({ "annotations": ann }));
-            assert!(
-                resolve(&c, NodeOptions::default()).is_err(),
-                "{ann} should be refused"
-            );
+            assert!(resolve(&c).is_err(), "{ann} should be refused");
         }
     }
 
     fn pod_container(extra: serde_json::Value) -> Config {
         let mut ann = serde_json::json!({
+            "io.kubernetes.cri.container-type": "container",
             "io.kubernetes.cri.container-name": "web",
             "io.kubernetes.container.ports": r#"[{"containerPort":80,"protocol":"TCP"}]"#,
             "moat.dev/enforce": "true",
@@ -241,10 +310,6 @@ mod tests {
         cfg(serde_json::json!({ "annotations": ann }))
     }
 
-    const PORTS_ON: NodeOptions = NodeOptions {
-        ports_from_spec: true,
-    };
-
     #[test]
     fn kubernetes_container_policy_wins_over_pod_policy() {
         let c = pod_container(serde_json::json!({
@@ -252,51 +317,82 @@ mod tests {
             "container.moat.dev/sidecar": "not a policy [",
             "moat.dev/policy": "[filesystem]\nread = [\"/etc\"]\n",
         }));
-        let r = resolve(&c, PORTS_ON).unwrap().unwrap();
+        let r = resolve(&c).unwrap().unwrap();
         assert_eq!(r.origin, "annotation container.moat.dev/web");
         assert_eq!(r.policy.net.rules.len(), 1);
         // CRI-O's name annotation works the same.
         let c = cfg(serde_json::json!({"annotations":{
+            "io.kubernetes.cri-o.ContainerType": "container",
             "io.kubernetes.container.name": "web",
             "container.moat.dev/web": "[network]\nbind_tcp = [80]\n"}}));
-        let r = resolve(&c, NodeOptions::default()).unwrap().unwrap();
+        let r = resolve(&c).unwrap().unwrap();
         assert_eq!(r.origin, "annotation container.moat.dev/web");
         // A broken policy for this container is refused, naming the annotation.
         let c = pod_container(serde_json::json!({"container.moat.dev/web": "[network\n"}));
-        let e = resolve(&c, PORTS_ON).unwrap_err().to_string();
+        let e = resolve(&c).unwrap_err().to_string();
         assert!(e.starts_with("annotation container.moat.dev/web: "), "{e}");
     }
 
+    fn confined(d: Decision) -> Resolved {
+        match d {
+            Decision::Confine(r) => *r,
+            Decision::PassThrough => panic!("passed through"),
+        }
+    }
+
     #[test]
-    fn ports_from_spec_only_when_the_node_says_so() {
-        let c = pod_container(serde_json::json!({}));
-        assert!(resolve(&c, NodeOptions::default()).unwrap().is_none());
-        let r = resolve(&c, PORTS_ON).unwrap().unwrap();
-        assert_eq!(r.origin, "containerPorts (io.kubernetes.container.ports)");
-        let bind = moat_policy::NetAccess::of(&[moat_policy::NetRight::BindTcp]);
-        assert_eq!(r.policy.net.handled, bind);
-        assert!(!r.policy.net.seal_sockets);
-        assert!(r.policy.fs.handled.is_empty() && r.policy.scopes.is_empty());
-        let ports: Vec<u16> = r
-            .policy
-            .net
-            .rules
-            .iter()
-            .flat_map(|r| r.ports.ports())
-            .collect();
-        assert_eq!(ports, [80]);
-        // The pod can turn it off; a malformed port list or flag is refused.
-        let c = pod_container(serde_json::json!({"moat.dev/ports-from-spec": "false"}));
-        assert!(resolve(&c, PORTS_ON).unwrap().is_none());
+    fn a_kubernetes_container_without_policy_gets_the_node_default() {
+        let ports = NodeOptions::default();
+        for extra in [
+            serde_json::json!({}),
+            // The pod cannot turn the node's default off, nor weaken it.
+            serde_json::json!({"moat.dev/ports-from-spec": "false"}),
+            serde_json::json!({"moat.dev/compat": "best-effort"}),
+        ] {
+            let c = pod_container(extra.clone());
+            assert!(resolve(&c).unwrap().is_none(), "{extra}");
+            let r = confined(decide(&c, ports).unwrap());
+            assert!(
+                r.origin.contains("io.kubernetes.container.ports"),
+                "{}",
+                r.origin
+            );
+            assert_eq!(r.compat, Compat::Strict);
+            let bind = moat_policy::NetAccess::of(&[moat_policy::NetRight::BindTcp]);
+            assert_eq!(r.policy.net.handled, bind);
+            assert!(!r.policy.net.seal_sockets);
+            assert!(r.policy.fs.handled.is_empty() && r.policy.scopes.is_empty());
+            let ports: Vec<u16> = r
+                .policy
+                .net
+                .rules
+                .iter()
+                .flat_map(|r| r.ports.ports())
+                .collect();
+            assert_eq!(ports, [80]);
+        }
+        // No ports annotation: nothing may be bound.
+        let c = cfg(serde_json::json!({"annotations":{
+            "io.kubernetes.cri-o.ContainerType": "container",
+            "io.kubernetes.container.name": "web"}}));
+        let r = confined(decide(&c, ports).unwrap());
+        assert!(r.policy.net.rules.is_empty());
+        // A node that refuses such containers says which and why.
+        let refuse = NodeOptions {
+            without_policy: WithoutPolicy::Refuse,
+        };
+        let e = decide(&pod_container(serde_json::json!({})), refuse).unwrap_err();
+        assert!(e.to_string().contains("container `web`"), "{e}");
+        // A standalone container without a policy is passed through, on any node.
+        let c = cfg(serde_json::json!({"annotations":{"io.kubernetes.cri.container-name":"web"}}));
+        assert!(matches!(decide(&c, refuse).unwrap(), Decision::PassThrough));
+        // Malformed values are refused.
         for bad in [
             serde_json::json!({"moat.dev/ports-from-spec": "no"}),
             serde_json::json!({"moat.dev/enforce": "1"}),
             serde_json::json!({"io.kubernetes.container.ports": "[{\"containerPort\":99999}]"}),
         ] {
-            assert!(
-                resolve(&pod_container(bad.clone()), PORTS_ON).is_err(),
-                "{bad}"
-            );
+            assert!(decide(&pod_container(bad.clone()), ports).is_err(), "{bad}");
         }
     }
 
@@ -305,9 +401,26 @@ mod tests {
         let c =
             cfg(serde_json::json!({"annotations":{"io.kubernetes.cri.container-type":"sandbox"}}));
         assert!(is_sandbox(&c).unwrap());
+        assert!(matches!(
+            decide(&c, NodeOptions::default()).unwrap(),
+            Decision::PassThrough
+        ));
         let c = cfg(
             serde_json::json!({"annotations":{"io.kubernetes.cri-o.ContainerType":"container"}}),
         );
         assert!(!is_sandbox(&c).unwrap());
+        // Under CRI-O, containerd's key is a pod annotation CRI-O copied: not a sandbox,
+        // and containerd's name key does not pick another container's policy.
+        let c = cfg(serde_json::json!({"annotations":{
+            "io.kubernetes.cri-o.ContainerType": "container",
+            "io.kubernetes.container.name": "web",
+            "io.kubernetes.container.ports": "[{\"containerPort\":80}]",
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.container-name": "admin",
+            "container.moat.dev/admin": "[filesystem]\nunrestricted = true\n",
+        }}));
+        assert!(!is_sandbox(&c).unwrap());
+        let r = confined(decide(&c, NodeOptions::default()).unwrap());
+        assert!(r.origin.contains("containerPorts"), "{}", r.origin);
     }
 }

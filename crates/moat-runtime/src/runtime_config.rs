@@ -8,6 +8,7 @@
 //! configuration file is `/etc/moat/runtime.toml`, or the file `MOAT_RUNTIME_CONFIG` names.
 
 use crate::early::{self, Probe};
+use crate::policy_source::WithoutPolicy;
 use std::ffi::{CStr, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -49,10 +50,15 @@ pub struct FileConfig {
     pub runtime: Option<String>,
     /// `launcher = "/usr/local/bin/moat"`.
     pub launcher: Option<String>,
-    /// `ports_from_spec = true`: a Kubernetes container that names no policy gets TCP bind
-    /// limited to the containerPorts its Pod declares (for clusters without moat's
-    /// admission webhook, which does the same at admission).
-    pub ports_from_spec: bool,
+    /// `without_policy = "ports"` (the default) or `"refuse"`: what a Kubernetes container
+    /// that names no policy gets (TCP bind limited to the containerPorts its Pod declares,
+    /// or a refusal). The older key `ports_from_spec` is still accepted and changes
+    /// nothing: a node never runs a Kubernetes container unconfined.
+    pub without_policy: WithoutPolicy,
+    /// `max_abi = N`: the launcher uses at most Landlock ABI N, as if the kernel were older
+    /// (testing). moat-runtime passes it on the launcher's command line: the container's
+    /// environment never sets it.
+    pub max_abi: Option<u32>,
 }
 
 impl FileConfig {
@@ -89,13 +95,27 @@ impl FileConfig {
                 "runtime" => c.runtime = Some(string()?),
                 "launcher" => c.launcher = Some(string()?),
                 "ports_from_spec" => {
-                    c.ports_from_spec = v
-                        .as_bool()
-                        .ok_or_else(|| bad(format!("`{k}` must be true or false")))?
+                    v.as_bool()
+                        .ok_or_else(|| bad(format!("`{k}` must be true or false")))?;
+                }
+                "without_policy" => {
+                    c.without_policy = v.as_str().and_then(WithoutPolicy::parse).ok_or_else(|| {
+                        bad(format!(
+                            "`{k}` must be one of {}",
+                            WithoutPolicy::NAMES.map(|n| format!("\"{n}\"")).join(", ")
+                        ))
+                    })?
+                }
+                "max_abi" => {
+                    c.max_abi = Some(
+                        v.as_integer()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| bad(format!("`{k}` must be an ABI number (0 or more)")))?,
+                    )
                 }
                 other => {
                     return Err(bad(format!(
-                        "unknown key `{other}` (runtime, launcher, ports_from_spec)"
+                        "unknown key `{other}` (runtime, launcher, without_policy, max_abi, ports_from_spec)"
                     )))
                 }
             }
@@ -205,9 +225,21 @@ mod tests {
         assert!(FileConfig::parse(p, "runtime = 3").is_err());
         assert!(FileConfig::parse(p, "runtime = ").is_err());
         let c = FileConfig::parse(p, "ports_from_spec = true\n").unwrap();
-        assert!(c.ports_from_spec);
-        assert!(!FileConfig::default().ports_from_spec);
+        assert_eq!(c.without_policy, WithoutPolicy::Ports);
+        assert_eq!(FileConfig::default().without_policy, WithoutPolicy::Ports);
         assert!(FileConfig::parse(p, "ports_from_spec = \"yes\"").is_err());
+        let c = FileConfig::parse(p, "without_policy = \"refuse\"\nmax_abi = 3\n").unwrap();
+        assert_eq!(c.without_policy, WithoutPolicy::Refuse);
+        assert_eq!(c.max_abi, Some(3));
+        for bad in [
+            "without_policy = \"pass\"",
+            "without_policy = true",
+            "max_abi = -1",
+            "max_abi = \"3\"",
+        ] {
+            let e = FileConfig::parse(p, bad).unwrap_err().to_string();
+            assert!(e.contains('`'), "{bad}: {e}");
+        }
     }
 
     #[test]

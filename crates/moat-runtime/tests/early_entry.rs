@@ -129,7 +129,7 @@ fn the_early_pass_through_does_what_the_full_path_does() {
         (None, &[("MOAT_RUNTIME", fake)][..], fake),
         (
             Some(format!(
-                "runtime = \"{fake}\"\nlauncher = \"/opt/moat/bin/moat\"\n"
+                "runtime = \"{fake}\"\nlauncher = \"/opt/moat/bin/moat\"\nwithout_policy = \"refuse\"\n"
             )),
             &config_env[..],
             fake,

@@ -99,9 +99,15 @@ struct Running {
     lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
-/// Starts the pod's container through moat-runtime with `annotations`; `node_config` is the
-/// text of moat-runtime's configuration file on this node.
-fn start(b: &Bundle, annotations: serde_json::Value, node_config: &str) -> Running {
+/// Starts the pod's container through `runtime` (moat-runtime, or runc for a control)
+/// with `annotations`; `node_config` is the text of moat-runtime's configuration file on
+/// this node.
+fn start(
+    b: &Bundle,
+    runtime: &std::path::Path,
+    annotations: serde_json::Value,
+    node_config: &str,
+) -> Running {
     for port in [80, 100] {
         assert!(
             port_is_free(port),
@@ -118,7 +124,7 @@ fn start(b: &Bundle, annotations: serde_json::Value, node_config: &str) -> Runni
     let conf = b.path().join("runtime.toml");
     std::fs::write(&conf, node_config).unwrap();
     let mut child = b
-        .cmd(&moat_runtime())
+        .cmd(runtime)
         .env("MOAT_RUNTIME_CONFIG", &conf)
         .args(["run", "--bundle"])
         .arg(b.path())
@@ -137,7 +143,17 @@ fn start(b: &Bundle, annotations: serde_json::Value, node_config: &str) -> Runni
 /// Runs the scenario and returns what the dependency's bind on port 100 got, after
 /// checking that the server answered before and after it.
 fn serve_and_probe(b: &Bundle, annotations: serde_json::Value, node_config: &str) -> String {
-    let mut r = start(b, annotations, node_config);
+    serve_and_probe_with(b, &moat_runtime(), annotations, node_config)
+}
+
+/// [`serve_and_probe`] through `runtime`.
+fn serve_and_probe_with(
+    b: &Bundle,
+    runtime: &std::path::Path,
+    annotations: serde_json::Value,
+    node_config: &str,
+) -> String {
+    let mut r = start(b, runtime, annotations, node_config);
     let mut next = || {
         r.lines
             .next()
@@ -184,24 +200,28 @@ fn kubernetes_test(runtime_flavour: fn(&[(&str, &str)]) -> serde_json::Value, ta
     );
     drop(b);
 
-    // Without the webhook: the node derives the rules from the declared ports.
-    let b = Bundle::new(&format!("{tag}-ports"));
+    // Without the webhook: the node derives the rules from the declared ports, whether
+    // its configuration says so (an older installer's key) or says nothing.
+    for (n, conf) in ["ports_from_spec = true\n", ""].into_iter().enumerate() {
+        let b = Bundle::new(&format!("{tag}-ports{n}"));
+        assert_eq!(serve_and_probe(&b, runtime_flavour(&[]), conf), "EACCES");
+        drop(b);
+    }
+
+    // Control: the same container under plain runc is not confined, and the same bind
+    // succeeds: the refusal above is moat's.
+    let b = Bundle::new(&format!("{tag}-open"));
+    let runc = std::path::Path::new("runc");
     assert_eq!(
-        serve_and_probe(&b, runtime_flavour(&[]), "ports_from_spec = true\n"),
-        "EACCES"
+        serve_and_probe_with(&b, runc, runtime_flavour(&[]), ""),
+        "ok"
     );
     drop(b);
 
-    // Control: the same container on a node without `ports_from_spec` is not confined, and
-    // the same bind succeeds: the refusal above is moat's.
-    let b = Bundle::new(&format!("{tag}-open"));
-    assert_eq!(serve_and_probe(&b, runtime_flavour(&[]), ""), "ok");
-    drop(b);
-
-    // The pod turns the node's default off.
+    // The pod cannot turn the node's default off.
     let b = Bundle::new(&format!("{tag}-optout"));
     let ann = runtime_flavour(&[("moat.dev/ports-from-spec", "false")]);
-    assert_eq!(serve_and_probe(&b, ann, "ports_from_spec = true\n"), "ok");
+    assert_eq!(serve_and_probe(&b, ann, ""), "EACCES");
 }
 
 #[test]

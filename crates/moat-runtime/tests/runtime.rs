@@ -22,9 +22,10 @@ fn policy_annotation_confines_the_container() {
     assert_eq!(c["annotations"]["moat.dev/confined"], "true");
     assert_eq!(c["process"]["args"][0], "/.moat/moat");
     // The policy travels inline, as moat JSON; only the launcher is mounted.
-    assert_eq!(c["process"]["args"][2], "--policy-text");
+    assert_eq!(c["process"]["args"][2], "--from-runtime");
+    assert_eq!(c["process"]["args"][3], "--policy-text");
     let policy: serde_json::Value =
-        serde_json::from_str(c["process"]["args"][3].as_str().unwrap()).unwrap();
+        serde_json::from_str(c["process"]["args"][4].as_str().unwrap()).unwrap();
     assert!(policy.is_object(), "{policy}");
     let orig: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.path().join("moat/config.json.orig")).unwrap())
@@ -116,7 +117,7 @@ fn explain_annotation_reports_denials_on_the_containers_stderr() {
     ] {
         assert!(e.contains(expected), "missing `{expected}` in:\n{e}");
     }
-    assert_eq!(b.config()["process"]["args"][4], "--explain");
+    assert_eq!(b.config()["process"]["args"][5], "--explain");
     // Anything but "true"/"false" is refused.
     let b = Bundle::new("explain-bad");
     b.annotate("moat.dev/policy", POLICY_TOML);
@@ -247,15 +248,23 @@ fn presets_work_in_an_image_without_system_directories() {
     }
 }
 
+/// moat-runtime's configuration file for one test, with `text` in it.
+fn node_config(b: &Bundle, text: &str) -> std::path::PathBuf {
+    let conf = b.path().join("runtime.toml");
+    std::fs::write(&conf, text).unwrap();
+    conf
+}
+
 #[test]
 fn compat_annotation_decides_what_an_old_kernel_does() {
     need_runc!();
-    // MOAT_MAX_ABI=3 makes moat-runtime see a kernel without TCP rules.
+    // `max_abi = 3` in moat-runtime's configuration: a kernel without TCP rules, for
+    // moat-runtime's own check and for the launcher it starts.
     let b = Bundle::new("compat");
     b.annotate("moat.dev/policy", POLICY_TOML);
     let o = b
         .cmd(&moat_runtime())
-        .env("MOAT_MAX_ABI", "3")
+        .env("MOAT_RUNTIME_CONFIG", node_config(&b, "max_abi = 3\n"))
         .args(["run", &b.id])
         .output()
         .unwrap();
@@ -275,11 +284,24 @@ fn compat_annotation_decides_what_an_old_kernel_does() {
     b.annotate("moat.dev/compat", "best-effort");
     let o = b
         .cmd(&moat_runtime())
+        .env("MOAT_RUNTIME_CONFIG", node_config(&b, "max_abi = 3\n"))
+        .args(["run", &b.id])
+        .output()
+        .unwrap();
+    // The launcher inside got the same cap from moat-runtime: the filesystem rules hold,
+    // the TCP rule is what an ABI 3 kernel cannot enforce, and it says so.
+    assert_eq!(stdout(&o), "ok\nok\nEACCES\nEACCES\nok\n", "{}", stderr(&o));
+    assert!(stderr(&o).contains("bind_tcp"), "{}", stderr(&o));
+    // Setting `MOAT_MAX_ABI` for moat-runtime itself changes nothing any more: the cap is
+    // configuration, and the test knob of `moat run` is not read by moat-runtime.
+    let b = Bundle::new("compat3");
+    b.annotate("moat.dev/policy", POLICY_TOML);
+    let o = b
+        .cmd(&moat_runtime())
         .env("MOAT_MAX_ABI", "3")
         .args(["run", &b.id])
         .output()
         .unwrap();
-    // The host check let it through; the launcher inside sees the real kernel.
     assert_eq!(stdout(&o), CONFINED, "{}", stderr(&o));
 }
 
@@ -414,8 +436,8 @@ fn a_policy_too_long_for_one_argument_goes_in_a_mounted_file() {
     b.annotate("moat.dev/policy", &policy.to_string());
     start_sleeping(&b);
     let c = b.config();
-    assert_eq!(c["process"]["args"][2], "--policy");
-    assert_eq!(c["process"]["args"][3], "/.moat/policy.json");
+    assert_eq!(c["process"]["args"][3], "--policy");
+    assert_eq!(c["process"]["args"][4], "/.moat/policy.json");
     assert!(
         std::fs::metadata(b.path().join("moat/policy.json"))
             .unwrap()

@@ -464,8 +464,25 @@ fn open_rules(
     let need_ids = !policy.fs.except.is_empty();
     // Several sources often name the same path (presets, flags): one rule per path keeps
     // the ruleset small and the report readable.
-    let mut merged: BTreeMap<String, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
+    // Keyed by path and `within`: a rule granted only beneath another path must not lend
+    // its rights to an unconditional one on the same path, nor the other way round.
+    type Key = (String, Option<String>);
+    let mut merged: BTreeMap<Key, (FsAccess, bool, Vec<Origin>)> = BTreeMap::new();
     for rule in &policy.fs.rules {
+        let within = match &rule.within {
+            None => None,
+            Some(w) if !w.as_bytes().contains(&b'$') => Some(w.clone()),
+            Some(w) => match vars.expand(w, &rule.origin.0)?.as_slice() {
+                [one] => Some(one.clone()),
+                _ => {
+                    report.skipped.push(format!(
+                        "{} ({}): `within` {w} names several paths; not granted",
+                        rule.path, rule.origin
+                    ));
+                    continue;
+                }
+            },
+        };
         let expanded;
         let paths: &[String] = if rule.path.as_bytes().contains(&b'$') {
             expanded = expand_rule(rule, vars)?;
@@ -486,16 +503,17 @@ fn open_rules(
                 ));
                 continue;
             }
-            let entry = merged
-                .entry(path)
-                .or_insert((FsAccess::EMPTY, true, Vec::new()));
+            let entry =
+                merged
+                    .entry((path, within.clone()))
+                    .or_insert((FsAccess::EMPTY, true, Vec::new()));
             entry.0 = entry.0.union(rule.access);
             entry.1 &= rule.optional;
             entry.2.push(rule.origin.clone());
         }
     }
     let mut opened = Vec::with_capacity(merged.len());
-    for (path, (access, optional, origins)) in merged {
+    for ((path, within), (access, optional, origins)) in merged {
         let origin = origins.first().cloned().unwrap_or_default();
         let p = PathBuf::from(&path);
         if !is_clean_absolute(&path) {
@@ -542,6 +560,15 @@ fn open_rules(
                 })
             }
         };
+        if let Some(w) = &within {
+            if !resolves_beneath(fd.as_fd(), w) {
+                report.skipped.push(format!(
+                    "{path} ({origin}): it does not resolve beneath {w}, where the rule it \
+                     comes from applies, so it grants nothing"
+                ));
+                continue;
+            }
+        }
         let mut access = access.intersect(handled);
         if !is_dir {
             // Directory rights on a file rule make the kernel refuse the whole rule.
@@ -561,6 +588,20 @@ fn open_rules(
         });
     }
     Ok(opened)
+}
+
+/// Whether the object open at `fd` is `within` (resolved: symbolic links and mounts
+/// followed, as the kernel follows them for a rule on `within`) or beneath it. The object's
+/// path comes from `/proc/self/fd`, as the process sees it; anything that cannot be read
+/// is "not beneath", so the rule grants nothing.
+fn resolves_beneath(fd: BorrowedFd<'_>, within: &str) -> bool {
+    let Ok(outer) = std::fs::canonicalize(within) else {
+        return false;
+    };
+    let Ok(inner) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return false;
+    };
+    inner.starts_with(&outer)
 }
 
 /// Whether `path` is absolute and has no `..` component: a byte scan, on the launch path of
@@ -752,6 +793,43 @@ mod tests {
         p.grant_paths(["/nonexistent/moat"], FsGroup::Read.access(), true, "t");
         let plan = plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap();
         assert_eq!(plan.report.skipped.len(), 1);
+    }
+
+    #[test]
+    fn a_rule_within_another_path_is_granted_only_when_it_resolves_beneath_it() {
+        // /tmp/<d>/data/inside is a directory; /tmp/<d>/data/link leads out of data.
+        let d = std::env::temp_dir().join(format!("moat-within-{}", std::process::id()));
+        let data = d.join("data");
+        std::fs::create_dir_all(data.join("inside")).unwrap();
+        std::fs::create_dir_all(d.join("outside")).unwrap();
+        let _ = std::fs::remove_file(data.join("link"));
+        std::os::unix::fs::symlink(d.join("outside"), data.join("link")).unwrap();
+        let mut p = Policy::deny_all();
+        for leaf in ["inside", "link"] {
+            p.grant_paths(
+                [data.join(leaf).display().to_string()],
+                FsGroup::Read.access(),
+                false,
+                "t",
+            );
+            p.fs.rules.last_mut().unwrap().within = Some(data.display().to_string());
+        }
+        let plan = plan(&p, detect_with_cap(None), Compat::Strict, &Vars::new()).unwrap();
+        let granted: Vec<&Path> = plan
+            .landlock
+            .as_ref()
+            .unwrap()
+            .path_rules
+            .iter()
+            .map(|r| r.path.as_path())
+            .collect();
+        assert_eq!(granted, [data.join("inside").as_path()]);
+        assert!(
+            plan.report.skipped[0].contains("does not resolve beneath"),
+            "{:?}",
+            plan.report.skipped
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -8,14 +8,25 @@
 //!   `container.moat.dev/<name>` (see [`crate::pod_policy`]), as a JSON Patch. A pod whose
 //!   policy does not parse, or that asks for another runtimeClassName, is refused with a
 //!   message naming the container and the problem.
+//!   A pod carrying one of moat's internal annotations ([`guard::INTERNAL`]) is refused,
+//!   whether it opted in or not; so is a confined pod Landlock cannot hold (privileged
+//!   containers, dangerous capabilities, `hostPID`) unless the operator lets its
+//!   namespace have them ([`guard::Rules`]).
+//! - **Pod UPDATE.** The kubelet rebuilds a container's configuration from the *current*
+//!   pod, and containerd copies the pod's annotations into every new container's
+//!   config.json: an annotation changed after admission would reach the node at the next
+//!   container start. So for a pod that opted in (or runs with runtimeClassName `moat`),
+//!   an update that adds, changes or removes a `moat.dev/` or `container.moat.dev/`
+//!   annotation is refused, naming each; adding an internal annotation is refused on any
+//!   pod. Everything else in an update is allowed unchanged.
 //! - **UPDATE of the `pods/ephemeralcontainers` subresource** (`kubectl debug`). The API
 //!   server keeps only `spec.ephemeralContainers` of such an update and drops any change to
-//!   the pod's annotations, a patch included, and the node only ever sees the annotations
-//!   the pod was created with. So nothing is patched here: a new ephemeral container gets
-//!   its `container.moat.dev/<name>` written at creation (when the author named it in
-//!   advance), else the pod-wide policy that creation wrote. The webhook checks that the
-//!   node will find a policy that parses, and refuses the container otherwise, so that no
-//!   container runs unconfined in an opted-in pod.
+//!   the pod's annotations, a patch included. So nothing is patched here: a new ephemeral
+//!   container gets its `container.moat.dev/<name>` written at creation (when the author
+//!   named it in advance), else the pod-wide policy that creation wrote. Those are the
+//!   annotations stored at creation, since an update cannot change them (above). The
+//!   webhook checks that the node will find a policy that parses, and that the container
+//!   is one Landlock can hold, and refuses it otherwise.
 //! - Anything else (other kinds, other operations, other subresources, pods that did not
 //!   opt in) is allowed unchanged. A `moat.dev/` annotation moat does not know is refused on
 //!   any pod, because a misspelt opt-in would otherwise go unnoticed.
@@ -36,6 +47,8 @@ mod template;
 mod wire;
 
 use crate::annotations::{self, RUNTIME_CLASS};
+use crate::floors::Rules;
+use crate::guard;
 use crate::opt_in::{self, Scope};
 use crate::patch::{self, Op};
 use crate::pod::PodView;
@@ -121,16 +134,24 @@ enum Verdict {
     Denied(String),
 }
 
-/// Answers one AdmissionReview body, received on the endpoint for `scope`.
+/// Answers one AdmissionReview body, received on the endpoint for `scope`, with no
+/// operator exceptions.
 pub fn review(body: &[u8], scope: Scope) -> Result<Outcome, BadRequest> {
+    review_with(body, scope, &Rules::default())
+}
+
+/// Answers one AdmissionReview body, received on the endpoint for `scope`, with the
+/// operator's exceptions `rules`.
+pub fn review_with(body: &[u8], scope: Scope, rules: &Rules) -> Result<Outcome, BadRequest> {
     let req = wire::read(body)?;
     let verdict = match (
         req.is_pod,
         req.operation.as_str(),
         req.sub_resource.as_deref().unwrap_or(""),
     ) {
-        (true, "CREATE", "") => create(&req, scope),
-        (true, "UPDATE", "ephemeralcontainers") => add_ephemeral(&req, scope),
+        (true, "CREATE", "") => create(&req, scope, rules),
+        (true, "UPDATE", "") => update(&req, scope),
+        (true, "UPDATE", "ephemeralcontainers") => add_ephemeral(&req, scope, rules),
         _ => Verdict::Allowed(Allowed::unchanged()),
     };
     let (body, decision) = match &verdict {
@@ -181,8 +202,21 @@ pub enum Admitted {
 /// Decides a pod at creation: whether it opted in, and then every container's policy. The
 /// error is the message a refused pod's author sees. `render` shows the same decision.
 pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
+    admit_pod_with(pod, scope, None)
+}
+
+/// [`admit_pod`] with the namespace's floor, which applies to pods of an enforced
+/// namespace ([`Scope::Namespace`]) only.
+pub fn admit_pod_with(
+    pod: &PodView,
+    scope: Scope,
+    floor: Option<&crate::floors::Floor>,
+) -> Result<Admitted, String> {
     let named = |e: &dyn std::fmt::Display| format!("pod {}: {e}", pod.display_name());
     let ann = pod.annotations();
+    if let Some(key) = guard::internal_annotation(ann) {
+        return Err(guard::internal_message(pod, key));
+    }
     let opt = annotations::check_keys(ann)
         .and_then(|()| opt_in::decide(scope, ann))
         .map_err(|e| named(&e))?;
@@ -200,7 +234,8 @@ pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
              runtimeClassName `{RUNTIME_CLASS}`; remove runtimeClassName or set it to `{RUNTIME_CLASS}`"
         )));
     }
-    let mut plan = pod_policy::plan(pod).map_err(|e| named(&e))?;
+    let floor = floor.filter(|_| scope == Scope::Namespace);
+    let mut plan = pod_policy::plan_with(pod, floor).map_err(|e| named(&e))?;
     let warnings = opt
         .warning
         .into_iter()
@@ -209,20 +244,33 @@ pub fn admit_pod(pod: &PodView, scope: Scope) -> Result<Admitted, String> {
     Ok(Admitted::Confined { plan, warnings })
 }
 
-fn create(req: &Request, scope: Scope) -> Verdict {
+fn create(req: &Request, scope: Scope, rules: &Rules) -> Verdict {
     let pod = match req.object.pod("object") {
         Ok(p) => p,
         Err(m) => return Verdict::Denied(m),
     };
-    match template::allowed(scope, pod, || confine(pod, scope)) {
+    if let Some(m) = beyond_landlock(pod, scope, req.namespace.as_deref(), rules) {
+        return Verdict::Denied(m);
+    }
+    let floor = (scope == Scope::Namespace).then(|| {
+        rules
+            .floors
+            .for_namespace(req.namespace.as_deref().unwrap_or(""))
+    });
+    let fingerprint = floor.map(|f| &*f.fingerprint).unwrap_or("");
+    match template::allowed(scope, fingerprint, pod, || confine(pod, scope, floor)) {
         Ok(a) => Verdict::Allowed(a),
         Err(m) => Verdict::Denied(m),
     }
 }
 
 /// The answer for a pod at creation, worked out: the patch that writes its policies.
-fn confine(pod: &PodView, scope: Scope) -> Result<Allowed, String> {
-    let (plan, warnings) = match admit_pod(pod, scope)? {
+fn confine(
+    pod: &PodView,
+    scope: Scope,
+    floor: Option<&crate::floors::Floor>,
+) -> Result<Allowed, String> {
+    let (plan, warnings) = match admit_pod_with(pod, scope, floor)? {
         Admitted::NotOptedIn => return Ok(Allowed::default()),
         Admitted::Confined { plan, warnings } => (plan, warnings),
     };
@@ -255,7 +303,60 @@ fn confine(pod: &PodView, scope: Scope) -> Result<Allowed, String> {
     Ok(Allowed { patch, warnings })
 }
 
-fn add_ephemeral(req: &Request, scope: Scope) -> Verdict {
+/// Whether the pod is confined by moat: it opted in (a malformed opt-in counts as in: it
+/// was admitted, so it is read the strict way) or already runs under moat's RuntimeClass.
+fn confined(pod: &PodView, scope: Scope) -> bool {
+    pod.spec.runtime_class_name.as_deref() == Some(RUNTIME_CLASS)
+        || opt_in::decide(scope, pod.annotations()).map_or(true, |o| o.enforced)
+}
+
+/// The refusal for a confined pod Landlock cannot hold, unless its namespace may have it.
+fn beyond_landlock(
+    pod: &PodView,
+    scope: Scope,
+    namespace: Option<&str>,
+    rules: &Rules,
+) -> Option<String> {
+    let namespace = namespace.unwrap_or("");
+    if rules.allows_privileged(namespace) || !confined(pod, scope) {
+        return None;
+    }
+    let found = guard::beyond_landlock(pod);
+    (!found.is_empty()).then(|| guard::beyond_landlock_message(pod, namespace, &found))
+}
+
+/// A pod UPDATE: moat's annotations are fixed at creation on a confined pod, and internal
+/// ones are never added.
+fn update(req: &Request, scope: Scope) -> Verdict {
+    let pod = match req.object.pod("object") {
+        Ok(p) => p,
+        Err(m) => return Verdict::Denied(m),
+    };
+    let old = match req.old_object.pod("oldObject") {
+        Ok(p) => p,
+        Err(m) => return Verdict::Denied(m),
+    };
+    let (before, after) = (old.annotations(), pod.annotations());
+    if let Some(key) = guard::internal_annotation(after) {
+        if before.get(key) != after.get(key) {
+            return Verdict::Denied(guard::internal_message(pod, key));
+        }
+    }
+    if !confined(old, scope) {
+        return Verdict::Allowed(Allowed::unchanged());
+    }
+    let changes = guard::moat_changes(before, after);
+    if changes.is_empty() {
+        return Verdict::Allowed(Allowed::unchanged());
+    }
+    Verdict::Denied(format!(
+        "pod {}: moat's annotations are fixed when a confined pod is created, and the node          would apply the new ones to the next container it starts: {}; to change the          policy, create the pod again (a Deployment's rollout does)",
+        pod.display_name(),
+        changes.join(", ")
+    ))
+}
+
+fn add_ephemeral(req: &Request, scope: Scope, rules: &Rules) -> Verdict {
     let pod = match req.object.pod("object") {
         Ok(p) => p,
         Err(m) => return Verdict::Denied(m),
@@ -288,6 +389,29 @@ fn add_ephemeral(req: &Request, scope: Scope) -> Verdict {
         .collect();
     if !opt.enforced || new.is_empty() {
         return Verdict::Allowed(Allowed::unchanged());
+    }
+    if !rules.allows_privileged(req.namespace.as_deref().unwrap_or("")) {
+        let added = PodView {
+            metadata: pod.metadata.clone(),
+            spec: crate::pod::Spec {
+                ephemeral_containers: pod
+                    .spec
+                    .ephemeral_containers
+                    .iter()
+                    .filter(|c| new.contains(&c.name.as_str()))
+                    .cloned()
+                    .collect(),
+                ..Default::default()
+            },
+        };
+        let found = guard::beyond_landlock(&added);
+        if !found.is_empty() {
+            return Verdict::Denied(guard::beyond_landlock_message(
+                pod,
+                req.namespace.as_deref().unwrap_or(""),
+                &found,
+            ));
+        }
     }
     if stored.spec.runtime_class_name.as_deref() != Some(RUNTIME_CLASS) {
         // Created before the pod opted in: nothing moat can do now, but say so.

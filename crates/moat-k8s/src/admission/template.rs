@@ -21,27 +21,35 @@ const ENTRIES: usize = 256;
 /// How many bytes of annotations and patches are kept at most.
 const BYTES: usize = 16 << 20;
 
-/// What the answer depends on, owned.
-type Template = (Scope, Option<BTreeMap<String, String>>, Spec);
+/// What the answer depends on, owned: the endpoint, the namespace's floor (as written),
+/// the annotations and the spec.
+type Template = (Scope, Arc<str>, Option<BTreeMap<String, String>>, Spec);
 
 /// The answer for `pod` from the cache, else from `decide`, which is then kept if it
 /// allows the pod.
 pub(super) fn allowed(
     scope: Scope,
+    floor: &str,
     pod: &PodView,
     decide: impl FnOnce() -> Result<Allowed, String>,
 ) -> Result<Arc<Allowed>, String> {
     static KNOWN: LazyLock<Memo<Template, Allowed>> = LazyLock::new(|| Memo::new(ENTRIES, BYTES));
     let annotations = pod.metadata.annotations.as_ref();
-    let hash = KNOWN.hash_of(&(scope, annotations, &pod.spec));
-    let same =
-        |(s, a, spec): &Template| *s == scope && a.as_ref() == annotations && *spec == pod.spec;
+    let hash = KNOWN.hash_of(&(scope, floor, annotations, &pod.spec));
+    let same = |(s, f, a, spec): &Template| {
+        *s == scope && &**f == floor && a.as_ref() == annotations && *spec == pod.spec
+    };
     if let Some(known) = KNOWN.get(hash, same) {
         return Ok(known);
     }
     let answer = Arc::new(decide()?);
     let bytes = size(pod) + answer.size();
-    let template = (scope, pod.metadata.annotations.clone(), pod.spec.clone());
+    let template = (
+        scope,
+        Arc::from(floor),
+        pod.metadata.annotations.clone(),
+        pod.spec.clone(),
+    );
     KNOWN.insert(hash, template, answer.clone(), bytes);
     Ok(answer)
 }

@@ -201,6 +201,9 @@ pub struct PathEntry {
     pub path: String,
     /// Skip it when missing.
     pub optional: bool,
+    /// Grant it only when it resolves beneath this path (see
+    /// [`crate::model::PathRule::within`]).
+    pub within: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for PathEntry {
@@ -209,29 +212,39 @@ impl<'de> Deserialize<'de> for PathEntry {
         impl<'de> Visitor<'de> for V {
             type Value = PathEntry;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a path, or a table with `path` and `optional`")
+                f.write_str("a path, or a table with `path`, `optional` and `within`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<PathEntry, E> {
                 check_path(s).map_err(E::custom)?;
                 Ok(PathEntry {
                     path: s.to_string(),
                     optional: false,
+                    within: None,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PathEntry, A::Error> {
                 let mut path: Option<String> = None;
                 let mut optional = false;
+                let mut within = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "path" => path = Some(map.next_value::<CheckedPath>()?.0),
                         "optional" => optional = map.next_value()?,
+                        "within" => within = Some(map.next_value::<CheckedPath>()?.0),
                         other => {
-                            return Err(de::Error::unknown_field(other, &["path", "optional"]))
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["path", "optional", "within"],
+                            ))
                         }
                     }
                 }
                 let path = path.ok_or_else(|| de::Error::missing_field("path"))?;
-                Ok(PathEntry { path, optional })
+                Ok(PathEntry {
+                    path,
+                    optional,
+                    within,
+                })
             }
         }
         d.deserialize_any(V)

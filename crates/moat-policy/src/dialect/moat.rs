@@ -283,6 +283,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                 let origin = format!("{name}: filesystem.{key}");
                 for e in entries {
                     policy.grant_paths([e.path], access, e.optional, &origin);
+                    set_within(&mut policy, e.within);
                 }
             }
             let origin = format!("{name}: filesystem.except");
@@ -297,6 +298,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                         e.optional || rule.optional,
                         &origin,
                     );
+                    set_within(&mut policy, e.within);
                 }
             }
         }
@@ -414,6 +416,13 @@ pub fn list_for(access: FsAccess) -> Option<&'static str> {
     .into_iter()
     .find(|(_, g)| *g == access)
     .map(|(k, _)| k)
+}
+
+/// Sets `within` on the rule just granted.
+fn set_within(policy: &mut Policy, within: Option<String>) {
+    if let Some(rule) = policy.fs.rules.last_mut() {
+        rule.within = within;
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,16 @@ pub struct RunArgs {
     /// by tracing the command). moat then stays as the command's parent until it ends.
     #[arg(long)]
     pub(crate) explain: bool,
+    /// Use at most this Landlock ABI, as if the kernel were older (testing); overrides
+    /// MOAT_MAX_ABI.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_abi: Option<u32>,
+    /// Set by moat-runtime for its in-container launcher: moat takes its own settings only
+    /// from this command line, never from the environment, which belongs to the confined
+    /// workload (MOAT_MAX_ABI, LISTEN_FDS and LISTEN_PID are ignored; moat-runtime passes
+    /// --max-abi and --preserve-fd itself).
+    #[arg(long)]
+    pub(crate) from_runtime: bool,
     /// The command and its arguments (after `--`).
     #[arg(
         value_name = "COMMAND",
@@ -62,7 +72,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         )));
     }
     let mut keep = args.preserve_fd.clone();
-    keep.extend(fds::listen_fds());
+    if !args.from_runtime {
+        keep.extend(fds::listen_fds());
+    }
     fds::close_inherited(&keep).map_err(Failure::moat)?;
 
     let target = target(args.command)?;
@@ -73,7 +85,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         false => None,
     };
     let compat = policy.compat.unwrap_or_default();
-    let abi = abi::detect().map_err(Failure::moat)?;
+    let abi = match (args.max_abi, args.from_runtime) {
+        (Some(n), _) => abi::detect_with_cap(Some(moat_policy::Abi::from_number(i64::from(n)))),
+        (None, true) => abi::detect_with_cap(None),
+        (None, false) => abi::detect().map_err(Failure::moat)?,
+    };
     let vars = Vars::from_process();
     let plan = plan::plan(&policy, abi, compat, &vars)
         .and_then(|p| p.require())

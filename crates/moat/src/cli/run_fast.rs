@@ -19,6 +19,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
     let mut p = lexopt::Parser::from_args(args);
     let mut policy = PolicyArgs::default();
     let mut preserve_fd = Vec::new();
+    let mut max_abi = None;
+    let mut from_runtime = false;
     let mut command = Vec::new();
     loop {
         let arg = p.next().ok()??;
@@ -57,6 +59,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                     }
                     "env" => policy.env.push(value(&mut p)?),
                     "preserve-fd" => preserve_fd.push(value(&mut p)?.parse().ok()?),
+                    "max-abi" if max_abi.is_none() => max_abi = Some(value(&mut p)?.parse().ok()?),
+                    "from-runtime" if !from_runtime => from_runtime = true,
+                    "max-abi" | "from-runtime" => return None,
                     _ => flag(&mut policy, &name)?,
                 }
             }
@@ -76,6 +81,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
         policy,
         preserve_fd,
         explain: false,
+        max_abi,
+        from_runtime,
         command,
     })
 }
@@ -237,6 +244,17 @@ mod tests {
                 "x",
             ],
             &["--", "--not-a-flag", "--ro", "x"],
+            &[
+                "--from-runtime",
+                "--max-abi",
+                "3",
+                "--policy-text",
+                "{}",
+                "--preserve-fd",
+                "3",
+                "--",
+                "x",
+            ],
         ];
         for line in lines {
             let clap = by_clap(line).unwrap_or_else(|| panic!("clap refused {line:?}"));
@@ -249,6 +267,8 @@ mod tests {
     fn gives_up_where_clap_must_answer() {
         let lines: &[&[&str]] = &[
             &["--help"],
+            &["--from-runtime", "--from-runtime", "x"],
+            &["--max-abi", "seven", "x"],
             &["-h"],
             &["--version"],
             &[],
