@@ -1,0 +1,229 @@
+//! `moat exporter`: the containers' counters as Prometheus metrics on `/metrics`.
+//!
+//! Every scrape reads the pins afresh ([`pins::scan`], which also removes the pins of
+//! containers that are gone) into a new registry: the kernel's maps hold the totals, so
+//! the exporter keeps no state and a restart loses nothing.
+
+use crate::pins::{self, Snapshot};
+use crate::programs::Direction;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The content type of the text exposition prometheus-client writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(String, String)>;
+
+fn container_labels(s: &Snapshot) -> Labels {
+    let mut l = vec![("container_id".to_string(), s.info.container_id.clone())];
+    for (k, v) in [
+        ("namespace", &s.info.namespace),
+        ("pod", &s.info.pod),
+        ("container", &s.info.container),
+    ] {
+        if let Some(v) = v {
+            l.push((k.to_string(), v.clone()));
+        }
+    }
+    l
+}
+
+/// The metrics text for these snapshots.
+pub fn render(snaps: &[Snapshot]) -> String {
+    let mut reg = Registry::default();
+    let family = || Family::<Labels, Counter>::default();
+    let (rx_b, tx_b, rx_p, tx_p, denied) = (family(), family(), family(), family(), family());
+    reg.register(
+        "moat_network_receive_bytes",
+        "Bytes of IP packets received by the container's sockets, per local port",
+        rx_b.clone(),
+    );
+    reg.register(
+        "moat_network_transmit_bytes",
+        "Bytes of IP packets sent by the container's sockets, per local port",
+        tx_b.clone(),
+    );
+    reg.register(
+        "moat_network_receive_packets",
+        "Packets received by the container's sockets, per local port",
+        rx_p.clone(),
+    );
+    reg.register(
+        "moat_network_transmit_packets",
+        "Packets sent by the container's sockets, per local port",
+        tx_p.clone(),
+    );
+    reg.register(
+        "moat_denied",
+        "Socket operations moat's cgroup-bpf hooks refused, per operation",
+        denied.clone(),
+    );
+    for s in snaps {
+        let base = container_labels(s);
+        for (dir, port, count) in &s.traffic {
+            let mut l = base.clone();
+            l.push((
+                "port".to_string(),
+                port.map_or_else(|| "other".to_string(), |p| p.to_string()),
+            ));
+            let (b, p) = match dir {
+                Direction::Receive => (&rx_b, &rx_p),
+                Direction::Transmit => (&tx_b, &tx_p),
+            };
+            b.get_or_create(&l).inc_by(count.bytes);
+            p.get_or_create(&l).inc_by(count.packets);
+        }
+        for (op, n) in &s.denied {
+            let mut l = base.clone();
+            l.push(("operation".to_string(), op.to_string()));
+            denied.get_or_create(&l).inc_by(*n);
+        }
+    }
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &reg);
+    out
+}
+
+/// Reads the pins under `root` and renders them; unreadable containers are logged.
+pub fn scrape(root: &Path, cpus: usize) -> String {
+    let (snaps, errors) = pins::scan(root, cpus);
+    for e in errors {
+        eprintln!("moat-exporter: {e}");
+    }
+    render(&snaps)
+}
+
+/// Parses `--listen`: `HOST:PORT`, `[V6]:PORT`, or `:PORT` for every address.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => text.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("--listen `{text}`: expected HOST:PORT, [IPV6]:PORT or :PORT"))
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    root: Arc<PathBuf>,
+    cpus: usize,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let reply = |status, ctype: &str, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        if let Ok(v) = ctype.parse() {
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        Ok(r)
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            // Reading maps is blocking syscalls: off the async threads.
+            let body = tokio::task::spawn_blocking(move || scrape(&root, cpus))
+                .await
+                .unwrap_or_default();
+            reply(StatusCode::OK, CONTENT_TYPE, body)
+        }
+        (_, "/metrics") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "moat exporter: metrics are at /metrics\n".into(),
+        ),
+    }
+}
+
+/// Serves `/metrics` on `listen` until SIGTERM or SIGINT.
+pub async fn serve(listen: SocketAddr, root: PathBuf, cpus: usize) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    eprintln!(
+        "moat-exporter: serving /metrics on {} from {}",
+        listener.local_addr()?,
+        root.display()
+    );
+    let root = Arc::new(root);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let root = root.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| answer(req, root.clone(), cpus));
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(io, svc);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), conn).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pins::{Count, Info};
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen(":9477").unwrap().port(), 9477);
+        assert!(parse_listen("127.0.0.1:1").is_ok());
+        assert!(parse_listen("[::1]:1").is_ok());
+        assert!(parse_listen("9477").is_err());
+        assert!(parse_listen(":99999").is_err());
+    }
+
+    #[test]
+    fn renders_the_issue_names() {
+        let s = Snapshot {
+            info: Info {
+                container_id: "c1".into(),
+                cgroup: "/x".into(),
+                namespace: Some("ns".into()),
+                pod: Some("p".into()),
+                container: Some("web".into()),
+            },
+            traffic: vec![
+                (
+                    Direction::Receive,
+                    Some(443),
+                    Count {
+                        bytes: 10,
+                        packets: 1,
+                    },
+                ),
+                (
+                    Direction::Transmit,
+                    None,
+                    Count {
+                        bytes: 7,
+                        packets: 2,
+                    },
+                ),
+            ],
+            denied: vec![("sendmsg4", 3)],
+        };
+        let t = render(&[s]);
+        assert!(t.contains(
+            "moat_network_receive_bytes_total{container_id=\"c1\",namespace=\"ns\",pod=\"p\",container=\"web\",port=\"443\"} 10"
+        ), "{t}");
+        assert!(t.contains("moat_network_transmit_packets_total{container_id=\"c1\",namespace=\"ns\",pod=\"p\",container=\"web\",port=\"other\"} 2"), "{t}");
+        assert!(t.contains("moat_denied_total{container_id=\"c1\",namespace=\"ns\",pod=\"p\",container=\"web\",operation=\"sendmsg4\"} 3"), "{t}");
+    }
+}
