@@ -17,8 +17,44 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The content type of the text exposition prometheus-client writes.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the text exposition prometheus-client writes (OpenMetrics), served
+/// to scrapers that accept it.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format, for everything else (promtool, curl, older
+/// scrapers): see [`to_prometheus_text`].
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as the classic Prometheus text format. The two differ, for these
+/// metrics, in a counter's family name (OpenMetrics names the family `x` and its sample
+/// `x_total`; the classic format names both `x_total`) and in the `# EOF` line.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(&name) {
+                    out.push_str(&format!("{prefix}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 type Labels = Vec<(String, String)>;
 
@@ -127,11 +163,23 @@ async fn answer(
     };
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
+            let openmetrics = req
+                .headers()
+                .get_all(hyper::header::ACCEPT)
+                .iter()
+                .any(|v| {
+                    v.to_str()
+                        .is_ok_and(|v| v.contains("application/openmetrics-text"))
+                });
             // Reading maps is blocking syscalls: off the async threads.
             let body = tokio::task::spawn_blocking(move || scrape(&root, cpus))
                 .await
                 .unwrap_or_default();
-            reply(StatusCode::OK, CONTENT_TYPE, body)
+            if openmetrics {
+                reply(StatusCode::OK, OPENMETRICS, body)
+            } else {
+                reply(StatusCode::OK, PROMETHEUS_TEXT, to_prometheus_text(&body))
+            }
         }
         (_, "/metrics") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -179,6 +227,15 @@ pub async fn serve(listen: SocketAddr, root: PathBuf, cpus: usize) -> std::io::R
 mod tests {
     use super::*;
     use crate::pins::{Count, Info};
+
+    #[test]
+    fn classic_text_names_counter_families_with_total() {
+        let om = "# HELP a_bytes Bytes.\n# TYPE a_bytes counter\na_bytes_total{x=\"1\"} 3\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_bytes_total Bytes.\n# TYPE a_bytes_total counter\na_bytes_total{x=\"1\"} 3\n"
+        );
+    }
 
     #[test]
     fn listen_addresses() {

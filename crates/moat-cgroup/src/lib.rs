@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod cgroup;
+#[cfg(feature = "exporter")]
 pub mod exporter;
 pub mod insn;
 pub mod pins;

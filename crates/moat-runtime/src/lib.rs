@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cgroup_bpf;
 pub mod cli;
 pub mod config;
 pub mod early;
@@ -89,6 +90,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some("exec") => exec(&line, &runtime),
         Some("features") => features(&line, &runtime),
         Some("restore") => restore(&line, &mut file),
+        Some("delete") => delete(&line, &runtime),
         _ => Ok(Outcome::Exec(line.to_args())),
     };
     match outcome {
@@ -192,10 +194,68 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     if policy_source::is_sandbox(&cfg)? || inject::already_prepared(&cfg) {
         return Ok(Outcome::Exec(line.to_args()));
     }
-    let Some(resolved) = policy_source::resolve(&cfg, node_options(file)?)? else {
+    let id = opts
+        .first_positional
+        .and_then(|i| line.rest.get(i))
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let systemd = line.global_args.iter().any(|a| a == "--systemd-cgroup");
+    let observed = cgroup_bpf::observed(&cfg)?;
+    let Some(mut resolved) = policy_source::resolve(&cfg, node_options(file)?)? else {
+        if observed {
+            // Counters only; asked for by name, so a failure refuses the container.
+            let info = cgroup_bpf::info(&cfg, &id, systemd)?;
+            if let Some(Err(e)) = cgroup_bpf::attach(&info, true, None)?.counters {
+                return Err(e.into());
+            }
+        }
         return Ok(Outcome::Exec(line.to_args()));
     };
+    // Whatever the policy said, only an attach below may claim the UDP rules are enforced
+    // outside the sandbox. Assume it will succeed for the host check, which must refuse
+    // everything else first (nothing is attached for a container that cannot start).
+    let abi = moat_sandbox::abi::detect()?;
+    let udp = cgroup_bpf::udp_rules(&resolved.policy, abi.effective);
+    resolved.policy.net.udp_ports_by_cgroup = udp.is_some();
     check_host(&resolved.policy, resolved.compat)?;
+    let info = cgroup_bpf::info(&cfg, &id, systemd);
+    let attached = match info {
+        Ok(info) => cgroup_bpf::attach(&info, true, udp.clone()),
+        Err(e) => Err(e),
+    };
+    let best_effort = resolved.compat == Compat::BestEffort;
+    let report = |e: &cgroup_bpf::CgroupBpfError, what: &str| {
+        log::error(
+            line.globals.log.as_deref(),
+            line.globals.log_format.as_deref(),
+            &format!("best-effort: {what} not enforced: {e}"),
+        )
+    };
+    match attached {
+        Ok(a) => {
+            if let Some(Err(e)) = a.counters {
+                if !best_effort {
+                    let _ = cgroup_bpf::forget(&id);
+                    return Err(e.into());
+                }
+                report(&e, "network counters");
+            }
+            if let Some(Err(e)) = a.udp {
+                if !best_effort {
+                    let _ = cgroup_bpf::forget(&id);
+                    return Err(e.into());
+                }
+                // The launcher reports the UDP rules as dropped.
+                resolved.policy.net.udp_ports_by_cgroup = false;
+                report(&e, "UDP port rules");
+            }
+        }
+        Err(e) if best_effort => {
+            resolved.policy.net.udp_ports_by_cgroup = false;
+            report(&e, "network counters and UDP port rules");
+        }
+        Err(e) => return Err(e.into()),
+    }
     let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
     if !warnings.is_empty() && resolved.compat == Compat::Strict {
         return Err(RuntimeError::Lossy(warnings.join("; ")));
@@ -329,6 +389,36 @@ fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u
         });
     }
     Ok(out.stdout)
+}
+
+/// `delete`: when moat pinned cgroup-bpf maps for the container, the runtime deletes it
+/// (and its cgroup, which holds the programs) first, then the pins go. Otherwise the
+/// runtime replaces moat-runtime as for any command.
+fn delete(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError> {
+    let Some(id) = line
+        .rest
+        .iter()
+        .rev()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|a| a.to_string_lossy().into_owned())
+    else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
+    if cgroup_bpf::pinned(&id).is_none() {
+        return Ok(Outcome::Exec(line.to_args()));
+    }
+    let status = runtime
+        .command()
+        .args(line.to_args())
+        .status()
+        .map_err(|source| RuntimeError::Runtime {
+            runtime: runtime.name.clone(),
+            source,
+        })?;
+    if status.success() {
+        cgroup_bpf::forget(&id)?;
+    }
+    Ok(Outcome::Exit(status.code().unwrap_or(1)))
 }
 
 /// `exec`: confine the new process when the container is confined.

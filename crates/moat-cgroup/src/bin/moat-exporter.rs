@@ -18,7 +18,7 @@ struct Args {
     /// moat's directory in bpffs.
     #[arg(long, default_value = moat_cgroup::pins::DEFAULT_ROOT, value_name = "DIR")]
     pins: PathBuf,
-    /// Print the metrics once to stdout and exit.
+    /// Print the metrics once to stdout (classic Prometheus text format) and exit.
     #[arg(long)]
     once: bool,
 }
@@ -34,7 +34,8 @@ fn main() -> std::process::ExitCode {
         Err(e) => return fail(format!("cannot count the possible CPUs: {e}")),
     };
     if args.once {
-        print!("{}", moat_cgroup::exporter::scrape(&args.pins, cpus));
+        let text = moat_cgroup::exporter::scrape(&args.pins, cpus);
+        print!("{}", moat_cgroup::exporter::to_prometheus_text(&text));
         return std::process::ExitCode::SUCCESS;
     }
     let listen = match moat_cgroup::exporter::parse_listen(&args.listen) {

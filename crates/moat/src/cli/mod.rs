@@ -78,6 +78,10 @@ enum Command {
     /// in its own sandbox (served by the moat-watchdog binary; see `moat watchdog --help`).
     #[command(disable_help_flag = true)]
     Watchdog(CompanionArgs),
+    /// Prometheus exporter of the per-container network counters moat-runtime attaches
+    /// with cgroup-bpf (served by the moat-exporter binary; see `moat exporter --help`).
+    #[command(disable_help_flag = true)]
+    Exporter(CompanionArgs),
 }
 
 /// The words after a subcommand that a companion binary serves, passed on untouched.
@@ -174,9 +178,9 @@ pub fn main() -> i32 {
         Command::Policy(cmd) => policy::policy(cmd),
         Command::Record(args) => record::record(args),
         // Handed over before parsing; reaching here means the word was not first.
-        Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) => Err(Failure::moat(
-            "`webhook`, `k8s` and `watchdog` must come right after `moat`",
-        )),
+        Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) | Command::Exporter(_) => Err(
+            Failure::moat("`webhook`, `k8s` and `watchdog` must come right after `moat`"),
+        ),
     };
     match result {
         Ok(code) => code,

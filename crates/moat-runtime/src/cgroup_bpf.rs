@@ -1,0 +1,174 @@
+//! cgroup-bpf on the container's cgroup (crate `moat_cgroup`): network counters for every
+//! confined container and every container annotated `moat.dev/observe: "true"`, and the
+//! policy's UDP port rules when Landlock cannot enforce them (below ABI 10).
+//!
+//! The programs are attached before the real runtime runs: moat-runtime creates the
+//! container's cgroup v2 directory where runc's cgroupfs driver will put it, attaches, and
+//! then execs runc, which uses the existing directory. So the programs are in place
+//! before the container's first process exists (for `run` as well as `create`), and no
+//! process of the container ever runs without them. At `delete` the pins go; the programs
+//! themselves go with the cgroup, which the runtime removes.
+
+use crate::config::Config;
+use crate::kube;
+use moat_cgroup::pins::{self, Info, Setup};
+use moat_cgroup::programs::UdpRules;
+use moat_policy::{Abi, NetRight, Policy};
+use std::path::{Path, PathBuf};
+
+/// Why cgroup-bpf could not be set up for a container.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupBpfError {
+    /// The kernel side failed.
+    #[error("{what} for container `{id}`: {source}")]
+    Attach {
+        /// What was being set up.
+        what: &'static str,
+        /// The container.
+        id: String,
+        /// The error.
+        source: moat_cgroup::Error,
+    },
+}
+
+/// Whether the container asks to be observed (`moat.dev/observe: "true"`).
+pub fn observed(cfg: &Config) -> Result<bool, crate::error::RuntimeError> {
+    let ann = cfg.annotations()?;
+    let flag = moat_policy::annotations::flag(ann.as_slice(), moat_policy::annotations::OBSERVE)
+        .map_err(crate::policy_source::SourceError::from)?;
+    Ok(flag == Some(true))
+}
+
+/// The UDP rules the cgroup must enforce for `policy` on a kernel at `abi`: `None` when
+/// Landlock enforces them, or the policy has none (no UDP at all is the seccomp seal's).
+pub fn udp_rules(policy: &Policy, abi: Abi) -> Option<UdpRules> {
+    if abi >= Abi::V10 || policy.net.unrestricted || !policy.has_udp_port_rules() {
+        return None;
+    }
+    let ports = |right| {
+        policy
+            .net
+            .rules
+            .iter()
+            .filter(|r| r.access.contains(right))
+            .map(|r| r.ports)
+            .collect()
+    };
+    Some(UdpRules {
+        bind: ports(NetRight::BindUdp),
+        connect: ports(NetRight::ConnectSendUdp),
+    })
+}
+
+/// The container's description: its cgroup as runc will place it, and the names the
+/// CRI annotations give it.
+pub fn info(cfg: &Config, id: &str, systemd_driver: bool) -> Result<Info, CgroupBpfError> {
+    let fail = |source| CgroupBpfError::Attach {
+        what: "finding the cgroup",
+        id: id.to_string(),
+        source,
+    };
+    if systemd_driver {
+        return Err(fail(moat_cgroup::Error::SystemdDriver));
+    }
+    let mount = moat_cgroup::cgroup::cgroup2_mount().map_err(fail)?;
+    let own = moat_cgroup::cgroup::own_cgroup().map_err(fail)?;
+    let path = cfg.value["linux"]["cgroupsPath"].as_str();
+    let cgroup = moat_cgroup::cgroup::container_dir(&mount, &own, path, id).map_err(fail)?;
+    let ann = cfg.annotations().unwrap_or_default();
+    let find = |keys: &[&str]| {
+        keys.iter().find_map(|k| {
+            ann.iter()
+                .find(|(a, v)| a == k && !v.is_empty())
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    Ok(Info {
+        container_id: id.to_string(),
+        cgroup,
+        namespace: find(&[
+            "io.kubernetes.cri.sandbox-namespace",
+            "io.kubernetes.pod.namespace",
+        ]),
+        pod: find(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
+        container: kube::container_name(&ann).map(str::to_string),
+    })
+}
+
+/// What was attached.
+#[derive(Debug, Default)]
+pub struct Attached {
+    /// The counters, or why not.
+    pub counters: Option<Result<(), CgroupBpfError>>,
+    /// The UDP rules, or why not.
+    pub udp: Option<Result<(), CgroupBpfError>>,
+}
+
+/// Attaches the counters and, when given, the UDP rules to the container's cgroup. An
+/// error here is about the container as a whole (no cgroup, no bpffs); each part's own
+/// failure is in [`Attached`] for the caller to weigh against the compatibility mode.
+pub fn attach(
+    info: &Info,
+    counters: bool,
+    udp: Option<UdpRules>,
+) -> Result<Attached, CgroupBpfError> {
+    let id = info.container_id.clone();
+    let fail = |what| {
+        let id = id.clone();
+        move |source| CgroupBpfError::Attach { what, id, source }
+    };
+    pins::ensure_bpffs().map_err(fail("mounting bpffs"))?;
+    let setup =
+        Setup::begin(Path::new(pins::DEFAULT_ROOT), info).map_err(fail("preparing cgroup-bpf"))?;
+    Ok(Attached {
+        counters: counters.then(|| setup.counters().map_err(fail("network counters"))),
+        udp: udp.map(|r| setup.udp(r).map_err(fail("UDP port rules"))),
+    })
+}
+
+/// The pin directory of container `id`, when it has one.
+pub fn pinned(id: &str) -> Option<PathBuf> {
+    pins::dir(Path::new(pins::DEFAULT_ROOT), id)
+        .ok()
+        .filter(|d| d.exists())
+}
+
+/// Removes container `id`'s pins.
+pub fn forget(id: &str) -> Result<(), CgroupBpfError> {
+    let fail = |source| CgroupBpfError::Attach {
+        what: "removing the pins",
+        id: id.to_string(),
+        source,
+    };
+    let dir = pins::dir(Path::new(pins::DEFAULT_ROOT), id).map_err(fail)?;
+    pins::remove(&dir).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        Config::from_bytes("/x/config.json".into(), text.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn observe_annotation() {
+        assert!(!observed(&cfg("{}")).unwrap());
+        assert!(observed(&cfg(r#"{"annotations":{"moat.dev/observe":"true"}}"#)).unwrap());
+        assert!(observed(&cfg(r#"{"annotations":{"moat.dev/observe":"yes"}}"#)).is_err());
+    }
+
+    #[test]
+    fn udp_rules_only_below_abi_10() {
+        let p = moat_policy::parse_str(
+            "p.toml",
+            "version = 1\n[network]\nconnect_udp = [53]\nbind_udp = [0, \"5000-5001\"]\n",
+        )
+        .unwrap();
+        let r = udp_rules(&p, Abi::V7).unwrap();
+        assert_eq!(r.connect.len(), 1);
+        assert_eq!(r.bind.len(), 2);
+        assert!(udp_rules(&p, Abi::V10).is_none());
+    }
+}
