@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The content type of the text exposition prometheus-client writes (OpenMetrics), served
@@ -129,9 +129,21 @@ pub fn render(snaps: &[Snapshot]) -> String {
     out
 }
 
-/// Reads the pins under `root` and renders them; unreadable containers are logged.
-pub fn scrape(root: &Path, cpus: usize) -> String {
-    let (snaps, errors) = pins::scan(root, cpus);
+/// Where the exporter reads: moat's pin directory, and where the host's cgroup paths are
+/// (under `host`).
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// moat's directory in bpffs.
+    pub pins: PathBuf,
+    /// The host's root as the exporter sees it (`/` on the host itself).
+    pub host: PathBuf,
+    /// Possible CPUs (slots of a per-CPU value).
+    pub cpus: usize,
+}
+
+/// Reads the pins and renders them (OpenMetrics); unreadable containers are logged.
+pub fn scrape(src: &Sources) -> String {
+    let (snaps, errors) = pins::scan(&src.pins, &src.host, src.cpus);
     for e in errors {
         eprintln!("moat-exporter: {e}");
     }
@@ -150,8 +162,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 
 async fn answer(
     req: Request<hyper::body::Incoming>,
-    root: Arc<PathBuf>,
-    cpus: usize,
+    src: Arc<Sources>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let reply = |status, ctype: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -172,7 +183,7 @@ async fn answer(
                         .is_ok_and(|v| v.contains("application/openmetrics-text"))
                 });
             // Reading maps is blocking syscalls: off the async threads.
-            let body = tokio::task::spawn_blocking(move || scrape(&root, cpus))
+            let body = tokio::task::spawn_blocking(move || scrape(&src))
                 .await
                 .unwrap_or_default();
             if openmetrics {
@@ -195,14 +206,14 @@ async fn answer(
 }
 
 /// Serves `/metrics` on `listen` until SIGTERM or SIGINT.
-pub async fn serve(listen: SocketAddr, root: PathBuf, cpus: usize) -> std::io::Result<()> {
+pub async fn serve(listen: SocketAddr, src: Sources) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!(
         "moat-exporter: serving /metrics on {} from {}",
         listener.local_addr()?,
-        root.display()
+        src.pins.display()
     );
-    let root = Arc::new(root);
+    let src = Arc::new(src);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let (stream, _) = tokio::select! {
@@ -210,9 +221,9 @@ pub async fn serve(listen: SocketAddr, root: PathBuf, cpus: usize) -> std::io::R
             _ = term.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        let root = root.clone();
+        let src = src.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| answer(req, root.clone(), cpus));
+            let svc = hyper::service::service_fn(move |req| answer(req, src.clone()));
             let io = hyper_util::rt::TokioIo::new(stream);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -80,7 +80,11 @@ pub struct Setup {
 }
 
 fn map(kind: MapType, key: u32, value: u32, entries: u32, name: &str) -> Result<OwnedFd, Error> {
-    sys::map_create(kind, key, value, entries, name).map_err(|source| Error::Map {
+    let flags = match kind {
+        MapType::PercpuHash => sys::F_NO_PREALLOC,
+        MapType::Array | MapType::PercpuArray => 0,
+    };
+    sys::map_create(kind, key, value, entries, flags, name).map_err(|source| Error::Map {
         what: name.to_string(),
         source,
     })
@@ -319,9 +323,10 @@ pub fn read(dir: &Path, cpus: usize) -> Result<Snapshot, Error> {
 }
 
 /// Reads every container under `root`, removing the pins of containers whose cgroup no
-/// longer exists (the runtime deleted them without moat-runtime's `delete`). A directory
-/// that cannot be read is reported and skipped.
-pub fn scan(root: &Path, cpus: usize) -> (Vec<Snapshot>, Vec<Error>) {
+/// longer exists (the runtime deleted them without moat-runtime's `delete`); cgroups are
+/// looked for under `host` (`/`, or where the host's root is mounted in the exporter's
+/// container). A directory that cannot be read is reported and skipped.
+pub fn scan(root: &Path, host: &Path, cpus: usize) -> (Vec<Snapshot>, Vec<Error>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(root) {
@@ -338,7 +343,11 @@ pub fn scan(root: &Path, cpus: usize) -> (Vec<Snapshot>, Vec<Error>) {
     for e in entries.flatten() {
         let dir = e.path();
         match read(&dir, cpus) {
-            Ok(s) if !s.info.cgroup.exists() => {
+            Ok(s)
+                if !host
+                    .join(s.info.cgroup.strip_prefix("/").unwrap_or(&s.info.cgroup))
+                    .exists() =>
+            {
                 if let Err(e) = remove(&dir) {
                     errors.push(e);
                 }

@@ -123,12 +123,17 @@ fn name16(name: &str) -> [u8; 16] {
     n
 }
 
+/// `BPF_F_NO_PREALLOC`: a hash map takes memory for the entries it holds, not for
+/// `max_entries` up front (a container that uses three ports costs three entries).
+pub const F_NO_PREALLOC: u32 = 1;
+
 /// Creates a map.
 pub fn map_create(
     kind: MapType,
     key_size: u32,
     value_size: u32,
     max_entries: u32,
+    flags: u32,
     name: &str,
 ) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
@@ -136,6 +141,7 @@ pub fn map_create(
         .u32(4, key_size)
         .u32(8, value_size)
         .u32(12, max_entries)
+        .u32(16, flags)
         .bytes(28, &name16(name));
     bpf(MAP_CREATE, &mut a).map(fd_from)
 }

@@ -231,3 +231,42 @@ fn counters_count_what_the_cgroup_sends_and_receives() {
     assert_eq!(find(Direction::Receive).packets, 1);
     assert_eq!(find(Direction::Receive).bytes, 528);
 }
+
+#[test]
+fn ports_beyond_the_map_count_as_other() {
+    if let Some(why) = skip() {
+        eprintln!("SKIP: {why}");
+        return;
+    }
+    let f = Fixture::new("other");
+    let setup = Setup::begin(&f.root, &f.info()).unwrap();
+    setup.counters().unwrap();
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = rx.local_addr().unwrap().port();
+    let n = moat_cgroup::programs::TRAFFIC_ENTRIES as usize + 100;
+    // One datagram from each of `n` sockets: `n` distinct local ports.
+    let code = format!(
+        "import socket, resource\nsocks = []\n\
+         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+         for _ in range({n}):\n  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n  \
+         s.sendto(b'x', ('127.0.0.1', {dst}))\n  socks.append(s)\nprint(len(socks))\n"
+    );
+    assert_eq!(f.py(true, &code), format!("{n}\n"));
+    let snap = pins::read(
+        &f.root.join("c"),
+        moat_cgroup::sys::possible_cpus().unwrap(),
+    )
+    .unwrap();
+    let tx: Vec<_> = snap
+        .traffic
+        .iter()
+        .filter(|t| t.0 == Direction::Transmit)
+        .collect();
+    let named = tx.iter().filter(|t| t.1.is_some()).count();
+    let other = tx.iter().find(|t| t.1.is_none()).unwrap().2;
+    assert_eq!(named, moat_cgroup::programs::TRAFFIC_ENTRIES as usize);
+    assert_eq!(other.packets, 100);
+    let total: u64 = tx.iter().map(|t| t.2.packets).sum();
+    assert_eq!(total, n as u64, "no packet lost or counted twice");
+}

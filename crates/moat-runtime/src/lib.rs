@@ -195,8 +195,8 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         return Ok(Outcome::Exec(line.to_args()));
     }
     let id = opts
-        .first_positional
-        .and_then(|i| line.rest.get(i))
+        .id
+        .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let systemd = line.global_args.iter().any(|a| a == "--systemd-cgroup");

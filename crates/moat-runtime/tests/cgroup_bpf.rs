@@ -271,7 +271,12 @@ fn the_exporter_removes_pins_of_vanished_containers() {
     b.start_sleeping(&moat_runtime());
     assert!(pins(&b.id).exists());
     // Deleted behind moat-runtime's back: the cgroup goes, the pins stay.
-    b.delete();
+    let o = b
+        .cmd(Path::new("runc"))
+        .args(["delete", "-f", &b.id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(pins(&b.id).exists());
     let o = Command::new(bin("moat-exporter"))
         .arg("--once")

@@ -799,6 +799,33 @@ mod tests {
         }
     }
 
+    /// UDP port rules below ABI 10: dropped (strict refuses) unless moat-runtime says its
+    /// cgroup-bpf programs enforce them, in which case UDP sockets stay allowed and the
+    /// report says by what the ports are enforced.
+    #[test]
+    fn udp_ports_enforced_outside_by_cgroup_bpf() {
+        let mut dns = policy();
+        dns.grant_ports(
+            [moat_policy::PortRange::single(53)],
+            NetAccess::of(&[NetRight::ConnectSendUdp]),
+            "t",
+        );
+        let refused = plan(&dns, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(refused.report.refused());
+        assert!(refused.outside.is_empty());
+        dns.net.udp_ports_by_cgroup = true;
+        let mut p = plan(&dns, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.report.refused(), "{:?}", p.report.dropped);
+        assert!(p.seal.network && p.seal.allow_udp);
+        p.describe();
+        let text = p.report.enforced.join("\n");
+        assert!(text.contains("outside this sandbox:"), "{text}");
+        assert!(text.contains("connect/send 53): cgroup-bpf"), "{text}");
+        // ABI 10: Landlock decides; nothing is said to be outside.
+        let p = plan(&dns, at(Abi::V10), Compat::Strict, &Vars::new()).unwrap();
+        assert!(p.outside.is_empty());
+    }
+
     /// Which seccomp rows and which reported gaps a policy gets, decided from the policy
     /// and the ABI alone (the kernel is not asked: `at` stands for any kernel).
     #[test]

@@ -18,6 +18,10 @@ struct Args {
     /// moat's directory in bpffs.
     #[arg(long, default_value = moat_cgroup::pins::DEFAULT_ROOT, value_name = "DIR")]
     pins: PathBuf,
+    /// Where the host's root is mounted, to see which containers' cgroups still exist
+    /// (in a container: the host's /sys/fs/cgroup mounted under DIR/sys/fs/cgroup).
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    host_root: PathBuf,
     /// Print the metrics once to stdout (classic Prometheus text format) and exit.
     #[arg(long)]
     once: bool,
@@ -33,8 +37,13 @@ fn main() -> std::process::ExitCode {
         Ok(n) => n,
         Err(e) => return fail(format!("cannot count the possible CPUs: {e}")),
     };
+    let src = moat_cgroup::exporter::Sources {
+        pins: args.pins,
+        host: args.host_root,
+        cpus,
+    };
     if args.once {
-        let text = moat_cgroup::exporter::scrape(&args.pins, cpus);
+        let text = moat_cgroup::exporter::scrape(&src);
         print!("{}", moat_cgroup::exporter::to_prometheus_text(&text));
         return std::process::ExitCode::SUCCESS;
     }
@@ -49,7 +58,7 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    match rt.block_on(moat_cgroup::exporter::serve(listen, args.pins, cpus)) {
+    match rt.block_on(moat_cgroup::exporter::serve(listen, src)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(format!("{}: {e}", args.listen)),
     }
