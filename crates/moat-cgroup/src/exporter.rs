@@ -138,7 +138,7 @@ pub struct Sources {
     /// The host's root as the exporter sees it (`/` on the host itself).
     pub host: PathBuf,
     /// Possible CPUs (slots of a per-CPU value).
-    pub cpus: usize,
+    pub cpus: crate::sys::PossibleCpus,
 }
 
 /// Reads the pins and renders them (OpenMetrics); unreadable containers are logged.

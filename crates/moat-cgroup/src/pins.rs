@@ -243,37 +243,63 @@ pub struct Snapshot {
     pub denied: Vec<(&'static str, u64)>,
 }
 
-fn open(dir: &Path, name: &str) -> Result<Option<OwnedFd>, Error> {
+/// Opens the map pinned as `name` in `dir` (`None` when there is none), after checking it
+/// has the shape this code reads: the kernel writes a whole value (per CPU, for per-CPU
+/// maps) into a lookup's buffer, so a map pinned by another version of moat with larger
+/// values must not be read with buffers sized for these.
+fn open(dir: &Path, name: &str, shape: (MapType, u32, u32)) -> Result<Option<OwnedFd>, Error> {
     let path = dir.join(name);
-    match sys::obj_get(&path) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Pin { path, source }),
+    let fd = match sys::obj_get(&path) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Pin { path, source }),
+    };
+    let found = sys::map_shape(&fd).map_err(|source| Error::Pin {
+        path: path.clone(),
+        source,
+    })?;
+    let want = (shape.0 as u32, shape.1, shape.2);
+    if found != want {
+        return Err(Error::Info {
+            path,
+            message: format!(
+                "map of type {}, key {} and value {} bytes, where this moat writes type {}, \
+                 key {} and value {} bytes (moat-runtime and moat-exporter of different versions?)",
+                found.0, found.1, found.2, want.0, want.1, want.2
+            ),
+        });
     }
+    Ok(Some(fd))
 }
 
-/// Reads the pins of one container directory.
-pub fn read(dir: &Path, cpus: usize) -> Result<Snapshot, Error> {
+/// Reads the container description pinned in `dir`.
+pub fn read_info(dir: &Path) -> Result<Info, Error> {
     let info_path = dir.join("info");
     let bad = |message: String| Error::Info {
         path: info_path.clone(),
         message,
     };
-    let info_map = open(dir, "info")?.ok_or_else(|| bad("missing".into()))?;
+    let info_map =
+        open(dir, "info", (MapType::Array, 4, INFO_SIZE))?.ok_or_else(|| bad("missing".into()))?;
     let mut value = vec![0u8; INFO_SIZE as usize];
-    let lookup_err = |what: &str| {
-        let what = what.to_string();
-        move |source| Error::Map { what, source }
-    };
     sys::map_lookup(&info_map, &0u32.to_ne_bytes(), &mut value).map_err(lookup_err("info"))?;
     let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-    let info: Info = serde_json::from_slice(&value[..end]).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_slice(&value[..end]).map_err(|e| bad(e.to_string()))
+}
+
+fn lookup_err(what: &str) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.to_string();
+    move |source| Error::Map { what, source }
+}
+
+/// Reads the pins of one container directory.
+pub fn read(dir: &Path, cpus: sys::PossibleCpus) -> Result<Snapshot, Error> {
     let mut snap = Snapshot {
-        info,
+        info: read_info(dir)?,
         ..Snapshot::default()
     };
-    let percpu = vec![0u8; COUNTER_SIZE as usize * cpus];
-    if let Some(traffic) = open(dir, "traffic")? {
+    let percpu = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+    if let Some(traffic) = open(dir, "traffic", (MapType::PercpuHash, 4, COUNTER_SIZE))? {
         let mut key = [0u8; 4];
         let mut prev: Option<[u8; 4]> = None;
         while sys::map_next_key(&traffic, prev.as_ref().map(|k| &k[..]), &mut key)
@@ -294,7 +320,7 @@ pub fn read(dir: &Path, cpus: usize) -> Result<Snapshot, Error> {
             prev = Some(key);
         }
     }
-    if let Some(other) = open(dir, "other")? {
+    if let Some(other) = open(dir, "other", (MapType::PercpuArray, 4, COUNTER_SIZE))? {
         for (i, d) in [Direction::Receive, Direction::Transmit]
             .into_iter()
             .enumerate()
@@ -309,7 +335,7 @@ pub fn read(dir: &Path, cpus: usize) -> Result<Snapshot, Error> {
             }
         }
     }
-    if let Some(denied) = open(dir, "denied")? {
+    if let Some(denied) = open(dir, "denied", (MapType::Array, 4, 8))? {
         for (i, (_, name)) in OPERATIONS.iter().enumerate() {
             let mut v = [0u8; 8];
             if sys::map_lookup(&denied, &(i as u32).to_ne_bytes(), &mut v)
@@ -326,7 +352,7 @@ pub fn read(dir: &Path, cpus: usize) -> Result<Snapshot, Error> {
 /// longer exists (the runtime deleted them without moat-runtime's `delete`); cgroups are
 /// looked for under `host` (`/`, or where the host's root is mounted in the exporter's
 /// container). A directory that cannot be read is reported and skipped.
-pub fn scan(root: &Path, host: &Path, cpus: usize) -> (Vec<Snapshot>, Vec<Error>) {
+pub fn scan(root: &Path, host: &Path, cpus: sys::PossibleCpus) -> (Vec<Snapshot>, Vec<Error>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(root) {

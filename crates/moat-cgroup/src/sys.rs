@@ -16,6 +16,7 @@ const PROG_LOAD: libc::c_int = 5;
 const OBJ_PIN: libc::c_int = 6;
 const OBJ_GET: libc::c_int = 7;
 const PROG_ATTACH: libc::c_int = 8;
+const OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 
 /// `BPF_F_ALLOW_MULTI`: other programs on the same cgroup (the engine's, a parent's) keep
 /// running; for sock_addr hooks every program must allow.
@@ -209,6 +210,19 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     bpf(OBJ_GET, &mut a).map(fd_from)
 }
 
+/// A map's type, key size and value size (`struct bpf_map_info`).
+pub fn map_shape(map: &OwnedFd) -> io::Result<(u32, u32, u32)> {
+    let mut info = [0u8; 88];
+    let mut a = Attr::new();
+    a.u32(0, map.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    bpf(OBJ_GET_INFO_BY_FD, &mut a)?;
+    let field =
+        |at: usize| u32::from_ne_bytes([info[at], info[at + 1], info[at + 2], info[at + 3]]);
+    Ok((field(0), field(8), field(12)))
+}
+
 /// Reads the value under `key` into `value`; `Ok(false)` when there is none.
 pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
     let mut a = Attr::new();
@@ -275,8 +289,24 @@ pub fn mount_bpffs(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The number of possible CPUs: a per-CPU map's value holds one slot for each.
-pub fn possible_cpus() -> io::Result<usize> {
+/// The number of possible CPUs: the kernel writes one value slot for each into the buffer
+/// of a per-CPU map lookup, so a buffer sized from anything else is overrun. Only
+/// [`PossibleCpus::get`] makes one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PossibleCpus(usize);
+
+impl PossibleCpus {
+    /// This machine's count, from /sys/devices/system/cpu/possible.
+    pub fn get() -> io::Result<PossibleCpus> {
+        possible_cpus().map(PossibleCpus)
+    }
+    /// The count.
+    pub fn count(self) -> usize {
+        self.0
+    }
+}
+
+fn possible_cpus() -> io::Result<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
     let bad = || {
         io::Error::new(

@@ -139,7 +139,7 @@ fn udp_rules_refuse_other_ports_with_eacces() {
     );
     let snap = pins::read(
         &f.root.join("c"),
-        moat_cgroup::sys::possible_cpus().unwrap(),
+        moat_cgroup::sys::PossibleCpus::get().unwrap(),
     )
     .unwrap();
     let get = |op| snap.denied.iter().find(|(o, _)| *o == op).unwrap().1;
@@ -215,7 +215,7 @@ fn counters_count_what_the_cgroup_sends_and_receives() {
     rx_thread.join().unwrap();
     let snap = pins::read(
         &f.root.join("c"),
-        moat_cgroup::sys::possible_cpus().unwrap(),
+        moat_cgroup::sys::PossibleCpus::get().unwrap(),
     )
     .unwrap();
     let find = |d| {
@@ -255,7 +255,7 @@ fn ports_beyond_the_map_count_as_other() {
     assert_eq!(f.py(true, &code), format!("{n}\n"));
     let snap = pins::read(
         &f.root.join("c"),
-        moat_cgroup::sys::possible_cpus().unwrap(),
+        moat_cgroup::sys::PossibleCpus::get().unwrap(),
     )
     .unwrap();
     let tx: Vec<_> = snap

@@ -133,6 +133,19 @@ pub fn pinned(id: &str) -> Option<PathBuf> {
         .filter(|d| d.exists())
 }
 
+/// Undoes [`attach`] for a container that will not be created: its pins go, and its
+/// cgroup directory when it is still empty (it was made for the container, and runc never
+/// used it). Best effort: this runs on the way to reporting another error.
+pub fn abandon(id: &str) {
+    let Ok(dir) = pins::dir(Path::new(pins::DEFAULT_ROOT), id) else {
+        return;
+    };
+    if let Ok(info) = pins::read_info(&dir) {
+        let _ = std::fs::remove_dir(&info.cgroup);
+    }
+    let _ = pins::remove(&dir);
+}
+
 /// Removes container `id`'s pins.
 pub fn forget(id: &str) -> Result<(), CgroupBpfError> {
     let fail = |source| CgroupBpfError::Attach {

@@ -235,14 +235,14 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         Ok(a) => {
             if let Some(Err(e)) = a.counters {
                 if !best_effort {
-                    let _ = cgroup_bpf::forget(&id);
+                    cgroup_bpf::abandon(&id);
                     return Err(e.into());
                 }
                 report(&e, "network counters");
             }
             if let Some(Err(e)) = a.udp {
                 if !best_effort {
-                    let _ = cgroup_bpf::forget(&id);
+                    cgroup_bpf::abandon(&id);
                     return Err(e.into());
                 }
                 // The launcher reports the UDP rules as dropped.
@@ -256,19 +256,26 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         }
         Err(e) => return Err(e.into()),
     }
-    let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
-    if !warnings.is_empty() && resolved.compat == Compat::Strict {
-        return Err(RuntimeError::Lossy(warnings.join("; ")));
+    let mut prepare = || -> Result<(), RuntimeError> {
+        let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
+        if !warnings.is_empty() && resolved.compat == Compat::Strict {
+            return Err(RuntimeError::Lossy(warnings.join("; ")));
+        }
+        let launcher = runtime_config::launcher(file.get()?)?;
+        inject::prepare(
+            &bundle,
+            &mut cfg,
+            &text,
+            &launcher,
+            extra_fds(opts.preserve_fds),
+            resolved.explain,
+        )
+    };
+    if let Err(e) = prepare() {
+        // Nothing will run: take back the cgroup and the pins made for it.
+        cgroup_bpf::abandon(&id);
+        return Err(e);
     }
-    let launcher = runtime_config::launcher(file.get()?)?;
-    inject::prepare(
-        &bundle,
-        &mut cfg,
-        &text,
-        &launcher,
-        extra_fds(opts.preserve_fds),
-        resolved.explain,
-    )?;
     Ok(Outcome::Exec(line.to_args()))
 }
 

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
         eprintln!("moat exporter: {m}");
         std::process::ExitCode::from(2)
     };
-    let cpus = match moat_cgroup::sys::possible_cpus() {
+    let cpus = match moat_cgroup::sys::PossibleCpus::get() {
         Ok(n) => n,
         Err(e) => return fail(format!("cannot count the possible CPUs: {e}")),
     };
