@@ -126,6 +126,61 @@ pub fn attach(
     })
 }
 
+/// What became of cgroup-bpf for a confined container.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The UDP port rules are attached (false too when there were none to attach).
+    pub udp_enforced: bool,
+    /// Best-effort mode: what is not enforced, and why, one sentence each.
+    pub dropped: Vec<String>,
+}
+
+/// Attaches the counters and `udp` for a confined container (`info`: its description, or
+/// why there is none) and weighs each failure against the compatibility mode: strict
+/// mode refuses the container (after taking back what was made for it); best-effort
+/// starts it and says what is not enforced.
+pub fn apply(
+    info: Result<Info, CgroupBpfError>,
+    udp: Option<UdpRules>,
+    best_effort: bool,
+) -> Result<Applied, CgroupBpfError> {
+    let wanted_udp = udp.is_some();
+    let id = info.as_ref().ok().map(|i| i.container_id.clone());
+    let attached = info.and_then(|info| attach(&info, true, udp));
+    let mut out = Applied::default();
+    let mut fail = |e: CgroupBpfError, what: &str, id: Option<&str>| {
+        if !best_effort {
+            if let Some(id) = id {
+                abandon(id);
+            }
+            return Err(e);
+        }
+        out.dropped.push(format!("{what} not enforced: {e}"));
+        Ok(())
+    };
+    match attached {
+        Ok(a) => {
+            if let Some(Err(e)) = a.counters {
+                fail(e, "network counters", id.as_deref())?;
+            }
+            match a.udp {
+                Some(Err(e)) => fail(e, "UDP port rules", id.as_deref())?,
+                Some(Ok(())) => out.udp_enforced = true,
+                None => {}
+            }
+        }
+        Err(e) => {
+            let what = if wanted_udp {
+                "network counters and UDP port rules"
+            } else {
+                "network counters"
+            };
+            fail(e, what, id.as_deref())?;
+        }
+    }
+    Ok(out)
+}
+
 /// The pin directory of container `id`, when it has one.
 pub fn pinned(id: &str) -> Option<PathBuf> {
     pins::dir(Path::new(pins::DEFAULT_ROOT), id)
@@ -146,6 +201,22 @@ pub fn abandon(id: &str) {
     let _ = pins::remove(&dir);
 }
 
+/// Whether container `id` (which has pins) still has processes in its cgroup or below
+/// (`populated` in cgroup.events). A cgroup that cannot be read counts as running: its
+/// pins stay.
+pub fn running(id: &str) -> bool {
+    let Ok(dir) = pins::dir(Path::new(pins::DEFAULT_ROOT), id) else {
+        return true;
+    };
+    let Ok(info) = pins::read_info(&dir) else {
+        return true;
+    };
+    match std::fs::read_to_string(info.cgroup.join("cgroup.events")) {
+        Ok(events) => !events.lines().any(|l| l.trim() == "populated 0"),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
 /// Removes container `id`'s pins.
 pub fn forget(id: &str) -> Result<(), CgroupBpfError> {
     let fail = |source| CgroupBpfError::Attach {
@@ -163,6 +234,29 @@ mod tests {
 
     fn cfg(text: &str) -> Config {
         Config::from_bytes("/x/config.json".into(), text.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_failure_refuses_strict_and_is_reported_in_best_effort() {
+        let no_cgroup = || {
+            Err(CgroupBpfError::Attach {
+                what: "finding the cgroup",
+                id: "c".into(),
+                source: moat_cgroup::Error::SystemdDriver,
+            })
+        };
+        let rules = || Some(UdpRules::default());
+        assert!(apply(no_cgroup(), rules(), false).is_err());
+        let a = apply(no_cgroup(), rules(), true).unwrap();
+        assert!(!a.udp_enforced);
+        assert_eq!(a.dropped.len(), 1);
+        assert!(
+            a.dropped[0].starts_with("network counters and UDP port rules not enforced: "),
+            "{}",
+            a.dropped[0]
+        );
+        let a = apply(no_cgroup(), None, true).unwrap();
+        assert!(a.dropped[0].starts_with("network counters not enforced: "));
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some("exec") => exec(&line, &runtime),
         Some("features") => features(&line, &runtime),
         Some("restore") => restore(&line, &mut file),
-        Some("delete") => delete(&line, &runtime),
+        Some("delete") => delete(&line),
         _ => Ok(Outcome::Exec(line.to_args())),
     };
     match outcome {
@@ -218,43 +218,17 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     let udp = cgroup_bpf::udp_rules(&resolved.policy, abi.effective);
     resolved.policy.net.udp_ports_by_cgroup = udp.is_some();
     check_host(&resolved.policy, resolved.compat)?;
-    let info = cgroup_bpf::info(&cfg, &id, systemd);
-    let attached = match info {
-        Ok(info) => cgroup_bpf::attach(&info, true, udp.clone()),
-        Err(e) => Err(e),
-    };
     let best_effort = resolved.compat == Compat::BestEffort;
-    let report = |e: &cgroup_bpf::CgroupBpfError, what: &str| {
+    let applied = cgroup_bpf::apply(cgroup_bpf::info(&cfg, &id, systemd), udp, best_effort)?;
+    // When the UDP rules could not be attached (best-effort), the launcher reports them
+    // as dropped.
+    resolved.policy.net.udp_ports_by_cgroup = applied.udp_enforced;
+    for dropped in &applied.dropped {
         log::error(
             line.globals.log.as_deref(),
             line.globals.log_format.as_deref(),
-            &format!("best-effort: {what} not enforced: {e}"),
-        )
-    };
-    match attached {
-        Ok(a) => {
-            if let Some(Err(e)) = a.counters {
-                if !best_effort {
-                    cgroup_bpf::abandon(&id);
-                    return Err(e.into());
-                }
-                report(&e, "network counters");
-            }
-            if let Some(Err(e)) = a.udp {
-                if !best_effort {
-                    cgroup_bpf::abandon(&id);
-                    return Err(e.into());
-                }
-                // The launcher reports the UDP rules as dropped.
-                resolved.policy.net.udp_ports_by_cgroup = false;
-                report(&e, "UDP port rules");
-            }
-        }
-        Err(e) if best_effort => {
-            resolved.policy.net.udp_ports_by_cgroup = false;
-            report(&e, "network counters and UDP port rules");
-        }
-        Err(e) => return Err(e.into()),
+            &format!("best-effort: {dropped}"),
+        );
     }
     let mut prepare = || -> Result<(), RuntimeError> {
         let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
@@ -398,10 +372,16 @@ fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u
     Ok(out.stdout)
 }
 
-/// `delete`: when moat pinned cgroup-bpf maps for the container, the runtime deletes it
-/// (and its cgroup, which holds the programs) first, then the pins go. Otherwise the
-/// runtime replaces moat-runtime as for any command.
-fn delete(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError> {
+/// `delete`: the container's cgroup-bpf pins go, then the runtime replaces moat-runtime as
+/// for any command. Only the pins: the programs stay attached to the cgroup, which holds
+/// them, so whatever happens to the delete, nothing the container does goes unenforced.
+/// The pins stay when the delete will fail because the container still runs (no
+/// `--force` and processes left in its cgroup), so its counters stay readable.
+///
+/// Removing them first instead of after the runtime's delete keeps the runtime's exit
+/// status and output its own without a child process (measured: a child `runc delete` and
+/// waiting for it added about 3 ms to every delete; docs/PERFORMANCE.md).
+fn delete(line: &CommandLine) -> Result<Outcome, RuntimeError> {
     let Some(id) = line
         .rest
         .iter()
@@ -411,21 +391,17 @@ fn delete(line: &CommandLine, runtime: &Runtime) -> Result<Outcome, RuntimeError
     else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    if cgroup_bpf::pinned(&id).is_none() {
-        return Ok(Outcome::Exec(line.to_args()));
-    }
-    let status = runtime
-        .command()
-        .args(line.to_args())
-        .status()
-        .map_err(|source| RuntimeError::Runtime {
-            runtime: runtime.name.clone(),
-            source,
-        })?;
-    if status.success() {
+    let force = line.rest.iter().any(|a| {
+        let a = a.to_string_lossy();
+        matches!(
+            a.trim_start_matches('-'),
+            "f" | "force" | "f=true" | "force=true"
+        )
+    });
+    if cgroup_bpf::pinned(&id).is_some() && (force || !cgroup_bpf::running(&id)) {
         cgroup_bpf::forget(&id)?;
     }
-    Ok(Outcome::Exit(status.code().unwrap_or(1)))
+    Ok(Outcome::Exec(line.to_args()))
 }
 
 /// `exec`: confine the new process when the container is confined.

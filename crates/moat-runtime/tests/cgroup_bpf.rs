@@ -270,6 +270,14 @@ fn the_exporter_removes_pins_of_vanished_containers() {
     b.annotate("moat.dev/observe", "true");
     b.start_sleeping(&moat_runtime());
     assert!(pins(&b.id).exists());
+    // A delete the runtime refuses (the container runs) leaves the pins.
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["delete", &b.id])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(pins(&b.id).exists());
     // Deleted behind moat-runtime's back: the cgroup goes, the pins stay.
     let o = b
         .cmd(Path::new("runc"))
