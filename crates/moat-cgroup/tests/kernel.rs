@@ -24,14 +24,26 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(tag: &str) -> Fixture {
+    /// `None` (and why, printed) when the tests cannot run here.
+    fn new(tag: &str) -> Option<Fixture> {
+        if let Some(why) = skip() {
+            eprintln!("SKIP: {why}");
+            return None;
+        }
         pins::ensure_bpffs().unwrap();
         let mount = moat_cgroup::cgroup::cgroup2_mount().unwrap();
         let n = format!("moat-test-{tag}-{}", std::process::id());
-        Fixture {
+        Some(Fixture {
             cgroup: mount.join(&n),
             root: PathBuf::from(pins::BPFFS).join(n),
-        }
+        })
+    }
+    fn setup(&self) -> Setup {
+        Setup::begin(&self.root, &self.info()).unwrap()
+    }
+    fn snapshot(&self) -> pins::Snapshot {
+        let cpus = moat_cgroup::sys::PossibleCpus::get().unwrap();
+        pins::read(&self.root.join("c"), cpus).unwrap()
     }
     fn info(&self) -> Info {
         Info {
@@ -117,13 +129,11 @@ t(disconnect_then_send)
 
 #[test]
 fn udp_rules_refuse_other_ports_with_eacces() {
-    if let Some(why) = skip() {
-        eprintln!("SKIP: {why}");
+    let Some(f) = Fixture::new("udp") else {
         return;
-    }
-    let f = Fixture::new("udp");
+    };
     let (allowed, other) = (free_udp_port(), free_udp_port());
-    let setup = Setup::begin(&f.root, &f.info()).unwrap();
+    let setup = f.setup();
     setup
         .udp(UdpRules {
             bind: vec![PortRange::single(0)],
@@ -137,11 +147,7 @@ fn udp_rules_refuse_other_ports_with_eacces() {
         f.py(true, &code),
         "ok\nEACCES\nEACCES\nEACCES\nEACCES\nEACCES\nEACCES\nok\nok\n"
     );
-    let snap = pins::read(
-        &f.root.join("c"),
-        moat_cgroup::sys::PossibleCpus::get().unwrap(),
-    )
-    .unwrap();
+    let snap = f.snapshot();
     let get = |op| snap.denied.iter().find(|(o, _)| *o == op).unwrap().1;
     // An IPv4-mapped destination on an IPv6 socket goes the IPv4 way (udpv6_sendmsg
     // hands it to udp_sendmsg), and is refused by the IPv4 hook.
@@ -154,13 +160,11 @@ fn udp_rules_refuse_other_ports_with_eacces() {
 
 #[test]
 fn autobind_needs_bind_zero_as_landlock_decides() {
-    if let Some(why) = skip() {
-        eprintln!("SKIP: {why}");
+    let Some(f) = Fixture::new("autobind") else {
         return;
-    }
-    let f = Fixture::new("autobind");
+    };
     let (allowed, local) = (free_udp_port(), free_udp_port());
-    let setup = Setup::begin(&f.root, &f.info()).unwrap();
+    let setup = f.setup();
     setup
         .udp(UdpRules {
             bind: vec![PortRange::single(local)],
@@ -185,12 +189,10 @@ fn autobind_needs_bind_zero_as_landlock_decides() {
 
 #[test]
 fn counters_count_what_the_cgroup_sends_and_receives() {
-    if let Some(why) = skip() {
-        eprintln!("SKIP: {why}");
+    let Some(f) = Fixture::new("count") else {
         return;
-    }
-    let f = Fixture::new("count");
-    let setup = Setup::begin(&f.root, &f.info()).unwrap();
+    };
+    let setup = f.setup();
     setup.counters().unwrap();
     // A receiver outside the cgroup, the sender inside: 10 datagrams of 1000 bytes from a
     // bound local port, so the port label is known.
@@ -213,11 +215,7 @@ fn counters_count_what_the_cgroup_sends_and_receives() {
     });
     assert_eq!(f.py(true, &code), "500\n");
     rx_thread.join().unwrap();
-    let snap = pins::read(
-        &f.root.join("c"),
-        moat_cgroup::sys::PossibleCpus::get().unwrap(),
-    )
-    .unwrap();
+    let snap = f.snapshot();
     let find = |d| {
         snap.traffic
             .iter()
@@ -234,12 +232,10 @@ fn counters_count_what_the_cgroup_sends_and_receives() {
 
 #[test]
 fn ports_beyond_the_map_count_as_other() {
-    if let Some(why) = skip() {
-        eprintln!("SKIP: {why}");
+    let Some(f) = Fixture::new("other") else {
         return;
-    }
-    let f = Fixture::new("other");
-    let setup = Setup::begin(&f.root, &f.info()).unwrap();
+    };
+    let setup = f.setup();
     setup.counters().unwrap();
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dst = rx.local_addr().unwrap().port();
@@ -253,11 +249,7 @@ fn ports_beyond_the_map_count_as_other() {
          s.sendto(b'x', ('127.0.0.1', {dst}))\n  socks.append(s)\nprint(len(socks))\n"
     );
     assert_eq!(f.py(true, &code), format!("{n}\n"));
-    let snap = pins::read(
-        &f.root.join("c"),
-        moat_cgroup::sys::PossibleCpus::get().unwrap(),
-    )
-    .unwrap();
+    let snap = f.snapshot();
     let tx: Vec<_> = snap
         .traffic
         .iter()

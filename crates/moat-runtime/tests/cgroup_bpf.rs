@@ -294,3 +294,32 @@ fn the_exporter_removes_pins_of_vanished_containers() {
     assert!(!stdout(&o).contains(&b.id));
     assert!(!pins(&b.id).exists());
 }
+
+#[test]
+fn udp_ports_hold_for_processes_exec_d_into_the_container() {
+    need_runc!();
+    let (allowed, other) = (free_port(true), free_port(true));
+    let policy = format!("{UDP_POLICY}connect_udp = [{allowed}]\n");
+    let probe = udp_probe(allowed, other);
+    let args: Vec<&str> = probe.iter().map(String::as_str).collect();
+    for (runtime, want) in [
+        (
+            moat_runtime(),
+            "ok\nEACCES\nEACCES\nEACCES\nEACCES\nok\nEACCES\n",
+        ),
+        // Control: the same exec under plain runc.
+        (PathBuf::from("runc"), "ok\nok\nok\nok\nok\nok\nok\n"),
+    ] {
+        let b = Bundle::new("udpexec");
+        b.annotate("moat.dev/policy", &policy);
+        b.start_sleeping(&runtime);
+        let o = b
+            .cmd(&runtime)
+            .arg("exec")
+            .arg(&b.id)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o), want, "{}: {}", runtime.display(), stderr(&o));
+    }
+}
