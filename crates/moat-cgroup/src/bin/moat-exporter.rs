@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// confines or observes (annotation moat.dev/observe: "true"), and removes the pins of
 /// containers whose cgroup is gone. Needs CAP_BPF (and read/write access to the pins).
 #[derive(Parser)]
-#[command(name = "moat exporter", version)]
+#[command(name = "moat exporter", bin_name = "moat exporter", version)]
 struct Args {
     /// Address to serve /metrics on: HOST:PORT, [IPV6]:PORT, or :PORT for all addresses.
     #[arg(long, default_value = ":9477", value_name = "ADDR")]
