@@ -10,7 +10,10 @@ alike:
   runc                        runc alone
   moat-runtime, no policy     moat-runtime in front of runc, container without policy
   moat-runtime, policy        moat-runtime in front of runc, container confined by an
-                              annotation (config.json rewritten, launcher in front)
+                              annotation (config.json rewritten, launcher in front, and
+                              cgroup-bpf counters attached, their pins removed at delete)
+  moat-runtime, observe       moat-runtime in front of runc, container without policy
+                              annotated moat.dev/observe: "true" (counters only)
 
 With --node-config, the moat-runtime variants also run as on a node set up by moat-node,
 whose /etc/moat/runtime.toml names the node's runc (MOAT_RUNTIME_CONFIG points at such a
@@ -132,7 +135,8 @@ def main():
     root = os.path.join(tmp, "state")
     kinds = [("runc", "runc", "plain", None),
              ("moat-runtime, no policy", mr, "plain", None),
-             ("moat-runtime, policy", mr, "policy", None)]
+             ("moat-runtime, policy", mr, "policy", None),
+             ("moat-runtime, observe", mr, "observe", None)]
     if args.node_config:
         # As moat-node writes it (crates/moat-node/src/runtime_file.rs), and the same
         # settings in a form the early pass-through leaves to the full path.
@@ -159,7 +163,9 @@ def main():
         bundle = os.path.join(tmp, "".join(c if c.isalnum() else "-" for c in name))
         os.makedirs(bundle)
         cfg = make_bundle(bundle)
-        if kind != "plain":
+        if kind == "observe":
+            cfg.setdefault("annotations", {})["moat.dev/observe"] = "true"
+        elif kind != "plain":
             cfg.setdefault("annotations", {})["moat.dev/policy"] = (
                 SUPERVISED if kind == "supervised" else POLICY)
         text = json.dumps(cfg, indent=2)

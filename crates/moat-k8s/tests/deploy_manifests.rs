@@ -105,6 +105,7 @@ struct Seen {
     webhook_config: Option<MutatingWebhookConfiguration>,
     webhook: Option<Deployment>,
     service: Option<Service>,
+    exporter_service: Option<Service>,
     installer: Option<DaemonSet>,
     pdb: Option<PodDisruptionBudget>,
     namespaces: Vec<Namespace>,
@@ -197,6 +198,9 @@ fn every_manifest_parses_as_its_type() {
             "RuntimeClass" => seen.runtime_class = Some(typed(&file, &doc)),
             "DaemonSet" => seen.installer = Some(typed(&file, &doc)),
             "Deployment" => seen.webhook = Some(typed(&file, &doc)),
+            "Service" if doc["metadata"]["name"] == "moat-exporter" => {
+                seen.exporter_service = Some(typed(&file, &doc))
+            }
             "Service" => seen.service = Some(typed(&file, &doc)),
             "PodDisruptionBudget" => seen.pdb = Some(typed(&file, &doc)),
             "MutatingWebhookConfiguration" => seen.webhook_config = Some(typed(&file, &doc)),
@@ -341,7 +345,21 @@ fn every_manifest_parses_as_its_type() {
         .unwrap()
         .contains(&"moat-webhook.moat-system.svc".into()));
 
-    check_installer(&seen.installer.expect("installer DaemonSet"));
+    let installer = seen.installer.expect("installer DaemonSet");
+    check_installer(&installer);
+
+    // The exporter's Service selects the DaemonSet's pods, on the exporter's port, with
+    // the scrape annotations.
+    let svc = seen.exporter_service.expect("moat-exporter Service");
+    let spec = svc.spec.unwrap();
+    let pod_labels = installer.spec.template.metadata.unwrap().labels.unwrap();
+    for (k, v) in spec.selector.unwrap() {
+        assert_eq!(pod_labels.get(&k), Some(&v));
+    }
+    assert_eq!(spec.ports.unwrap()[0].port, 9477);
+    let ann = svc.metadata.annotations.unwrap();
+    assert_eq!(ann["prometheus.io/scrape"], "true");
+    assert_eq!(ann["prometheus.io/port"], "9477");
 }
 
 /// The init container runs `moat-node install` as root (the image's user is not), with
@@ -376,12 +394,59 @@ fn check_installer(ds: &DaemonSet) {
         .unwrap();
     assert_eq!(vol.host_path.as_ref().unwrap().path, "/");
     for c in &pod.containers {
+        if c.name == "exporter" {
+            check_exporter(pod, c);
+            continue;
+        }
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
         assert_ne!(sc.run_as_user, Some(0), "{}", c.name);
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
         assert_ne!(sc.privileged, Some(true), "{}", c.name);
         assert!(c.volume_mounts.is_none(), "{}: no host mount", c.name);
+    }
+}
+
+/// The exporter: root with CAP_BPF alone (owning the pins is what opens them), no
+/// privilege, read-only root; bpffs and the host's cgroups are its only host mounts, the
+/// cgroups read-only.
+fn check_exporter(
+    pod: &k8s_openapi::api::core::v1::PodSpec,
+    c: &k8s_openapi::api::core::v1::Container,
+) {
+    let line: Vec<String> = c
+        .command
+        .clone()
+        .unwrap()
+        .into_iter()
+        .chain(c.args.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(line[0], "/usr/local/bin/moat-exporter");
+    assert!(line.contains(&"--listen=:9477".to_string()));
+    let sc = c.security_context.as_ref().unwrap();
+    assert_ne!(sc.privileged, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    let caps = sc.capabilities.as_ref().unwrap();
+    assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+    assert_eq!(caps.add.as_deref(), Some(&["BPF".to_string()][..]));
+    for m in c.volume_mounts.as_ref().unwrap() {
+        let vol = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == m.name)
+            .unwrap();
+        let host = &vol.host_path.as_ref().unwrap().path;
+        match host.as_str() {
+            "/sys/fs/bpf" => assert_eq!(m.mount_path, "/sys/fs/bpf"),
+            "/sys/fs/cgroup" => {
+                assert_eq!(m.read_only, Some(true));
+                assert_eq!(m.mount_path, "/host/sys/fs/cgroup");
+            }
+            other => panic!("exporter mounts the host's {other}"),
+        }
     }
 }
 

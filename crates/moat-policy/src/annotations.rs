@@ -9,6 +9,7 @@
 //! | `moat.dev/compat` | the author | `strict` or `best-effort` |
 //! | `moat.dev/ports-from-spec` | the author | `"false"`: no bind rules from containerPorts |
 //! | `moat.dev/explain` | the author | `"true"`: the launcher reports denials (`moat run --explain`) |
+//! | `moat.dev/observe` | the author | `"true"`: network counters (cgroup-bpf) even without a policy |
 //! | `moat.dev/confined` | moat-runtime | set on a container it confined |
 //! | `container.moat.dev/<name>` | the webhook (or the author, as input) | the final policy of one container |
 
@@ -27,6 +28,9 @@ pub const COMPAT: &str = "moat.dev/compat";
 pub const PORTS_FROM_SPEC: &str = "moat.dev/ports-from-spec";
 /// `"true"` makes the launcher explain denials when the entrypoint ends.
 pub const EXPLAIN: &str = "moat.dev/explain";
+/// `"true"` makes moat-runtime count the container's network traffic (cgroup-bpf) even
+/// when it has no policy; confined containers are always counted.
+pub const OBSERVE: &str = "moat.dev/observe";
 /// Set by moat-runtime in a confined container's config.json.
 pub const CONFINED: &str = "moat.dev/confined";
 /// Prefix of the per-container policy annotations; the container's name follows.
@@ -34,13 +38,14 @@ pub const CONTAINER_PREFIX: &str = "container.moat.dev/";
 
 /// The `moat.dev/` keys moat knows; any other is refused, because a misspelt opt-in or
 /// policy key would leave a container open without anyone noticing.
-pub const KNOWN: [&str; 7] = [
+pub const KNOWN: [&str; 8] = [
     ENFORCE,
     POLICY,
     PRESET,
     COMPAT,
     PORTS_FROM_SPEC,
     EXPLAIN,
+    OBSERVE,
     CONFINED,
 ];
 const PREFIX: &str = "moat.dev/";
@@ -49,7 +54,7 @@ const PREFIX: &str = "moat.dev/";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
     /// A `moat.dev/` key moat does not know.
-    #[error("unknown annotation `{0}` (moat reads {ENFORCE}, {POLICY}, {PRESET}, {COMPAT}, {PORTS_FROM_SPEC}, {EXPLAIN} and {CONTAINER_PREFIX}<container>)")]
+    #[error("unknown annotation `{0}` (moat reads {ENFORCE}, {POLICY}, {PRESET}, {COMPAT}, {PORTS_FROM_SPEC}, {EXPLAIN}, {OBSERVE} and {CONTAINER_PREFIX}<container>)")]
     Unknown(String),
     /// A yes/no annotation with another value.
     #[error("annotation {key}: `{value}` is neither \"true\" nor \"false\"")]

@@ -156,6 +156,8 @@ fn fs(a: FsPolicy, b: FsPolicy) -> FsPolicy {
         required: a.required.union(b.required),
         rules,
         except,
+        // A fresh, empty directory of the sandbox's own takes nothing from either policy.
+        private_tmp: a.private_tmp || b.private_tmp,
     }
 }
 
@@ -206,6 +208,7 @@ fn net(a: NetPolicy, b: NetPolicy) -> NetPolicy {
         rules,
         allow_udp: a.allow_udp && b.allow_udp,
         seal_sockets: a.seal_sockets || b.seal_sockets,
+        udp_ports_by_cgroup: a.udp_ports_by_cgroup && b.udp_ports_by_cgroup,
     }
 }
 

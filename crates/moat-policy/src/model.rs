@@ -128,6 +128,11 @@ pub struct NetPolicy {
     /// and unusual families) with a seccomp filter. Set by moat's own dialect whenever it
     /// restricts the network, because there "no network" means no network.
     pub seal_sockets: bool,
+    /// The UDP port rules are enforced outside the sandbox, by cgroup-bpf programs on the
+    /// container's cgroup (`udp_ports_enforced_by = "cgroup-bpf"`). Set by moat-runtime,
+    /// and only after it attached them: the launcher inside the container cannot check it,
+    /// and below Landlock ABI 10 it then lets UDP sockets be created.
+    pub udp_ports_by_cgroup: bool,
 }
 
 /// The audit flags of `landlock_restrict_self` (ABI 7), with the kernel's defaults.
@@ -229,6 +234,7 @@ impl Policy {
                 rules: Vec::new(),
                 allow_udp: false,
                 seal_sockets: true,
+                udp_ports_by_cgroup: false,
             },
             scopes: ScopeSet::all(),
             audit: AuditFlags::default(),
@@ -312,6 +318,9 @@ impl Policy {
             self.net.rules.extend(other.net.rules);
             self.net.allow_udp |= other.net.allow_udp;
             self.net.seal_sockets |= other.net.seal_sockets;
+            // Only moat-runtime sets it, on the policy it hands to the launcher: a merge
+            // with anything that does not say so does not inherit it.
+            self.net.udp_ports_by_cgroup &= other.net.udp_ports_by_cgroup;
         }
         self.scopes = self.scopes.union(other.scopes);
         self.audit = self.audit.merge(other.audit);

@@ -242,6 +242,9 @@ pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
         if net.allow_udp {
             keys.push("allow_udp = true".to_string());
         }
+        if net.udp_ports_by_cgroup {
+            keys.push("udp_ports_enforced_by = \"cgroup-bpf\"".to_string());
+        }
         for (key, right) in [
             ("bind_tcp", NetRight::BindTcp),
             ("connect_tcp", NetRight::ConnectTcp),

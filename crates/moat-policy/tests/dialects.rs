@@ -703,3 +703,28 @@ fn default_moat_policy_stays_default() {
     assert_eq!(back.fs.required, fs_baseline());
     assert!(back.net.seal_sockets);
 }
+
+/// moat-runtime's note to the launcher that UDP ports are enforced by cgroup-bpf survives
+/// the JSON it writes, and nothing else sets it.
+#[test]
+fn udp_ports_enforced_by_cgroup_bpf_round_trips() {
+    let text =
+        "version = 1\n[network]\nconnect_udp = [53]\nudp_ports_enforced_by = \"cgroup-bpf\"\n";
+    let p = moat_policy::parse_str("p.toml", text).unwrap();
+    assert!(p.net.udp_ports_by_cgroup);
+    let json = moat_policy::write::to_moat_json(&p).unwrap().text;
+    assert!(
+        json.contains("\"udp_ports_enforced_by\":\"cgroup-bpf\""),
+        "{json}"
+    );
+    assert!(
+        moat_policy::parse_str("p.json", &json)
+            .unwrap()
+            .net
+            .udp_ports_by_cgroup
+    );
+    let plain = moat_policy::parse_str("p.toml", "[network]\nconnect_udp = [53]\n").unwrap();
+    assert!(!plain.net.udp_ports_by_cgroup);
+    // A merge with a policy that does not say so does not inherit it.
+    assert!(!p.merge(plain).net.udp_ports_by_cgroup);
+}

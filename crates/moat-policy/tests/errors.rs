@@ -1222,6 +1222,14 @@ fn moat_dialect_messages() {
             &["invalid type: integer `1`, expected a boolean"],
         ),
         case(
+            "moat unknown enforcer: network.udp_ports_enforced_by",
+            "p.toml",
+            "[network]\nudp_ports_enforced_by = \"ebpf\"\n",
+            at(2, 25),
+            "network.udp_ports_enforced_by",
+            &["unknown variant `ebpf`, expected `cgroup-bpf`"],
+        ),
+        case(
             "moat wrong type: port list",
             "p.toml",
             "[network]\nbind_tcp = 80\n",

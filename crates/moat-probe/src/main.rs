@@ -13,6 +13,7 @@
 //! operation succeeded and 1 otherwise; usage errors exit 2.
 
 mod sockets;
+mod udp;
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -103,6 +104,9 @@ fn check(r: libc::c_int) -> R {
 
 fn run(op: &[String]) -> R {
     if let Some(r) = sockets::run(op) {
+        return r;
+    }
+    if let Some(r) = udp::run(op) {
         return r;
     }
     match op[0].as_str() {

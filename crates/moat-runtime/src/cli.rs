@@ -271,6 +271,9 @@ pub struct CommandOptions {
     pub process: Option<(PathBuf, ProcessArg)>,
     /// Index in `rest` of the first positional argument (the container id).
     pub first_positional: Option<usize>,
+    /// The first positional argument itself (the container id), wherever the runtime's
+    /// parser finds it.
+    pub id: Option<OsString>,
 }
 
 /// Where the `--process` value sits in the argument vector.
@@ -351,12 +354,14 @@ pub fn parse_options(command: &str, rest: &[OsString]) -> Result<CommandOptions,
         if arg == "--" {
             if i + 1 < rest.len() {
                 o.first_positional = Some(i + 1);
+                o.id = Some(rest[i + 1].clone());
                 o.positionals = rest.len() - i - 1;
             }
             break;
         }
         let Some((name, inline)) = split_flag(arg) else {
             o.first_positional = Some(i);
+            o.id = Some(arg.clone());
             o.positionals = rest.len() - i;
             break;
         };
@@ -494,6 +499,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.bundle, Some(PathBuf::from("/b")));
         assert_eq!(o.first_positional, Some(6));
+        assert_eq!(o.id.as_deref(), Some(std::ffi::OsStr::new("cid")));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// cgroup-bpf (counters, UDP port rules) could not be set up.
+    #[error("{0}\n(a confined container's UDP port rules below Landlock ABI 10 and its counters need cgroup-bpf; the annotation moat.dev/compat=best-effort starts it without what failed)")]
+    CgroupBpf(#[from] crate::cgroup_bpf::CgroupBpfError),
     /// An exec into a confined container whose process cannot be confined.
     #[error("exec: {0}")]
     Exec(String),

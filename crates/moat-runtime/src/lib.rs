@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cgroup_bpf;
 pub mod cli;
 pub mod config;
 pub mod early;
@@ -93,6 +94,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Some("exec") => exec(&line, &runtime),
         Some("features") => features(&line, &runtime),
         Some("restore") => restore(&line, &mut file),
+        Some("delete") => delete(&line),
         _ => Ok(Outcome::Exec(line.to_args())),
     };
     match outcome {
@@ -196,27 +198,71 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     if prepared::already_prepared(&bundle) {
         return Ok(Outcome::Exec(line.to_args()));
     }
-    let resolved = match policy_source::decide(&cfg, node_options(file)?)? {
-        policy_source::Decision::PassThrough => return Ok(Outcome::Exec(line.to_args())),
+    let id = opts
+        .id
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let systemd = line.global_args.iter().any(|a| a == "--systemd-cgroup");
+    let observed = cgroup_bpf::observed(&cfg)?;
+    let mut resolved = match policy_source::decide(&cfg, node_options(file)?)? {
+        policy_source::Decision::PassThrough => {
+            if observed {
+                // Counters only; asked for by name, so a failure refuses the container.
+                let info = cgroup_bpf::info(&cfg, &id, systemd)?;
+                if let Some(Err(e)) = cgroup_bpf::attach(&info, true, None)?.counters {
+                    return Err(e.into());
+                }
+            }
+            return Ok(Outcome::Exec(line.to_args()));
+        }
         policy_source::Decision::Confine(r) => r,
     };
     pinned::check(&bundle, &cfg)?;
     let max_abi = file.get()?.max_abi;
+    // Whatever the policy said, only an attach below may claim the UDP rules are enforced
+    // outside the sandbox. Assume it will succeed for the host check, which must refuse
+    // everything else first (nothing is attached for a container that cannot start). The
+    // launcher's ABI is the kernel's, capped by moat-runtime's own `max_abi`.
+    let abi = moat_sandbox::abi::detect_with_cap(
+        max_abi.map(|n| moat_policy::Abi::from_number(i64::from(n))),
+    );
+    let udp = cgroup_bpf::udp_rules(&resolved.policy, abi.effective);
+    resolved.policy.net.udp_ports_by_cgroup = udp.is_some();
     check_host(&resolved.policy, resolved.compat, max_abi)?;
-    let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
-    if !warnings.is_empty() && resolved.compat == Compat::Strict {
-        return Err(RuntimeError::Lossy(warnings.join("; ")));
+    let best_effort = resolved.compat == Compat::BestEffort;
+    let applied = cgroup_bpf::apply(cgroup_bpf::info(&cfg, &id, systemd), udp, best_effort)?;
+    // When the UDP rules could not be attached (best-effort), the launcher reports them
+    // as dropped.
+    resolved.policy.net.udp_ports_by_cgroup = applied.udp_enforced;
+    for dropped in &applied.dropped {
+        log::error(
+            line.globals.log.as_deref(),
+            line.globals.log_format.as_deref(),
+            &format!("best-effort: {dropped}"),
+        );
     }
-    let launcher = runtime_config::launcher(file.get()?)?;
-    inject::prepare(
-        &bundle,
-        &mut cfg,
-        &text,
-        max_abi,
-        &launcher,
-        extra_fds(opts.preserve_fds),
-        resolved.explain,
-    )?;
+    let mut prepare = || -> Result<(), RuntimeError> {
+        let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
+        if !warnings.is_empty() && resolved.compat == Compat::Strict {
+            return Err(RuntimeError::Lossy(warnings.join("; ")));
+        }
+        let launcher = runtime_config::launcher(file.get()?)?;
+        inject::prepare(
+            &bundle,
+            &mut cfg,
+            &text,
+            max_abi,
+            &launcher,
+            extra_fds(opts.preserve_fds),
+            resolved.explain,
+        )
+    };
+    if let Err(e) = prepare() {
+        // Nothing will run: take back the cgroup and the pins made for it.
+        cgroup_bpf::abandon(&id);
+        return Err(e);
+    }
     Ok(Outcome::Exec(line.to_args()))
 }
 
@@ -345,6 +391,38 @@ fn capture(line: &CommandLine, runtime: &Runtime, args: &[&str]) -> Result<Vec<u
         });
     }
     Ok(out.stdout)
+}
+
+/// `delete`: the container's cgroup-bpf pins go, then the runtime replaces moat-runtime as
+/// for any command. Only the pins: the programs stay attached to the cgroup, which holds
+/// them, so whatever happens to the delete, nothing the container does goes unenforced.
+/// The pins stay when the delete will fail because the container still runs (no
+/// `--force` and processes left in its cgroup), so its counters stay readable.
+///
+/// Removing them first instead of after the runtime's delete keeps the runtime's exit
+/// status and output its own without a child process (measured: a child `runc delete` and
+/// waiting for it added about 3 ms to every delete; docs/PERFORMANCE.md).
+fn delete(line: &CommandLine) -> Result<Outcome, RuntimeError> {
+    let Some(id) = line
+        .rest
+        .iter()
+        .rev()
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .map(|a| a.to_string_lossy().into_owned())
+    else {
+        return Ok(Outcome::Exec(line.to_args()));
+    };
+    let force = line.rest.iter().any(|a| {
+        let a = a.to_string_lossy();
+        matches!(
+            a.trim_start_matches('-'),
+            "f" | "force" | "f=true" | "force=true"
+        )
+    });
+    if cgroup_bpf::pinned(&id).is_some() && (force || !cgroup_bpf::running(&id)) {
+        cgroup_bpf::forget(&id)?;
+    }
+    Ok(Outcome::Exec(line.to_args()))
 }
 
 /// `exec`: confine the new process when the container is confined.

@@ -72,6 +72,8 @@ pub struct Plan {
     /// What the supervisor decides, when the seal sends calls to one
     /// ([`Seal::supervised`]).
     pub supervision: Option<Arc<Rules>>,
+    /// Controls enforced outside this sandbox, and by what (one line each).
+    pub outside: Vec<String>,
     /// What is and is not enforced.
     pub report: Report,
 }
@@ -136,6 +138,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         notes: Vec::new(),
     };
     let mut seal = Seal::default();
+    let mut outside = Vec::new();
 
     // Filesystem: rights the kernel cannot deny are dropped when the policy requires them
     // and shown as kernel limits otherwise. resolve_unix is decided with the unix sockets
@@ -184,7 +187,17 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         let udp_by_landlock = !udp_handled.is_empty() && net_supported.contains_all(udp_handled);
         let mut allow_udp = net.allow_udp || udp_by_landlock;
         if !udp_handled.is_empty() && !udp_by_landlock {
-            if policy.has_udp_port_rules() {
+            if policy.has_udp_port_rules() && net.udp_ports_by_cgroup {
+                // Port-level UDP is decided by moat-runtime's cgroup sock_addr programs on
+                // the container's cgroup; the seal lets UDP sockets be created.
+                outside.push(format!(
+                    "UDP ports (bind {}; connect/send {}): cgroup-bpf sock_addr programs on \
+                     the container's cgroup, attached by moat-runtime",
+                    ports_with(policy, NetRight::BindUdp),
+                    ports_with(policy, NetRight::ConnectSendUdp)
+                ));
+                allow_udp = true;
+            } else if policy.has_udp_port_rules() {
                 // Port-level UDP needs Landlock; seccomp can only allow or refuse it whole.
                 report.dropped.push(Gap {
                     what: "limit UDP to the allowed ports (UDP stays fully open)".to_string(),
@@ -333,6 +346,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         seal,
         caps,
         supervision,
+        outside,
         report,
     })
 }
@@ -421,6 +435,12 @@ impl Plan {
         if let Some(rules) = &self.supervision {
             e.push("moat's supervisor (a process outside the sandbox) performs:".to_string());
             for line in rules.describe() {
+                e.push(format!("  {line}"));
+            }
+        }
+        if !self.outside.is_empty() {
+            e.push("outside this sandbox:".to_string());
+            for line in &self.outside {
                 e.push(format!("  {line}"));
             }
         }
@@ -875,6 +895,33 @@ mod tests {
             cap: None,
             effective: abi,
         }
+    }
+
+    /// UDP port rules below ABI 10: dropped (strict refuses) unless moat-runtime says its
+    /// cgroup-bpf programs enforce them, in which case UDP sockets stay allowed and the
+    /// report says by what the ports are enforced.
+    #[test]
+    fn udp_ports_enforced_outside_by_cgroup_bpf() {
+        let mut dns = policy();
+        dns.grant_ports(
+            [moat_policy::PortRange::single(53)],
+            NetAccess::of(&[NetRight::ConnectSendUdp]),
+            "t",
+        );
+        let refused = plan(&dns, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(refused.report.refused());
+        assert!(refused.outside.is_empty());
+        dns.net.udp_ports_by_cgroup = true;
+        let mut p = plan(&dns, at(Abi::V7), Compat::Strict, &Vars::new()).unwrap();
+        assert!(!p.report.refused(), "{:?}", p.report.dropped);
+        assert!(p.seal.network && p.seal.allow_udp);
+        p.describe();
+        let text = p.report.enforced.join("\n");
+        assert!(text.contains("outside this sandbox:"), "{text}");
+        assert!(text.contains("connect/send 53): cgroup-bpf"), "{text}");
+        // ABI 10: Landlock decides; nothing is said to be outside.
+        let p = plan(&dns, at(Abi::V10), Compat::Strict, &Vars::new()).unwrap();
+        assert!(p.outside.is_empty());
     }
 
     /// Which seccomp rows and which reported gaps a policy gets, decided from the policy

@@ -153,6 +153,16 @@ struct NetDoc {
     bind_udp: Vec<PortSpec>,
     #[serde(default, alias = "connect_send_udp")]
     connect_udp: Vec<PortSpec>,
+    #[serde(default)]
+    udp_ports_enforced_by: Option<Enforcer>,
+}
+
+/// Who enforces a control outside the sandbox.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(expecting = "\"cgroup-bpf\"")]
+enum Enforcer {
+    #[serde(rename = "cgroup-bpf")]
+    CgroupBpf,
 }
 
 #[derive(Deserialize, Default)]
@@ -316,6 +326,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
                 policy.net.seal_sockets = false;
             }
             policy.net.allow_udp = net.allow_udp;
+            policy.net.udp_ports_by_cgroup = net.udp_ports_enforced_by == Some(Enforcer::CgroupBpf);
             let lists = [
                 ("bind_tcp", net.bind_tcp, NetRight::BindTcp),
                 ("connect_tcp", net.connect_tcp, NetRight::ConnectTcp),

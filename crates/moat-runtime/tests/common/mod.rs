@@ -191,8 +191,10 @@ impl Bundle {
         std::fs::read_to_string(self.path().join("runc.log")).unwrap_or_default()
     }
 
-    /// Deletes the container (killing it first), whatever state it is in.
+    /// Deletes the container (killing it first), whatever state it is in, and the
+    /// cgroup-bpf pins moat-runtime made for it (runc alone leaves them).
     pub fn delete(&self) {
+        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/moat").join(&self.id));
         let _ = Command::new("runc")
             .arg("--root")
             .arg(self.root())

@@ -1,5 +1,5 @@
 //! Subcommands served by companion binaries (`moat webhook` → `moat-k8s webhook`,
-//! `moat watchdog` → `moat-watchdog`).
+//! `moat watchdog` → `moat-watchdog`, `moat exporter` → `moat-exporter`).
 //!
 //! The server-side jobs (the admission webhook, later the function watchdog) need an async
 //! runtime, TLS and the Kubernetes API types. Linked into `moat` itself they would multiply
@@ -39,6 +39,11 @@ pub const COMPANIONS: &[Companion] = &[
     Companion {
         subcommand: "watchdog",
         binary: "moat-watchdog",
+        keep_word: false,
+    },
+    Companion {
+        subcommand: "exporter",
+        binary: "moat-exporter",
         keep_word: false,
     },
 ];

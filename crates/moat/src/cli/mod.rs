@@ -79,6 +79,10 @@ enum Command {
     /// in its own sandbox (served by the moat-watchdog binary; see `moat watchdog --help`).
     #[command(disable_help_flag = true)]
     Watchdog(CompanionArgs),
+    /// Prometheus exporter of the per-container network counters moat-runtime attaches
+    /// with cgroup-bpf (served by the moat-exporter binary; see `moat exporter --help`).
+    #[command(disable_help_flag = true)]
+    Exporter(CompanionArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(install_aids::CompletionsArgs),
     /// Print the manual page, or write one per subcommand with --dir.
@@ -213,9 +217,9 @@ pub fn main() -> i32 {
         }
         Command::Man(args) => install_aids::man(args, <Cli as clap::CommandFactory>::command()),
         // Handed over before parsing; reaching here means the word was not first.
-        Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) => Err(Failure::moat(
-            "`webhook`, `k8s` and `watchdog` must come right after `moat`",
-        )),
+        Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) | Command::Exporter(_) => Err(
+            Failure::moat("`webhook`, `k8s` and `watchdog` must come right after `moat`"),
+        ),
     };
     match result {
         Ok(code) => code,

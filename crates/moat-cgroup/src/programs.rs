@@ -1,0 +1,249 @@
+//! The programs moat attaches to a container's cgroup, built for that container.
+//!
+//! Counters (`cgroup_skb`, ingress and egress): count bytes and packets per direction and
+//! local port in a per-CPU hash (no atomics on the packet path, and the hash bounds the
+//! map); a port that does not fit goes to the direction's "other" slot. Bytes are the IP
+//! packet's length (headers included), as the cgroup hook sees it. The programs always
+//! let the packet through.
+//!
+//! UDP ports (`cgroup/sock_addr`: bind, connect and sendmsg, IPv4 and IPv6): decide as
+//! Landlock ABI 10's `bind_udp` and `connect_send_udp` rules do. bind() needs the port in
+//! the bind rules (port 0 included); connect() and sendmsg() to an explicit address need
+//! the destination port in the connect rules, and a connect() on a socket with no local
+//! port yet makes the kernel pick one (autobind), which Landlock allows only when bind(0)
+//! would be. One difference remains: Landlock also checks the autobind of a first
+//! sendmsg() on an unbound socket, but the kernel autobinds before the cgroup sendmsg
+//! hooks run, so here that send is decided on its destination port alone. A refusal counts in the `denied` map and returns EACCES, as Landlock does
+//! (a sock_addr program that only returns 0 gives EPERM; `bpf_set_retval` chooses).
+//! IPv4-mapped IPv6 addresses reach the IPv6 hooks with the same port, and AF_UNSPEC
+//! (disconnect) never reaches a connect hook, as Landlock allows it too.
+
+use crate::insn::*;
+use crate::sys::AttachType;
+use moat_policy::ports::PortRange;
+
+/// Entries of the per-container traffic map: (direction, local port) pairs. A container
+/// serving more distinct local ports than this (ephemeral ports of many outgoing
+/// connections) counts the rest under "other".
+pub const TRAFFIC_ENTRIES: u32 = 1024;
+/// The traffic map's value: bytes then packets, per CPU.
+pub const COUNTER_SIZE: u32 = 16;
+
+/// Direction of a counted packet, as the high half of a traffic key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Received by the container.
+    Receive = 0,
+    /// Sent by the container.
+    Transmit = 1,
+}
+
+/// The operations the UDP hooks decide, in the order of the `denied` map's slots.
+pub const OPERATIONS: [(AttachType, &str); 6] = [
+    (AttachType::Bind4, "bind4"),
+    (AttachType::Bind6, "bind6"),
+    (AttachType::Connect4, "connect4"),
+    (AttachType::Connect6, "connect6"),
+    (AttachType::Sendmsg4, "sendmsg4"),
+    (AttachType::Sendmsg6, "sendmsg6"),
+];
+
+// Offsets in the program contexts (linux/bpf.h).
+const SKB_LEN: i16 = 0;
+const SKB_LOCAL_PORT: i16 = 136;
+const ADDR_USER_PORT: i16 = 24;
+const ADDR_TYPE: i16 = 32;
+const ADDR_PROTOCOL: i16 = 36;
+const ADDR_SK: i16 = 64;
+const SOCK_SRC_PORT: i16 = 44;
+/// `BPF_NOEXIST`.
+const NOEXIST: i32 = 1;
+
+/// The counting program for one direction.
+pub fn counter(dir: Direction, traffic: i32, other: i32) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let add_to = a.label();
+    let out = a.label();
+    a.push([
+        mov(R6, R1),
+        ldx_w(R7, R6, SKB_LEN),
+        ldx_w(R2, R6, SKB_LOCAL_PORT),
+        or_imm(R2, (dir as i32) << 16),
+        stx_w(R10, -4, R2),
+    ]);
+    a.push(ld_map_fd(R1, traffic));
+    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.jump(jne_imm(R0, 0, 0), add_to);
+    // First packet on this port (on this CPU): insert {len, 1}.
+    a.push([stx_dw(R10, -24, R7), st_dw(R10, -16, 1)]);
+    a.push(ld_map_fd(R1, traffic));
+    a.push([
+        mov(R2, R10),
+        add_imm(R2, -4),
+        mov(R3, R10),
+        add_imm(R3, -24),
+        mov_imm(R4, NOEXIST),
+        call(helper::MAP_UPDATE_ELEM),
+    ]);
+    a.jump(jeq_imm(R0, 0, 0), out);
+    // Lost a race with another insert of the same key, or the map is full: look again,
+    // then fall back to "other".
+    a.push(ld_map_fd(R1, traffic));
+    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.jump(jne_imm(R0, 0, 0), add_to);
+    a.push([st_w(R10, -4, dir as i32)]);
+    a.push(ld_map_fd(R1, other));
+    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.jump(jeq_imm(R0, 0, 0), out);
+    a.place(add_to);
+    a.push([
+        ldx_dw(R1, R0, 0),
+        add(R1, R7),
+        stx_dw(R0, 0, R1),
+        ldx_dw(R1, R0, 8),
+        add_imm(R1, 1),
+        stx_dw(R0, 8, R1),
+    ]);
+    a.place(out);
+    a.push([mov_imm(R0, 1), exit()]);
+    a.finish()
+}
+
+/// The most port ranges one rule set may have: keeps every jump of a UDP program short.
+pub const MAX_RANGES: usize = 8192;
+
+/// The UDP ports a container may bind and connect/send to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UdpRules {
+    /// Ports bind() may use (0 included when autobind is allowed).
+    pub bind: Vec<PortRange>,
+    /// Destination ports of connect() and of sendmsg() with an address.
+    pub connect: Vec<PortRange>,
+}
+
+impl UdpRules {
+    /// Sorted and merged ranges, so the programs test each port once.
+    pub fn normalized(mut self) -> UdpRules {
+        self.bind = merge(self.bind);
+        self.connect = merge(self.connect);
+        self
+    }
+}
+
+fn merge(mut r: Vec<PortRange>) -> Vec<PortRange> {
+    r.sort();
+    let mut out: Vec<PortRange> = Vec::with_capacity(r.len());
+    for x in r {
+        match out.last_mut() {
+            Some(last) if u32::from(x.start) <= u32::from(last.end) + 1 => {
+                last.end = last.end.max(x.end)
+            }
+            _ => out.push(x),
+        }
+    }
+    out
+}
+
+/// Jumps to `ok` when `reg` (a host-order port) is in `ranges`.
+fn port_in(a: &mut Asm, reg: Reg, ranges: &[PortRange], ok: Label) {
+    for r in ranges {
+        if r.start == r.end {
+            a.jump(jeq_imm(reg, i32::from(r.start), 0), ok);
+        } else {
+            a.push([jlt_imm(reg, i32::from(r.start), 1)]);
+            a.jump(jlt_imm(reg, i32::from(r.end) + 1, 0), ok);
+        }
+    }
+}
+
+/// The sock_addr program for `hook` (one of [`OPERATIONS`]), denying with EACCES and
+/// counting in slot `slot` of `denied`. `rules` must be [`UdpRules::normalized`] with at
+/// most [`MAX_RANGES`] ranges each.
+pub fn udp_ports(hook: AttachType, slot: u32, rules: &UdpRules, denied: i32) -> Vec<Insn> {
+    let mut a = Asm::default();
+    let allow = a.label();
+    let deny = a.label();
+    let set_errno = a.label();
+    a.push([mov(R6, R1), ldx_w(R2, R6, ADDR_TYPE)]);
+    a.jump(jne_imm(R2, libc::SOCK_DGRAM, 0), allow);
+    a.push([ldx_w(R2, R6, ADDR_PROTOCOL)]);
+    // UDP only: seccomp refuses other datagram protocols for moat's containers, and
+    // Landlock's UDP rules apply to UDP sockets only.
+    a.jump(jne_imm(R2, libc::IPPROTO_UDP, 0), allow);
+    a.push([ldx_w(R2, R6, ADDR_USER_PORT), be16(R2)]);
+    match hook {
+        AttachType::Bind4 | AttachType::Bind6 => {
+            port_in(&mut a, R2, &rules.bind, allow);
+            a.jump(ja(0), deny);
+        }
+        _ => {
+            let dest_ok = a.label();
+            port_in(&mut a, R2, &rules.connect, dest_ok);
+            a.jump(ja(0), deny);
+            a.place(dest_ok);
+            // Autobind: no local port yet means the kernel binds port 0 implicitly.
+            // Only connect() can check it: the kernel autobinds before the sendmsg hooks
+            // run (inet_send_prepare), so a first sendmsg() on an unbound socket is
+            // decided on its destination alone.
+            let autobind_ok = rules.bind.first().is_some_and(|r| r.start == 0);
+            if matches!(hook, AttachType::Connect4 | AttachType::Connect6) && !autobind_ok {
+                a.push([ldx_dw(R3, R6, ADDR_SK), ldx_w(R4, R3, SOCK_SRC_PORT)]);
+                a.jump(jne_imm(R4, 0, 0), allow);
+                a.jump(ja(0), deny);
+            } else {
+                a.jump(ja(0), allow);
+            }
+        }
+    }
+    a.place(deny);
+    a.push([st_w(R10, -4, slot as i32)]);
+    a.push(ld_map_fd(R1, denied));
+    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.jump(jeq_imm(R0, 0, 0), set_errno);
+    a.push([mov_imm(R1, 1), atomic_add_dw(R0, 0, R1)]);
+    a.place(set_errno);
+    a.push([
+        mov_imm(R1, -libc::EACCES),
+        call(helper::SET_RETVAL),
+        mov_imm(R0, 0),
+        exit(),
+    ]);
+    a.place(allow);
+    a.push([mov_imm(R0, 1), exit()]);
+    a.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge() {
+        let r = |a, b| PortRange { start: a, end: b };
+        let m = UdpRules {
+            bind: vec![r(10, 20), r(5, 9), r(30, 30), r(21, 25)],
+            connect: vec![r(53, 53), r(53, 53)],
+        }
+        .normalized();
+        assert_eq!(m.bind, vec![r(5, 25), r(30, 30)]);
+        assert_eq!(m.connect, vec![r(53, 53)]);
+    }
+
+    #[test]
+    fn programs_build() {
+        let rules = UdpRules {
+            bind: vec![PortRange { start: 0, end: 0 }],
+            connect: vec![
+                PortRange { start: 53, end: 53 },
+                PortRange {
+                    start: 1000,
+                    end: 2000,
+                },
+            ],
+        };
+        for (i, (hook, _)) in OPERATIONS.iter().enumerate() {
+            assert!(udp_ports(*hook, i as u32, &rules, 3).len() > 10);
+        }
+        assert!(counter(Direction::Transmit, 3, 4).len() > 10);
+    }
+}

@@ -1,0 +1,325 @@
+//! cgroup-bpf through moat-runtime and the real runc: counters read back from the
+//! exporter's /metrics, UDP port rules refusing what Landlock ABI 10 would (with plain runc
+//! as the control), and the failure to attach handled as any unenforceable control.
+
+#[macro_use]
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+fn pins(id: &str) -> PathBuf {
+    Path::new("/sys/fs/bpf/moat").join(id)
+}
+
+/// The probe line the UDP tests run, and what each side must answer.
+fn udp_probe(allowed: u16, other: u16) -> Vec<String> {
+    let (a, o) = (allowed.to_string(), other.to_string());
+    let mut v: Vec<String> = Vec::new();
+    for op in [
+        vec!["udp-sendto", &a],
+        vec!["udp-sendto", &o],
+        vec!["udp-connect", &o],
+        vec!["udp6-mapped-sendto", &o],
+        vec!["udp-connect-sendto", &a, &o],
+        vec!["udp-connect-send", &a],
+        vec!["bind-udp", &o],
+    ] {
+        if !v.is_empty() {
+            v.push(";".into());
+        }
+        v.extend(op.iter().map(|s| s.to_string()));
+    }
+    v.insert(0, "/bin/moat-probe".into());
+    v
+}
+
+const UDP_POLICY: &str = "[filesystem]\nread_exec = [\"/bin\"]\n[network]\nbind_udp = [0]\n";
+
+#[test]
+fn udp_ports_are_enforced_by_cgroup_bpf_below_abi_10() {
+    need_runc!();
+    let (allowed, other) = (free_port(true), free_port(true));
+    let policy = format!("{UDP_POLICY}connect_udp = [{allowed}]\n");
+    let b = Bundle::new("udp");
+    b.edit(|c| c["process"]["args"] = serde_json::json!(udp_probe(allowed, other)));
+    // Control: plain runc lets every one of them through.
+    let o = b.run(Path::new("runc"));
+    assert_eq!(stdout(&o), "ok\nok\nok\nok\nok\nok\nok\n", "{}", stderr(&o));
+    b.annotate("moat.dev/policy", &policy);
+    let o = b.run(&moat_runtime());
+    assert_eq!(
+        stdout(&o),
+        "ok\nEACCES\nEACCES\nEACCES\nEACCES\nok\nEACCES\n",
+        "{}\n{}",
+        stderr(&o),
+        b.log()
+    );
+}
+
+#[test]
+fn a_failed_attach_refuses_strict_and_is_reported_in_best_effort() {
+    need_runc!();
+    let (allowed, other) = (free_port(true), free_port(true));
+    let policy = format!("{UDP_POLICY}connect_udp = [{allowed}]\n");
+    let b = Bundle::new("udpfail");
+    // A cgroupsPath moat will not place (it climbs with `..`): attaching fails.
+    let cg = format!(
+        "/moat-x-{}/../moat-y-{}",
+        std::process::id(),
+        std::process::id()
+    );
+    b.edit(|c| {
+        c["process"]["args"] = serde_json::json!(udp_probe(allowed, other));
+        c["linux"]["cgroupsPath"] = cg.clone().into();
+    });
+    b.annotate("moat.dev/policy", &policy);
+    let o = b.run(&moat_runtime());
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(stdout(&o), "");
+    assert!(b.log().contains("cgroupsPath"), "{}", b.log());
+    assert!(!b.exists());
+    b.annotate("moat.dev/compat", "best-effort");
+    let o = b.run(&moat_runtime());
+    // Started, UDP open, and both moat-runtime and the launcher say what is not enforced.
+    assert_eq!(stdout(&o), "ok\nok\nok\nok\nok\nok\nok\n", "{}", stderr(&o));
+    assert!(
+        b.log()
+            .contains("best-effort: network counters and UDP port rules not enforced"),
+        "{}",
+        b.log()
+    );
+    assert!(stderr(&o).contains("UDP"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir(format!(
+        "/sys/fs/cgroup/unified/moat-y-{}",
+        std::process::id()
+    ));
+}
+
+/// The exporter on a port of its own, stopped on drop.
+struct Exporter(std::process::Child, u16);
+
+impl Exporter {
+    fn start() -> Exporter {
+        let mut c = Command::new(bin("moat-exporter"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split(" on 127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("exporter said: {line}"));
+        Exporter(c, port)
+    }
+    fn metrics(&self) -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.1)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out.split_once("\r\n\r\n").unwrap().1.to_string()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sample(text: &str, name: &str, id: &str, port: u16) -> u64 {
+    let want = format!("{name}{{container_id=\"{id}\",port=\"{port}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&want))
+        .unwrap_or_else(|| panic!("no {want} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn observed_container_traffic_reaches_metrics() {
+    need_runc!();
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "-p", "moat-cgroup"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let udp_rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tcp_rx = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (udp_dst, tcp_dst) = (
+        udp_rx.local_addr().unwrap().port(),
+        tcp_rx.local_addr().unwrap().port(),
+    );
+    let (udp_src, tcp_src) = (free_port(true), free_port(false));
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = tcp_rx.accept().unwrap();
+        let mut n = 0;
+        let mut buf = [0u8; 65536];
+        loop {
+            match c.read(&mut buf).unwrap() {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    });
+    let b = Bundle::new("count");
+    // A kubelet-style absolute cgroupsPath and the CRI's names.
+    let cg = format!("/moat-test-{}/count", std::process::id());
+    b.edit(|c| c["linux"]["cgroupsPath"] = cg.clone().into());
+    b.annotate("moat.dev/observe", "true");
+    b.annotate("io.kubernetes.cri.container-name", "web");
+    let args = [
+        "/bin/moat-probe".to_string(),
+        "udp-sendto".into(),
+        udp_dst.to_string(),
+        "1000".into(),
+        "10".into(),
+        udp_src.to_string(),
+        ";".into(),
+        "tcp-send".into(),
+        tcp_dst.to_string(),
+        "100000".into(),
+        tcp_src.to_string(),
+    ];
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    b.start_with(&moat_runtime(), &refs);
+    assert_eq!(server.join().unwrap(), 100_000);
+    // The pins are there as soon as the container exists.
+    assert!(pins(&b.id).join("traffic").exists());
+    let exporter = Exporter::start();
+    let text = exporter.metrics();
+    // Labels: the container name comes from the CRI annotation.
+    assert!(text.contains(",container=\"web\""), "{text}");
+    let text = text.replace(",container=\"web\"", "");
+    let tx = |p| sample(&text, "moat_network_transmit_bytes_total", &b.id, p);
+    // UDP: exactly 10 datagrams of 1000 bytes, each with 28 bytes of IPv4 and UDP headers.
+    assert_eq!(tx(udp_src), 10 * 1028, "{text}");
+    assert_eq!(
+        sample(&text, "moat_network_transmit_packets_total", &b.id, udp_src),
+        10
+    );
+    // TCP: the payload plus headers (20 + 20, with options up to 60 per segment) of a few
+    // dozen segments.
+    let t = tx(tcp_src);
+    assert!((100_000..100_000 + 200 * 60).contains(&t), "{t}\n{text}");
+    assert!(sample(&text, "moat_network_receive_bytes_total", &b.id, tcp_src) > 0);
+    // promtool accepts the exposition.
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    p.stdin
+        .take()
+        .unwrap()
+        .write_all(exporter.metrics().as_bytes())
+        .unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // delete removes the pins.
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["delete", "-f", &b.id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!pins(&b.id).exists());
+    let _ = std::fs::remove_dir(format!(
+        "/sys/fs/cgroup/unified/moat-test-{}",
+        std::process::id()
+    ));
+}
+
+#[test]
+fn the_exporter_removes_pins_of_vanished_containers() {
+    need_runc!();
+    let b = Bundle::new("vanish");
+    b.annotate("moat.dev/observe", "true");
+    b.start_sleeping(&moat_runtime());
+    assert!(pins(&b.id).exists());
+    // A delete the runtime refuses (the container runs) leaves the pins.
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["delete", &b.id])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(pins(&b.id).exists());
+    // Deleted behind moat-runtime's back: the cgroup goes, the pins stay.
+    let o = b
+        .cmd(Path::new("runc"))
+        .args(["delete", "-f", &b.id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(pins(&b.id).exists());
+    let o = Command::new(bin("moat-exporter"))
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(!stdout(&o).contains(&b.id));
+    assert!(!pins(&b.id).exists());
+}
+
+#[test]
+fn udp_ports_hold_for_processes_exec_d_into_the_container() {
+    need_runc!();
+    let (allowed, other) = (free_port(true), free_port(true));
+    let policy = format!("{UDP_POLICY}connect_udp = [{allowed}]\n");
+    let probe = udp_probe(allowed, other);
+    let args: Vec<&str> = probe.iter().map(String::as_str).collect();
+    for (runtime, want) in [
+        (
+            moat_runtime(),
+            "ok\nEACCES\nEACCES\nEACCES\nEACCES\nok\nEACCES\n",
+        ),
+        // Control: the same exec under plain runc.
+        (PathBuf::from("runc"), "ok\nok\nok\nok\nok\nok\nok\n"),
+    ] {
+        let b = Bundle::new("udpexec");
+        b.annotate("moat.dev/policy", &policy);
+        b.start_sleeping(&runtime);
+        let o = b
+            .cmd(&runtime)
+            .arg("exec")
+            .arg(&b.id)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o), want, "{}: {}", runtime.display(), stderr(&o));
+    }
+}
