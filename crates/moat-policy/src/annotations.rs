@@ -50,6 +50,67 @@ pub const KNOWN: [&str; 8] = [
 ];
 const PREFIX: &str = "moat.dev/";
 
+/// One annotation of the contract: its key, who writes it, what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Annotation {
+    /// The key (`container.moat.dev/<container>` for the per-container ones).
+    pub key: &'static str,
+    /// Who writes it.
+    pub written_by: &'static str,
+    /// What it means.
+    pub meaning: &'static str,
+}
+
+/// Every annotation moat reads or writes: the table above, for what reports them
+/// (moat-runtime's `features`). A test holds it to [`KNOWN`].
+pub const TABLE: [Annotation; 9] = [
+    Annotation {
+        key: ENFORCE,
+        written_by: "the author",
+        meaning: "\"true\" opts the pod in (webhook)",
+    },
+    Annotation {
+        key: POLICY,
+        written_by: "the author (or the webhook, for containers added later)",
+        meaning: "Landlock policy document (moat TOML/JSON/YAML, landlockconfig, OCI process.landlock) enforced inside the container",
+    },
+    Annotation {
+        key: PRESET,
+        written_by: "the author",
+        meaning: "name of a built-in moat policy preset enforced inside the container",
+    },
+    Annotation {
+        key: COMPAT,
+        written_by: "the author",
+        meaning: "strict (default) or best-effort",
+    },
+    Annotation {
+        key: PORTS_FROM_SPEC,
+        written_by: "the author",
+        meaning: "\"false\": no bind rules from the declared containerPorts",
+    },
+    Annotation {
+        key: EXPLAIN,
+        written_by: "the author",
+        meaning: "\"true\": the launcher reports denials (moat run --explain)",
+    },
+    Annotation {
+        key: OBSERVE,
+        written_by: "the author",
+        meaning: "\"true\": network counters (cgroup-bpf) even without a policy",
+    },
+    Annotation {
+        key: CONFINED,
+        written_by: "moat-runtime",
+        meaning: "set on a container it confined (informative; refused on a pod)",
+    },
+    Annotation {
+        key: "container.moat.dev/<container>",
+        written_by: "the webhook (or the author, as input)",
+        meaning: "the final policy of one container",
+    },
+];
+
 /// An annotation moat cannot accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
@@ -143,6 +204,16 @@ pub fn compat<A: Annotations + ?Sized>(annotations: &A) -> Result<Option<Compat>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_names_every_known_key_and_the_container_prefix() {
+        let keys: Vec<&str> = TABLE.iter().map(|a| a.key).collect();
+        for k in KNOWN {
+            assert!(keys.contains(&k), "{k} missing from TABLE");
+        }
+        assert_eq!(keys.len(), KNOWN.len() + 1);
+        assert!(keys.iter().any(|k| k.starts_with(CONTAINER_PREFIX)));
+    }
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -91,9 +91,9 @@ pub fn info(cfg: &Config, id: &str, systemd_driver: bool) -> Result<Info, Cgroup
             "io.kubernetes.pod.namespace",
         ]),
         pod: find(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"]),
-        container: kube::Engine::of(&ann)
-            .container_name(&ann)
-            .map(str::to_string),
+        // Labels of a metric, not a decision: either engine's key will do (the decisions
+        // read only the running engine's, see `kube::Engine`).
+        container: find(&[kube::CONTAINERD_NAME, kube::CRIO_NAME]),
     })
 }
 

@@ -1,17 +1,7 @@
 //! `features`: the real runtime's answer, with what moat-runtime adds.
 
-use crate::policy_source::{COMPAT_ANNOTATION, POLICY_ANNOTATION, PRESET_ANNOTATION};
+use moat_policy::annotations::TABLE;
 use serde_json::Value;
-
-/// The annotations moat-runtime reads, with a short description each.
-pub const ANNOTATIONS: [(&str, &str); 3] = [
-    (
-        POLICY_ANNOTATION,
-        "Landlock policy document (moat TOML/JSON/YAML, landlockconfig, OCI process.landlock) enforced inside the container",
-    ),
-    (PRESET_ANNOTATION, "name of a built-in moat policy preset enforced inside the container"),
-    (COMPAT_ANNOTATION, "strict (default) or best-effort"),
-];
 
 /// Adds moat-runtime's annotations to the real runtime's `features` document.
 pub fn extend(features: &mut Value) -> Result<(), String> {
@@ -27,8 +17,13 @@ pub fn extend(features: &mut Value) -> Result<(), String> {
     let ann = ann
         .as_object_mut()
         .ok_or("the features document's `annotations` is not an object")?;
-    for (k, v) in ANNOTATIONS {
-        ann.insert(k.into(), Value::String(v.into()));
+    // Every annotation of the one contract (moat_policy::annotations), so that a new one
+    // cannot be missing here.
+    for a in TABLE {
+        ann.insert(
+            a.key.into(),
+            Value::String(format!("{} (written by {})", a.meaning, a.written_by)),
+        );
     }
     ann.insert(
         "dev.moat.runtime.version".into(),
@@ -40,6 +35,7 @@ pub fn extend(features: &mut Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy_source::{POLICY_ANNOTATION, PRESET_ANNOTATION};
 
     #[test]
     fn adds_annotations_and_keeps_the_rest() {
@@ -51,5 +47,8 @@ mod tests {
         let mut v = serde_json::json!({});
         extend(&mut v).unwrap();
         assert!(v["annotations"][PRESET_ANNOTATION].is_string());
+        for key in moat_policy::annotations::KNOWN {
+            assert!(v["annotations"][key].is_string(), "{key}");
+        }
     }
 }
