@@ -107,10 +107,7 @@ pub fn landrun_link(args: LandrunLinkArgs) -> Result<i32, Failure> {
             .ok_or_else(|| Failure::moat("moat's binary has no directory"))?,
     };
     if !dir.is_dir() {
-        return Err(Failure::moat(format!(
-            "{}: not a directory",
-            dir.display()
-        )));
+        return Err(Failure::moat(format!("{}: not a directory", dir.display())));
     }
     let link = dir.join(super::landrun::NAME);
     match std::fs::symlink_metadata(&link) {

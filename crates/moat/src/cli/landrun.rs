@@ -191,7 +191,9 @@ fn bool_flag<'a>(policy: &'a mut PolicyArgs, name: &str) -> Option<&'a mut bool>
 fn ports(flag: &str, value: &str) -> Result<Vec<PortRange>, String> {
     value
         .split(',')
-        .map(|p| PortRange::parse(p).map_err(|e| format!("invalid value \"{p}\" for flag -{flag}: {e}")))
+        .map(|p| {
+            PortRange::parse(p).map_err(|e| format!("invalid value \"{p}\" for flag -{flag}: {e}"))
+        })
         .collect()
 }
 

@@ -281,7 +281,12 @@ mod tests {
             &["--no-such-flag", "--", "x"],
             &["--log-level", "loud", "--", "x"],
             &["--log-level", "info", "--log-level", "debug", "--", "x"],
-            &["--log-same-exec-off", "--log-disable-originating", "--", "x"],
+            &[
+                "--log-same-exec-off",
+                "--log-disable-originating",
+                "--",
+                "x",
+            ],
         ];
         for line in lines {
             assert!(by_fast(line).is_none(), "fast parser accepted {line:?}");
