@@ -84,7 +84,7 @@ Started under the name `landrun`, moat takes landrun's flags and keeps its rules
 path flag everything is denied, the command gets only the variables --env names, landrun's own \
 failures exit 1, and without --best-effort Landlock ABI 9 is required. moat's own protections \
 still apply (docs/compatibility.md). The same as `ln -s \"$(command -v moat)\" DIR/landrun`.",
-    after_help = "Examples:\n  moat install-landrun-link                  next to moat's own binary\n  moat install-landrun-link ~/.local/bin\n  landrun --rox /usr --ro /etc -- whoami"
+    after_help = "Examples:\n  moat install-landrun-link                  next to moat's own binary\n  moat install-landrun-link ~/bin             the link in ~/bin\n  landrun --rox /usr --ro /etc -- whoami"
 )]
 pub struct LandrunLinkArgs {
     /// Directory for the link (default: the directory holding moat's binary).
