@@ -472,6 +472,17 @@ fn install_landrun_link() {
     let r = s.run(&["install-landrun-link", "--force", &dir]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(std::fs::read_link(&link).is_ok());
+    // Without a directory: next to the moat binary that runs (here a copy).
+    let copy = s.path("copy/moat");
+    std::fs::create_dir_all(s.path("copy")).unwrap();
+    std::fs::copy(moat_bin(), &copy).unwrap();
+    let r = output({
+        let mut c = Command::new(&copy);
+        c.arg("install-landrun-link");
+        c
+    });
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_link(s.path("copy/landrun")).unwrap(), copy);
     // A directory that does not exist is refused.
     let r = s.run(&["install-landrun-link", &s.p("nowhere")]);
     assert_eq!(r.code, 125, "{}", r.stderr);
