@@ -14,8 +14,12 @@ round holds one run of each, so machine drift cancels out. With --icount, the us
 instructions each launcher executes from its exec to the exec of /bin/true, counted by
 bench/peers/icount (ptrace single-steps: independent of load and clock).
 
-usage: bench/launch.py [--runs N] [--moat PATH] [--markdown] [--only LIST] [--paired]
-                       [--ci N] [--icount]
+With --baseline PATH, another build of moat runs the same command line in the same rounds
+(variant "moat run (flags), baseline"), and --paired also reports moat minus the baseline:
+how a change moves the launch, with drift cancelled.
+
+usage: bench/launch.py [--runs N] [--moat PATH] [--baseline PATH] [--markdown] [--only LIST]
+                       [--paired] [--ci N] [--icount]
 """
 import argparse
 import os
@@ -29,9 +33,16 @@ import time
 FLAGS = ["--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc"]
 
 
-def variants(moat):
+def variants(moat, baseline=None):
     v = [("bare /bin/true", ["/bin/true"])]
     v.append(("moat run (flags)", [moat, "run", *FLAGS, "--", "/bin/true"]))
+    if baseline:
+        v.append(("moat run (flags), baseline", [baseline, "run", *FLAGS, "--", "/bin/true"]))
+    # moat started as `landrun` (a link beside the copy): landrun's command line, the same
+    # rules; --best-effort because landrun 0.1.18's rule needs ABI 9 without it.
+    v.append(("moat as landrun (--best-effort)",
+              [os.path.join(os.path.dirname(moat), "landrun"), "--best-effort", *FLAGS,
+               "/bin/true"]))
     v.append(("moat run (default preset)", [moat, "run", "--", "/bin/true"]))
     # A bind port: moat forks its supervisor for listen() (docs/policy.md, 1.15).
     v.append(("moat run (flags, --bind-tcp 8080: supervisor)",
@@ -123,6 +134,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--moat", default="target/x86_64-unknown-linux-gnu/release/moat")
+    ap.add_argument("--baseline", help="another moat build to pair with (e.g. before a change)")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--only", default="", help="comma list of variant name prefixes")
     ap.add_argument("--paired", action="store_true",
@@ -146,6 +158,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="moat-bench-")
     moat = os.path.join(workdir, "moat")
     install(os.path.abspath(args.moat), moat, args.copies)
+    os.symlink(moat, os.path.join(workdir, "landrun"))
+    baseline = None
+    if args.baseline:
+        os.mkdir(os.path.join(workdir, "baseline"))
+        baseline = os.path.join(workdir, "baseline", "moat")
+        install(os.path.abspath(args.baseline), baseline, args.copies)
     # The C peers built by bench/peers/build.sh, copied for the same reason.
     built = os.path.join(os.path.dirname(os.path.abspath(args.moat)), "..", "..", "bench-peers")
     built = os.environ.get("MOAT_BENCH_PEERS", built)
@@ -157,7 +175,7 @@ def main():
             install(src, os.path.join(peers, name), args.copies if name != "icount" else 1)
     os.environ["MOAT_BENCH_PEERS"] = peers
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
-    vs = variants(moat)
+    vs = variants(moat, baseline)
     if args.only:
         keep = [p.strip() for p in args.only.split(",")]
         vs = [x for x in vs if x[0] == "bare /bin/true" or any(x[0].startswith(k) for k in keep)]
@@ -202,6 +220,13 @@ def main():
         med = statistics.median(diffs)
         lo, hi = bootstrap_median(diffs, args.ci, random.Random(1))
         print(f"moat (flags) minus the floor, paired by round: median {med:+.1f} us, "
+              f"95% interval {lo:+.1f} .. {hi:+.1f} us ({args.ci} bootstrap resamples)")
+    base_name = "moat run (flags), baseline"
+    if args.paired and base_name in times and moat_name in times:
+        diffs = [m - b for m, b in zip(times[moat_name], times[base_name])]
+        med = statistics.median(diffs)
+        lo, hi = bootstrap_median(diffs, args.ci, random.Random(1))
+        print(f"moat (flags) minus the baseline build, paired by round: median {med:+.1f} us, "
               f"95% interval {lo:+.1f} .. {hi:+.1f} us ({args.ci} bootstrap resamples)")
     if args.icount:
         counter = os.path.join(peers, "icount")

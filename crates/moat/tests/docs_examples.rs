@@ -63,6 +63,8 @@ fn every_example_in_the_docs_runs() {
     .unwrap();
     s.write("app.py", "print('hello')\n");
     s.mkdir("home/.ssh");
+    // For `moat install-landrun-link ~/bin` (docs/compatibility.md).
+    s.mkdir("home/bin");
     // Programs the examples only stand for, where this machine may lack them.
     s.mkdir("stand-ins");
     for name in ["nginx", "psql", "make"] {

@@ -74,3 +74,61 @@ pub fn man(args: ManArgs, cmd: clap::Command) -> Result<i32, Failure> {
     }
     Ok(0)
 }
+
+/// Arguments of `moat install-landrun-link`.
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Make a `landrun` symlink to moat, so landrun's scripts run on moat unchanged",
+    long_about = "Make a `landrun` symlink to moat, so landrun's scripts run on moat unchanged.\n\n\
+Started under the name `landrun`, moat takes landrun's flags and keeps its rules: without a \
+path flag everything is denied, the command gets only the variables --env names, landrun's own \
+failures exit 1, and without --best-effort Landlock ABI 9 is required. moat's own protections \
+still apply (docs/compatibility.md). The same as `ln -s \"$(command -v moat)\" DIR/landrun`.",
+    after_help = "Examples:\n  moat install-landrun-link                  next to moat's own binary\n  moat install-landrun-link ~/bin             the link in ~/bin\n  landrun --rox /usr --ro /etc -- whoami"
+)]
+pub struct LandrunLinkArgs {
+    /// Directory for the link (default: the directory holding moat's binary).
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Replace an existing `landrun` there (otherwise moat refuses to touch it).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Creates DIR/landrun pointing at this moat binary.
+pub fn landrun_link(args: LandrunLinkArgs) -> Result<i32, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::moat(format!("cannot find moat's own binary: {e}")))?;
+    let dir = match args.dir {
+        Some(d) => d,
+        None => exe
+            .parent()
+            .map(PathBuf::from)
+            .ok_or_else(|| Failure::moat("moat's binary has no directory"))?,
+    };
+    if !dir.is_dir() {
+        return Err(Failure::moat(format!("{}: not a directory", dir.display())));
+    }
+    let link = dir.join(super::landrun::NAME);
+    match std::fs::symlink_metadata(&link) {
+        Ok(_) if std::fs::read_link(&link).is_ok_and(|t| t == exe) => {
+            println!("{} already points to {}", link.display(), exe.display());
+            return Ok(0);
+        }
+        Ok(_) if !args.force => {
+            return Err(Failure::moat(format!(
+                "{} exists and is not a link to {}: remove it, or pass --force",
+                link.display(),
+                exe.display()
+            )))
+        }
+        Ok(_) => std::fs::remove_file(&link)
+            .map_err(|e| Failure::moat(format!("{}: {e}", link.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Failure::moat(format!("{}: {e}", link.display()))),
+    }
+    std::os::unix::fs::symlink(&exe, &link)
+        .map_err(|e| Failure::moat(format!("{}: {e}", link.display())))?;
+    println!("{} -> {}", link.display(), exe.display());
+    Ok(0)
+}

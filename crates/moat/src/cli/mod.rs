@@ -4,6 +4,7 @@ mod check;
 mod companion;
 mod explain;
 mod install_aids;
+mod landrun;
 mod policy;
 mod policy_args;
 mod presets;
@@ -87,6 +88,9 @@ enum Command {
     Completions(install_aids::CompletionsArgs),
     /// Print the manual page, or write one per subcommand with --dir.
     Man(install_aids::ManArgs),
+    /// Make a `landrun` symlink to moat: started under that name, moat takes landrun's
+    /// command line, defaults and exit codes (docs/compatibility.md).
+    InstallLandrunLink(install_aids::LandrunLinkArgs),
 }
 
 /// The words after a subcommand that a companion binary serves, passed on untouched.
@@ -174,7 +178,13 @@ fn run_fast_path(
 /// Parses the command line, runs the subcommand and returns the exit status.
 pub fn main() -> i32 {
     // `args_os` copies every argument: once, here, for the whole launch.
-    let mut words = std::env::args_os().skip(1).collect::<Vec<_>>().into_iter();
+    let mut all = std::env::args_os();
+    let argv0 = all.next();
+    // Started as `landrun` (a symlink or copy): landrun's command line and rules.
+    if argv0.as_deref().is_some_and(landrun::selected_by) {
+        return landrun::main(all.collect());
+    }
+    let mut words = all.collect::<Vec<_>>().into_iter();
     let first = words.as_slice().first().cloned();
     if let Some(companion) = first.as_deref().and_then(companion::lookup) {
         words.next();
@@ -216,6 +226,7 @@ pub fn main() -> i32 {
             install_aids::completions(args, <Cli as clap::CommandFactory>::command())
         }
         Command::Man(args) => install_aids::man(args, <Cli as clap::CommandFactory>::command()),
+        Command::InstallLandrunLink(args) => install_aids::landrun_link(args),
         // Handed over before parsing; reaching here means the word was not first.
         Command::Webhook(_) | Command::K8s(_) | Command::Watchdog(_) | Command::Exporter(_) => Err(
             Failure::moat("`webhook`, `k8s` and `watchdog` must come right after `moat`"),

@@ -81,6 +81,9 @@ pub struct PolicyArgs {
     /// Turn a scope off: `signal` or `abstract-unix-socket` (comma lists).
     #[arg(long, value_name = "SCOPE", value_delimiter = ',', value_parser = parse_scope)]
     pub unscoped: Vec<Scope>,
+    /// Turn both scopes off (landrun's spelling of `--unscoped signal,abstract-unix-socket`).
+    #[arg(long = "unrestricted-scoped")]
+    pub unrestricted_scoped: bool,
     /// Run with what this kernel can enforce, printing every dropped control.
     #[arg(long = "best-effort", conflicts_with = "strict")]
     pub best_effort: bool,
@@ -96,15 +99,26 @@ pub struct PolicyArgs {
     /// Add the target program itself (read+execute).
     #[arg(long = "add-exec")]
     pub add_exec: bool,
-    /// Audit: do not log denials of the sandboxed program itself (ABI 7).
-    #[arg(long = "log-same-exec-off")]
+    /// Audit: do not log denials of the sandboxed program itself (ABI 7; landrun's
+    /// --log-disable-originating is the same flag).
+    #[arg(long = "log-same-exec-off", alias = "log-disable-originating")]
     pub log_same_exec_off: bool,
-    /// Audit: log denials after the program execs another one (ABI 7).
-    #[arg(long = "log-new-exec-on")]
+    /// Audit: log denials after the program execs another one (ABI 7; landrun's
+    /// --log-enable-subprocesses is the same flag).
+    #[arg(long = "log-new-exec-on", alias = "log-enable-subprocesses")]
     pub log_new_exec_on: bool,
-    /// Audit: do not log denials of nested sandboxes (ABI 7).
-    #[arg(long = "log-subdomains-off")]
+    /// Audit: do not log denials of nested sandboxes (ABI 7; landrun's
+    /// --log-disable-subdomains is the same flag).
+    #[arg(long = "log-subdomains-off", alias = "log-disable-subdomains")]
     pub log_subdomains_off: bool,
+    /// Accepted for landrun's scripts (error, info, debug); changes nothing: moat prints
+    /// only errors and, under --best-effort, every control it cannot enforce, at any level.
+    #[arg(long = "log-level", value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
+    /// No path or port flag means deny everything (landrun's default) rather than the
+    /// `default` preset. Set by the landrun personality, never from moat's command line.
+    #[arg(skip)]
+    pub deny_by_default: bool,
     /// Set KEY=VALUE, or pass KEY from moat's environment; repeatable.
     #[arg(long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
@@ -119,6 +133,15 @@ fn parse_port(s: &str) -> Result<PortRange, String> {
 
 fn parse_cap(s: &str) -> Result<KeepCaps, String> {
     KeepCaps::parse([s])
+}
+
+/// The levels landrun's `--log-level` takes, in any case.
+pub(crate) fn parse_log_level(s: &str) -> Result<String, String> {
+    let level = s.to_ascii_lowercase();
+    match level.as_str() {
+        "error" | "info" | "debug" => Ok(level),
+        _ => Err(format!("unknown log level `{s}` (error, info, debug)")),
+    }
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -151,7 +174,8 @@ impl PolicyArgs {
     /// Whether flags replaced the default preset: no preset or policy named, but some
     /// path or port flag given.
     pub fn replaced_default(&self) -> bool {
-        self.presets.is_empty()
+        !self.deny_by_default
+            && self.presets.is_empty()
             && self.policies.is_empty()
             && self.policy_texts.is_empty()
             && self.has_grants()
@@ -167,7 +191,11 @@ impl PolicyArgs {
             && self.policy_texts.is_empty()
             && !self.has_grants()
         {
-            presets_named.push("default".to_string());
+            if self.deny_by_default {
+                parts.push(Policy::deny_all());
+            } else {
+                presets_named.push("default".to_string());
+            }
         }
         for name in &presets_named {
             parts.push(presets::load(name.trim()).map_err(Failure::moat)?);
@@ -206,6 +234,11 @@ impl PolicyArgs {
         }
         for s in &self.unscoped {
             policy.scopes = policy.scopes.minus(ScopeSet::of(&[*s]));
+        }
+        if self.unrestricted_scoped {
+            policy.scopes = policy
+                .scopes
+                .minus(ScopeSet::of(&[Scope::Signal, Scope::AbstractUnixSocket]));
         }
         let d = AuditFlags::default();
         policy.audit = policy.audit.merge(AuditFlags {

@@ -58,6 +58,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Option<RunArgs> {
                         }
                     }
                     "env" => policy.env.push(value(&mut p)?),
+                    "log-level" => {
+                        if policy.log_level.is_some() {
+                            return None;
+                        }
+                        let level = super::policy_args::parse_log_level(&value(&mut p)?).ok()?;
+                        policy.log_level = Some(level);
+                    }
                     "preserve-fd" => preserve_fd.push(value(&mut p)?.parse().ok()?),
                     "max-abi" if max_abi.is_none() => max_abi = Some(value(&mut p)?.parse().ok()?),
                     "from-runtime" if !from_runtime => from_runtime = true,
@@ -93,14 +100,15 @@ fn flag(policy: &mut PolicyArgs, name: &str) -> Option<()> {
         "allow-udp" => &mut policy.allow_udp,
         "unrestricted-filesystem" => &mut policy.unrestricted_filesystem,
         "unrestricted-network" => &mut policy.unrestricted_network,
+        "unrestricted-scoped" => &mut policy.unrestricted_scoped,
         "best-effort" => &mut policy.best_effort,
         "strict" => &mut policy.strict,
         "ignore-missing" => &mut policy.ignore_missing,
         "ldd" => &mut policy.ldd,
         "add-exec" => &mut policy.add_exec,
-        "log-same-exec-off" => &mut policy.log_same_exec_off,
-        "log-new-exec-on" => &mut policy.log_new_exec_on,
-        "log-subdomains-off" => &mut policy.log_subdomains_off,
+        "log-same-exec-off" | "log-disable-originating" => &mut policy.log_same_exec_off,
+        "log-new-exec-on" | "log-enable-subprocesses" => &mut policy.log_new_exec_on,
+        "log-subdomains-off" | "log-disable-subdomains" => &mut policy.log_subdomains_off,
         "clear-env" => &mut policy.clear_env,
         "private-tmp" => &mut policy.private_tmp,
         _ => return None,
@@ -218,6 +226,18 @@ mod tests {
                 "env",
             ],
             &["--unscoped", "signal,abstract-unix-socket", "--", "x"],
+            // landrun's spellings.
+            &[
+                "--log-level",
+                "debug",
+                "--unrestricted-scoped",
+                "--log-disable-originating",
+                "--log-enable-subprocesses",
+                "--log-disable-subdomains",
+                "--",
+                "x",
+            ],
+            &["--log-level=ERROR", "--unscoped", "signal", "x"],
             &[
                 "--unix",
                 "/run/a.sock,/run/b",
@@ -281,6 +301,14 @@ mod tests {
             &["--keep-cap", "chwon", "--", "x"],
             &["--preserve-fd", "x", "--", "y"],
             &["--no-such-flag", "--", "x"],
+            &["--log-level", "loud", "--", "x"],
+            &["--log-level", "info", "--log-level", "debug", "--", "x"],
+            &[
+                "--log-same-exec-off",
+                "--log-disable-originating",
+                "--",
+                "x",
+            ],
         ];
         for line in lines {
             assert!(by_fast(line).is_none(), "fast parser accepted {line:?}");
