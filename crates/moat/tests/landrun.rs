@@ -476,11 +476,25 @@ fn install_landrun_link() {
     let copy = s.path("copy/moat");
     std::fs::create_dir_all(s.path("copy")).unwrap();
     std::fs::copy(moat_bin(), &copy).unwrap();
-    let r = output({
-        let mut c = Command::new(&copy);
-        c.arg("install-landrun-link");
-        c
-    });
+    // Other tests of this binary spawn processes meanwhile: one forked while the copy was
+    // open for writing holds it until its exec, and exec of the copy fails with ETXTBSY.
+    let mut tries = 0;
+    let r = loop {
+        match Command::new(&copy).arg("install-landrun-link").output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => {
+                let o = other.expect("spawn the copy");
+                break Run {
+                    code: o.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                };
+            }
+        }
+    };
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(std::fs::read_link(s.path("copy/landrun")).unwrap(), copy);
     // A directory that does not exist is refused.

@@ -163,6 +163,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
         policy,
         preserve_fd: Vec::new(),
         explain: false,
+        // moat-runtime's settings for its launcher: never landrun's.
+        from_runtime: false,
+        max_abi: None,
         command,
     })))
 }
