@@ -182,7 +182,22 @@ fn observed_container_traffic_reaches_metrics() {
     );
     let (udp_src, tcp_src) = (free_port(true), free_port(false));
     let server = std::thread::spawn(move || {
-        let (mut c, _) = tcp_rx.accept().unwrap();
+        // A container that cannot connect must fail the test, not hang it.
+        tcp_rx.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut c = loop {
+            match tcp_rx.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() > deadline {
+                        return 0;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        c.set_nonblocking(false).unwrap();
         let mut n = 0;
         let mut buf = [0u8; 65536];
         loop {
