@@ -275,7 +275,11 @@ fn observed_container_traffic_reaches_metrics() {
     // runc removes the container's own group in every hierarchy, not the parent the
     // cgroupsPath named: take it back in each (cgroup v1 controllers and the unified tree).
     let parent = format!("moat-test-{}", std::process::id());
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
     }
 }
