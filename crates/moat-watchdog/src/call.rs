@@ -950,9 +950,14 @@ async fn read_output(
         if over(total) {
             return Err(IoError::TooLarge);
         }
-        tx.send(Chunk::Data(chunk.freeze()))
-            .await
-            .map_err(|_| IoError::ClientGone)?;
+        // Both places at once, that is the previous chunk taken: one goes to this chunk
+        // and the other is left for `Chunk::End`, so that ending never waits (with one
+        // place asked for, two chunks could sit in the channel when the function ends, the
+        // end would not fit, and the client would see the output cut off).
+        let mut permits = tx.reserve_many(2).await.map_err(|_| IoError::ClientGone)?;
+        if let Some(permit) = permits.next() {
+            permit.send(Chunk::Data(chunk.freeze()));
+        }
     }
 }
 
