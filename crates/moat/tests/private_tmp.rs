@@ -7,14 +7,36 @@ use common::*;
 use std::path::Path;
 use std::time::Duration;
 
-fn wait_gone(path: &Path) -> bool {
+/// Whether `f` holds within three seconds.
+fn within_3s(f: impl Fn() -> bool) -> bool {
     for _ in 0..300 {
-        if !path.exists() {
+        if f() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    false
+    f()
+}
+
+fn wait_gone(path: &Path) -> bool {
+    within_3s(|| !path.exists())
+}
+
+/// Starts a sandbox with a private tmp that runs `script` (which may use `$READY`, a file
+/// it writes its TMPDIR into) and returns it with that TMPDIR once written.
+fn start_holding(s: &Scratch, script: &str) -> (std::process::Child, String) {
+    let ready = s.path("ready");
+    let mut c = s.moat();
+    c.env("READY", &ready)
+        .args(["run", "--private-tmp", "--rw"])
+        .arg(s.dir.path())
+        .args(["--rox", "/usr,/lib,/lib64,/bin", "--", "sh", "-c", script]);
+    let child = c.spawn().unwrap();
+    assert!(within_3s(
+        || std::fs::read_to_string(&ready).is_ok_and(|t| t.ends_with('\n'))
+    ));
+    let tmp = std::fs::read_to_string(&ready).unwrap().trim().to_string();
+    (child, tmp)
 }
 
 /// The directory's root (`<base>/moat-run.<pid>.<random>`) from the path the sandbox got.
@@ -72,36 +94,20 @@ fn it_stays_while_a_process_of_the_sandbox_lives_and_goes_after() {
     let tmp = r.lines()[0].to_string();
     // The command has ended; its background process still uses the directory.
     assert!(Path::new(&tmp).exists());
-    for _ in 0..300 {
-        if marker.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(marker.exists(), "the background process could not write");
+    assert!(
+        within_3s(|| marker.exists()),
+        "the background process could not write"
+    );
     assert!(wait_gone(&root_of(&tmp)), "{tmp} left behind");
 }
 
 #[test]
 fn another_sandbox_cannot_reach_it() {
     let s = Scratch::new();
-    let ready = s.path("ready");
-    let holder = format!(
-        "echo secret > $TMPDIR/s; echo $TMPDIR > {}; sleep 2",
-        ready.display()
+    let (mut child, tmp) = start_holding(
+        &s,
+        "echo secret > $TMPDIR/s; echo $TMPDIR > $READY; sleep 2",
     );
-    let mut c = s.moat();
-    c.args(["run", "--private-tmp", "--rw"])
-        .arg(s.dir.path())
-        .args(["--rox", "/usr,/lib,/lib64,/bin", "--", "sh", "-c", &holder]);
-    let mut child = c.spawn().unwrap();
-    for _ in 0..300 {
-        if std::fs::read_to_string(&ready).is_ok_and(|t| t.ends_with('\n')) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let tmp = std::fs::read_to_string(&ready).unwrap().trim().to_string();
     // Control: outside any sandbox, the secret is there to read.
     assert_eq!(
         std::fs::read_to_string(format!("{tmp}/s")).unwrap(),
@@ -119,20 +125,7 @@ fn another_sandbox_cannot_reach_it() {
 #[test]
 fn a_directory_left_by_a_killed_supervisor_goes_with_the_next_sandbox() {
     let s = Scratch::new();
-    let ready = s.path("ready");
-    let script = format!("echo $TMPDIR > {}; sleep 30", ready.display());
-    let mut c = s.moat();
-    c.args(["run", "--private-tmp", "--rw"])
-        .arg(s.dir.path())
-        .args(["--rox", "/usr,/lib,/lib64,/bin", "--", "sh", "-c", &script]);
-    let mut child = c.spawn().unwrap();
-    for _ in 0..300 {
-        if std::fs::read_to_string(&ready).is_ok_and(|t| t.ends_with('\n')) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let tmp = std::fs::read_to_string(&ready).unwrap().trim().to_string();
+    let (mut child, tmp) = start_holding(&s, "echo $TMPDIR > $READY; sleep 30");
     let root = root_of(&tmp);
     let name = root.file_name().unwrap().to_str().unwrap().to_string();
     let pid: i32 = name.split('.').nth(1).unwrap().parse().unwrap();
