@@ -13,11 +13,6 @@ use std::time::Duration;
 /// A tight explicit policy: system programs and /etc, nothing else.
 const TIGHT: &[&str] = &["--rox", "/usr,/lib,/lib64,/bin", "--ro", "/etc"];
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Skips (with the reason) when not root: these attacks are about root's powers.
 fn require_root(what: &str) -> bool {
     if !is_root() {

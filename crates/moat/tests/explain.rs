@@ -49,11 +49,6 @@ fn set_audit(enabled: bool) -> bool {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Four denials in one run: read, write (create), exec, bind.
 fn denied_run(s: &Scratch) -> Run {
     s.write("secret", "s\n");

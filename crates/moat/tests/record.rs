@@ -325,8 +325,7 @@ fn merge_extends_a_policy_and_replays_both_runs() {
 
 #[test]
 fn records_without_root_and_follows_threads() {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("SKIP: dropping to another user needs root");
         return;
     }
@@ -403,8 +402,7 @@ fn the_signal_scope_goes_only_for_processes_outside_the_run() {
 /// control that shows the fold alone would hand them over.
 #[test]
 fn a_fold_does_not_reach_secrets_the_run_did_not_read() {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("SKIP: /etc/shadow is readable only as root, which the leak needs");
         return;
     }
@@ -487,8 +485,7 @@ fn a_c_build_records_a_private_tmp_and_no_right_on_tmp() {
 /// the same policy with that rule required refuses to start (exit 125).
 #[test]
 fn a_recording_replays_from_another_cgroup() {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("SKIP: making control groups needs root");
         return;
     }

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 /// The `moat` binary under test.
+/// Whether the tests run as root (some attacks and controls need it).
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub fn moat_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_moat"))
 }
