@@ -39,11 +39,36 @@ pub enum Denied {
 /// so Landlock's `EACCES` changes nothing and the denial is not worth a line.
 pub fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
     let terminal_request = (cmd >> 8) & 0xff == u64::from(b'T');
-    // Terminal majors: 4 (virtual consoles and serial), 5 (/dev/tty, /dev/console,
-    // /dev/ptmx), 136-143 (pseudo-terminal slaves).
-    let major = libc::major(rdev);
-    let terminal = matches!(major, 4 | 5 | 136..=143);
-    !terminal_request || terminal
+    !terminal_request || is_terminal(rdev)
+}
+
+/// Whether character device `rdev` is a terminal: its class in sysfs is `tty` (consoles,
+/// pseudo-terminals, serial and USB serial ports alike), found without opening the
+/// device. Without sysfs, the majors every kernel gives terminals.
+fn is_terminal(rdev: u64) -> bool {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    match std::fs::read_link(format!("/sys/dev/char/{major}:{minor}/subsystem")) {
+        Ok(class) => class.file_name().is_some_and(|n| n == "tty"),
+        // 4: virtual consoles and serial, 5: /dev/tty, /dev/console, /dev/ptmx,
+        // 136-143: pseudo-terminal slaves.
+        Err(_) => matches!(major, 4 | 5 | 136..=143),
+    }
+}
+
+#[cfg(test)]
+mod ioctl_tests {
+    use super::*;
+
+    #[test]
+    fn terminal_requests_matter_only_on_terminals() {
+        let tcgets = 0x5401;
+        let dev = |major: u32, minor: u32| libc::makedev(major, minor);
+        // /dev/null (1:3) is no terminal; /dev/ptmx (5:2) is.
+        assert!(!ioctl_matters(tcgets, dev(1, 3)));
+        assert!(ioctl_matters(tcgets, dev(5, 2)));
+        // Any other request on /dev/null is reported.
+        assert!(ioctl_matters(0x1234_5678, dev(1, 3)));
+    }
 }
 
 /// A denial and who ran into it.
