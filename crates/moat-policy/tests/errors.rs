@@ -387,6 +387,14 @@ fn syntax_errors_of_each_format() {
             &["invalid array"],
         ),
         case(
+            "private_tmp takes a boolean",
+            "p.toml",
+            "[filesystem]\nprivate_tmp = \"yes\"\n",
+            at(2, 15),
+            "filesystem.private_tmp",
+            &["invalid type: string \"yes\", expected a boolean"],
+        ),
+        case(
             "extension: .yml is YAML",
             "p.yml",
             "filesystem: [\n",
