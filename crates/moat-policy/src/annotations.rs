@@ -111,11 +111,22 @@ pub const TABLE: [Annotation; 9] = [
     },
 ];
 
+/// The keys an author may write, for messages: every key of [`TABLE`] but what only
+/// moat-runtime writes.
+fn readable_keys() -> String {
+    let keys: Vec<&str> = TABLE
+        .iter()
+        .filter(|a| a.written_by != "moat-runtime")
+        .map(|a| a.key)
+        .collect();
+    keys.join(", ")
+}
+
 /// An annotation moat cannot accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
     /// A `moat.dev/` key moat does not know.
-    #[error("unknown annotation `{0}` (moat reads {ENFORCE}, {POLICY}, {PRESET}, {COMPAT}, {PORTS_FROM_SPEC}, {EXPLAIN}, {OBSERVE} and {CONTAINER_PREFIX}<container>)")]
+    #[error("unknown annotation `{0}` (moat reads {})", readable_keys())]
     Unknown(String),
     /// A yes/no annotation with another value.
     #[error("annotation {key}: `{value}` is neither \"true\" nor \"false\"")]
