@@ -126,7 +126,7 @@ fn readable_keys() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnotationError {
     /// A `moat.dev/` key moat does not know.
-    #[error("unknown annotation `{0}` (moat reads {})", readable_keys())]
+    #[error("unknown annotation `{0}` (moat reads {keys})", keys = readable_keys())]
     Unknown(String),
     /// A yes/no annotation with another value.
     #[error("annotation {key}: `{value}` is neither \"true\" nor \"false\"")]
