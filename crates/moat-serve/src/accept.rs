@@ -3,7 +3,7 @@
 use crate::connections::{Conn, Connections};
 use crate::nofile;
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,7 +51,7 @@ impl Acceptor {
     pub async fn accept(&mut self) -> (TcpStream, Conn) {
         let mut backoff = Duration::from_millis(5);
         loop {
-            let recheck = self.conns.end_if_calm();
+            let recheck = self.conns.end_if_calm(|| has_queued(&self.listener));
             let accepted = tokio::select! {
                 r = self.listener.accept() => r,
                 () = sleep_until(recheck), if recheck.is_some() => continue,
@@ -167,6 +167,19 @@ async fn sleep_until(at: Option<std::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether a client waits in `listener`'s queue (a zero-timeout poll: asked only when an
+/// episode of pressure is about to end).
+fn has_queued(listener: &TcpListener) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout; the listener outlives the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLIN != 0
 }
 
 /// Whether an accept error means the process or system ran out of something (descriptors,

@@ -23,6 +23,10 @@ use tokio::sync::Notify;
 /// How long without pressure ends an episode.
 pub const CALM: Duration = Duration::from_secs(1);
 
+/// How soon an episode that would have ended but for clients in the listen queue is
+/// looked at again (they are being accepted meanwhile).
+const QUEUE_RECHECK: Duration = Duration::from_millis(50);
+
 /// Descriptors kept free, at least, when the cap is lowered for want of them.
 const HEADROOM: usize = 16;
 
@@ -261,9 +265,12 @@ impl Connections {
         }
     }
 
-    /// Ends the episode if it has been calm for [`CALM`] and there is room again (one log
-    /// line). Returns when to check again while it goes on.
-    pub(crate) fn end_if_calm(&self) -> Option<Instant> {
+    /// Ends the episode if it has been calm for [`CALM`], there is room again and no client
+    /// waits in the listen queue (`queued`, asked only then: clients that queued up while
+    /// descriptors were out belong to this episode, and accepting them may need shedding
+    /// again, which must not be logged as a second one). One log line. Returns when to
+    /// check again while it goes on.
+    pub(crate) fn end_if_calm(&self, queued: impl FnOnce() -> bool) -> Option<Instant> {
         let mut s = self.state();
         let e = s.episode.as_ref()?;
         let calm_at = e.last + CALM;
@@ -274,6 +281,9 @@ impl Connections {
         let crowded = s.open.len() >= self.max() / 10 * 9;
         if crowded || crate::nofile::nearly_out() {
             return Some(now + CALM);
+        }
+        if queued() {
+            return Some(now + QUEUE_RECHECK);
         }
         let e = s.episode.take()?;
         self.lowered.store(usize::MAX, Ordering::Relaxed);
@@ -422,9 +432,12 @@ mod tests {
             c.refused();
         }
         assert_eq!(log.lock().unwrap().len(), 1);
-        assert!(c.end_if_calm().is_some());
+        assert!(c.end_if_calm(|| false).is_some());
         c.state().episode.as_mut().unwrap().last -= CALM;
-        assert!(c.end_if_calm().is_none());
+        // Clients still queued from the episode keep it going.
+        assert!(c.end_if_calm(|| true).is_some());
+        assert_eq!(log.lock().unwrap().len(), 1);
+        assert!(c.end_if_calm(|| false).is_none());
         let log = log.lock().unwrap();
         assert_eq!(log.len(), 2, "{log:?}");
         assert!(log[1].contains("1000 clients refused"), "{}", log[1]);
@@ -443,7 +456,7 @@ mod tests {
         assert_eq!(c.max(), 175);
         drop(open);
         c.state().episode.as_mut().unwrap().last -= CALM;
-        assert!(c.end_if_calm().is_none());
+        assert!(c.end_if_calm(|| false).is_none());
         assert_eq!(c.max(), 1000);
     }
 
