@@ -8,6 +8,7 @@
 
 use moat_cgroup::insn::{exit, mov_imm, R0};
 use moat_cgroup::programs::{counter, Direction, COUNTER_SIZE, TRAFFIC_ENTRIES};
+use std::os::unix::fs::MetadataExt;
 use moat_cgroup::sys::{self, AttachType, MapType, ProgType};
 use std::os::fd::AsRawFd;
 
@@ -34,9 +35,18 @@ fn main() {
         "cost_traffic",
     )
     .expect("map (run as root)");
-    let other =
-        sys::map_create(MapType::PercpuArray, 4, COUNTER_SIZE, 2, 0, "cost_other").expect("map");
-    let count = counter(Direction::Transmit, traffic.as_raw_fd(), other.as_raw_fd());
+    // The node map, with this process's cgroup (which the test run's socket belongs to)
+    // registered as a container's: the path every counted packet takes.
+    let containers =
+        sys::map_of_maps_create(8, 16, &traffic, "cost_containers").expect("map of maps");
+    let mount = moat_cgroup::cgroup::cgroup2_mount().expect("cgroup2");
+    let own = moat_cgroup::cgroup::own_cgroup().expect("own cgroup");
+    let id = std::fs::metadata(mount.join(own.trim_start_matches('/')))
+        .expect("own cgroup directory")
+        .ino();
+    let fd = traffic.as_raw_fd() as u32;
+    sys::map_update(&containers, &id.to_ne_bytes(), &fd.to_ne_bytes()).expect("register");
+    let count = counter(Direction::Transmit, containers.as_raw_fd());
     let empty = [mov_imm(R0, 1), exit()];
     for (name, insns) in [("empty program", &empty[..]), ("moat counter", &count[..])] {
         let prog = sys::prog_load(ProgType::CgroupSkb, AttachType::Egress, insns, "cost")

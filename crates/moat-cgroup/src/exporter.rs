@@ -263,6 +263,7 @@ mod tests {
             info: Info {
                 container_id: "c1".into(),
                 cgroup: "/x".into(),
+                cgroup_id: 7,
                 namespace: Some("ns".into()),
                 pod: Some("p".into()),
                 container: Some("web".into()),

@@ -18,6 +18,19 @@ pub struct Insn {
     imm: i32,
 }
 
+impl Insn {
+    /// The instruction as the kernel reads it (little-endian fields, as on every machine
+    /// moat builds for).
+    pub fn to_bytes(self) -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[0] = self.code;
+        b[1] = self.regs;
+        b[2..4].copy_from_slice(&self.off.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.imm.to_ne_bytes());
+        b
+    }
+}
+
 /// A register.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Reg(pub u8);
@@ -38,6 +51,8 @@ pub const R6: Reg = Reg(6);
 pub const R7: Reg = Reg(7);
 /// Callee-saved.
 pub const R8: Reg = Reg(8);
+/// Callee-saved.
+pub const R9: Reg = Reg(9);
 /// Frame pointer (read only).
 pub const R10: Reg = Reg(10);
 
@@ -180,6 +195,10 @@ pub mod helper {
     pub const MAP_LOOKUP_ELEM: i32 = 1;
     /// `bpf_map_update_elem`.
     pub const MAP_UPDATE_ELEM: i32 = 2;
+    /// `bpf_skb_cgroup_id`: the cgroup v2 id of the packet's socket.
+    pub const SKB_CGROUP_ID: i32 = 79;
+    /// `bpf_skb_ancestor_cgroup_id`: the id of that cgroup's ancestor at a level.
+    pub const SKB_ANCESTOR_CGROUP_ID: i32 = 83;
     /// `bpf_set_retval` (5.18): the errno a cgroup program's refusal returns.
     pub const SET_RETVAL: i32 = 187;
 }

@@ -1,18 +1,23 @@
-//! One container's programs and maps: loaded, attached to its cgroup, pinned under
+//! One container's programs and maps: attached to its cgroup, pinned under
 //! `<bpffs>/moat/<container id>/`, read back by the exporter and removed at delete.
 //!
 //! Pins: `info` (an array of one JSON value: the container, its cgroup and its Kubernetes
-//! names; bpffs holds no regular files), `traffic` and `other` (the counters), `denied`
-//! (refusals per UDP operation), and each program under its hook's name. Programs are
-//! attached with `BPF_PROG_ATTACH` (allow-multi), so the cgroup holds them: they keep
-//! counting and deciding as long as the cgroup lives, whatever happens to the pins, and
-//! they go away with the cgroup when the runtime deletes it.
+//! names; bpffs holds no regular files), `traffic` (the counters), `denied` (refusals per
+//! UDP operation), and each UDP program under its hook's name. The counting programs are
+//! the node's, loaded once and pinned under `<bpffs>/moat/@node-<fingerprint>/` with the
+//! map (`containers`) from each container's cgroup id to its `traffic` ([`Node`]).
+//! Programs are attached with `BPF_PROG_ATTACH` (allow-multi), so the cgroup holds them:
+//! they keep counting and deciding as long as the cgroup lives, whatever happens to the
+//! pins, and they go away with the cgroup when the runtime deletes it.
 
-use crate::programs::{self, Direction, UdpRules, COUNTER_SIZE, OPERATIONS, TRAFFIC_ENTRIES};
+use crate::programs::{
+    self, Direction, UdpRules, CONTAINERS_ENTRIES, COUNTER_SIZE, OPERATIONS, TRAFFIC_ENTRIES,
+};
 use crate::sys::{self, AttachType, MapType, ProgType};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where bpffs is mounted (and mounted by moat-runtime when it is not).
@@ -29,6 +34,10 @@ pub struct Info {
     pub container_id: String,
     /// Its cgroup v2 directory: when it no longer exists, the container is gone.
     pub cgroup: PathBuf,
+    /// That cgroup's id (its inode number), the node map's key for the container; filled
+    /// in by [`Setup::begin`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cgroup_id: u64,
     /// Kubernetes namespace, from the CRI annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -39,6 +48,14 @@ pub struct Info {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Names under the pin root that are not containers start with this (container ids
+/// cannot, see [`dir`]).
+const NODE_MARK: char = '@';
 
 /// The pin directory of container `id` under `root`; ids that could climb out are refused.
 pub fn dir(root: &Path, id: &str) -> Result<PathBuf, Error> {
@@ -74,14 +91,138 @@ pub fn ensure_bpffs() -> Result<(), Error> {
 
 /// A container being set up: its pin directory and its open cgroup.
 pub struct Setup {
+    root: PathBuf,
     dir: PathBuf,
     cgroup_path: PathBuf,
     cgroup: OwnedFd,
+    cgroup_id: u64,
+}
+
+/// The node's counting programs and their map from a container's cgroup id to the
+/// container's traffic map, pinned once per node under `<root>/@node-<fingerprint>/`
+/// (a moat with other programs uses other pins).
+pub struct Node {
+    containers: OwnedFd,
+    ingress: OwnedFd,
+    egress: OwnedFd,
+}
+
+/// A traffic map (also the template of the node map's values).
+fn traffic_map() -> Result<OwnedFd, Error> {
+    map(
+        MapType::PercpuHash,
+        4,
+        COUNTER_SIZE,
+        TRAFFIC_ENTRIES,
+        "moat_traffic",
+    )
+}
+
+fn load(kind: ProgType, hook: AttachType, insns: &[crate::insn::Insn], name: &str) -> Result<OwnedFd, Error> {
+    sys::prog_load(kind, hook, insns, name).map_err(|(source, log)| Error::Load {
+        what: name.to_string(),
+        source,
+        log,
+    })
+}
+
+impl Node {
+    /// The node's pin directory under `root`.
+    pub fn dir(root: &Path) -> PathBuf {
+        root.join(format!("{NODE_MARK}node-{:016x}", programs::node_fingerprint()))
+    }
+
+    /// Opens the node's pins under `root`, loading and pinning them first when no moat
+    /// has done so yet.
+    pub fn open_or_create(root: &Path) -> Result<Node, Error> {
+        let dir = Node::dir(root);
+        if let Some(node) = Node::open(&dir)? {
+            return Ok(node);
+        }
+        // Built aside and renamed into place: of two starts racing, one set is published
+        // and the other removed, and a crash leaves no half set under the real name.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = root.join(format!("{NODE_MARK}new-{}-{nanos}", std::process::id()));
+        let built = Node::build(&tmp);
+        let published = built.and_then(|()| match std::fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(()),
+            // Another start published first: use its set.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => Ok(()),
+            Err(source) => Err(Error::Pin {
+                path: dir.clone(),
+                source,
+            }),
+        });
+        let _ = std::fs::remove_dir_all(&tmp);
+        published?;
+        Node::open(&dir)?.ok_or_else(|| Error::Pin {
+            path: dir.join("containers"),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+
+    fn build(dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Pin {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let template = traffic_map()?;
+        let containers =
+            sys::map_of_maps_create(8, CONTAINERS_ENTRIES, &template, "moat_containers")
+                .map_err(|source| Error::Map {
+                    what: "moat_containers".into(),
+                    source,
+                })?;
+        pin(&containers, dir.join("containers"))?;
+        for (d, hook, name) in [
+            (Direction::Receive, AttachType::Ingress, "count_ingress"),
+            (Direction::Transmit, AttachType::Egress, "count_egress"),
+        ] {
+            let insns = programs::counter(d, containers.as_raw_fd());
+            pin(&load(ProgType::CgroupSkb, hook, &insns, name)?, dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    fn open(dir: &Path) -> Result<Option<Node>, Error> {
+        let get = |name: &str| {
+            let path = dir.join(name);
+            sys::obj_get(&path).map_err(|source| Error::Pin { path, source })
+        };
+        let containers = match get("containers") {
+            Ok(fd) => fd,
+            Err(Error::Pin { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Some(Node {
+            containers,
+            ingress: get("count_ingress")?,
+            egress: get("count_egress")?,
+        }))
+    }
+
+    /// Takes the container whose cgroup id is `id` out of the node map (nothing to do
+    /// when it is not there, or the node has no pins).
+    fn forget(root: &Path, id: u64) -> Result<(), Error> {
+        let path = Node::dir(root).join("containers");
+        let containers = match sys::obj_get(&path) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(Error::Pin { path, source }),
+        };
+        sys::map_delete(&containers, &id.to_ne_bytes())
+            .map(drop)
+            .map_err(lookup_err("moat_containers"))
+    }
 }
 
 fn map(kind: MapType, key: u32, value: u32, entries: u32, name: &str) -> Result<OwnedFd, Error> {
     let flags = match kind {
-        MapType::PercpuHash => sys::F_NO_PREALLOC,
+        MapType::PercpuHash | MapType::HashOfMaps => sys::F_NO_PREALLOC,
         MapType::Array | MapType::PercpuArray => 0,
     };
     sys::map_create(kind, key, value, entries, flags, name).map_err(|source| Error::Map {
@@ -109,13 +250,19 @@ impl Setup {
             what: format!("create cgroup `{}`", info.cgroup.display()),
             source,
         })?;
-        let cgroup = std::fs::File::open(&info.cgroup)
-            .map(OwnedFd::from)
-            .map_err(|source| Error::Io {
-                what: format!("open cgroup `{}`", info.cgroup.display()),
-                source,
-            })?;
-        let text = serde_json::to_vec(info).map_err(|e| Error::Info {
+        let opened = std::fs::File::open(&info.cgroup).and_then(|f| {
+            let id = f.metadata()?.ino();
+            Ok((OwnedFd::from(f), id))
+        });
+        let (cgroup, cgroup_id) = opened.map_err(|source| Error::Io {
+            what: format!("open cgroup `{}`", info.cgroup.display()),
+            source,
+        })?;
+        let info = Info {
+            cgroup_id,
+            ..info.clone()
+        };
+        let text = serde_json::to_vec(&info).map_err(|e| Error::Info {
             path: dir.join("info"),
             message: e.to_string(),
         })?;
@@ -134,53 +281,42 @@ impl Setup {
         })?;
         pin(&m, dir.join("info"))?;
         Ok(Setup {
+            root: root.to_path_buf(),
             dir,
             cgroup_path: info.cgroup.clone(),
             cgroup,
+            cgroup_id,
         })
     }
 
-    fn load_attach(
-        &self,
-        kind: ProgType,
-        hook: AttachType,
-        insns: &[crate::insn::Insn],
-        name: &str,
-    ) -> Result<(), Error> {
-        let prog =
-            sys::prog_load(kind, hook, insns, name).map_err(|(source, log)| Error::Load {
-                what: name.to_string(),
-                source,
-                log,
-            })?;
-        sys::prog_attach(&self.cgroup, &prog, hook).map_err(|source| Error::Attach {
+    fn attach(&self, prog: &OwnedFd, hook: AttachType, name: &str) -> Result<(), Error> {
+        sys::prog_attach(&self.cgroup, prog, hook).map_err(|source| Error::Attach {
             what: name.to_string(),
             cgroup: self.cgroup_path.clone(),
             source,
-        })?;
-        pin(&prog, self.dir.join(name))
+        })
     }
 
-    /// Counts the container's traffic.
+    /// Counts the container's traffic: a traffic map of its own, entered in the node map
+    /// under its cgroup id before the node's programs are attached to its cgroup.
     pub fn counters(&self) -> Result<(), Error> {
-        let traffic = map(
-            MapType::PercpuHash,
-            4,
-            COUNTER_SIZE,
-            TRAFFIC_ENTRIES,
-            "moat_traffic",
-        )?;
-        let other = map(MapType::PercpuArray, 4, COUNTER_SIZE, 2, "moat_other")?;
-        pin(&traffic, self.dir.join("traffic"))?;
-        pin(&other, self.dir.join("other"))?;
-        for (dir, hook, name) in [
-            (Direction::Receive, AttachType::Ingress, "count_ingress"),
-            (Direction::Transmit, AttachType::Egress, "count_egress"),
-        ] {
-            let p = programs::counter(dir, traffic.as_raw_fd(), other.as_raw_fd());
-            self.load_attach(ProgType::CgroupSkb, hook, &p, name)?;
+        let cpus = sys::PossibleCpus::get().map_err(|source| Error::Io {
+            what: "read the possible CPUs".into(),
+            source,
+        })?;
+        let traffic = traffic_map()?;
+        let zero = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+        for d in [Direction::Receive, Direction::Transmit] {
+            sys::map_update(&traffic, &programs::other_key(d).to_ne_bytes(), &zero)
+                .map_err(lookup_err("moat_traffic"))?;
         }
-        Ok(())
+        pin(&traffic, self.dir.join("traffic"))?;
+        let node = Node::open_or_create(&self.root)?;
+        let fd = traffic.as_raw_fd() as u32;
+        sys::map_update(&node.containers, &self.cgroup_id.to_ne_bytes(), &fd.to_ne_bytes())
+            .map_err(lookup_err("moat_containers"))?;
+        self.attach(&node.ingress, AttachType::Ingress, "count_ingress")?;
+        self.attach(&node.egress, AttachType::Egress, "count_egress")
     }
 
     /// Enforces `rules` on the container's UDP sockets.
@@ -193,15 +329,26 @@ impl Setup {
         pin(&denied, self.dir.join("denied"))?;
         for (slot, (hook, name)) in OPERATIONS.iter().enumerate() {
             let p = programs::udp_ports(*hook, slot as u32, &rules, denied.as_raw_fd());
-            self.load_attach(ProgType::CgroupSockAddr, *hook, &p, &format!("udp_{name}"))?;
+            let name = format!("udp_{name}");
+            let prog = load(ProgType::CgroupSockAddr, *hook, &p, &name)?;
+            self.attach(&prog, *hook, &name)?;
+            pin(&prog, self.dir.join(name))?;
         }
         Ok(())
     }
 }
 
-/// Removes container pins (a missing directory is fine). The programs stay attached to
-/// the cgroup while it exists.
+/// Removes container pins (a missing directory is fine) and the container's entry in the
+/// node map. The programs stay attached to the cgroup while it exists (and count nothing
+/// more for it).
 pub fn remove(dir: &Path) -> Result<(), Error> {
+    // The node map's entry first: pins left without an entry are found by the exporter's
+    // scan and removed then, an entry left without pins would never be.
+    if let (Ok(info), Some(root)) = (read_info(dir), dir.parent()) {
+        if info.cgroup_id != 0 {
+            Node::forget(root, info.cgroup_id)?;
+        }
+    }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -308,18 +455,27 @@ pub fn read(dir: &Path, cpus: sys::PossibleCpus) -> Result<Snapshot, Error> {
             let mut v = percpu.clone();
             if sys::map_lookup(&traffic, &key, &mut v).map_err(lookup_err("traffic"))? {
                 let k = u32::from_ne_bytes(key);
-                let dir = if k >> 16 == 0 {
+                // (direction << 16 | port), or (2 << 16 | direction) for "other": see
+                // `programs::other_key`.
+                let (dir, port) = if k >> 16 == 2 {
+                    (k & 1, None)
+                } else {
+                    (k >> 16, Some(k as u16))
+                };
+                let dir = if dir == 0 {
                     Direction::Receive
                 } else {
                     Direction::Transmit
                 };
                 let mut c = Count::default();
                 c.add_percpu(&v);
-                snap.traffic.push((dir, Some(k as u16), c));
+                snap.traffic.push((dir, port, c));
             }
             prev = Some(key);
         }
     }
+    // Pins of a container started by a moat before the node programs: "other" in a map
+    // of its own.
     if let Some(other) = open(dir, "other", (MapType::PercpuArray, 4, COUNTER_SIZE))? {
         for (i, d) in [Direction::Receive, Direction::Transmit]
             .into_iter()
@@ -367,6 +523,9 @@ pub fn scan(root: &Path, host: &Path, cpus: sys::PossibleCpus) -> (Vec<Snapshot>
         }
     };
     for e in entries.flatten() {
+        if e.file_name().as_encoded_bytes().first() == Some(&(NODE_MARK as u8)) {
+            continue;
+        }
         let dir = e.path();
         match read(&dir, cpus) {
             Ok(s)

@@ -1,10 +1,12 @@
-//! The programs moat attaches to a container's cgroup, built for that container.
+//! The programs moat attaches to a container's cgroup: the counters, shared by the node's
+//! containers, and the UDP port rules, built for one container.
 //!
-//! Counters (`cgroup_skb`, ingress and egress): count bytes and packets per direction and
-//! local port in a per-CPU hash (no atomics on the packet path, and the hash bounds the
-//! map); a port that does not fit goes to the direction's "other" slot. Bytes are the IP
-//! packet's length (headers included), as the cgroup hook sees it. The programs always
-//! let the packet through.
+//! Counters (`cgroup_skb`, ingress and egress, loaded once per node): find the packet's
+//! container by its socket's cgroup id and count bytes and packets per direction and
+//! local port in that container's per-CPU hash (no atomics on the packet path, and the
+//! hash bounds the map); a port that does not fit goes to the direction's "other" slot.
+//! Bytes are the IP packet's length (headers included), as the cgroup hook sees it. The
+//! programs always let the packet through.
 //!
 //! UDP ports (`cgroup/sock_addr`: bind, connect and sendmsg, IPv4 and IPv6): decide as
 //! Landlock ABI 10's `bind_udp` and `connect_send_udp` rules do. bind() needs the port in
@@ -22,10 +24,12 @@ use crate::insn::*;
 use crate::sys::AttachType;
 use moat_policy::ports::PortRange;
 
-/// Entries of the per-container traffic map: (direction, local port) pairs. A container
-/// serving more distinct local ports than this (ephemeral ports of many outgoing
-/// connections) counts the rest under "other".
-pub const TRAFFIC_ENTRIES: u32 = 1024;
+/// (direction, local port) pairs one container's traffic map holds. A container serving
+/// more distinct local ports than this (ephemeral ports of many outgoing connections)
+/// counts the rest under "other".
+pub const PORT_ENTRIES: u32 = 1024;
+/// Entries of the per-container traffic map: the port pairs and the two "other" slots.
+pub const TRAFFIC_ENTRIES: u32 = PORT_ENTRIES + 2;
 /// The traffic map's value: bytes then packets, per CPU.
 pub const COUNTER_SIZE: u32 = 16;
 
@@ -59,9 +63,31 @@ const SOCK_SRC_PORT: i16 = 44;
 /// `BPF_NOEXIST`.
 const NOEXIST: i32 = 1;
 
-/// The counting program for one direction.
-pub fn counter(dir: Direction, traffic: i32, other: i32) -> Vec<Insn> {
+/// Containers whose traffic one node counts at a time: entries of the node's map from
+/// a container's cgroup id to its traffic map (moat-runtime removes a container's entry
+/// at `delete`, the exporter those of containers that went without one).
+pub const CONTAINERS_ENTRIES: u32 = 65536;
+
+/// How deep below the cgroup v2 root a container's cgroup may be for a socket in a
+/// cgroup of its own below the container's (a nested cgroup) to be counted.
+pub const MAX_DEPTH: i32 = 32;
+
+/// The traffic map key that holds what does not fit in the map for `dir`. It is inserted
+/// when the map is made, so it is there however full the map gets.
+pub fn other_key(dir: Direction) -> u32 {
+    (2 << 16) | dir as u32
+}
+
+/// The counting program for one direction, shared by every container of the node:
+/// `containers` maps a cgroup id to that container's traffic map.
+///
+/// Why one program per node rather than one per container with the container's map
+/// built in: loading (verifying and compiling) the two programs took about 0.3 ms of
+/// every confined container's start (docs/PERFORMANCE.md, cgroup-bpf), and a lookup of
+/// the socket's cgroup id costs the packet path a few nanoseconds.
+pub fn counter(dir: Direction, containers: i32) -> Vec<Insn> {
     let mut a = Asm::default();
+    let found = a.label();
     let add_to = a.label();
     let out = a.label();
     a.push([
@@ -70,30 +96,65 @@ pub fn counter(dir: Direction, traffic: i32, other: i32) -> Vec<Insn> {
         ldx_w(R2, R6, SKB_LOCAL_PORT),
         or_imm(R2, (dir as i32) << 16),
         stx_w(R10, -4, R2),
+        call(helper::SKB_CGROUP_ID),
+        stx_dw(R10, -16, R0),
     ]);
-    a.push(ld_map_fd(R1, traffic));
-    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.push(ld_map_fd(R1, containers));
+    a.push([mov(R2, R10), add_imm(R2, -16), call(helper::MAP_LOOKUP_ELEM)]);
+    a.jump(jne_imm(R0, 0, 0), found);
+    // A socket in a cgroup below the container's: the container is its ancestor nearest
+    // the root that has a map (containers do not nest in one another's cgroups).
+    for level in 1..=MAX_DEPTH {
+        a.push([
+            mov(R1, R6),
+            mov_imm(R2, level),
+            call(helper::SKB_ANCESTOR_CGROUP_ID),
+        ]);
+        a.jump(jeq_imm(R0, 0, 0), out);
+        a.push([stx_dw(R10, -16, R0)]);
+        a.push(ld_map_fd(R1, containers));
+        a.push([mov(R2, R10), add_imm(R2, -16), call(helper::MAP_LOOKUP_ELEM)]);
+        a.jump(jne_imm(R0, 0, 0), found);
+    }
+    a.jump(ja(0), out);
+    a.place(found);
+    a.push([
+        mov(R8, R0),
+        mov(R1, R8),
+        mov(R2, R10),
+        add_imm(R2, -4),
+        call(helper::MAP_LOOKUP_ELEM),
+    ]);
     a.jump(jne_imm(R0, 0, 0), add_to);
     // First packet on this port (on this CPU): insert {len, 1}.
-    a.push([stx_dw(R10, -24, R7), st_dw(R10, -16, 1)]);
-    a.push(ld_map_fd(R1, traffic));
     a.push([
+        stx_dw(R10, -32, R7),
+        st_dw(R10, -24, 1),
+        mov(R1, R8),
         mov(R2, R10),
         add_imm(R2, -4),
         mov(R3, R10),
-        add_imm(R3, -24),
+        add_imm(R3, -32),
         mov_imm(R4, NOEXIST),
         call(helper::MAP_UPDATE_ELEM),
     ]);
     a.jump(jeq_imm(R0, 0, 0), out);
     // Lost a race with another insert of the same key, or the map is full: look again,
     // then fall back to "other".
-    a.push(ld_map_fd(R1, traffic));
-    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.push([
+        mov(R1, R8),
+        mov(R2, R10),
+        add_imm(R2, -4),
+        call(helper::MAP_LOOKUP_ELEM),
+    ]);
     a.jump(jne_imm(R0, 0, 0), add_to);
-    a.push([st_w(R10, -4, dir as i32)]);
-    a.push(ld_map_fd(R1, other));
-    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    a.push([
+        st_w(R10, -4, other_key(dir) as i32),
+        mov(R1, R8),
+        mov(R2, R10),
+        add_imm(R2, -4),
+        call(helper::MAP_LOOKUP_ELEM),
+    ]);
     a.jump(jeq_imm(R0, 0, 0), out);
     a.place(add_to);
     a.push([
@@ -107,6 +168,28 @@ pub fn counter(dir: Direction, traffic: i32, other: i32) -> Vec<Insn> {
     a.place(out);
     a.push([mov_imm(R0, 1), exit()]);
     a.finish()
+}
+
+/// A fingerprint of the node's programs and map shapes: pins made by a moat whose
+/// programs differ are never used by this one (see `pins::Node`).
+pub fn node_fingerprint() -> u64 {
+    // FNV-1a over the instructions (with a placeholder map) and the shapes they assume.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for dir in [Direction::Receive, Direction::Transmit] {
+        for i in counter(dir, 0) {
+            eat(&i.to_bytes());
+        }
+    }
+    for n in [COUNTER_SIZE, TRAFFIC_ENTRIES, CONTAINERS_ENTRIES] {
+        eat(&n.to_ne_bytes());
+    }
+    h
 }
 
 /// The most port ranges one rule set may have: keeps every jump of a UDP program short.
@@ -244,6 +327,7 @@ mod tests {
         for (i, (hook, _)) in OPERATIONS.iter().enumerate() {
             assert!(udp_ports(*hook, i as u32, &rules, 3).len() > 10);
         }
-        assert!(counter(Direction::Transmit, 3, 4).len() > 10);
+        assert!(counter(Direction::Transmit, 3).len() > 10);
+        assert_eq!(node_fingerprint(), node_fingerprint());
     }
 }

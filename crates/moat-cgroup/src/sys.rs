@@ -11,6 +11,7 @@ use std::path::Path;
 const MAP_CREATE: libc::c_int = 0;
 const MAP_LOOKUP_ELEM: libc::c_int = 1;
 const MAP_UPDATE_ELEM: libc::c_int = 2;
+const MAP_DELETE_ELEM: libc::c_int = 3;
 const MAP_GET_NEXT_KEY: libc::c_int = 4;
 const PROG_LOAD: libc::c_int = 5;
 const OBJ_PIN: libc::c_int = 6;
@@ -36,6 +37,8 @@ pub enum MapType {
     PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray = 6,
+    /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
+    HashOfMaps = 13,
 }
 
 /// Program types (enum bpf_prog_type).
@@ -138,12 +141,45 @@ pub fn map_create(
     flags: u32,
     name: &str,
 ) -> io::Result<OwnedFd> {
+    map_create_attr(kind, key_size, value_size, max_entries, flags, 0, name)
+}
+
+/// Creates a map of maps whose values are maps shaped like `inner` (a template: any map
+/// of the same type, key and value size and flags).
+pub fn map_of_maps_create(
+    key_size: u32,
+    max_entries: u32,
+    inner: &OwnedFd,
+    name: &str,
+) -> io::Result<OwnedFd> {
+    let inner = inner.as_raw_fd() as u32;
+    map_create_attr(
+        MapType::HashOfMaps,
+        key_size,
+        4,
+        max_entries,
+        F_NO_PREALLOC,
+        inner,
+        name,
+    )
+}
+
+fn map_create_attr(
+    kind: MapType,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+    inner_map_fd: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u32(0, kind as u32)
         .u32(4, key_size)
         .u32(8, value_size)
         .u32(12, max_entries)
         .u32(16, flags)
+        .u32(20, inner_map_fd)
         .bytes(28, &name16(name));
     bpf(MAP_CREATE, &mut a).map(fd_from)
 }
@@ -261,6 +297,17 @@ pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
         .u64(8, key.as_ptr() as u64)
         .u64(16, value.as_ptr() as u64);
     bpf(MAP_UPDATE_ELEM, &mut a).map(drop)
+}
+
+/// Removes `key`; `Ok(false)` when there was none.
+pub fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<bool> {
+    let mut a = Attr::new();
+    a.u32(0, map.as_raw_fd() as u32).u64(8, key.as_ptr() as u64);
+    match bpf(MAP_DELETE_ELEM, &mut a) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The key after `key` (the first key when `key` is `None`); `Ok(false)` at the end.

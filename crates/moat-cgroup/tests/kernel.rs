@@ -17,11 +17,15 @@ fn skip() -> Option<&'static str> {
     None
 }
 
-/// A fresh cgroup and pin root, removed on drop.
+/// A fresh cgroup and pin root, removed on drop. One test at a time: they pick free ports
+/// and some open a thousand sockets, which would take each other's ports.
 struct Fixture {
     cgroup: PathBuf,
     root: PathBuf,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Fixture {
     /// `None` (and why, printed) when the tests cannot run here.
@@ -36,6 +40,7 @@ impl Fixture {
         Some(Fixture {
             cgroup: mount.join(&n),
             root: PathBuf::from(pins::BPFFS).join(n),
+            _serial: SERIAL.lock().unwrap_or_else(|p| p.into_inner()),
         })
     }
     fn setup(&self) -> Setup {
@@ -239,7 +244,7 @@ fn ports_beyond_the_map_count_as_other() {
     setup.counters().unwrap();
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dst = rx.local_addr().unwrap().port();
-    let n = moat_cgroup::programs::TRAFFIC_ENTRIES as usize + 100;
+    let n = moat_cgroup::programs::PORT_ENTRIES as usize + 100;
     // One datagram from each of `n` sockets: `n` distinct local ports.
     let code = format!(
         "import socket, resource\nsocks = []\n\
@@ -257,8 +262,95 @@ fn ports_beyond_the_map_count_as_other() {
         .collect();
     let named = tx.iter().filter(|t| t.1.is_some()).count();
     let other = tx.iter().find(|t| t.1.is_none()).unwrap().2;
-    assert_eq!(named, moat_cgroup::programs::TRAFFIC_ENTRIES as usize);
+    assert_eq!(named, moat_cgroup::programs::PORT_ENTRIES as usize);
     assert_eq!(other.packets, 100);
     let total: u64 = tx.iter().map(|t| t.2.packets).sum();
     assert_eq!(total, n as u64, "no packet lost or counted twice");
+}
+
+/// Sends `n` datagrams of 100 bytes from a process in `cgroup` and returns the local
+/// port they were sent from.
+fn send_from(cgroup: &std::path::Path, n: usize) -> u16 {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = rx.local_addr().unwrap().port();
+    let src = free_udp_port();
+    let code = format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.bind(('127.0.0.1', {src}))\n\
+         for _ in range({n}): s.sendto(b'a' * 100, ('127.0.0.1', {dst}))\n"
+    );
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec /usr/bin/python3 -c \"$0\"",
+            cgroup.display()
+        ))
+        .arg(code)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    src
+}
+
+fn sent(snap: &pins::Snapshot, port: u16) -> u64 {
+    snap.traffic
+        .iter()
+        .filter(|(d, p, _)| *d == Direction::Transmit && *p == Some(port))
+        .map(|t| t.2.packets)
+        .sum()
+}
+
+#[test]
+fn a_cgroup_below_the_containers_counts_for_the_container() {
+    let Some(f) = Fixture::new("nested") else {
+        return;
+    };
+    f.setup().counters().unwrap();
+    let inner = f.cgroup.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let port = send_from(&inner, 4);
+    let direct = send_from(&f.cgroup, 2);
+    std::fs::remove_dir(&inner).unwrap();
+    let snap = f.snapshot();
+    assert_eq!(sent(&snap, port), 4, "{:?}", snap.traffic);
+    assert_eq!(sent(&snap, direct), 2, "{:?}", snap.traffic);
+}
+
+#[test]
+fn containers_sharing_the_node_programs_count_apart_and_removal_unregisters() {
+    let Some(f) = Fixture::new("two") else {
+        return;
+    };
+    let other_cgroup = PathBuf::from(format!("{}-b", f.cgroup.display()));
+    let other = Info {
+        container_id: "d".into(),
+        cgroup: other_cgroup.clone(),
+        ..Info::default()
+    };
+    f.setup().counters().unwrap();
+    Setup::begin(&f.root, &other).unwrap().counters().unwrap();
+    // One set of programs for the node, not one per container.
+    let nodes: Vec<_> = std::fs::read_dir(&f.root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('@'))
+        .collect();
+    assert_eq!(nodes.len(), 1);
+    let a = send_from(&f.cgroup, 3);
+    let b = send_from(&other_cgroup, 5);
+    let cpus = moat_cgroup::sys::PossibleCpus::get().unwrap();
+    let snap_d = pins::read(&f.root.join("d"), cpus).unwrap();
+    let snap_c = f.snapshot();
+    assert_eq!((sent(&snap_c, a), sent(&snap_c, b)), (3, 0));
+    assert_eq!((sent(&snap_d, a), sent(&snap_d, b)), (0, 5));
+    // Removing d's pins takes it out of the node map: its cgroup's packets count nowhere.
+    let id = snap_d.info.cgroup_id;
+    assert_ne!(id, 0);
+    let node_map = moat_cgroup::sys::obj_get(&pins::Node::dir(&f.root).join("containers")).unwrap();
+    let mut inner_id = [0u8; 4];
+    assert!(moat_cgroup::sys::map_lookup(&node_map, &id.to_ne_bytes(), &mut inner_id).unwrap());
+    pins::remove(&f.root.join("d")).unwrap();
+    assert!(!moat_cgroup::sys::map_lookup(&node_map, &id.to_ne_bytes(), &mut inner_id).unwrap());
+    send_from(&other_cgroup, 1);
+    let _ = std::fs::remove_dir(&other_cgroup);
 }

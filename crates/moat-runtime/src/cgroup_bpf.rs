@@ -86,6 +86,7 @@ pub fn info(cfg: &Config, id: &str, systemd_driver: bool) -> Result<Info, Cgroup
     Ok(Info {
         container_id: id.to_string(),
         cgroup,
+        cgroup_id: 0,
         namespace: find(&[
             "io.kubernetes.cri.sandbox-namespace",
             "io.kubernetes.pod.namespace",
