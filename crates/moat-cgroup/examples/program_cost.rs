@@ -7,10 +7,10 @@
 //! usage (root): cargo run --release -p moat-cgroup --example program_cost [REPEAT]
 
 use moat_cgroup::insn::{exit, mov_imm, R0};
-use moat_cgroup::programs::{counter, Direction, COUNTER_SIZE, TRAFFIC_ENTRIES};
-use std::os::unix::fs::MetadataExt;
+use moat_cgroup::programs::{counter, Direction, COUNTER_SIZE, TRAFFIC_ENTRIES, TRAFFIC_KEY_SIZE};
 use moat_cgroup::sys::{self, AttachType, MapType, ProgType};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 
 fn main() {
     let repeat: u32 = std::env::args()
@@ -28,25 +28,28 @@ fn main() {
     pkt[30..34].copy_from_slice(&[127, 0, 0, 1]);
     let traffic = sys::map_create(
         MapType::PercpuHash,
-        4,
+        TRAFFIC_KEY_SIZE,
         COUNTER_SIZE,
         TRAFFIC_ENTRIES,
         sys::F_NO_PREALLOC,
         "cost_traffic",
     )
     .expect("map (run as root)");
-    // The node map, with this process's cgroup (which the test run's socket belongs to)
-    // registered as a container's: the path every counted packet takes.
+    // The node's map of containers, with this process's cgroup (which the test run's
+    // socket belongs to) registered as a container's: the path every counted packet takes.
     let containers =
-        sys::map_of_maps_create(8, 16, &traffic, "cost_containers").expect("map of maps");
+        sys::map_create(MapType::Hash, 8, 8, 16, sys::F_NO_PREALLOC, "cost_cont").expect("map");
     let mount = moat_cgroup::cgroup::cgroup2_mount().expect("cgroup2");
     let own = moat_cgroup::cgroup::own_cgroup().expect("own cgroup");
     let id = std::fs::metadata(mount.join(own.trim_start_matches('/')))
         .expect("own cgroup directory")
         .ino();
-    let fd = traffic.as_raw_fd() as u32;
-    sys::map_update(&containers, &id.to_ne_bytes(), &fd.to_ne_bytes()).expect("register");
-    let count = counter(Direction::Transmit, containers.as_raw_fd());
+    sys::map_update(&containers, &id.to_ne_bytes(), &0u64.to_ne_bytes()).expect("register");
+    let count = counter(
+        Direction::Transmit,
+        containers.as_raw_fd(),
+        traffic.as_raw_fd(),
+    );
     let empty = [mov_imm(R0, 1), exit()];
     for (name, insns) in [("empty program", &empty[..]), ("moat counter", &count[..])] {
         let prog = sys::prog_load(ProgType::CgroupSkb, AttachType::Egress, insns, "cost")

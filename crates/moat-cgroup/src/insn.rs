@@ -69,6 +69,8 @@ const DW: u8 = 0x18;
 const IMM: u8 = 0x00;
 const MEM: u8 = 0x60;
 const ATOMIC: u8 = 0xc0;
+/// `BPF_FETCH`: an atomic operation that also returns the old value.
+const FETCH: u8 = 0x01;
 const K: u8 = 0x00;
 const X: u8 = 0x08;
 const ADD: u8 = 0x00;
@@ -148,6 +150,10 @@ pub fn st_dw(dst: Reg, off: i16, imm: i32) -> Insn {
 /// `lock *(u64 *)(dst + off) += src`: for maps shared by all CPUs.
 pub fn atomic_add_dw(dst: Reg, off: i16, src: Reg) -> Insn {
     insn(STX | ATOMIC | DW, dst, src, off, ADD as i32)
+}
+/// `src = atomic_fetch_add((u64 *)(dst + off), src)`: adds and returns the old value.
+pub fn atomic_fetch_add_dw(dst: Reg, off: i16, src: Reg) -> Insn {
+    insn(STX | ATOMIC | DW, dst, src, off, (ADD | FETCH) as i32)
 }
 /// `dst = map` (a 64-bit immediate load: two instructions).
 pub fn ld_map_fd(dst: Reg, fd: i32) -> [Insn; 2] {

@@ -12,10 +12,12 @@
 
 use crate::programs::{
     self, Direction, UdpRules, CONTAINERS_ENTRIES, COUNTER_SIZE, OPERATIONS, TRAFFIC_ENTRIES,
+    TRAFFIC_KEY_SIZE,
 };
 use crate::sys::{self, AttachType, MapType, ProgType};
 use crate::Error;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -98,27 +100,23 @@ pub struct Setup {
     cgroup_id: u64,
 }
 
-/// The node's counting programs and their map from a container's cgroup id to the
-/// container's traffic map, pinned once per node under `<root>/@node-<fingerprint>/`
-/// (a moat with other programs uses other pins).
+/// The node's counting programs and their maps, pinned once per node under
+/// `<root>/@node-<fingerprint>/` (a moat with other programs uses other pins):
+/// `containers` (a registered container's cgroup id -> the port pairs it has claimed)
+/// and `traffic` (cgroup id, direction and port -> bytes and packets per CPU).
 pub struct Node {
     containers: OwnedFd,
+    traffic: OwnedFd,
     ingress: OwnedFd,
     egress: OwnedFd,
 }
 
-/// A traffic map (also the template of the node map's values).
-fn traffic_map() -> Result<OwnedFd, Error> {
-    map(
-        MapType::PercpuHash,
-        4,
-        COUNTER_SIZE,
-        TRAFFIC_ENTRIES,
-        "moat_traffic",
-    )
-}
-
-fn load(kind: ProgType, hook: AttachType, insns: &[crate::insn::Insn], name: &str) -> Result<OwnedFd, Error> {
+fn load(
+    kind: ProgType,
+    hook: AttachType,
+    insns: &[crate::insn::Insn],
+    name: &str,
+) -> Result<OwnedFd, Error> {
     sys::prog_load(kind, hook, insns, name).map_err(|(source, log)| Error::Load {
         what: name.to_string(),
         source,
@@ -126,10 +124,21 @@ fn load(kind: ProgType, hook: AttachType, insns: &[crate::insn::Insn], name: &st
     })
 }
 
+/// A traffic key: the container's cgroup id, then a `programs` key, then padding.
+fn traffic_key(id: u64, key: u32) -> [u8; TRAFFIC_KEY_SIZE as usize] {
+    let mut k = [0u8; TRAFFIC_KEY_SIZE as usize];
+    k[..8].copy_from_slice(&id.to_ne_bytes());
+    k[8..12].copy_from_slice(&key.to_ne_bytes());
+    k
+}
+
 impl Node {
     /// The node's pin directory under `root`.
     pub fn dir(root: &Path) -> PathBuf {
-        root.join(format!("{NODE_MARK}node-{:016x}", programs::node_fingerprint()))
+        root.join(format!(
+            "{NODE_MARK}node-{:016x}",
+            programs::node_fingerprint()
+        ))
     }
 
     /// Opens the node's pins under `root`, loading and pinning them first when no moat
@@ -168,61 +177,145 @@ impl Node {
             path: dir.to_path_buf(),
             source,
         })?;
-        let template = traffic_map()?;
-        let containers =
-            sys::map_of_maps_create(8, CONTAINERS_ENTRIES, &template, "moat_containers")
-                .map_err(|source| Error::Map {
-                    what: "moat_containers".into(),
-                    source,
-                })?;
+        let containers = map(MapType::Hash, 8, 8, CONTAINERS_ENTRIES, "moat_containers")?;
+        let traffic = map(
+            MapType::PercpuHash,
+            TRAFFIC_KEY_SIZE,
+            COUNTER_SIZE,
+            TRAFFIC_ENTRIES,
+            "moat_traffic",
+        )?;
         pin(&containers, dir.join("containers"))?;
+        pin(&traffic, dir.join("traffic"))?;
         for (d, hook, name) in [
             (Direction::Receive, AttachType::Ingress, "count_ingress"),
             (Direction::Transmit, AttachType::Egress, "count_egress"),
         ] {
-            let insns = programs::counter(d, containers.as_raw_fd());
-            pin(&load(ProgType::CgroupSkb, hook, &insns, name)?, dir.join(name))?;
+            let insns = programs::counter(d, containers.as_raw_fd(), traffic.as_raw_fd());
+            pin(
+                &load(ProgType::CgroupSkb, hook, &insns, name)?,
+                dir.join(name),
+            )?;
         }
         Ok(())
     }
 
     fn open(dir: &Path) -> Result<Option<Node>, Error> {
-        let get = |name: &str| {
-            let path = dir.join(name);
-            sys::obj_get(&path).map_err(|source| Error::Pin { path, source })
+        let Some(containers) = Node::get(dir, "containers")? else {
+            return Ok(None);
         };
-        let containers = match get("containers") {
-            Ok(fd) => fd,
-            Err(Error::Pin { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e),
+        let need = |name: &str| {
+            Node::get(dir, name)?.ok_or_else(|| Error::Pin {
+                path: dir.join(name),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
         };
         Ok(Some(Node {
             containers,
-            ingress: get("count_ingress")?,
-            egress: get("count_egress")?,
+            traffic: need("traffic")?,
+            ingress: need("count_ingress")?,
+            egress: need("count_egress")?,
         }))
     }
 
-    /// Takes the container whose cgroup id is `id` out of the node map (nothing to do
-    /// when it is not there, or the node has no pins).
+    fn get(dir: &Path, name: &str) -> Result<Option<OwnedFd>, Error> {
+        let path = dir.join(name);
+        match sys::obj_get(&path) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Pin { path, source }),
+        }
+    }
+
+    /// Registers the container whose cgroup id is `id`: its entry first, then its two
+    /// "other" keys (so that [`Node::prune`], which keeps the keys of registered
+    /// containers, never takes them), all before any program runs for it.
+    fn register(&self, id: u64, cpus: sys::PossibleCpus) -> Result<(), Error> {
+        sys::map_update(&self.containers, &id.to_ne_bytes(), &0u64.to_ne_bytes())
+            .map_err(lookup_err("moat_containers"))?;
+        let zero = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+        for d in [Direction::Receive, Direction::Transmit] {
+            let key = traffic_key(id, programs::other_key(d));
+            sys::map_update(&self.traffic, &key, &zero).map_err(lookup_err("moat_traffic"))?;
+        }
+        Ok(())
+    }
+
+    /// Takes the container whose cgroup id is `id` out of `containers` (nothing to do
+    /// when it is not there, or the node has no pins); its counters go at the next
+    /// [`Node::prune`].
     fn forget(root: &Path, id: u64) -> Result<(), Error> {
-        let path = Node::dir(root).join("containers");
-        let containers = match sys::obj_get(&path) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(Error::Pin { path, source }),
+        let Some(containers) = Node::get(&Node::dir(root), "containers")? else {
+            return Ok(());
         };
         sys::map_delete(&containers, &id.to_ne_bytes())
             .map(drop)
             .map_err(lookup_err("moat_containers"))
     }
+
+    /// Every registered container's counters by cgroup id; the counters of containers no
+    /// longer registered are removed on the way.
+    fn read_and_prune(&self, cpus: sys::PossibleCpus) -> Result<Counters, Error> {
+        let mut out: Counters = HashMap::new();
+        let mut gone: Vec<[u8; TRAFFIC_KEY_SIZE as usize]> = Vec::new();
+        let mut registered: HashMap<u64, bool> = HashMap::new();
+        let percpu = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+        let mut key = [0u8; TRAFFIC_KEY_SIZE as usize];
+        let mut prev: Option<[u8; TRAFFIC_KEY_SIZE as usize]> = None;
+        while sys::map_next_key(&self.traffic, prev.as_ref().map(|k| &k[..]), &mut key)
+            .map_err(lookup_err("moat_traffic"))?
+        {
+            prev = Some(key);
+            let id = u64::from_ne_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let is_registered = match registered.get(&id) {
+                Some(r) => *r,
+                None => {
+                    let mut v = [0u8; 8];
+                    let r = sys::map_lookup(&self.containers, &id.to_ne_bytes(), &mut v)
+                        .map_err(lookup_err("moat_containers"))?;
+                    registered.insert(id, r);
+                    r
+                }
+            };
+            if !is_registered {
+                gone.push(key);
+                continue;
+            }
+            let mut v = percpu.clone();
+            if sys::map_lookup(&self.traffic, &key, &mut v).map_err(lookup_err("moat_traffic"))? {
+                let k = u32::from_ne_bytes(key[8..12].try_into().unwrap_or([0; 4]));
+                let (dir, port) = programs::parse_key(k);
+                let mut c = Count::default();
+                c.add_percpu(&v);
+                out.entry(id).or_default().push((dir, port, c));
+            }
+        }
+        // A key is taken out only if its container is still not registered now: one
+        // registered since the lookup above keeps what it has inserted.
+        for key in gone {
+            let id = u64::from_ne_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let mut v = [0u8; 8];
+            let now = sys::map_lookup(&self.containers, &id.to_ne_bytes(), &mut v)
+                .map_err(lookup_err("moat_containers"))?;
+            if !now {
+                sys::map_delete(&self.traffic, &key).map_err(lookup_err("moat_traffic"))?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the counters of containers no longer registered.
+    pub fn prune(&self, cpus: sys::PossibleCpus) -> Result<(), Error> {
+        self.read_and_prune(cpus).map(drop)
+    }
 }
+
+/// Counters by cgroup id: (direction, local port or `None` for "other", count).
+type Counters = HashMap<u64, Vec<(Direction, Option<u16>, Count)>>;
 
 fn map(kind: MapType, key: u32, value: u32, entries: u32, name: &str) -> Result<OwnedFd, Error> {
     let flags = match kind {
-        MapType::PercpuHash | MapType::HashOfMaps => sys::F_NO_PREALLOC,
+        MapType::Hash | MapType::PercpuHash => sys::F_NO_PREALLOC,
         MapType::Array | MapType::PercpuArray => 0,
     };
     sys::map_create(kind, key, value, entries, flags, name).map_err(|source| Error::Map {
@@ -297,24 +390,22 @@ impl Setup {
         })
     }
 
-    /// Counts the container's traffic: a traffic map of its own, entered in the node map
-    /// under its cgroup id before the node's programs are attached to its cgroup.
+    /// Counts the container's traffic: registers its cgroup id with the node's programs
+    /// and attaches them to its cgroup.
     pub fn counters(&self) -> Result<(), Error> {
         let cpus = sys::PossibleCpus::get().map_err(|source| Error::Io {
             what: "read the possible CPUs".into(),
             source,
         })?;
-        let traffic = traffic_map()?;
-        let zero = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
-        for d in [Direction::Receive, Direction::Transmit] {
-            sys::map_update(&traffic, &programs::other_key(d).to_ne_bytes(), &zero)
-                .map_err(lookup_err("moat_traffic"))?;
-        }
-        pin(&traffic, self.dir.join("traffic"))?;
         let node = Node::open_or_create(&self.root)?;
-        let fd = traffic.as_raw_fd() as u32;
-        sys::map_update(&node.containers, &self.cgroup_id.to_ne_bytes(), &fd.to_ne_bytes())
-            .map_err(lookup_err("moat_containers"))?;
+        match node.register(self.cgroup_id, cpus) {
+            // Full of the counters of containers deleted while no exporter ran: prune once.
+            Err(Error::Map { source, .. }) if source.raw_os_error() == Some(libc::E2BIG) => {
+                node.prune(cpus)?;
+                node.register(self.cgroup_id, cpus)?;
+            }
+            r => r?,
+        }
         self.attach(&node.ingress, AttachType::Ingress, "count_ingress")?;
         self.attach(&node.egress, AttachType::Egress, "count_egress")
     }
@@ -439,13 +530,34 @@ fn lookup_err(what: &str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Map { what, source }
 }
 
-/// Reads the pins of one container directory.
+/// Reads the pins of one container directory and its counters in the node's maps.
 pub fn read(dir: &Path, cpus: sys::PossibleCpus) -> Result<Snapshot, Error> {
+    let node = node_counters(dir.parent(), cpus)?;
+    read_with(dir, cpus, &node)
+}
+
+/// The counters in the node's maps under `root` (none when there is no node yet).
+fn node_counters(root: Option<&Path>, cpus: sys::PossibleCpus) -> Result<Counters, Error> {
+    let node = match root {
+        Some(root) => Node::open(&Node::dir(root))?,
+        None => None,
+    };
+    node.map_or_else(|| Ok(HashMap::new()), |n| n.read_and_prune(cpus))
+}
+
+fn read_with(dir: &Path, cpus: sys::PossibleCpus, node: &Counters) -> Result<Snapshot, Error> {
     let mut snap = Snapshot {
         info: read_info(dir)?,
         ..Snapshot::default()
     };
+    if snap.info.cgroup_id != 0 {
+        if let Some(t) = node.get(&snap.info.cgroup_id) {
+            snap.traffic.extend_from_slice(t);
+        }
+    }
     let percpu = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+    // Pins of a container started by a moat before the node programs: its own traffic
+    // map (direction and port keys) and "other" in a map of its own.
     if let Some(traffic) = open(dir, "traffic", (MapType::PercpuHash, 4, COUNTER_SIZE))? {
         let mut key = [0u8; 4];
         let mut prev: Option<[u8; 4]> = None;
@@ -454,19 +566,7 @@ pub fn read(dir: &Path, cpus: sys::PossibleCpus) -> Result<Snapshot, Error> {
         {
             let mut v = percpu.clone();
             if sys::map_lookup(&traffic, &key, &mut v).map_err(lookup_err("traffic"))? {
-                let k = u32::from_ne_bytes(key);
-                // (direction << 16 | port), or (2 << 16 | direction) for "other": see
-                // `programs::other_key`.
-                let (dir, port) = if k >> 16 == 2 {
-                    (k & 1, None)
-                } else {
-                    (k >> 16, Some(k as u16))
-                };
-                let dir = if dir == 0 {
-                    Direction::Receive
-                } else {
-                    Direction::Transmit
-                };
+                let (dir, port) = programs::parse_key(u32::from_ne_bytes(key));
                 let mut c = Count::default();
                 c.add_percpu(&v);
                 snap.traffic.push((dir, port, c));
@@ -474,8 +574,6 @@ pub fn read(dir: &Path, cpus: sys::PossibleCpus) -> Result<Snapshot, Error> {
             prev = Some(key);
         }
     }
-    // Pins of a container started by a moat before the node programs: "other" in a map
-    // of its own.
     if let Some(other) = open(dir, "other", (MapType::PercpuArray, 4, COUNTER_SIZE))? {
         for (i, d) in [Direction::Receive, Direction::Transmit]
             .into_iter()
@@ -522,12 +620,16 @@ pub fn scan(root: &Path, host: &Path, cpus: sys::PossibleCpus) -> (Vec<Snapshot>
             return (out, errors);
         }
     };
+    let node = node_counters(Some(root), cpus).unwrap_or_else(|e| {
+        errors.push(e);
+        HashMap::new()
+    });
     for e in entries.flatten() {
         if e.file_name().as_encoded_bytes().first() == Some(&(NODE_MARK as u8)) {
             continue;
         }
         let dir = e.path();
-        match read(&dir, cpus) {
+        match read_with(&dir, cpus, &node) {
             Ok(s)
                 if !host
                     .join(s.info.cgroup.strip_prefix("/").unwrap_or(&s.info.cgroup))

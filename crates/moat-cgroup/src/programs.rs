@@ -2,9 +2,10 @@
 //! containers, and the UDP port rules, built for one container.
 //!
 //! Counters (`cgroup_skb`, ingress and egress, loaded once per node): find the packet's
-//! container by its socket's cgroup id and count bytes and packets per direction and
-//! local port in that container's per-CPU hash (no atomics on the packet path, and the
-//! hash bounds the map); a port that does not fit goes to the direction's "other" slot.
+//! container by its socket's cgroup id and count bytes and packets per container,
+//! direction and local port in the node's per-CPU hash (no atomics on the packet path
+//! but one when a container's port is first seen, which claims one of the container's
+//! [`PORT_ENTRIES`]); a port beyond them goes to the direction's "other" slot.
 //! Bytes are the IP packet's length (headers included), as the cgroup hook sees it. The
 //! programs always let the packet through.
 //!
@@ -24,12 +25,16 @@ use crate::insn::*;
 use crate::sys::AttachType;
 use moat_policy::ports::PortRange;
 
-/// (direction, local port) pairs one container's traffic map holds. A container serving
+/// (direction, local port) pairs counted by name for one container. A container serving
 /// more distinct local ports than this (ephemeral ports of many outgoing connections)
 /// counts the rest under "other".
 pub const PORT_ENTRIES: u32 = 1024;
-/// Entries of the per-container traffic map: the port pairs and the two "other" slots.
-pub const TRAFFIC_ENTRIES: u32 = PORT_ENTRIES + 2;
+/// Entries of the node's traffic map, all containers together (a hash without
+/// preallocation: memory goes to the entries in use, plus 16 bytes of bucket each).
+pub const TRAFFIC_ENTRIES: u32 = 1 << 18;
+/// The traffic map's key: the container's cgroup id, then [`port_key`] or [`other_key`],
+/// then four bytes of padding.
+pub const TRAFFIC_KEY_SIZE: u32 = 16;
 /// The traffic map's value: bytes then packets, per CPU.
 pub const COUNTER_SIZE: u32 = 16;
 
@@ -63,47 +68,78 @@ const SOCK_SRC_PORT: i16 = 44;
 /// `BPF_NOEXIST`.
 const NOEXIST: i32 = 1;
 
-/// Containers whose traffic one node counts at a time: entries of the node's map from
-/// a container's cgroup id to its traffic map (moat-runtime removes a container's entry
-/// at `delete`, the exporter those of containers that went without one).
+/// Containers whose traffic one node counts at a time: entries of the node's map from a
+/// container's cgroup id to the number of port pairs it has claimed in the traffic map
+/// (moat-runtime removes a container's entry at `delete`).
 pub const CONTAINERS_ENTRIES: u32 = 65536;
 
 /// How deep below the cgroup v2 root a container's cgroup may be for a socket in a
 /// cgroup of its own below the container's (a nested cgroup) to be counted.
 pub const MAX_DEPTH: i32 = 32;
 
-/// The traffic map key that holds what does not fit in the map for `dir`. It is inserted
-/// when the map is made, so it is there however full the map gets.
+/// The key of `port` in direction `dir`.
+pub fn port_key(dir: Direction, port: u16) -> u32 {
+    ((dir as u32) << 16) | u32::from(port)
+}
+
+/// The key that holds what does not fit in [`PORT_ENTRIES`] for `dir`. moat-runtime
+/// inserts it when it registers the container, so it is there however full the map gets.
 pub fn other_key(dir: Direction) -> u32 {
     (2 << 16) | dir as u32
 }
 
+/// What a traffic key's second field says: the direction, and the port (`None` for
+/// "other").
+pub fn parse_key(key: u32) -> (Direction, Option<u16>) {
+    let (dir, port) = if key >> 16 == 2 {
+        (key & 1, None)
+    } else {
+        (key >> 16, Some(key as u16))
+    };
+    let dir = if dir == 0 {
+        Direction::Receive
+    } else {
+        Direction::Transmit
+    };
+    (dir, port)
+}
+
 /// The counting program for one direction, shared by every container of the node:
-/// `containers` maps a cgroup id to that container's traffic map.
+/// `containers` maps a cgroup id to the container's claimed port pairs, `traffic`
+/// holds every container's counters under (cgroup id, direction and port).
 ///
-/// Why one program per node rather than one per container with the container's map
+/// Why one program per node rather than one per container with the container's maps
 /// built in: loading (verifying and compiling) the two programs took about 0.3 ms of
 /// every confined container's start (docs/PERFORMANCE.md, cgroup-bpf), and a lookup of
-/// the socket's cgroup id costs the packet path a few nanoseconds.
-pub fn counter(dir: Direction, containers: i32) -> Vec<Insn> {
+/// the socket's cgroup id costs the packet path a few nanoseconds. Why two flat maps
+/// rather than a map of per-container maps: every update of a map of maps from user
+/// space waits for an RCU grace period (milliseconds), at every start and every delete.
+pub fn counter(dir: Direction, containers: i32, traffic: i32) -> Vec<Insn> {
     let mut a = Asm::default();
     let found = a.label();
     let add_to = a.label();
+    let other = a.label();
     let out = a.label();
+    // The key at r10-16: cgroup id (8 bytes), direction and port (4), padding (4).
     a.push([
         mov(R6, R1),
         ldx_w(R7, R6, SKB_LEN),
         ldx_w(R2, R6, SKB_LOCAL_PORT),
         or_imm(R2, (dir as i32) << 16),
-        stx_w(R10, -4, R2),
+        stx_w(R10, -8, R2),
+        st_w(R10, -4, 0),
         call(helper::SKB_CGROUP_ID),
         stx_dw(R10, -16, R0),
     ]);
     a.push(ld_map_fd(R1, containers));
-    a.push([mov(R2, R10), add_imm(R2, -16), call(helper::MAP_LOOKUP_ELEM)]);
+    a.push([
+        mov(R2, R10),
+        add_imm(R2, -16),
+        call(helper::MAP_LOOKUP_ELEM),
+    ]);
     a.jump(jne_imm(R0, 0, 0), found);
     // A socket in a cgroup below the container's: the container is its ancestor nearest
-    // the root that has a map (containers do not nest in one another's cgroups).
+    // the root that is registered (containers do not nest in one another's cgroups).
     for level in 1..=MAX_DEPTH {
         a.push([
             mov(R1, R6),
@@ -113,46 +149,52 @@ pub fn counter(dir: Direction, containers: i32) -> Vec<Insn> {
         a.jump(jeq_imm(R0, 0, 0), out);
         a.push([stx_dw(R10, -16, R0)]);
         a.push(ld_map_fd(R1, containers));
-        a.push([mov(R2, R10), add_imm(R2, -16), call(helper::MAP_LOOKUP_ELEM)]);
+        a.push([
+            mov(R2, R10),
+            add_imm(R2, -16),
+            call(helper::MAP_LOOKUP_ELEM),
+        ]);
         a.jump(jne_imm(R0, 0, 0), found);
     }
     a.jump(ja(0), out);
     a.place(found);
+    a.push([mov(R8, R0)]);
+    a.push(ld_map_fd(R1, traffic));
     a.push([
-        mov(R8, R0),
-        mov(R1, R8),
         mov(R2, R10),
-        add_imm(R2, -4),
+        add_imm(R2, -16),
         call(helper::MAP_LOOKUP_ELEM),
     ]);
     a.jump(jne_imm(R0, 0, 0), add_to);
-    // First packet on this port (on this CPU): insert {len, 1}.
+    // A new port: claim one of the container's PORT_ENTRIES, then insert {len, 1}.
+    a.push([mov_imm(R1, 1), atomic_fetch_add_dw(R8, 0, R1)]);
+    a.jump(jge_imm(R1, PORT_ENTRIES as i32, 0), other);
+    a.push([stx_dw(R10, -32, R7), st_dw(R10, -24, 1)]);
+    a.push(ld_map_fd(R1, traffic));
     a.push([
-        stx_dw(R10, -32, R7),
-        st_dw(R10, -24, 1),
-        mov(R1, R8),
         mov(R2, R10),
-        add_imm(R2, -4),
+        add_imm(R2, -16),
         mov(R3, R10),
         add_imm(R3, -32),
         mov_imm(R4, NOEXIST),
         call(helper::MAP_UPDATE_ELEM),
     ]);
     a.jump(jeq_imm(R0, 0, 0), out);
-    // Lost a race with another insert of the same key, or the map is full: look again,
-    // then fall back to "other".
+    // Lost a race with another insert of the same key, or no room: look again, then
+    // fall back to "other".
+    a.push(ld_map_fd(R1, traffic));
     a.push([
-        mov(R1, R8),
         mov(R2, R10),
-        add_imm(R2, -4),
+        add_imm(R2, -16),
         call(helper::MAP_LOOKUP_ELEM),
     ]);
     a.jump(jne_imm(R0, 0, 0), add_to);
+    a.place(other);
+    a.push([st_w(R10, -8, other_key(dir) as i32)]);
+    a.push(ld_map_fd(R1, traffic));
     a.push([
-        st_w(R10, -4, other_key(dir) as i32),
-        mov(R1, R8),
         mov(R2, R10),
-        add_imm(R2, -4),
+        add_imm(R2, -16),
         call(helper::MAP_LOOKUP_ELEM),
     ]);
     a.jump(jeq_imm(R0, 0, 0), out);
@@ -182,11 +224,16 @@ pub fn node_fingerprint() -> u64 {
         }
     };
     for dir in [Direction::Receive, Direction::Transmit] {
-        for i in counter(dir, 0) {
+        for i in counter(dir, 0, 0) {
             eat(&i.to_bytes());
         }
     }
-    for n in [COUNTER_SIZE, TRAFFIC_ENTRIES, CONTAINERS_ENTRIES] {
+    for n in [
+        COUNTER_SIZE,
+        TRAFFIC_KEY_SIZE,
+        TRAFFIC_ENTRIES,
+        CONTAINERS_ENTRIES,
+    ] {
         eat(&n.to_ne_bytes());
     }
     h
@@ -327,7 +374,11 @@ mod tests {
         for (i, (hook, _)) in OPERATIONS.iter().enumerate() {
             assert!(udp_ports(*hook, i as u32, &rules, 3).len() > 10);
         }
-        assert!(counter(Direction::Transmit, 3).len() > 10);
+        assert!(counter(Direction::Transmit, 3, 4).len() > 10);
+        for d in [Direction::Receive, Direction::Transmit] {
+            assert_eq!(parse_key(port_key(d, 443)), (d, Some(443)));
+            assert_eq!(parse_key(other_key(d)), (d, None));
+        }
         assert_eq!(node_fingerprint(), node_fingerprint());
     }
 }

@@ -31,14 +31,14 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 #[derive(Copy, Clone, Debug)]
 #[repr(u32)]
 pub enum MapType {
+    /// `BPF_MAP_TYPE_HASH`.
+    Hash = 1,
     /// `BPF_MAP_TYPE_ARRAY`.
     Array = 2,
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray = 6,
-    /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
-    HashOfMaps = 13,
 }
 
 /// Program types (enum bpf_prog_type).
@@ -141,45 +141,12 @@ pub fn map_create(
     flags: u32,
     name: &str,
 ) -> io::Result<OwnedFd> {
-    map_create_attr(kind, key_size, value_size, max_entries, flags, 0, name)
-}
-
-/// Creates a map of maps whose values are maps shaped like `inner` (a template: any map
-/// of the same type, key and value size and flags).
-pub fn map_of_maps_create(
-    key_size: u32,
-    max_entries: u32,
-    inner: &OwnedFd,
-    name: &str,
-) -> io::Result<OwnedFd> {
-    let inner = inner.as_raw_fd() as u32;
-    map_create_attr(
-        MapType::HashOfMaps,
-        key_size,
-        4,
-        max_entries,
-        F_NO_PREALLOC,
-        inner,
-        name,
-    )
-}
-
-fn map_create_attr(
-    kind: MapType,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    flags: u32,
-    inner_map_fd: u32,
-    name: &str,
-) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u32(0, kind as u32)
         .u32(4, key_size)
         .u32(8, value_size)
         .u32(12, max_entries)
         .u32(16, flags)
-        .u32(20, inner_map_fd)
         .bytes(28, &name16(name));
     bpf(MAP_CREATE, &mut a).map(fd_from)
 }

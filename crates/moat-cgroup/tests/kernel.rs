@@ -288,7 +288,11 @@ fn send_from(cgroup: &std::path::Path, n: usize) -> u16 {
         .arg(code)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     src
 }
 
@@ -343,14 +347,32 @@ fn containers_sharing_the_node_programs_count_apart_and_removal_unregisters() {
     let snap_c = f.snapshot();
     assert_eq!((sent(&snap_c, a), sent(&snap_c, b)), (3, 0));
     assert_eq!((sent(&snap_d, a), sent(&snap_d, b)), (0, 5));
-    // Removing d's pins takes it out of the node map: its cgroup's packets count nowhere.
+    // Removing d's pins takes it out of the node map: its cgroup's packets count nowhere,
+    // and its counters go at the next read.
     let id = snap_d.info.cgroup_id;
     assert_ne!(id, 0);
-    let node_map = moat_cgroup::sys::obj_get(&pins::Node::dir(&f.root).join("containers")).unwrap();
-    let mut inner_id = [0u8; 4];
-    assert!(moat_cgroup::sys::map_lookup(&node_map, &id.to_ne_bytes(), &mut inner_id).unwrap());
+    let node_dir = pins::Node::dir(&f.root);
+    let containers = moat_cgroup::sys::obj_get(&node_dir.join("containers")).unwrap();
+    let mut claimed = [0u8; 8];
+    assert!(moat_cgroup::sys::map_lookup(&containers, &id.to_ne_bytes(), &mut claimed).unwrap());
+    assert_eq!(u64::from_ne_bytes(claimed), 1, "one port claimed");
     pins::remove(&f.root.join("d")).unwrap();
-    assert!(!moat_cgroup::sys::map_lookup(&node_map, &id.to_ne_bytes(), &mut inner_id).unwrap());
+    assert!(!moat_cgroup::sys::map_lookup(&containers, &id.to_ne_bytes(), &mut claimed).unwrap());
+    let ids_in_traffic = || {
+        let traffic = moat_cgroup::sys::obj_get(&node_dir.join("traffic")).unwrap();
+        let (mut key, mut prev, mut ids) = ([0u8; 16], None::<[u8; 16]>, Vec::new());
+        while moat_cgroup::sys::map_next_key(&traffic, prev.as_ref().map(|k| &k[..]), &mut key)
+            .unwrap()
+        {
+            ids.push(u64::from_ne_bytes(key[..8].try_into().unwrap()));
+            prev = Some(key);
+        }
+        ids
+    };
+    assert!(ids_in_traffic().contains(&id));
     send_from(&other_cgroup, 1);
+    let snap_c = f.snapshot();
+    assert_eq!(sent(&snap_c, a), 3);
+    assert!(!ids_in_traffic().contains(&id), "pruned by the read");
     let _ = std::fs::remove_dir(&other_cgroup);
 }

@@ -231,7 +231,7 @@ fn observed_container_traffic_reaches_metrics() {
     b.start_with(&moat_runtime(), &refs);
     assert_eq!(server.join().unwrap(), 100_000);
     // The pins are there as soon as the container exists.
-    assert!(pins(&b.id).join("traffic").exists());
+    assert!(pins(&b.id).join("info").exists());
     let exporter = Exporter::start();
     let text = exporter.metrics();
     // Labels: the container name comes from the CRI annotation.
