@@ -187,17 +187,42 @@ impl Node {
         )?;
         pin(&containers, dir.join("containers"))?;
         pin(&traffic, dir.join("traffic"))?;
+        let holder = Node::holder(dir);
         for (d, hook, name) in [
             (Direction::Receive, AttachType::Ingress, "count_ingress"),
             (Direction::Transmit, AttachType::Egress, "count_egress"),
         ] {
             let insns = programs::counter(d, containers.as_raw_fd(), traffic.as_raw_fd());
-            pin(
-                &load(ProgType::CgroupSkb, hook, &insns, name)?,
-                dir.join(name),
-            )?;
+            let prog = load(ProgType::CgroupSkb, hook, &insns, name)?;
+            if let Some(holder) = &holder {
+                // Best effort: without it, starts are only slower.
+                let _ = sys::prog_attach(holder, &prog, hook);
+            }
+            pin(&prog, dir.join(name))?;
         }
         Ok(())
+    }
+
+    /// An empty cgroup that holds the node's programs, `<cgroup2>/<root name>.holder`
+    /// (`moat.holder` for moat-runtime's pins).
+    ///
+    /// Why: the kernel runs cgroup-bpf hooks behind a static branch that is switched on
+    /// while any program of the kind is attached anywhere, and switching it (patching
+    /// kernel text on every CPU) took about 0.5 ms of a container's start and again of
+    /// its release on this project's 2-vCPU VM whenever no other container with counters
+    /// was running (docs/PERFORMANCE.md, cgroup-bpf). Left on, the cost is one check per
+    /// packet of sockets in cgroups without programs. Nothing runs in the holder, so the
+    /// programs count nothing there; `rmdir` of it is how they are let go.
+    fn holder(pins: &Path) -> Option<OwnedFd> {
+        let root = pins.parent()?;
+        let name = format!("{}.holder", root.file_name()?.to_str()?);
+        let path = crate::cgroup::cgroup2_mount().ok()?.join(name);
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        std::fs::File::open(&path).ok().map(OwnedFd::from)
     }
 
     fn open(dir: &Path) -> Result<Option<Node>, Error> {

@@ -85,6 +85,8 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
         let _ = std::fs::remove_dir(&self.cgroup);
+        // The empty cgroup that holds the node's programs (pins::Node).
+        let _ = std::fs::remove_dir(format!("{}.holder", self.cgroup.display()));
     }
 }
 
