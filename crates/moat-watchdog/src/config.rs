@@ -383,14 +383,14 @@ pub struct CallLimits {
 }
 
 /// The default of `response_buffer_bytes`: 1 MiB.
-pub const DEFAULT_RESPONSE_BUFFER: usize = 1 << 20;
+const DEFAULT_RESPONSE_BUFFER: usize = 1 << 20;
 /// The default of `max_call_processes`.
-pub const DEFAULT_MAX_CALL_PROCESSES: u64 = 512;
+const DEFAULT_MAX_CALL_PROCESSES: u64 = 512;
 /// The default of `max_call_tmp_bytes`: 64 MiB, the size of Docker's and Kubernetes'
 /// default `/dev/shm`, which every call shared before.
-pub const DEFAULT_MAX_CALL_TMP_BYTES: u64 = 64 << 20;
+const DEFAULT_MAX_CALL_TMP_BYTES: u64 = 64 << 20;
 /// The default of `max_call_cpu`.
-pub const DEFAULT_MAX_CALL_CPU: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_CALL_CPU: Duration = Duration::from_secs(300);
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -487,7 +487,7 @@ pub trait Lookup {
 }
 
 /// The process environment.
-pub struct ProcessEnv;
+struct ProcessEnv;
 
 impl Lookup for ProcessEnv {
     fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -506,9 +506,9 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
 }
 
 /// The default of `read_timeout` and `write_timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default of `max_request_bytes`: 64 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 20;
+const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 20;
 
 /// Reads variables, treating an empty value as unset (as the classic watchdog does), with
 /// the defaults of their rows.
@@ -764,7 +764,7 @@ impl Config {
 /// Splits `fprocess` on spaces, as the classic watchdog does. Runs of spaces count as one
 /// (the classic watchdog passes an empty argument for each extra space, which no function
 /// can have meant).
-pub fn split_fprocess(text: &str) -> Vec<String> {
+fn split_fprocess(text: &str) -> Vec<String> {
     text.split(' ')
         .filter(|p| !p.is_empty())
         .map(String::from)
