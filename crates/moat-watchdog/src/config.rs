@@ -73,255 +73,89 @@ fn duration_text(d: Duration) -> String {
     s
 }
 
-const FPROCESS: Variable = Variable {
-    name: "fprocess",
-    default: DefaultValue::Required,
-    help: "the function: a program and its arguments, split on spaces; the program is looked up on PATH once at start",
-};
+/// Declares each variable as a constant the parser reads, and [`VARIABLES`], the list of them
+/// all in this order: one row per variable.
+macro_rules! variables {
+    ($($ident:ident = $name:literal, $default:expr, $help:literal;)*) => {
+        $(const $ident: Variable = Variable { name: $name, default: $default, help: $help };)*
 
-const PORT: Variable = Variable {
-    name: "port",
-    default: DefaultValue::Number(8080),
-    help: "TCP port of the function server (all interfaces); 0 picks a free port, logged at start",
-};
+        /// Every variable the watchdog reads, classic ones first.
+        pub const VARIABLES: &[Variable] = &[$($ident),*];
+    };
+}
 
-const READ_TIMEOUT: Variable = Variable {
-    name: "read_timeout",
-    default: DefaultValue::Duration(DEFAULT_TIMEOUT),
-    help: "time allowed to read a request (headers and body), in seconds or as a Go duration (10s, 1m30s); 0 = none",
-};
-
-const WRITE_TIMEOUT: Variable = Variable {
-    name: "write_timeout",
-    default: DefaultValue::Duration(DEFAULT_TIMEOUT),
-    help: "time allowed from the end of the request headers to the end of the response; a call still running then is killed and the connection closed without a response; 0 = none",
-};
-
-const EXEC_TIMEOUT: Variable = Variable {
-    name: "exec_timeout",
-    default: DefaultValue::Duration(Duration::ZERO),
-    help:
-        "hard limit on a call: its whole process tree is killed and the client gets 408; 0 = none",
-};
-
-const MAX_INFLIGHT: Variable = Variable {
-    name: "max_inflight",
-    default: DefaultValue::Number(0),
-    help: "calls allowed at once; beyond it, 429; 0 = unlimited",
-};
-
-const COMBINE_OUTPUT: Variable = Variable {
-    name: "combine_output",
-    default: DefaultValue::Bool(true),
-    help: "true: the function's stderr goes into the response body with stdout; false: stderr is logged",
-};
-
-const WRITE_DEBUG: Variable = Variable {
-    name: "write_debug",
-    default: DefaultValue::Bool(false),
-    help: "log each call's request path, query and output",
-};
-
-const DEBUG_HEADERS: Variable = Variable {
-    name: "debug_headers",
-    default: DefaultValue::Bool(false),
-    help: "log the request and response headers of each call",
-};
-
-const CGI_HEADERS: Variable = Variable {
-    name: "cgi_headers",
-    default: DefaultValue::Bool(true),
-    help: "pass request headers as Http_<Name> variables, plus Http_Method, Http_Query, Http_Path, Http_Host, Http_ContentLength",
-};
-
-const MARSHAL_REQUEST: Variable = Variable {
-    name: "marshal_request",
-    default: DefaultValue::Bool(false),
-    help: "send the function a JSON envelope {\"header\":{...},\"body\":{\"raw\":\"<base64>\"}} instead of the raw body",
-};
-
-const CONTENT_TYPE: Variable = Variable {
-    name: "content_type",
-    default: DefaultValue::Unset,
-    help: "Content-Type of every response; empty: the request's Content-Type, else sniffed from the output",
-};
-
-const SUPPRESS_LOCK: Variable = Variable {
-    name: "suppress_lock",
-    default: DefaultValue::Bool(false),
-    help: "do not write the lock file $TMPDIR/.lock (or /tmp/.lock) that health checks look for",
-};
-
-const HEALTHCHECK_INTERVAL: Variable = Variable {
-    name: "healthcheck_interval",
-    default: DefaultValue::Derived("write_timeout"),
-    help: "after SIGTERM: how long /_/health answers 503 while calls are still accepted, before the listener closes",
-};
-
-const JWT_AUTH: Variable = Variable {
-    name: "jwt_auth",
-    default: DefaultValue::Bool(false),
-    help: "not supported: true refuses to start rather than serve without authentication",
-};
-
-const METRICS_PORT: Variable = Variable {
-    name: "metrics_port",
-    default: DefaultValue::Number(8081),
-    help: "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start",
-};
-
-const MAX_REQUEST_BYTES: Variable = Variable {
-    name: "max_request_bytes",
-    default: DefaultValue::Number(DEFAULT_MAX_REQUEST_BYTES),
-    help: "largest request body accepted (413 beyond); 0 = unlimited",
-};
-
-const MAX_RESPONSE_BYTES: Variable = Variable {
-    name: "max_response_bytes",
-    default: DefaultValue::Number(0),
-    help: "largest function output accepted: beyond it the call is killed (answered 500, or its streamed response cut off); 0 = unlimited",
-};
-
-const RESPONSE_BUFFER_BYTES: Variable = Variable {
-    name: "response_buffer_bytes",
-    default: DefaultValue::Number(DEFAULT_RESPONSE_BUFFER as u64),
-    help: "output held in memory before the response starts: a function that ends within it gets the classic answer (status from its exit code, Content-Length, X-Duration-Seconds); beyond it the output is streamed (see stream_response)",
-};
-
-const STREAM_RESPONSE: Variable = Variable {
-    name: "stream_response",
-    default: DefaultValue::Bool(true),
-    help: "true: an output longer than response_buffer_bytes is streamed as it comes (200, chunked, memory bounded), and cut off without its end if the function then fails; false: such a call is killed and answered 500",
-};
-
-const MAX_CONNECTIONS: Variable = Variable {
-    name: "max_connections",
-    default: DefaultValue::Derived("3/4 of (RLIMIT_NOFILE - 64)"),
-    help: "connections open at once (both ports); beyond, the longest idle one is closed, or the new client refused with 503 if none is idle; 0 = the default",
-};
-
-const MAX_CALL_PROCESSES: Variable = Variable {
-    name: "max_call_processes",
-    default: DefaultValue::Number(DEFAULT_MAX_CALL_PROCESSES),
-    help: "processes and threads of one call, by the cgroup pids controller; a call that reaches it is answered 500; 0 = unlimited",
-};
-
-const MAX_CALL_TMP_BYTES: Variable = Variable {
-    name: "max_call_tmp_bytes",
-    default: DefaultValue::Number(DEFAULT_MAX_CALL_TMP_BYTES),
-    help: "size of a call's private temporary directory, a tmpfs of its own (needs root); a call that fills it is answered 500; 0 = unlimited (all calls share sandbox_tmp)",
-};
-
-const MAX_CALL_CPU: Variable = Variable {
-    name: "max_call_cpu",
-    default: DefaultValue::Duration(DEFAULT_MAX_CALL_CPU),
-    help: "CPU time of one call's processes together, counted by its control group: a call that uses it up is killed and answered 500; seconds or a Go duration; 0 = unlimited",
-};
-
-const SANDBOX: Variable = Variable {
-    name: "sandbox",
-    default: DefaultValue::Word("required"),
-    help: "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)",
-};
-
-const SANDBOX_RO: Variable = Variable {
-    name: "sandbox_ro",
-    default: DefaultValue::Unset,
-    help: "extra paths the function may read, comma separated",
-};
-
-const SANDBOX_ROX: Variable = Variable {
-    name: "sandbox_rox",
-    default: DefaultValue::Unset,
-    help: "extra paths the function may read and execute, comma separated",
-};
-
-const SANDBOX_RW: Variable = Variable {
-    name: "sandbox_rw",
-    default: DefaultValue::Unset,
-    help: "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)",
-};
-
-const SANDBOX_CONNECT_TCP: Variable = Variable {
-    name: "sandbox_connect_tcp",
-    default: DefaultValue::Unset,
-    help: "TCP ports the function may connect to: numbers and first-last ranges, comma separated; empty: no network",
-};
-
-const SANDBOX_ALLOW_UDP: Variable = Variable {
-    name: "sandbox_allow_udp",
-    default: DefaultValue::Bool(false),
-    help: "true: allow UDP sockets (DNS); otherwise the socket filter refuses them",
-};
-
-const SANDBOX_ALLOW_IPC: Variable = Variable {
-    name: "sandbox_allow_ipc",
-    default: DefaultValue::Bool(false),
-    help: "true: allow SysV IPC, POSIX message queues and keyrings, which Landlock does not confine and through which calls could leave data for later calls; otherwise refused (EACCES)",
-};
-
-const SANDBOX_POLICY: Variable = Variable {
-    name: "sandbox_policy",
-    default: DefaultValue::Unset,
-    help: "a moat policy file (moat, landlockconfig or OCI dialect) merged into each call's policy: its grants add up, and so do its restrictions",
-};
-
-const SANDBOX_TMP: Variable = Variable {
-    name: "sandbox_tmp",
-    default: DefaultValue::Derived("/dev/shm if tmpfs, else $TMPDIR or /tmp"),
-    help: "directory in which each call gets its private temporary directory",
-};
-
-const MOAT_MAX_ABI: Variable = Variable {
-    name: "MOAT_MAX_ABI",
-    default: DefaultValue::Unset,
-    help: "use at most this Landlock ABI, as if the kernel were older (testing)",
-};
-
-const MOAT_WATCHDOG_BALLAST_MB: Variable = Variable {
-    name: "MOAT_WATCHDOG_BALLAST_MB",
-    default: DefaultValue::Number(0),
-    help: "benchmark aid: allocate and touch this many MiB at start and hold them, to measure spawn cost against the watchdog's size",
-};
-
-/// Every variable the watchdog reads, classic ones first.
-pub const VARIABLES: &[Variable] = &[
-    FPROCESS,
-    PORT,
-    READ_TIMEOUT,
-    WRITE_TIMEOUT,
-    EXEC_TIMEOUT,
-    MAX_INFLIGHT,
-    COMBINE_OUTPUT,
-    WRITE_DEBUG,
-    DEBUG_HEADERS,
-    CGI_HEADERS,
-    MARSHAL_REQUEST,
-    CONTENT_TYPE,
-    SUPPRESS_LOCK,
-    HEALTHCHECK_INTERVAL,
-    JWT_AUTH,
-    METRICS_PORT,
-    MAX_REQUEST_BYTES,
-    MAX_RESPONSE_BYTES,
-    RESPONSE_BUFFER_BYTES,
-    STREAM_RESPONSE,
-    MAX_CONNECTIONS,
-    MAX_CALL_PROCESSES,
-    MAX_CALL_TMP_BYTES,
-    MAX_CALL_CPU,
-    SANDBOX,
-    SANDBOX_RO,
-    SANDBOX_ROX,
-    SANDBOX_RW,
-    SANDBOX_CONNECT_TCP,
-    SANDBOX_ALLOW_UDP,
-    SANDBOX_ALLOW_IPC,
-    SANDBOX_POLICY,
-    SANDBOX_TMP,
-    MOAT_MAX_ABI,
-    MOAT_WATCHDOG_BALLAST_MB,
-];
+variables! {
+    FPROCESS = "fprocess", DefaultValue::Required,
+        "the function: a program and its arguments, split on spaces; the program is looked up on PATH once at start";
+    PORT = "port", DefaultValue::Number(8080),
+        "TCP port of the function server (all interfaces); 0 picks a free port, logged at start";
+    READ_TIMEOUT = "read_timeout", DefaultValue::Duration(DEFAULT_TIMEOUT),
+        "time allowed to read a request (headers and body), in seconds or as a Go duration (10s, 1m30s); 0 = none";
+    WRITE_TIMEOUT = "write_timeout", DefaultValue::Duration(DEFAULT_TIMEOUT),
+        "time allowed from the end of the request headers to the end of the response; a call still running then is killed and the connection closed without a response; 0 = none";
+    EXEC_TIMEOUT = "exec_timeout", DefaultValue::Duration(Duration::ZERO),
+        "hard limit on a call: its whole process tree is killed and the client gets 408; 0 = none";
+    MAX_INFLIGHT = "max_inflight", DefaultValue::Number(0),
+        "calls allowed at once; beyond it, 429; 0 = unlimited";
+    COMBINE_OUTPUT = "combine_output", DefaultValue::Bool(true),
+        "true: the function's stderr goes into the response body with stdout; false: stderr is logged";
+    WRITE_DEBUG = "write_debug", DefaultValue::Bool(false),
+        "log each call's request path, query and output";
+    DEBUG_HEADERS = "debug_headers", DefaultValue::Bool(false),
+        "log the request and response headers of each call";
+    CGI_HEADERS = "cgi_headers", DefaultValue::Bool(true),
+        "pass request headers as Http_<Name> variables, plus Http_Method, Http_Query, Http_Path, Http_Host, Http_ContentLength";
+    MARSHAL_REQUEST = "marshal_request", DefaultValue::Bool(false),
+        "send the function a JSON envelope {\"header\":{...},\"body\":{\"raw\":\"<base64>\"}} instead of the raw body";
+    CONTENT_TYPE = "content_type", DefaultValue::Unset,
+        "Content-Type of every response; empty: the request's Content-Type, else sniffed from the output";
+    SUPPRESS_LOCK = "suppress_lock", DefaultValue::Bool(false),
+        "do not write the lock file $TMPDIR/.lock (or /tmp/.lock) that health checks look for";
+    HEALTHCHECK_INTERVAL = "healthcheck_interval", DefaultValue::Derived("write_timeout"),
+        "after SIGTERM: how long /_/health answers 503 while calls are still accepted, before the listener closes";
+    JWT_AUTH = "jwt_auth", DefaultValue::Bool(false),
+        "not supported: true refuses to start rather than serve without authentication";
+    METRICS_PORT = "metrics_port", DefaultValue::Number(8081),
+        "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start";
+    MAX_REQUEST_BYTES = "max_request_bytes", DefaultValue::Number(DEFAULT_MAX_REQUEST_BYTES),
+        "largest request body accepted (413 beyond); 0 = unlimited";
+    MAX_RESPONSE_BYTES = "max_response_bytes", DefaultValue::Number(0),
+        "largest function output accepted: beyond it the call is killed (answered 500, or its streamed response cut off); 0 = unlimited";
+    RESPONSE_BUFFER_BYTES = "response_buffer_bytes", DefaultValue::Number(DEFAULT_RESPONSE_BUFFER as u64),
+        "output held in memory before the response starts: a function that ends within it gets the classic answer (status from its exit code, Content-Length, X-Duration-Seconds); beyond it the output is streamed (see stream_response)";
+    STREAM_RESPONSE = "stream_response", DefaultValue::Bool(true),
+        "true: an output longer than response_buffer_bytes is streamed as it comes (200, chunked, memory bounded), and cut off without its end if the function then fails; false: such a call is killed and answered 500";
+    MAX_CONNECTIONS = "max_connections", DefaultValue::Derived("3/4 of (RLIMIT_NOFILE - 64)"),
+        "connections open at once (both ports); beyond, the longest idle one is closed, or the new client refused with 503 if none is idle; 0 = the default";
+    MAX_CALL_PROCESSES = "max_call_processes", DefaultValue::Number(DEFAULT_MAX_CALL_PROCESSES),
+        "processes and threads of one call, by the cgroup pids controller; a call that reaches it is answered 500; 0 = unlimited";
+    MAX_CALL_TMP_BYTES = "max_call_tmp_bytes", DefaultValue::Number(DEFAULT_MAX_CALL_TMP_BYTES),
+        "size of a call's private temporary directory, a tmpfs of its own (needs root); a call that fills it is answered 500; 0 = unlimited (all calls share sandbox_tmp)";
+    MAX_CALL_CPU = "max_call_cpu", DefaultValue::Duration(DEFAULT_MAX_CALL_CPU),
+        "CPU time of one call's processes together, counted by its control group: a call that uses it up is killed and answered 500; seconds or a Go duration; 0 = unlimited";
+    SANDBOX = "sandbox", DefaultValue::Word("required"),
+        "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)";
+    SANDBOX_RO = "sandbox_ro", DefaultValue::Unset,
+        "extra paths the function may read, comma separated";
+    SANDBOX_ROX = "sandbox_rox", DefaultValue::Unset,
+        "extra paths the function may read and execute, comma separated";
+    SANDBOX_RW = "sandbox_rw", DefaultValue::Unset,
+        "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)";
+    SANDBOX_CONNECT_TCP = "sandbox_connect_tcp", DefaultValue::Unset,
+        "TCP ports the function may connect to: numbers and first-last ranges, comma separated; empty: no network";
+    SANDBOX_ALLOW_UDP = "sandbox_allow_udp", DefaultValue::Bool(false),
+        "true: allow UDP sockets (DNS); otherwise the socket filter refuses them";
+    SANDBOX_ALLOW_IPC = "sandbox_allow_ipc", DefaultValue::Bool(false),
+        "true: allow SysV IPC, POSIX message queues and keyrings, which Landlock does not confine and through which calls could leave data for later calls; otherwise refused (EACCES)";
+    SANDBOX_POLICY = "sandbox_policy", DefaultValue::Unset,
+        "a moat policy file (moat, landlockconfig or OCI dialect) merged into each call's policy: its grants add up, and so do its restrictions";
+    SANDBOX_TMP = "sandbox_tmp", DefaultValue::Derived("/dev/shm if tmpfs, else $TMPDIR or /tmp"),
+        "directory in which each call gets its private temporary directory";
+    MOAT_MAX_ABI = "MOAT_MAX_ABI", DefaultValue::Unset,
+        "use at most this Landlock ABI, as if the kernel were older (testing)";
+    MOAT_WATCHDOG_BALLAST_MB = "MOAT_WATCHDOG_BALLAST_MB", DefaultValue::Number(0),
+        "benchmark aid: allocate and touch this many MiB at start and hold them, to measure spawn cost against the watchdog's size";
+}
 
 /// How calls are sandboxed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
