@@ -1,12 +1,11 @@
 //! Feeds arbitrary bytes to moat-runtime's early configuration reader (the one that runs
-//! before the C library, `moat_runtime::early::config_runtime`). Nothing may panic, and
+//! before the C library, `moat_runtime::config_runtime`). Nothing may panic, and
 //! whatever it is sure of, the full path's TOML reader must read the same way: same
 //! runtime, no error.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moat_runtime::early::{config_runtime, FileRuntime};
-use moat_runtime::runtime_config::FileConfig;
+use moat_runtime::{config_runtime, FileConfig, FileRuntime};
 
 fuzz_target!(|data: &[u8]| {
     let early = match config_runtime(data) {

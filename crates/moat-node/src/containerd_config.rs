@@ -1,7 +1,7 @@
 //! containerd's configuration, as data: where the CRI plugin's runtimes live in each
 //! config version, the `moat` runtime entry derived from the node's own runc entry, the
 //! edit of the file that owns the CRI section, the trial configuration, and the check that
-//! every setting of the node survived. Pure functions; [`crate::containerd`] runs them
+//! every setting of the node survived. Pure functions; `containerd` runs them
 //! against the node.
 //!
 //! Facts this rests on (containerd's `LoadConfig`/`mergeConfig`, v1.6.20, v1.7.x, v2.x):

@@ -5,24 +5,27 @@
 //! setting and the new handler, and a second containerd started on it loads the CRI
 //! plugin); anything that fails puts every file back. `uninstall` undoes it the same way.
 //!
-//! [`containerd_config`] holds the configuration logic as pure functions,
-//! [`containerd`] and [`crio`] run it against the node ([`host`]), [`files`] makes the
-//! changes one transaction, [`install`] is the procedure and [`cli`] the command line.
+//! [`containerd_config`] holds the configuration logic as pure functions (public: the
+//! fuzz target drives it), `containerd` and `crio` run it against the node (`host`),
+//! `files` makes the changes one transaction, `install` is the procedure and `cli` the
+//! command line, whose [`run`] is all the `moat-node` binary calls.
 
 #![deny(missing_docs)]
 
-pub mod cli;
-pub mod containerd;
+mod cli;
+mod containerd;
 pub mod containerd_config;
-pub mod crio;
-pub mod files;
-pub mod host;
-pub mod install;
-pub mod runtime_file;
+mod crio;
+mod files;
+mod host;
+mod install;
+mod runtime_file;
+
+pub use cli::run;
 
 /// Why the installer stopped. Every file it changed has been put back by then.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     /// A file could not be read or written.
     #[error(transparent)]
     File(#[from] files::FileError),

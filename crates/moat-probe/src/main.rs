@@ -278,10 +278,9 @@ fn run(op: &[String]) -> R {
             let mut header = [0x2008_0522u32, 0];
             let mut data = [0u32; 6];
             // SAFETY: version 3 header and room for its two words of three sets.
-            check(
-                unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) }
-                    as i32,
-            )?;
+            let r =
+                unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) };
+            check(r as i32)?;
             let set = |i: usize| u64::from(data[i]) | u64::from(data[i + 3]) << 32;
             let (mut bounding, mut ambient) = (0u64, 0u64);
             for cap in 0..64u64 {

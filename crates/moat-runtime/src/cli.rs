@@ -402,11 +402,6 @@ pub fn parse_options(command: &str, rest: &[OsString]) -> Result<CommandOptions,
     Ok(o)
 }
 
-/// Whether this subcommand may start a confined process.
-pub fn is_confining(command: &str) -> bool {
-    CONFINING.contains(&command)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,8 +41,6 @@ pub enum ConfigError {
 pub struct Config {
     /// Where it was read from.
     pub path: PathBuf,
-    /// The bytes as read.
-    pub raw: Vec<u8>,
     /// The document.
     pub value: Value,
 }
@@ -70,7 +68,7 @@ impl Config {
                 message: "the document is not a JSON object".into(),
             });
         }
-        Ok(Config { path, raw, value })
+        Ok(Config { path, value })
     }
 
     fn shape(&self, message: impl Into<String>) -> ConfigError {
@@ -96,31 +94,12 @@ impl Config {
         }
     }
 
-    /// One annotation.
-    pub fn annotation(&self, key: &str) -> Result<Option<&str>, ConfigError> {
-        Ok(self
-            .annotations()?
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v))
-    }
-
     /// `process.landlock`, when present and not null.
     pub fn process_landlock(&self) -> Option<&Value> {
         self.value
             .get("process")
             .and_then(|p| p.get("landlock"))
             .filter(|v| !v.is_null())
-    }
-
-    /// `process.env` as `KEY=VALUE` strings.
-    pub fn process_env(&self) -> Vec<&str> {
-        self.value
-            .get("process")
-            .and_then(|p| p.get("env"))
-            .and_then(|e| e.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default()
     }
 
     /// `process` as an object, for editing.

@@ -2,39 +2,43 @@
 //! Landlock and hands everything else to the real runtime (runc by default).
 //!
 //! One straight line per command. `create`/`run`: read the bundle's config.json, decide
-//! ([`policy_source`]): a sandbox container, or a standalone one without a policy: exec the
+//! (`policy_source`): a sandbox container, or a standalone one without a policy: exec the
 //! real runtime untouched; a Kubernetes container without a policy gets the node's default.
 //! Otherwise parse and check the policy against this kernel (fail closed), and rewrite
 //! config.json so the in-container launcher runs first with the policy on its command line
-//! ([`inject`]), keeping a record in the bundle ([`prepared`]), then exec the real runtime
+//! (`inject`), keeping a record in the bundle (`prepared`), then exec the real runtime
 //! with the same arguments. `exec`: ask the runtime for the container's state and, when its
 //! bundle holds moat-runtime's record, put the launcher with the same policy in front of
-//! the new process ([`exec_process`]).
-//! `features`: the runtime's answer plus moat's annotations ([`features`]). Every other
-//! command is passed through as it came. Errors also go to runc's `--log` file ([`log`]).
+//! the new process (`exec_process`).
+//! `features`: the runtime's answer plus moat's annotations (`features`). Every other
+//! command is passed through as it came. Errors also go to runc's `--log` file (`log`).
 
 #![deny(missing_docs)]
 
-pub mod cgroup_bpf;
-pub mod cli;
-pub mod config;
-pub mod early;
-pub mod error;
-pub mod exec_process;
-pub mod features;
-pub mod inject;
-pub mod kube;
-pub mod log;
-pub mod pinned;
-pub mod policy_source;
-pub mod prepared;
-pub mod runtime_config;
+mod cgroup_bpf;
+mod cli;
+mod config;
+mod early;
+mod error;
+mod exec_process;
+mod features;
+mod inject;
+mod kube;
+mod log;
+mod pinned;
+mod policy_source;
+mod prepared;
+mod runtime_config;
+
+// The library is the `moat-runtime` binary's: [`main`] and the ELF entry's [`pass_through`],
+// plus the two configuration readers the fuzz target holds to each other.
+pub use early::{config_runtime, pass_through, FileRuntime};
+pub use runtime_config::FileConfig;
 
 use cli::CommandLine;
 use config::Config;
 use error::RuntimeError;
 use moat_policy::{Compat, Policy};
-use runtime_config::FileConfig;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,7 +46,7 @@ use std::process::Command;
 
 /// What moat-runtime does once it has decided.
 #[derive(Debug)]
-pub enum Outcome {
+enum Outcome {
     /// Replace this process with the real runtime and these arguments.
     Exec(Vec<OsString>),
     /// Exit with this status (output already written).
@@ -323,11 +327,7 @@ fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeEr
 /// Checks what does not depend on the container's paths against this kernel (capped at
 /// `max_abi`, moat-runtime's configured cap): handled rights, ports, scopes and audit
 /// flags. Paths are the container's and are checked by the launcher inside it.
-pub fn check_host(
-    policy: &Policy,
-    compat: Compat,
-    max_abi: Option<u32>,
-) -> Result<(), RuntimeError> {
+fn check_host(policy: &Policy, compat: Compat, max_abi: Option<u32>) -> Result<(), RuntimeError> {
     let mut p = policy.clone();
     p.fs.rules.clear();
     let abi = moat_sandbox::abi::detect_with_cap(

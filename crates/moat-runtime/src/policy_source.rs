@@ -19,8 +19,8 @@ use moat_policy::{presets, Compat, Policy, PolicyError};
 
 // The keys are the contract shared with the admission webhook (moat_policy::annotations).
 pub use moat_policy::annotations::{
-    COMPAT as COMPAT_ANNOTATION, CONFINED as CONFINED_ANNOTATION, EXPLAIN as EXPLAIN_ANNOTATION,
-    POLICY as POLICY_ANNOTATION, PRESET as PRESET_ANNOTATION,
+    COMPAT as COMPAT_ANNOTATION, CONFINED as CONFINED_ANNOTATION, POLICY as POLICY_ANNOTATION,
+    PRESET as PRESET_ANNOTATION,
 };
 
 /// A policy that cannot be used.
@@ -107,7 +107,8 @@ pub struct Resolved {
     pub policy: Policy,
     /// Strict or best-effort.
     pub compat: Compat,
-    /// Where it came from, for messages.
+    /// Where it came from (the tests check it).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub origin: String,
     /// Report denials when the entrypoint ends (`moat.dev/explain: "true"`).
     pub explain: bool,
@@ -122,7 +123,8 @@ pub struct NodeOptions {
 }
 
 /// Whether the container is a pod's sandbox (pause) container, by its engine's own key.
-pub fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
+#[cfg(test)]
+fn is_sandbox(cfg: &Config) -> Result<bool, ConfigError> {
     let ann = cfg.annotations()?;
     Ok(Engine::of(&ann).is_sandbox(&ann))
 }

@@ -34,8 +34,11 @@
 //! a watchdog that is gone (killed with SIGKILL, say) from the live ones, kill what is
 //! left in them and remove them.
 
+use rustix::fs::{flock, AtFlags, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 use std::ffi::{CStr, CString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -348,12 +351,11 @@ impl Cgroups {
                     .join(OsStrExt::from_bytes(name.as_bytes()) as &std::ffi::OsStr),
                 source,
             };
-            // SAFETY: mkdirat with a valid directory descriptor and a NUL-terminated name.
-            if unsafe { libc::mkdirat(h.dir.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::AlreadyExists {
+            match rustix::fs::mkdirat(&h.dir, name.as_c_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => {
                     self.remove_parts(&name, &parts);
-                    return Err(err(e));
+                    return Err(err(e.into()));
                 }
             }
             // See `setup` for why cgroup v1 groups are joined through `tasks`.
@@ -361,25 +363,25 @@ impl Cgroups {
                 Kind::Unified => c"cgroup.procs",
                 Kind::Pids | Kind::Cpuacct => c"tasks",
             };
-            let opened = open_at(h.dir.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY)
+            let opened = open_at(h.dir.as_fd(), &name, OFlags::RDONLY | OFlags::DIRECTORY)
                 .and_then(|dir| {
-                    let procs = open_at(dir.as_fd(), join, libc::O_WRONLY)?;
+                    let procs = open_at(dir.as_fd(), join, OFlags::WRONLY)?;
                     let pids = match (h.pids, self.max_processes) {
                         (true, Some(max)) => {
                             write_at(dir.as_fd(), c"pids.max", max.to_string().as_bytes())?;
                             Some((
-                                open_at(dir.as_fd(), c"pids.current", libc::O_RDONLY)?,
-                                open_at(dir.as_fd(), c"pids.events", libc::O_RDONLY)?,
+                                open_at(dir.as_fd(), c"pids.current", OFlags::RDONLY)?,
+                                open_at(dir.as_fd(), c"pids.events", OFlags::RDONLY)?,
                             ))
                         }
                         _ => None,
                     };
                     let cpu = match (h.cpu, h.kind) {
                         (true, Kind::Unified) => {
-                            Some(open_at(dir.as_fd(), c"cpu.stat", libc::O_RDONLY)?)
+                            Some(open_at(dir.as_fd(), c"cpu.stat", OFlags::RDONLY)?)
                         }
                         (true, Kind::Cpuacct) => {
-                            Some(open_at(dir.as_fd(), c"cpuacct.usage", libc::O_RDONLY)?)
+                            Some(open_at(dir.as_fd(), c"cpuacct.usage", OFlags::RDONLY)?)
                         }
                         _ => None,
                     };
@@ -395,8 +397,7 @@ impl Cgroups {
                     cpu,
                 }),
                 Err(e) => {
-                    // SAFETY: unlinkat with a valid directory descriptor and name.
-                    unsafe { libc::unlinkat(h.dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+                    let _ = rustix::fs::unlinkat(&h.dir, name.as_c_str(), AtFlags::REMOVEDIR);
                     self.remove_parts(&name, &parts);
                     return Err(err(e));
                 }
@@ -459,8 +460,7 @@ impl Cgroups {
     fn remove_parts(&self, name: &CStr, parts: &[Part]) {
         for p in parts {
             if let Some(h) = self.hierarchies.get(p.hierarchy) {
-                // SAFETY: unlinkat with a valid directory descriptor and name.
-                unsafe { libc::unlinkat(h.dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+                let _ = rustix::fs::unlinkat(&h.dir, name, AtFlags::REMOVEDIR);
             }
         }
     }
@@ -604,7 +604,7 @@ fn kill_tree(h: &Hierarchy) {
     }
     for c in children_of(&h.path) {
         let Ok(name) = CString::new(c) else { continue };
-        if let Ok(dir) = open_at(h.dir.as_fd(), &name, libc::O_RDONLY | libc::O_DIRECTORY) {
+        if let Ok(dir) = open_at(h.dir.as_fd(), &name, OFlags::RDONLY | OFlags::DIRECTORY) {
             kill_members(dir.as_fd());
         }
     }
@@ -616,24 +616,14 @@ fn kill_tree(h: &Hierarchy) {
 /// process elsewhere, is not signalled.
 fn kill_members(dir: BorrowedFd<'_>) {
     for pid in read_procs_at(dir) {
-        // SAFETY: pidfd_open with integer arguments returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
-        if fd < 0 {
+        let Some(p) = Pid::from_raw(pid.max(0)) else {
             continue;
-        }
-        // SAFETY: a new descriptor owned by nobody else.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        };
+        let Ok(pidfd) = pidfd_open(p, PidfdFlags::empty()) else {
+            continue;
+        };
         if read_procs_at(dir).contains(&pid) {
-            // SAFETY: pidfd_send_signal on a valid pidfd, without siginfo.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    pidfd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0u32,
-                )
-            };
+            let _ = pidfd_send_signal(&pidfd, Signal::KILL);
         }
     }
 }
@@ -661,14 +651,10 @@ fn enable_v2_pids(h: &Hierarchy) -> bool {
 fn create_locked(parent: &Path, name: &str) -> std::io::Result<OwnedFd> {
     let path = parent.join(name);
     std::fs::create_dir(&path)?;
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let dir = open_at_cwd(&c)?;
-    // SAFETY: flock on a valid descriptor.
-    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
+    let dir = open_dir(&path)?;
+    if let Err(e) = flock(&dir, FlockOperation::NonBlockingLockExclusive) {
         let _ = std::fs::remove_dir(&path);
-        return Err(e);
+        return Err(e.into());
     }
     Ok(dir)
 }
@@ -691,14 +677,10 @@ fn remove_stale(parent: &Path) -> Vec<String> {
         if young {
             continue;
         }
-        let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        let Ok(dir) = open_dir(&path) else {
             continue;
         };
-        let Ok(dir) = open_at_cwd(&c) else {
-            continue;
-        };
-        // SAFETY: flock on a valid descriptor.
-        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err() {
             continue;
         }
         let h = Hierarchy {
@@ -832,35 +814,21 @@ fn own_groups() -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn open_at_cwd(path: &CStr) -> std::io::Result<OwnedFd> {
-    // SAFETY: open with a NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
-fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: openat with a valid directory descriptor and a NUL-terminated name.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?)
 }
 
 /// Reads a control file kept open, from its start.
@@ -868,19 +836,9 @@ fn pread_text(fd: BorrowedFd<'_>) -> std::io::Result<String> {
     let mut out = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
-        // SAFETY: pread into a buffer of the given length on a valid descriptor.
-        let n = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                out.len() as libc::off_t,
-            )
-        };
-        match n {
-            n if n < 0 => return Err(std::io::Error::last_os_error()),
+        match rustix::io::pread(fd, &mut buf, out.len() as u64)? {
             0 => return Ok(String::from_utf8_lossy(&out).into_owned()),
-            n => out.extend_from_slice(&buf[..n as usize]),
+            n => out.extend_from_slice(&buf[..n]),
         }
     }
 }
@@ -888,7 +846,7 @@ fn pread_text(fd: BorrowedFd<'_>) -> std::io::Result<String> {
 /// Reads a (small) control file. Plain reads until the end: `read_to_string` would also
 /// ask for the file's size and position, two system calls more on the path of every call.
 fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<String> {
-    let mut f = std::fs::File::from(open_at(dir, name, libc::O_RDONLY)?);
+    let mut f = std::fs::File::from(open_at(dir, name, OFlags::RDONLY)?);
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -900,7 +858,7 @@ fn read_at(dir: BorrowedFd<'_>, name: &CStr) -> std::io::Result<String> {
 }
 
 fn write_at(dir: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> std::io::Result<()> {
-    let fd = open_at(dir, name, libc::O_WRONLY)?;
+    let fd = open_at(dir, name, OFlags::WRONLY)?;
     std::io::Write::write_all(&mut std::fs::File::from(fd), value)
 }
 

@@ -1,65 +1,161 @@
 //! The watchdog's configuration: environment variables, as the classic watchdog reads them,
 //! plus moat's own for the sandbox.
 //!
-//! [`VARIABLES`] is the one list of every variable, its default and its meaning: `--help`
-//! and the tests are built from it. [`Config::from_lookup`] reads them without side effects
-//! (no file is opened, nothing is resolved); a value that does not parse is an error that
-//! names the variable, where the classic watchdog would silently use the default.
+//! [`VARIABLES`] is the one list of every variable, its default and its meaning, one row
+//! each: [`Config::from_lookup`] takes each default from its row, `--help` is built from the
+//! rows, and a test holds docs/watchdog.md to them. [`Config::from_lookup`] reads without
+//! side effects (no file is opened, nothing is resolved); a value that does not parse is an
+//! error that names the variable, where the classic watchdog would silently use the default.
 
 use crate::duration::{parse_seconds_or_duration, DurationError};
 use moat_policy::PortRange;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// One configuration variable.
+/// One configuration variable: the row that both `--help` and the parser read.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
     /// Its name in the environment.
     pub name: &'static str,
-    /// Its default, as text.
-    pub default: &'static str,
+    /// Its value when unset (or empty).
+    pub default: DefaultValue,
     /// What it does.
     pub help: &'static str,
 }
 
-/// Every variable the watchdog reads, classic ones first.
-pub const VARIABLES: &[Variable] = &[
-    Variable { name: "fprocess", default: "(required)", help: "the function: a program and its arguments, split on spaces; the program is looked up on PATH once at start" },
-    Variable { name: "port", default: "8080", help: "TCP port of the function server (all interfaces); 0 picks a free port, logged at start" },
-    Variable { name: "read_timeout", default: "30s", help: "time allowed to read a request (headers and body), in seconds or as a Go duration (10s, 1m30s); 0 = none" },
-    Variable { name: "write_timeout", default: "30s", help: "time allowed from the end of the request headers to the end of the response; a call still running then is killed and the connection closed without a response; 0 = none" },
-    Variable { name: "exec_timeout", default: "0", help: "hard limit on a call: its whole process tree is killed and the client gets 408; 0 = none" },
-    Variable { name: "max_inflight", default: "0", help: "calls allowed at once; beyond it, 429; 0 = unlimited" },
-    Variable { name: "combine_output", default: "true", help: "true: the function's stderr goes into the response body with stdout; false: stderr is logged" },
-    Variable { name: "write_debug", default: "false", help: "log each call's request path, query and output" },
-    Variable { name: "debug_headers", default: "false", help: "log the request and response headers of each call" },
-    Variable { name: "cgi_headers", default: "true", help: "pass request headers as Http_<Name> variables, plus Http_Method, Http_Query, Http_Path, Http_Host, Http_ContentLength" },
-    Variable { name: "marshal_request", default: "false", help: "send the function a JSON envelope {\"header\":{...},\"body\":{\"raw\":\"<base64>\"}} instead of the raw body" },
-    Variable { name: "content_type", default: "", help: "Content-Type of every response; empty: the request's Content-Type, else sniffed from the output" },
-    Variable { name: "suppress_lock", default: "false", help: "do not write the lock file $TMPDIR/.lock (or /tmp/.lock) that health checks look for" },
-    Variable { name: "healthcheck_interval", default: "write_timeout", help: "after SIGTERM: how long /_/health answers 503 while calls are still accepted, before the listener closes" },
-    Variable { name: "jwt_auth", default: "false", help: "not supported: true refuses to start rather than serve without authentication" },
-    Variable { name: "metrics_port", default: "8081", help: "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start" },
-    Variable { name: "max_request_bytes", default: "67108864", help: "largest request body accepted (413 beyond); 0 = unlimited" },
-    Variable { name: "max_response_bytes", default: "0", help: "largest function output accepted: beyond it the call is killed (answered 500, or its streamed response cut off); 0 = unlimited" },
-    Variable { name: "response_buffer_bytes", default: "1048576", help: "output held in memory before the response starts: a function that ends within it gets the classic answer (status from its exit code, Content-Length, X-Duration-Seconds); beyond it the output is streamed (see stream_response)" },
-    Variable { name: "stream_response", default: "true", help: "true: an output longer than response_buffer_bytes is streamed as it comes (200, chunked, memory bounded), and cut off without its end if the function then fails; false: such a call is killed and answered 500" },
-    Variable { name: "max_connections", default: "3/4 of (RLIMIT_NOFILE - 64)", help: "connections open at once (both ports); beyond, the longest idle one is closed, or the new client refused with 503 if none is idle; 0 = the default" },
-    Variable { name: "max_call_processes", default: "512", help: "processes and threads of one call, by the cgroup pids controller; a call that reaches it is answered 500; 0 = unlimited" },
-    Variable { name: "max_call_tmp_bytes", default: "67108864", help: "size of a call's private temporary directory, a tmpfs of its own (needs root); a call that fills it is answered 500; 0 = unlimited (all calls share sandbox_tmp)" },
-    Variable { name: "max_call_cpu", default: "5m", help: "CPU time of one call's processes together, counted by its control group: a call that uses it up is killed and answered 500; seconds or a Go duration; 0 = unlimited" },
-    Variable { name: "sandbox", default: "required", help: "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)" },
-    Variable { name: "sandbox_ro", default: "", help: "extra paths the function may read, comma separated" },
-    Variable { name: "sandbox_rox", default: "", help: "extra paths the function may read and execute, comma separated" },
-    Variable { name: "sandbox_rw", default: "", help: "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)" },
-    Variable { name: "sandbox_connect_tcp", default: "", help: "TCP ports the function may connect to: numbers and first-last ranges, comma separated; empty: no network" },
-    Variable { name: "sandbox_allow_udp", default: "false", help: "true: allow UDP sockets (DNS); otherwise the socket filter refuses them" },
-    Variable { name: "sandbox_allow_ipc", default: "false", help: "true: allow SysV IPC, POSIX message queues and keyrings, which Landlock does not confine and through which calls could leave data for later calls; otherwise refused (EACCES)" },
-    Variable { name: "sandbox_policy", default: "", help: "a moat policy file (moat, landlockconfig or OCI dialect) merged into each call's policy: its grants add up, and so do its restrictions" },
-    Variable { name: "sandbox_tmp", default: "/dev/shm if tmpfs, else $TMPDIR or /tmp", help: "directory in which each call gets its private temporary directory" },
-    Variable { name: "MOAT_MAX_ABI", default: "", help: "use at most this Landlock ABI, as if the kernel were older (testing)" },
-    Variable { name: "MOAT_WATCHDOG_BALLAST_MB", default: "0", help: "benchmark aid: allocate and touch this many MiB at start and hold them, to measure spawn cost against the watchdog's size" },
-];
+/// What an unset variable means. The parser takes its default from here, and `--help` and
+/// docs/watchdog.md show [`DefaultValue::text`], so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// None: the variable must be set.
+    Required,
+    /// Nothing: the feature is off, the list empty.
+    Unset,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number (0 means unlimited where the help says so).
+    Number(u64),
+    /// A timeout (0 means none).
+    Duration(Duration),
+    /// One of the variable's words.
+    Word(&'static str),
+    /// Worked out at start, as described.
+    Derived(&'static str),
+}
+
+impl DefaultValue {
+    /// The default as `--help` and the documentation show it.
+    pub fn text(self) -> String {
+        match self {
+            DefaultValue::Required => "(required)".to_string(),
+            DefaultValue::Unset => String::new(),
+            DefaultValue::Bool(b) => b.to_string(),
+            DefaultValue::Number(n) => n.to_string(),
+            DefaultValue::Duration(d) => duration_text(d),
+            DefaultValue::Word(w) | DefaultValue::Derived(w) => w.to_string(),
+        }
+    }
+}
+
+/// A whole number of seconds as a Go duration (`30s`, `5m`, `1m30s`), `0` for none.
+fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        return "0".to_string();
+    }
+    let mut s = String::new();
+    for (unit, size, modulo) in [("h", 3600, u64::MAX), ("m", 60, 60), ("s", 1, 60)] {
+        let n = secs / size % modulo;
+        if n > 0 {
+            s.push_str(&format!("{n}{unit}"));
+        }
+    }
+    s
+}
+
+/// Declares each variable as a constant the parser reads, and [`VARIABLES`], the list of them
+/// all in this order: one row per variable.
+macro_rules! variables {
+    ($($ident:ident = $name:literal, $default:expr, $help:literal;)*) => {
+        $(const $ident: Variable = Variable { name: $name, default: $default, help: $help };)*
+
+        /// Every variable the watchdog reads, classic ones first.
+        pub const VARIABLES: &[Variable] = &[$($ident),*];
+    };
+}
+
+variables! {
+    FPROCESS = "fprocess", DefaultValue::Required,
+        "the function: a program and its arguments, split on spaces; the program is looked up on PATH once at start";
+    PORT = "port", DefaultValue::Number(8080),
+        "TCP port of the function server (all interfaces); 0 picks a free port, logged at start";
+    READ_TIMEOUT = "read_timeout", DefaultValue::Duration(DEFAULT_TIMEOUT),
+        "time allowed to read a request (headers and body), in seconds or as a Go duration (10s, 1m30s); 0 = none";
+    WRITE_TIMEOUT = "write_timeout", DefaultValue::Duration(DEFAULT_TIMEOUT),
+        "time allowed from the end of the request headers to the end of the response; a call still running then is killed and the connection closed without a response; 0 = none";
+    EXEC_TIMEOUT = "exec_timeout", DefaultValue::Duration(Duration::ZERO),
+        "hard limit on a call: its whole process tree is killed and the client gets 408; 0 = none";
+    MAX_INFLIGHT = "max_inflight", DefaultValue::Number(0),
+        "calls allowed at once; beyond it, 429; 0 = unlimited";
+    COMBINE_OUTPUT = "combine_output", DefaultValue::Bool(true),
+        "true: the function's stderr goes into the response body with stdout; false: stderr is logged";
+    WRITE_DEBUG = "write_debug", DefaultValue::Bool(false),
+        "log each call's request path, query and output";
+    DEBUG_HEADERS = "debug_headers", DefaultValue::Bool(false),
+        "log the request and response headers of each call";
+    CGI_HEADERS = "cgi_headers", DefaultValue::Bool(true),
+        "pass request headers as Http_<Name> variables, plus Http_Method, Http_Query, Http_Path, Http_Host, Http_ContentLength";
+    MARSHAL_REQUEST = "marshal_request", DefaultValue::Bool(false),
+        "send the function a JSON envelope {\"header\":{...},\"body\":{\"raw\":\"<base64>\"}} instead of the raw body";
+    CONTENT_TYPE = "content_type", DefaultValue::Unset,
+        "Content-Type of every response; empty: the request's Content-Type, else sniffed from the output";
+    SUPPRESS_LOCK = "suppress_lock", DefaultValue::Bool(false),
+        "do not write the lock file $TMPDIR/.lock (or /tmp/.lock) that health checks look for";
+    HEALTHCHECK_INTERVAL = "healthcheck_interval", DefaultValue::Derived("write_timeout"),
+        "after SIGTERM: how long /_/health answers 503 while calls are still accepted, before the listener closes";
+    JWT_AUTH = "jwt_auth", DefaultValue::Bool(false),
+        "not supported: true refuses to start rather than serve without authentication";
+    METRICS_PORT = "metrics_port", DefaultValue::Number(8081),
+        "TCP port of the Prometheus /metrics server; 0 picks a free port, logged at start";
+    MAX_REQUEST_BYTES = "max_request_bytes", DefaultValue::Number(DEFAULT_MAX_REQUEST_BYTES),
+        "largest request body accepted (413 beyond); 0 = unlimited";
+    MAX_RESPONSE_BYTES = "max_response_bytes", DefaultValue::Number(0),
+        "largest function output accepted: beyond it the call is killed (answered 500, or its streamed response cut off); 0 = unlimited";
+    RESPONSE_BUFFER_BYTES = "response_buffer_bytes", DefaultValue::Number(DEFAULT_RESPONSE_BUFFER as u64),
+        "output held in memory before the response starts: a function that ends within it gets the classic answer (status from its exit code, Content-Length, X-Duration-Seconds); beyond it the output is streamed (see stream_response)";
+    STREAM_RESPONSE = "stream_response", DefaultValue::Bool(true),
+        "true: an output longer than response_buffer_bytes is streamed as it comes (200, chunked, memory bounded), and cut off without its end if the function then fails; false: such a call is killed and answered 500";
+    MAX_CONNECTIONS = "max_connections", DefaultValue::Derived("3/4 of (RLIMIT_NOFILE - 64)"),
+        "connections open at once (both ports); beyond, the longest idle one is closed, or the new client refused with 503 if none is idle; 0 = the default";
+    MAX_CALL_PROCESSES = "max_call_processes", DefaultValue::Number(DEFAULT_MAX_CALL_PROCESSES),
+        "processes and threads of one call, by the cgroup pids controller; a call that reaches it is answered 500; 0 = unlimited";
+    MAX_CALL_TMP_BYTES = "max_call_tmp_bytes", DefaultValue::Number(DEFAULT_MAX_CALL_TMP_BYTES),
+        "size of a call's private temporary directory, a tmpfs of its own (needs root); a call that fills it is answered 500; 0 = unlimited (all calls share sandbox_tmp)";
+    MAX_CALL_CPU = "max_call_cpu", DefaultValue::Duration(DEFAULT_MAX_CALL_CPU),
+        "CPU time of one call's processes together, counted by its control group: a call that uses it up is killed and answered 500; seconds or a Go duration; 0 = unlimited";
+    SANDBOX = "sandbox", DefaultValue::Word("required"),
+        "required: every call runs in its own Landlock sandbox and the watchdog refuses to start (exit 125) or to run a call when that cannot be done; best_effort: run with what the kernel enforces and log what is not; off: no sandbox (no Landlock, no seccomp filters, no private temporary directory; the process tree is still killed at the end of each call)";
+    SANDBOX_RO = "sandbox_ro", DefaultValue::Unset,
+        "extra paths the function may read, comma separated";
+    SANDBOX_ROX = "sandbox_rox", DefaultValue::Unset,
+        "extra paths the function may read and execute, comma separated";
+    SANDBOX_RW = "sandbox_rw", DefaultValue::Unset,
+        "extra paths the function may read and write, comma separated (shared by all calls: they weaken isolation)";
+    SANDBOX_CONNECT_TCP = "sandbox_connect_tcp", DefaultValue::Unset,
+        "TCP ports the function may connect to: numbers and first-last ranges, comma separated; empty: no network";
+    SANDBOX_ALLOW_UDP = "sandbox_allow_udp", DefaultValue::Bool(false),
+        "true: allow UDP sockets (DNS); otherwise the socket filter refuses them";
+    SANDBOX_ALLOW_IPC = "sandbox_allow_ipc", DefaultValue::Bool(false),
+        "true: allow SysV IPC, POSIX message queues and keyrings, which Landlock does not confine and through which calls could leave data for later calls; otherwise refused (EACCES)";
+    SANDBOX_POLICY = "sandbox_policy", DefaultValue::Unset,
+        "a moat policy file (moat, landlockconfig or OCI dialect) merged into each call's policy: its grants add up, and so do its restrictions";
+    SANDBOX_TMP = "sandbox_tmp", DefaultValue::Derived("/dev/shm if tmpfs, else $TMPDIR or /tmp"),
+        "directory in which each call gets its private temporary directory";
+    MOAT_MAX_ABI = "MOAT_MAX_ABI", DefaultValue::Unset,
+        "use at most this Landlock ABI, as if the kernel were older (testing)";
+    MOAT_WATCHDOG_BALLAST_MB = "MOAT_WATCHDOG_BALLAST_MB", DefaultValue::Number(0),
+        "benchmark aid: allocate and touch this many MiB at start and hold them, to measure spawn cost against the watchdog's size";
+}
 
 /// How calls are sandboxed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -121,14 +217,14 @@ pub struct CallLimits {
 }
 
 /// The default of `response_buffer_bytes`: 1 MiB.
-pub const DEFAULT_RESPONSE_BUFFER: usize = 1 << 20;
+const DEFAULT_RESPONSE_BUFFER: usize = 1 << 20;
 /// The default of `max_call_processes`.
-pub const DEFAULT_MAX_CALL_PROCESSES: u64 = 512;
+const DEFAULT_MAX_CALL_PROCESSES: u64 = 512;
 /// The default of `max_call_tmp_bytes`: 64 MiB, the size of Docker's and Kubernetes'
 /// default `/dev/shm`, which every call shared before.
-pub const DEFAULT_MAX_CALL_TMP_BYTES: u64 = 64 << 20;
+const DEFAULT_MAX_CALL_TMP_BYTES: u64 = 64 << 20;
 /// The default of `max_call_cpu`.
-pub const DEFAULT_MAX_CALL_CPU: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_CALL_CPU: Duration = Duration::from_secs(300);
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,7 +321,7 @@ pub trait Lookup {
 }
 
 /// The process environment.
-pub struct ProcessEnv;
+struct ProcessEnv;
 
 impl Lookup for ProcessEnv {
     fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -244,30 +340,46 @@ impl<F: Fn(&str) -> Option<String>> Lookup for F {
 }
 
 /// The default of `read_timeout` and `write_timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default of `max_request_bytes`: 64 MiB.
-pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 20;
+const DEFAULT_MAX_REQUEST_BYTES: u64 = 64 << 20;
 
-/// Reads variables, treating an empty value as unset (as the classic watchdog does).
+/// Reads variables, treating an empty value as unset (as the classic watchdog does), with
+/// the defaults of their rows.
 struct Reader<'a, L: Lookup + ?Sized>(&'a L);
 
 impl<L: Lookup + ?Sized> Reader<'_, L> {
-    fn text(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
-        Ok(self.0.get(var)?.filter(|v| !v.is_empty()))
+    fn text(&self, var: &Variable) -> Result<Option<String>, ConfigError> {
+        Ok(self.0.get(var.name)?.filter(|v| !v.is_empty()))
     }
 
-    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    fn bool(&self, var: &Variable) -> Result<bool, ConfigError> {
         match self.text(var)?.as_deref() {
-            None => Ok(default),
+            None => Ok(var.default == DefaultValue::Bool(true)),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
             Some(other) => Err(invalid(var, other, "write true or false")),
         }
     }
 
-    fn timeout(
+    /// The value, or the row's word.
+    fn word(&self, var: &Variable) -> Result<String, ConfigError> {
+        Ok(self.text(var)?.unwrap_or_else(|| var.default.text()))
+    }
+
+    /// The value, else the row's duration; `None` for 0.
+    fn timeout(&self, var: &Variable) -> Result<Option<Duration>, ConfigError> {
+        let default = match var.default {
+            DefaultValue::Duration(d) => d,
+            _ => Duration::ZERO,
+        };
+        self.timeout_or(var, default)
+    }
+
+    /// The value, else `default`; `None` for 0.
+    fn timeout_or(
         &self,
-        var: &'static str,
+        var: &Variable,
         default: Duration,
     ) -> Result<Option<Duration>, ConfigError> {
         let d = match self.text(var)? {
@@ -283,9 +395,10 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
         Ok((!d.is_zero()).then_some(d))
     }
 
+    /// The value if set.
     fn number<T: std::str::FromStr>(
         &self,
-        var: &'static str,
+        var: &Variable,
         what: &str,
     ) -> Result<Option<T>, ConfigError> {
         match self.text(var)? {
@@ -294,7 +407,25 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
         }
     }
 
-    fn list(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+    /// The value, else the row's number.
+    fn count<T: std::str::FromStr + TryFrom<u64>>(
+        &self,
+        var: &Variable,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        match self.number(var, what)? {
+            Some(n) => Ok(n),
+            None => {
+                let default = match var.default {
+                    DefaultValue::Number(n) => n,
+                    _ => 0,
+                };
+                T::try_from(default).map_err(|_| invalid(var, &var.default.text(), what))
+            }
+        }
+    }
+
+    fn list(&self, var: &Variable) -> Result<Vec<String>, ConfigError> {
         Ok(self
             .text(var)?
             .map(|v| {
@@ -307,7 +438,7 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
             .unwrap_or_default())
     }
 
-    fn paths(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+    fn paths(&self, var: &Variable) -> Result<Vec<String>, ConfigError> {
         let paths = self.list(var)?;
         for p in &paths {
             if !p.starts_with('/') {
@@ -318,12 +449,17 @@ impl<L: Lookup + ?Sized> Reader<'_, L> {
     }
 }
 
-fn invalid(var: &'static str, value: &str, expected: &str) -> ConfigError {
+fn invalid(var: &Variable, value: &str, expected: &str) -> ConfigError {
     ConfigError::Invalid {
-        var,
+        var: var.name,
         value: value.to_string(),
         expected: expected.to_string(),
     }
+}
+
+/// `None` for 0, which means unlimited.
+fn limit<T: PartialEq + std::default::Default>(n: T) -> Option<T> {
+    (n != T::default()).then_some(n)
 }
 
 impl Config {
@@ -335,116 +471,98 @@ impl Config {
     /// Reads the configuration from `env`. Pure: nothing is opened or resolved.
     pub fn from_lookup<L: Lookup + ?Sized>(env: &L) -> Result<Config, ConfigError> {
         let r = Reader(env);
-        let fprocess = split_fprocess(&r.text("fprocess")?.unwrap_or_default());
+        let fprocess = split_fprocess(&r.text(&FPROCESS)?.unwrap_or_default());
         if fprocess.is_empty() {
             return Err(ConfigError::Missing {
-                var: "fprocess",
+                var: FPROCESS.name,
                 why: "set it to the function's command, for example fprocess=\"cat\"",
             });
         }
-        if r.bool("jwt_auth", false)? {
+        if r.bool(&JWT_AUTH)? {
             return Err(ConfigError::Unsupported {
-                var: "jwt_auth",
+                var: JWT_AUTH.name,
                 why: "authenticate in front of the watchdog (the gateway or a proxy)",
             });
         }
-        let port = r
-            .number::<u16>("port", "a TCP port, 0 to 65535")?
-            .unwrap_or(8080);
-        let metrics_port = r
-            .number::<u16>("metrics_port", "a TCP port, 0 to 65535")?
-            .unwrap_or(8081);
-        let read_timeout = r.timeout("read_timeout", DEFAULT_TIMEOUT)?;
-        let write_timeout = r.timeout("write_timeout", DEFAULT_TIMEOUT)?;
-        let exec_timeout = r.timeout("exec_timeout", Duration::ZERO)?;
+        let port = r.count::<u16>(&PORT, "a TCP port, 0 to 65535")?;
+        let metrics_port = r.count::<u16>(&METRICS_PORT, "a TCP port, 0 to 65535")?;
+        let read_timeout = r.timeout(&READ_TIMEOUT)?;
+        let write_timeout = r.timeout(&WRITE_TIMEOUT)?;
+        let exec_timeout = r.timeout(&EXEC_TIMEOUT)?;
         let healthcheck_interval = r
-            .timeout(
-                "healthcheck_interval",
+            .timeout_or(
+                &HEALTHCHECK_INTERVAL,
                 write_timeout.unwrap_or(Duration::ZERO),
             )?
             .unwrap_or(Duration::ZERO);
-        let max_inflight = r
-            .number::<usize>("max_inflight", "a number of calls (0 = unlimited)")?
-            .filter(|&n| n > 0);
+        let max_inflight =
+            limit(r.count::<usize>(&MAX_INFLIGHT, "a number of calls (0 = unlimited)")?);
         let bytes = "a number of bytes (0 = unlimited)";
-        let max_request_bytes = match r.number::<u64>("max_request_bytes", bytes)? {
-            None => Some(DEFAULT_MAX_REQUEST_BYTES),
-            Some(0) => None,
-            Some(n) => Some(n),
-        };
-        let max_response_bytes = r
-            .number::<u64>("max_response_bytes", bytes)?
-            .filter(|&n| n > 0);
-        let response_buffer_bytes = r
-            .number::<usize>("response_buffer_bytes", "a number of bytes")?
-            .unwrap_or(DEFAULT_RESPONSE_BUFFER);
+        let max_request_bytes = limit(r.count::<u64>(&MAX_REQUEST_BYTES, bytes)?);
+        let max_response_bytes = limit(r.count::<u64>(&MAX_RESPONSE_BYTES, bytes)?);
+        let response_buffer_bytes =
+            r.count::<usize>(&RESPONSE_BUFFER_BYTES, "a number of bytes")?;
         let max_connections = r
             .number::<usize>(
-                "max_connections",
+                &MAX_CONNECTIONS,
                 "a number of connections (0 = the default)",
             )?
             .filter(|&n| n > 0);
         let mut explicit = Vec::new();
-        for var in ["max_call_processes", "max_call_tmp_bytes", "max_call_cpu"] {
+        for var in [&MAX_CALL_PROCESSES, &MAX_CALL_TMP_BYTES, &MAX_CALL_CPU] {
             if r.text(var)?.is_some() {
-                explicit.push(var);
+                explicit.push(var.name);
             }
         }
         let limits = CallLimits {
-            processes: Some(
-                r.number::<u64>(
-                    "max_call_processes",
-                    "a number of processes (0 = unlimited)",
-                )?
-                .unwrap_or(DEFAULT_MAX_CALL_PROCESSES),
-            )
-            .filter(|&n| n > 0),
-            tmp_bytes: match r.number::<u64>("max_call_tmp_bytes", bytes)? {
-                None => Some(DEFAULT_MAX_CALL_TMP_BYTES),
-                Some(0) => None,
-                Some(n) if n < 4096 => {
+            processes: limit(
+                r.count::<u64>(&MAX_CALL_PROCESSES, "a number of processes (0 = unlimited)")?,
+            ),
+            tmp_bytes: match r.count::<u64>(&MAX_CALL_TMP_BYTES, bytes)? {
+                0 => None,
+                n if n < 4096 => {
                     return Err(invalid(
-                        "max_call_tmp_bytes",
+                        &MAX_CALL_TMP_BYTES,
                         &n.to_string(),
                         "at least 4096 bytes (one page), or 0 for unlimited",
                     ))
                 }
-                Some(n) => Some(n),
+                n => Some(n),
             },
-            cpu: r.timeout("max_call_cpu", DEFAULT_MAX_CALL_CPU)?,
+            cpu: r.timeout(&MAX_CALL_CPU)?,
             explicit,
         };
-        let mode = match r.text("sandbox")?.as_deref() {
-            None | Some("required") => SandboxMode::Required,
-            Some("best_effort") | Some("best-effort") => SandboxMode::BestEffort,
-            Some("off") => SandboxMode::Off,
-            Some(other) => {
+        let mode = match r.word(&SANDBOX)?.as_str() {
+            "required" => SandboxMode::Required,
+            "best_effort" | "best-effort" => SandboxMode::BestEffort,
+            "off" => SandboxMode::Off,
+            other => {
                 return Err(invalid(
-                    "sandbox",
+                    &SANDBOX,
                     other,
                     "write required, best_effort or off",
                 ))
             }
         };
         let mut connect_tcp = Vec::new();
-        for p in r.list("sandbox_connect_tcp")? {
+        for p in r.list(&SANDBOX_CONNECT_TCP)? {
             connect_tcp.push(
                 PortRange::parse(&p)
-                    .map_err(|e| invalid("sandbox_connect_tcp", &p, &e.to_string()))?,
+                    .map_err(|e| invalid(&SANDBOX_CONNECT_TCP, &p, &e.to_string()))?,
             );
         }
         let sandbox = SandboxConfig {
             mode,
-            ro: r.paths("sandbox_ro")?,
-            rox: r.paths("sandbox_rox")?,
-            rw: r.paths("sandbox_rw")?,
+            ro: r.paths(&SANDBOX_RO)?,
+            rox: r.paths(&SANDBOX_ROX)?,
+            rw: r.paths(&SANDBOX_RW)?,
             connect_tcp,
-            allow_udp: r.bool("sandbox_allow_udp", false)?,
-            allow_ipc: r.bool("sandbox_allow_ipc", false)?,
-            policy: r.text("sandbox_policy")?.map(PathBuf::from),
-            tmp_root: match r.text("sandbox_tmp")? {
+            allow_udp: r.bool(&SANDBOX_ALLOW_UDP)?,
+            allow_ipc: r.bool(&SANDBOX_ALLOW_IPC)?,
+            policy: r.text(&SANDBOX_POLICY)?.map(PathBuf::from),
+            tmp_root: match r.text(&SANDBOX_TMP)? {
                 Some(p) if !p.starts_with('/') => {
-                    return Err(invalid("sandbox_tmp", &p, "the path must be absolute"))
+                    return Err(invalid(&SANDBOX_TMP, &p, "the path must be absolute"))
                 }
                 p => p.map(PathBuf::from),
             },
@@ -458,23 +576,21 @@ impl Config {
             exec_timeout,
             healthcheck_interval,
             max_inflight,
-            combine_output: r.bool("combine_output", true)?,
-            write_debug: r.bool("write_debug", false)?,
-            debug_headers: r.bool("debug_headers", false)?,
-            cgi_headers: r.bool("cgi_headers", true)?,
-            marshal_request: r.bool("marshal_request", false)?,
-            content_type: r.text("content_type")?,
-            suppress_lock: r.bool("suppress_lock", false)?,
+            combine_output: r.bool(&COMBINE_OUTPUT)?,
+            write_debug: r.bool(&WRITE_DEBUG)?,
+            debug_headers: r.bool(&DEBUG_HEADERS)?,
+            cgi_headers: r.bool(&CGI_HEADERS)?,
+            marshal_request: r.bool(&MARSHAL_REQUEST)?,
+            content_type: r.text(&CONTENT_TYPE)?,
+            suppress_lock: r.bool(&SUPPRESS_LOCK)?,
             max_request_bytes,
             max_response_bytes,
             response_buffer_bytes,
-            stream_response: r.bool("stream_response", true)?,
+            stream_response: r.bool(&STREAM_RESPONSE)?,
             max_connections,
             limits,
             sandbox,
-            ballast_mb: r
-                .number::<usize>("MOAT_WATCHDOG_BALLAST_MB", "a number of MiB")?
-                .unwrap_or(0),
+            ballast_mb: r.count::<usize>(&MOAT_WATCHDOG_BALLAST_MB, "a number of MiB")?,
         })
     }
 }
@@ -482,7 +598,7 @@ impl Config {
 /// Splits `fprocess` on spaces, as the classic watchdog does. Runs of spaces count as one
 /// (the classic watchdog passes an empty argument for each extra space, which no function
 /// can have meant).
-pub fn split_fprocess(text: &str) -> Vec<String> {
+fn split_fprocess(text: &str) -> Vec<String> {
     text.split(' ')
         .filter(|p| !p.is_empty())
         .map(String::from)
@@ -496,10 +612,9 @@ pub fn help_text() -> String {
         s.push_str(&format!(
             "  {} (default: {})\n",
             v.name,
-            if v.default.is_empty() {
-                "unset"
-            } else {
-                v.default
+            match v.default {
+                DefaultValue::Unset => "unset".to_string(),
+                d => d.text(),
             }
         ));
         let mut line = String::from("      ");
@@ -686,6 +801,47 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_parsed_ones() {
+        let unset = cfg(&[("fprocess", "cat")]).unwrap();
+        for v in VARIABLES {
+            if let DefaultValue::Required | DefaultValue::Unset | DefaultValue::Derived(_) =
+                v.default
+            {
+                continue;
+            }
+            let text = v.default.text();
+            let mut c = cfg(&[("fprocess", "cat"), (v.name, &text)])
+                .unwrap_or_else(|e| panic!("{}={text}: {e}", v.name));
+            c.limits.explicit.retain(|&e| e != v.name);
+            assert_eq!(c, unset, "{}={text}", v.name);
+        }
+    }
+
+    #[test]
+    fn the_documentation_has_the_table_of_variables() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/watchdog.md"
+        ))
+        .unwrap();
+        let rows: Vec<(String, String)> = doc
+            .lines()
+            .skip_while(|l| *l != "| variable | default | meaning |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].replace('`', ""), cells[2].replace('`', ""))
+            })
+            .collect();
+        let table: Vec<(String, String)> = VARIABLES
+            .iter()
+            .map(|v| (v.name.to_string(), v.default.text()))
+            .collect();
+        assert_eq!(rows, table, "docs/watchdog.md, Configuration");
     }
 
     #[test]

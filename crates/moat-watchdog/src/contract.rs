@@ -1,7 +1,7 @@
 //! The classic watchdog's HTTP contract, as pure functions: which methods run the function,
 //! how a request becomes the function's environment (`cgi_headers`) or its JSON envelope
 //! (`marshal_request`), how an exit status is reported, and which Content-Type a response
-//! gets. No I/O: the handlers in [`crate::http`] only gather the request's parts and call
+//! gets. No I/O: the handlers in `http` only gather the request's parts and call
 //! these.
 //!
 //! Each rule follows the classic watchdog's Go code (handler.go, types.go) and the Go

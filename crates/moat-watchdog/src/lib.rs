@@ -9,26 +9,36 @@
 //! `moat run`; its whole process tree is killed when it ends.
 //!
 //! Modules, in the order a call meets them: [`config`] (environment variables, with
-//! [`duration`]), [`http`] (the servers, with the pure rules of [`contract`]; connections
-//! are accepted and shed by `moat_serve`), [`call`] (one call's life, using [`tmpdir`],
-//! [`cgroup`], [`sandbox`] and [`reaper`]), [`health`] and [`metrics`]. [`guardian`] kills
-//! what calls left if the watchdog dies. [`ballast`] is a benchmark aid.
+//! [`duration`]), `http` (the servers, with the pure rules of [`contract`]; connections
+//! are accepted and shed by `moat_serve`), `call` (one call's life, using moat-sandbox's
+//! `tmpdir`, `cgroup`, `sandbox` and `reaper`), `health` and `metrics`. `guardian` kills
+//! what calls left if the watchdog dies. `ballast` is a benchmark aid.
+//!
+//! The public surface: the pure layers ([`config`], [`duration`], [`contract`], which the
+//! fuzz targets drive), [`prepare`] and [`Prepared::serve`], and the few pieces the
+//! `moat-watchdog` binary, its tests and its load example need. Everything else is private.
 
 #![deny(missing_docs)]
 
-pub mod ballast;
-pub mod call;
-pub mod cgroup;
+mod ballast;
+mod call;
+mod cgroup;
 pub mod config;
 pub mod contract;
 pub mod duration;
-pub mod guardian;
-pub mod health;
-pub mod http;
-pub mod metrics;
-pub mod reaper;
-pub mod sandbox;
-pub use moat_sandbox::tmpdir;
+mod guardian;
+mod health;
+mod http;
+mod metrics;
+mod reaper;
+mod sandbox;
+use moat_sandbox::tmpdir;
+
+pub use ballast::allocate as allocate_ballast;
+pub use call::SPARE_SLOTS;
+pub use health::lock_path;
+pub use reaper::block_sigchld;
+pub use sandbox::{Sandbox, SandboxError};
 
 use crate::call::{CallStats, OutputRules, Runner};
 use crate::cgroup::{Cgroups, Wanted};
@@ -38,7 +48,6 @@ use crate::health::Health;
 use crate::http::{App, WriteStall};
 use crate::metrics::Metrics;
 use crate::reaper::{Reaper, ReaperError};
-use crate::sandbox::{Sandbox, SandboxError};
 use crate::tmpdir::{CallFs, TmpError, TmpRoot};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -55,7 +64,7 @@ use tokio::net::TcpListener;
 
 /// How long calls in progress get to finish after the listener closes, when there is no
 /// `write_timeout`.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 /// After the grace period, how long calls that were stopped get to be answered (503).
 const CUT_FLUSH: Duration = Duration::from_secs(10);
@@ -143,7 +152,7 @@ pub struct Prepared {
 /// Checks and prepares everything that can fail before the first request: the program is
 /// resolved on PATH, the sandbox is planned (and strict mode refuses a kernel that cannot
 /// enforce it), the private directories' parent is made, the reaper starts. Must run in
-/// the main thread before any other thread exists (see [`reaper::block_sigchld`]).
+/// the main thread before any other thread exists (see [`block_sigchld`]).
 pub fn prepare(config: Config) -> Result<Prepared, StartError> {
     let (cmd, args) = match config.fprocess.split_first() {
         Some((c, a)) => (OsString::from(c), a.iter().map(OsString::from).collect()),

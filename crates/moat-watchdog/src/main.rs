@@ -3,7 +3,6 @@
 
 use clap::Parser;
 use moat_watchdog::config::{self, Config};
-use moat_watchdog::{ballast, health, reaper};
 use std::process::ExitCode;
 
 /// The exit status of every start-up failure (as `moat run` when moat itself fails).
@@ -31,11 +30,11 @@ struct Args {
 
 fn main() -> ExitCode {
     // Before any thread exists: the reaping thread must be the only one to take SIGCHLD.
-    reaper::block_sigchld();
+    moat_watchdog::block_sigchld();
     open_standard_streams();
     let args = Args::parse();
     if args.run_healthcheck {
-        if health::lock_path().exists() {
+        if moat_watchdog::lock_path().exists() {
             return ExitCode::SUCCESS;
         }
         eprintln!("unable to find lock file.");
@@ -55,7 +54,7 @@ fn main() -> ExitCode {
             "MOAT_WATCHDOG_BALLAST_MB={}: holding that much touched memory (benchmark aid)",
             config.ballast_mb
         );
-        ballast::allocate(config.ballast_mb)
+        moat_watchdog::allocate_ballast(config.ballast_mb)
     });
     let prepared = match moat_watchdog::prepare(config) {
         Ok(p) => p,

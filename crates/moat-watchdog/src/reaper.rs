@@ -232,11 +232,6 @@ impl Reaper {
         self.sweep().await;
     }
 
-    /// How many children the watchdog has now (roots and leftovers, zombies included).
-    pub fn child_count(&self) -> usize {
-        children().len()
-    }
-
     fn roots(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<libc::pid_t, oneshot::Sender<WaitStatus>>> {

@@ -1,5 +1,5 @@
-//! `moat-node`: moat's node installer. See `moat_node::cli`.
+//! `moat-node`: moat's node installer. See `moat_node::run`.
 
 fn main() -> std::process::ExitCode {
-    moat_node::cli::run(std::env::args_os())
+    moat_node::run(std::env::args_os())
 }

@@ -27,7 +27,7 @@ core::arch::global_asm!(
     "xor edx, edx",
     "xor r12d, r12d",
     "jmp _start",
-    pass_through = sym moat_runtime::early::pass_through,
+    pass_through = sym moat_runtime::pass_through,
 );
 #[cfg(all(target_arch = "x86_64", target_os = "linux", test))]
 core::arch::global_asm!(

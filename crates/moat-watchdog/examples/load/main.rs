@@ -727,9 +727,9 @@ fn fork_vs_spawn(runs: usize, ballast_mb: usize) {
 
 fn setup_cost(runs: usize) {
     use moat_sandbox::spawn::{Command as Spawn, Env, Restrictions, Stdio as SpawnStdio};
+    use moat_sandbox::tmpdir::{choose_root, TmpRoot};
     use moat_watchdog::config::Config;
-    use moat_watchdog::sandbox::Sandbox;
-    use moat_watchdog::tmpdir::{choose_root, TmpRoot};
+    use moat_watchdog::Sandbox;
     use std::os::fd::AsFd;
     let config = Config::from_lookup(&|k: &str| (k == "fprocess").then(|| "true".to_string()))
         .expect("config");

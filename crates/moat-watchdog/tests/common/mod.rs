@@ -243,7 +243,7 @@ impl Watchdog {
                 })
                 .cloned()
                 .collect();
-            if dirs.len() > moat_watchdog::call::SPARE_SLOTS {
+            if dirs.len() > moat_watchdog::SPARE_SLOTS {
                 left = dirs;
             }
             left.is_empty()
