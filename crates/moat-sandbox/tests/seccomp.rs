@@ -573,6 +573,7 @@ fn i386_syscalls_kill_the_process() {
     if pid == 0 {
         // SAFETY: getpid and _exit are async-signal-safe.
         let same = int80(I386_GETPID) == unsafe { libc::getpid() };
+        // SAFETY: _exit in the forked child, as above.
         unsafe { libc::_exit(if same { 0 } else { 1 }) };
     }
     let emulated = wait(pid) == End::Exited(0);

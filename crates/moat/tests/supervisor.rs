@@ -159,6 +159,7 @@ fn with_bound_fd3(cmd: &mut Command, port: u16) -> std::net::TcpListener {
     // SAFETY: plain integers.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0);
+    // SAFETY: sockaddr_in is plain data; all zeroes is a valid value.
     let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     a.sin_family = libc::AF_INET as libc::sa_family_t;
     a.sin_port = port.to_be();
