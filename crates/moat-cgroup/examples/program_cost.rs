@@ -7,8 +7,8 @@
 //! usage (root): cargo run --release -p moat-cgroup --example program_cost [REPEAT]
 
 use moat_cgroup::insn::{exit, mov_imm, R0};
-use moat_cgroup::programs::{counter, Direction, COUNTER_SIZE, TRAFFIC_ENTRIES, TRAFFIC_KEY_SIZE};
 use moat_cgroup::sys::{self, AttachType, MapType, ProgType};
+use moat_cgroup::{counter, Direction, COUNTER_SIZE, TRAFFIC_ENTRIES, TRAFFIC_KEY_SIZE};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
@@ -39,8 +39,8 @@ fn main() {
     // socket belongs to) registered as a container's: the path every counted packet takes.
     let containers =
         sys::map_create(MapType::Hash, 8, 8, 16, sys::F_NO_PREALLOC, "cost_cont").expect("map");
-    let mount = moat_cgroup::cgroup::cgroup2_mount().expect("cgroup2");
-    let own = moat_cgroup::cgroup::own_cgroup().expect("own cgroup");
+    let mount = moat_cgroup::cgroup2_mount().expect("cgroup2");
+    let own = moat_cgroup::own_cgroup().expect("own cgroup");
     let id = std::fs::metadata(mount.join(own.trim_start_matches('/')))
         .expect("own cgroup directory")
         .ino();

@@ -1,6 +1,6 @@
 //! `moat exporter`: the containers' counters as Prometheus metrics on `/metrics`.
 //!
-//! Every scrape reads the pins afresh ([`pins::scan`], which also removes the pins of
+//! Every scrape reads the pins afresh ([`crate::scan`], which also removes the pins of
 //! containers that are gone) into a new registry: the kernel's maps hold the totals, so
 //! the exporter keeps no state and a restart loses nothing.
 

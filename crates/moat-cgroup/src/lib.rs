@@ -5,20 +5,34 @@
 //! - per-container network counters (bytes and packets per direction and local port),
 //!   pinned in bpffs under `/sys/fs/bpf/moat/<container id>/` and served to Prometheus by
 //!   the `moat-exporter` binary ([`exporter`]);
-//! - UDP port rules below Landlock ABI 10, deciding as ABI 10 would ([`programs`]).
+//! - UDP port rules below Landlock ABI 10, deciding as ABI 10 would ([`UdpRules`]).
 //!
-//! The programs are emitted by [`insn`] (see there why), loaded and attached with the raw
-//! `bpf(2)` calls of [`sys`], and laid out on disk by [`pins`].
+//! The facade: [`Setup`] attaches to one container's cgroup, [`read`], [`scan`] and
+//! [`remove`] work on what it pinned, and the `cgroup` functions find a container's
+//! cgroup as runc places it. Below it, the programs are emitted by [`insn`] (see there
+//! why) and loaded, attached and read with the raw `bpf(2)` calls of [`sys`]: both stay
+//! public for the kernel tests and the per-packet cost example, which work with maps and
+//! programs directly.
 
 #![deny(missing_docs)]
 
-pub mod cgroup;
+mod cgroup;
 #[cfg(feature = "exporter")]
 pub mod exporter;
 pub mod insn;
-pub mod pins;
-pub mod programs;
+mod pins;
+mod programs;
 pub mod sys;
+
+pub use cgroup::{cgroup2_mount, container_dir, own_cgroup};
+pub use pins::{
+    dir as pin_dir, ensure_bpffs, read, read_info, remove, scan, Count, Info, Node, Setup,
+    Snapshot, BPFFS, DEFAULT_ROOT,
+};
+pub use programs::{
+    counter, Direction, UdpRules, COUNTER_SIZE, MAX_RANGES, PORT_ENTRIES, TRAFFIC_ENTRIES,
+    TRAFFIC_KEY_SIZE,
+};
 
 use std::path::PathBuf;
 

@@ -32,8 +32,8 @@ pub const PORT_ENTRIES: u32 = 1024;
 /// Entries of the node's traffic map, all containers together (a hash without
 /// preallocation: memory goes to the entries in use, plus 16 bytes of bucket each).
 pub const TRAFFIC_ENTRIES: u32 = 1 << 18;
-/// The traffic map's key: the container's cgroup id, then [`port_key`] or [`other_key`],
-/// then four bytes of padding.
+/// The traffic map's key: the container's cgroup id (8 bytes), then `direction << 16 |
+/// local port` or `2 << 16 | direction` for "other" (4), then four bytes of padding.
 pub const TRAFFIC_KEY_SIZE: u32 = 16;
 /// The traffic map's value: bytes then packets, per CPU.
 pub const COUNTER_SIZE: u32 = 16;
@@ -76,11 +76,6 @@ pub const CONTAINERS_ENTRIES: u32 = 65536;
 /// How deep below the cgroup v2 root a container's cgroup may be for a socket in a
 /// cgroup of its own below the container's (a nested cgroup) to be counted.
 pub const MAX_DEPTH: i32 = 32;
-
-/// The key of `port` in direction `dir`.
-pub fn port_key(dir: Direction, port: u16) -> u32 {
-    ((dir as u32) << 16) | u32::from(port)
-}
 
 /// The key that holds what does not fit in [`PORT_ENTRIES`] for `dir`. moat-runtime
 /// inserts it when it registers the container, so it is there however full the map gets.
@@ -346,6 +341,11 @@ pub fn udp_ports(hook: AttachType, slot: u32, rules: &UdpRules, denied: i32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key the counting program builds for `port` in direction `dir`.
+    fn port_key(dir: Direction, port: u16) -> u32 {
+        ((dir as u32) << 16) | u32::from(port)
+    }
 
     #[test]
     fn ranges_merge() {

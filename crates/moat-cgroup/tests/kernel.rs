@@ -3,8 +3,7 @@
 //! would, with EACCES. Every refusal has its control: the same operation from a process
 //! outside the cgroup works.
 
-use moat_cgroup::pins::{self, Info, Setup};
-use moat_cgroup::programs::{Direction, UdpRules};
+use moat_cgroup::{self as pins, Direction, Info, Setup, UdpRules};
 use moat_policy::PortRange;
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,7 +34,7 @@ impl Fixture {
             return None;
         }
         pins::ensure_bpffs().unwrap();
-        let mount = moat_cgroup::cgroup::cgroup2_mount().unwrap();
+        let mount = moat_cgroup::cgroup2_mount().unwrap();
         let n = format!("moat-test-{tag}-{}", std::process::id());
         Some(Fixture {
             cgroup: mount.join(&n),
@@ -246,7 +245,7 @@ fn ports_beyond_the_map_count_as_other() {
     setup.counters().unwrap();
     let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dst = rx.local_addr().unwrap().port();
-    let n = moat_cgroup::programs::PORT_ENTRIES as usize + 100;
+    let n = moat_cgroup::PORT_ENTRIES as usize + 100;
     // One datagram from each of `n` sockets: `n` distinct local ports.
     let code = format!(
         "import socket, resource\nsocks = []\n\
@@ -264,7 +263,7 @@ fn ports_beyond_the_map_count_as_other() {
         .collect();
     let named = tx.iter().filter(|t| t.1.is_some()).count();
     let other = tx.iter().find(|t| t.1.is_none()).unwrap().2;
-    assert_eq!(named, moat_cgroup::programs::PORT_ENTRIES as usize);
+    assert_eq!(named, moat_cgroup::PORT_ENTRIES as usize);
     assert_eq!(other.packets, 100);
     let total: u64 = tx.iter().map(|t| t.2.packets).sum();
     assert_eq!(total, n as u64, "no packet lost or counted twice");

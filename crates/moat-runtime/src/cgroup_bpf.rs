@@ -11,8 +11,7 @@
 
 use crate::config::Config;
 use crate::kube;
-use moat_cgroup::pins::{self, Info, Setup};
-use moat_cgroup::programs::UdpRules;
+use moat_cgroup::{Info, Setup, UdpRules};
 use moat_policy::{Abi, NetRight, Policy};
 use std::path::{Path, PathBuf};
 
@@ -71,10 +70,10 @@ pub fn info(cfg: &Config, id: &str, systemd_driver: bool) -> Result<Info, Cgroup
     if systemd_driver {
         return Err(fail(moat_cgroup::Error::SystemdDriver));
     }
-    let mount = moat_cgroup::cgroup::cgroup2_mount().map_err(fail)?;
-    let own = moat_cgroup::cgroup::own_cgroup().map_err(fail)?;
+    let mount = moat_cgroup::cgroup2_mount().map_err(fail)?;
+    let own = moat_cgroup::own_cgroup().map_err(fail)?;
     let path = cfg.value["linux"]["cgroupsPath"].as_str();
-    let cgroup = moat_cgroup::cgroup::container_dir(&mount, &own, path, id).map_err(fail)?;
+    let cgroup = moat_cgroup::container_dir(&mount, &own, path, id).map_err(fail)?;
     let ann = cfg.annotations().unwrap_or_default();
     let find = |keys: &[&str]| {
         keys.iter().find_map(|k| {
@@ -120,9 +119,9 @@ pub fn attach(
         let id = id.clone();
         move |source| CgroupBpfError::Attach { what, id, source }
     };
-    pins::ensure_bpffs().map_err(fail("mounting bpffs"))?;
-    let setup =
-        Setup::begin(Path::new(pins::DEFAULT_ROOT), info).map_err(fail("preparing cgroup-bpf"))?;
+    moat_cgroup::ensure_bpffs().map_err(fail("mounting bpffs"))?;
+    let setup = Setup::begin(Path::new(moat_cgroup::DEFAULT_ROOT), info)
+        .map_err(fail("preparing cgroup-bpf"))?;
     Ok(Attached {
         counters: counters.then(|| setup.counters().map_err(fail("network counters"))),
         udp: udp.map(|r| setup.udp(r).map_err(fail("UDP port rules"))),
@@ -186,7 +185,7 @@ pub fn apply(
 
 /// The pin directory of container `id`, when it has one.
 pub fn pinned(id: &str) -> Option<PathBuf> {
-    pins::dir(Path::new(pins::DEFAULT_ROOT), id)
+    moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id)
         .ok()
         .filter(|d| d.exists())
 }
@@ -195,23 +194,23 @@ pub fn pinned(id: &str) -> Option<PathBuf> {
 /// cgroup directory when it is still empty (it was made for the container, and runc never
 /// used it). Best effort: this runs on the way to reporting another error.
 pub fn abandon(id: &str) {
-    let Ok(dir) = pins::dir(Path::new(pins::DEFAULT_ROOT), id) else {
+    let Ok(dir) = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id) else {
         return;
     };
-    if let Ok(info) = pins::read_info(&dir) {
+    if let Ok(info) = moat_cgroup::read_info(&dir) {
         let _ = std::fs::remove_dir(&info.cgroup);
     }
-    let _ = pins::remove(&dir);
+    let _ = moat_cgroup::remove(&dir);
 }
 
 /// Whether container `id` (which has pins) still has processes in its cgroup or below
 /// (`populated` in cgroup.events). A cgroup that cannot be read counts as running: its
 /// pins stay.
 pub fn running(id: &str) -> bool {
-    let Ok(dir) = pins::dir(Path::new(pins::DEFAULT_ROOT), id) else {
+    let Ok(dir) = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id) else {
         return true;
     };
-    let Ok(info) = pins::read_info(&dir) else {
+    let Ok(info) = moat_cgroup::read_info(&dir) else {
         return true;
     };
     match std::fs::read_to_string(info.cgroup.join("cgroup.events")) {
@@ -227,8 +226,8 @@ pub fn forget(id: &str) -> Result<(), CgroupBpfError> {
         id: id.to_string(),
         source,
     };
-    let dir = pins::dir(Path::new(pins::DEFAULT_ROOT), id).map_err(fail)?;
-    pins::remove(&dir).map_err(fail)
+    let dir = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id).map_err(fail)?;
+    moat_cgroup::remove(&dir).map_err(fail)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ struct Args {
     #[arg(long, default_value = ":9477", value_name = "ADDR")]
     listen: String,
     /// moat's directory in bpffs.
-    #[arg(long, default_value = moat_cgroup::pins::DEFAULT_ROOT, value_name = "DIR")]
+    #[arg(long, default_value = moat_cgroup::DEFAULT_ROOT, value_name = "DIR")]
     pins: PathBuf,
     /// Where the host's root is mounted, to see which containers' cgroups still exist
     /// (in a container: the host's /sys/fs/cgroup mounted under DIR/sys/fs/cgroup).
