@@ -7,6 +7,7 @@
 //! [`certs`] makes the webhook's certificates. [`cli`] is the `moat-k8s` command line.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod annotations;

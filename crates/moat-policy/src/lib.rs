@@ -5,6 +5,7 @@
 //! syscall, no kernel probing.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod abi;
 pub mod annotations;
