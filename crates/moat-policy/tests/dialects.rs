@@ -501,11 +501,12 @@ fn every_error_is_positioned() {
 // Writers.
 
 #[test]
-fn moat_toml_and_json_round_trip_everything() {
+fn moat_toml_json_and_yaml_round_trip_everything() {
     type Writer = fn(&Policy) -> Result<write::Written, WriteError>;
-    let writers: [(&str, Writer); 2] = [
+    let writers: [(&str, Writer); 3] = [
         ("moat.toml", write::to_moat_toml),
         ("moat.json", write::to_moat_json),
+        ("moat.yaml", write::to_moat_yaml),
     ];
     for ((name, p), (file, writer)) in all_inputs()
         .into_iter()

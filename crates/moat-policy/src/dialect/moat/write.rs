@@ -1,0 +1,247 @@
+//! Writing the model as a moat document: the policy becomes a [`MoatDoc`], which serde
+//! writes in TOML, JSON or YAML. The reader deserialises the same type, so the formats
+//! cannot drift apart from each other or from what moat reads.
+
+use super::doc::{
+    AuditDoc, CapsDoc, CompatName, Enforcer, EnvDoc, FormatVersion, FsDoc, FsRuleDoc, KeepList,
+    MoatDoc, NetDoc, ScopesDoc,
+};
+use super::unix_access;
+use crate::dialect::common::{OneOrMany, PathEntry, PortSpec, Rights, Table};
+use crate::model::{fs_baseline, Policy};
+use crate::rights::{FsAccess, FsGroup, NetAccess, NetRight, Scope, ScopeSet};
+use crate::write::{WriteError, Written};
+use std::collections::BTreeMap;
+
+/// Writes a policy in moat's own TOML format.
+///
+/// Everything in the model has a moat spelling; the warnings are for a filesystem whose
+/// strict-mode requirement is neither moat's ABI-3 baseline nor everything handled, and for
+/// a network restricted to some rights with the socket seal on (moat writes either its
+/// default, everything handled and sealed, or `handled = [...]`, which does not seal).
+pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
+    let (doc, warnings) = document(policy);
+    let text = toml::to_string(&doc).map_err(|e| internal("moat TOML", e))?;
+    Ok(Written { text, warnings })
+}
+
+/// Writes a policy in moat's own format as compact JSON, on one line: the same document as
+/// [`to_moat_toml`], for machines (the form that carries a policy from the webhook through
+/// moat-runtime to the in-container launcher, docs/kubernetes.md).
+pub fn to_moat_json(policy: &Policy) -> Result<Written, WriteError> {
+    let (doc, warnings) = document(policy);
+    let mut text = serde_json::to_string(&doc).map_err(|e| internal("moat JSON", e))?;
+    text.push('\n');
+    Ok(Written { text, warnings })
+}
+
+/// Writes a policy in moat's own format as YAML: the same document as [`to_moat_toml`].
+pub fn to_moat_yaml(policy: &Policy) -> Result<Written, WriteError> {
+    let (doc, warnings) = document(policy);
+    let text = serde_norway::to_string(&doc).map_err(|e| internal("moat YAML", e))?;
+    Ok(Written { text, warnings })
+}
+
+/// A serialiser that refuses the document: a bug in the document type, never the policy's.
+fn internal(dialect: &'static str, e: impl std::fmt::Display) -> WriteError {
+    WriteError::Inexpressible {
+        dialect,
+        reason: format!("internal: the document could not be serialised: {e}"),
+    }
+}
+
+/// The document for `policy`, and what it does not say.
+fn document(policy: &Policy) -> (MoatDoc, Vec<String>) {
+    let mut warnings = Vec::new();
+    let doc = MoatDoc {
+        version: Some(FormatVersion),
+        description: None,
+        compat: policy.compat.map(CompatName),
+        presets: Vec::new(),
+        filesystem: filesystem(policy, &mut warnings).map(Table),
+        network: network(policy, &mut warnings).map(Table),
+        scopes: (policy.scopes != ScopeSet::all()).then(|| {
+            Table(ScopesDoc {
+                signal: Some(policy.scopes.contains(Scope::Signal)),
+                abstract_unix_socket: Some(policy.scopes.contains(Scope::AbstractUnixSocket)),
+            })
+        }),
+        audit: (!policy.audit.is_default()).then(|| {
+            let a = policy.audit;
+            Table(AuditDoc {
+                log_same_exec: Some(a.log_same_exec),
+                log_new_exec: Some(a.log_new_exec),
+                log_subdomains: Some(a.log_subdomains),
+            })
+        }),
+        env: env(policy, &mut warnings).map(Table),
+        capabilities: policy.caps.map(|keep| {
+            Table(CapsDoc {
+                keep: KeepList(keep),
+            })
+        }),
+    };
+    (doc, warnings)
+}
+
+/// The `[filesystem]` table, when the policy differs from moat's default there.
+fn filesystem(policy: &Policy, warnings: &mut Vec<String>) -> Option<FsDoc> {
+    let fs = &policy.fs;
+    let mut doc = FsDoc::default();
+    if fs.unrestricted {
+        doc.unrestricted = true;
+        if !fs.rules.is_empty() {
+            warnings.push(format!(
+                "filesystem: the policy lifts every filesystem restriction, so its {} rule(s) \
+                 mean nothing and are left out",
+                fs.rules.len()
+            ));
+        }
+        return Some(doc);
+    }
+    if fs.handled != FsAccess::all() || fs.required != fs_baseline() {
+        doc.handled = Some(Rights::new(fs.handled));
+        if fs.required != fs.handled {
+            warnings.push(format!(
+                "filesystem: strict mode required {} of the handled rights; with an explicit \
+                 `handled` list it requires all of them ({})",
+                fs.required, fs.handled
+            ));
+        }
+    }
+    let mut groups: Vec<(FsAccess, Vec<PathEntry>)> = Vec::new();
+    {
+        // A rule whose access is one of the format's lists goes there; any other access
+        // gets a `[[filesystem.rule]]` of its own.
+        let mut lists = [
+            (FsGroup::Read.access(), &mut doc.read),
+            (FsGroup::ReadExec.access(), &mut doc.read_exec),
+            (FsGroup::ReadWrite.access(), &mut doc.write),
+            (FsGroup::ReadWriteExec.access(), &mut doc.write_exec),
+            (unix_access(), &mut doc.unix),
+        ];
+        for rule in &fs.rules {
+            let entry = PathEntry {
+                path: rule.path.clone(),
+                optional: rule.optional,
+                within: rule.within.clone(),
+            };
+            match lists.iter_mut().find(|(a, _)| *a == rule.access) {
+                Some((_, list)) => list.push(entry),
+                None => match groups.iter_mut().find(|(a, _)| *a == rule.access) {
+                    Some((_, paths)) => paths.push(entry),
+                    None => groups.push((rule.access, vec![entry])),
+                },
+            }
+        }
+    }
+    doc.except = fs
+        .except
+        .iter()
+        .map(|e| PathEntry {
+            path: e.path.clone(),
+            optional: false,
+            within: None,
+        })
+        .collect();
+    doc.private_tmp = fs.private_tmp;
+    doc.rules = groups
+        .into_iter()
+        .map(|(access, paths)| {
+            Table(FsRuleDoc {
+                paths: OneOrMany(paths),
+                rights: Rights::new(access),
+                optional: false,
+            })
+        })
+        .collect();
+    let default = doc.handled.is_none()
+        && [
+            &doc.read,
+            &doc.read_exec,
+            &doc.write,
+            &doc.write_exec,
+            &doc.unix,
+            &doc.except,
+        ]
+        .iter()
+        .all(|l| l.is_empty())
+        && !doc.private_tmp
+        && doc.rules.is_empty();
+    (!default).then_some(doc)
+}
+
+/// The `[network]` table, when the policy differs from moat's default there.
+fn network(policy: &Policy, warnings: &mut Vec<String>) -> Option<NetDoc> {
+    let net = &policy.net;
+    let mut doc = NetDoc::default();
+    if net.unrestricted {
+        doc.unrestricted = true;
+        if !net.rules.is_empty() {
+            warnings.push(format!(
+                "network: the policy lifts every network restriction, so its {} port rule(s) \
+                 mean nothing and are left out",
+                net.rules.len()
+            ));
+        }
+        return Some(doc);
+    }
+    if net.handled != NetAccess::all() || !net.seal_sockets {
+        doc.handled = Some(Rights::new(net.handled));
+        if net.seal_sockets {
+            warnings.push(
+                "network: the seccomp seal of sockets Landlock cannot see (raw, packet, SCTP, \
+                 MPTCP, UDP before ABI 10) is not written: moat adds it only when the network \
+                 is restricted without a `handled` list"
+                    .to_string(),
+            );
+        }
+    }
+    doc.allow_udp = net.allow_udp;
+    doc.udp_ports_enforced_by = net.udp_ports_by_cgroup.then_some(Enforcer::CgroupBpf);
+    let ports = |right: NetRight| -> Vec<PortSpec> {
+        net.rules
+            .iter()
+            .filter(|r| r.access.contains(right))
+            .map(|r| PortSpec(r.ports))
+            .collect()
+    };
+    doc.bind_tcp = ports(NetRight::BindTcp);
+    doc.connect_tcp = ports(NetRight::ConnectTcp);
+    doc.bind_udp = ports(NetRight::BindUdp);
+    doc.connect_udp = ports(NetRight::ConnectSendUdp);
+    let default = doc.handled.is_none()
+        && !doc.allow_udp
+        && doc.udp_ports_enforced_by.is_none()
+        && [
+            &doc.bind_tcp,
+            &doc.connect_tcp,
+            &doc.bind_udp,
+            &doc.connect_udp,
+        ]
+        .iter()
+        .all(|l| l.is_empty());
+    (!default).then_some(doc)
+}
+
+/// The `[env]` table, when the policy says anything about the environment. A variable set
+/// twice keeps its last value, as the model does, with a warning.
+fn env(policy: &Policy, warnings: &mut Vec<String>) -> Option<EnvDoc> {
+    let env = &policy.env;
+    if !env.clear && env.pass.is_empty() && env.set.is_empty() {
+        return None;
+    }
+    let mut set = BTreeMap::new();
+    for (k, v) in &env.set {
+        if set.insert(k.clone(), v.clone()).is_some() {
+            warnings.push(format!(
+                "env: `{k}` is set twice; the last value (`{v}`) is kept"
+            ));
+        }
+    }
+    Some(EnvDoc {
+        clear: env.clear,
+        pass: env.pass.clone(),
+        set,
+    })
+}
