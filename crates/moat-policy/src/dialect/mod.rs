@@ -7,6 +7,7 @@ pub mod common;
 pub mod landlockconfig;
 pub mod moat;
 pub mod oci;
+mod plain;
 
 use crate::error::{Diagnostic, PolicyError};
 use crate::model::Policy;

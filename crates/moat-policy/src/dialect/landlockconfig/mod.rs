@@ -48,6 +48,10 @@
 //! everything it handles, does not seal the sockets Landlock cannot see, and leaves the
 //! compatibility mode to the command line.
 
+mod write;
+
+pub use write::to_landlockconfig_json;
+
 use super::common::{
     checked_str, error_near, right_from_bits, right_from_name, KernelNames, PortSpec, Table,
 };
