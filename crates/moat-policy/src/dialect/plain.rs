@@ -4,9 +4,8 @@
 
 use crate::model::Policy;
 use crate::ports::PortRange;
-use crate::rights::{AccessSet, FsAccess, NetAccess, NetRight, Right};
+use crate::rights::{FsAccess, NetAccess, NetRight};
 use serde::Serialize;
-use serde_json::Value;
 
 /// The Landlock-only content of a policy, with rules grouped by their access.
 pub(crate) struct Plain {
@@ -179,11 +178,6 @@ pub(crate) fn variable_warning<'a>(
 /// Every port of the ranges, for formats that list single ports.
 pub(crate) fn each_port(ranges: &[PortRange]) -> Vec<u16> {
     ranges.iter().flat_map(|r| r.ports()).collect()
-}
-
-/// A right by kernel name.
-pub(crate) fn names<R: Right>(set: AccessSet<R>) -> Vec<Value> {
-    set.iter().map(|r| Value::from(r.name())).collect()
 }
 
 pub(crate) fn pretty<T: Serialize>(value: &T) -> String {

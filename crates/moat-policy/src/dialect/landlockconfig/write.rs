@@ -1,84 +1,64 @@
-//! Writing the model as landlockconfig JSON.
+//! Writing the model as landlockconfig JSON, through the wire structs the reader uses.
 
-use crate::dialect::plain::{each_port, names, plain, pretty, variable_warning};
+use super::wire::{
+    check_name, Access, Config, NetPort, NonEmpty, PathBeneath, Ruleset, RulesetRaw, Template,
+    Token,
+};
+use crate::dialect::common::{PortSpec, Table};
+use crate::dialect::plain::{each_port, plain, pretty, variable_warning};
 use crate::model::Policy;
+use crate::ports::PortRange;
+use crate::rights::{AccessSet, Right};
 use crate::write::{WriteError, Written};
-use serde::Serialize;
-use serde_json::Value;
 
-/// A path for landlockconfig: `${CWD}` becomes a relative path (landlockconfig resolves
-/// those against the working directory), `$` is escaped, `${NAME}` references are kept.
-fn lc_path(path: &str) -> String {
-    if path == "${CWD}" {
-        return ".".to_string();
-    }
-    if let Some(rest) = path.strip_prefix("${CWD}/") {
-        return format!("./{}", lc_escape(rest));
-    }
-    lc_escape(path)
-}
-
-/// Escapes `$` for landlockconfig, keeping `${NAME}` references.
-fn lc_escape(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i..];
-        let reference = after.strip_prefix("${").and_then(|t| {
+/// A moat path as a landlockconfig template: `${CWD}` becomes a relative path
+/// (landlockconfig resolves those against the working directory), other `${NAME}`
+/// references stay references, and every other `$` is text (written doubled).
+fn template(path: &str) -> Template {
+    let (mut tokens, rest) = if path == "${CWD}" {
+        (vec![Token::Text(".".to_string())], "")
+    } else if let Some(rest) = path.strip_prefix("${CWD}/") {
+        (vec![Token::Text("./".to_string())], rest)
+    } else {
+        (Vec::new(), path)
+    };
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let reference = rest.strip_prefix("${").and_then(|t| {
             let end = t.find('}')?;
-            let name = &t[..end];
-            let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            ok.then_some(end + 3)
+            check_name(&t[..end]).ok()?;
+            Some((&t[..end], &t[end + 1..]))
         });
         match reference {
-            Some(len) => {
-                out.push_str(&after[..len]);
-                rest = &after[len..];
+            Some((name, tail)) => {
+                tokens.push(Token::Var(name.to_string()));
+                rest = tail;
             }
             None => {
-                out.push_str("$$");
-                rest = &after[1..];
+                // Text up to the next `$` after this character.
+                let next = rest[1..].find('$').map_or(rest.len(), |i| i + 1);
+                match tokens.last_mut() {
+                    Some(Token::Text(t)) => t.push_str(&rest[..next]),
+                    Some(Token::Var(_)) | None => {
+                        tokens.push(Token::Text(rest[..next].to_string()))
+                    }
+                }
+                rest = &rest[next..];
             }
         }
     }
-    out.push_str(rest);
-    out
+    Template(tokens)
 }
 
-#[derive(Serialize)]
-struct LcRuleset {
-    #[serde(rename = "handledAccessFs", skip_serializing_if = "Vec::is_empty")]
-    fs: Vec<Value>,
-    #[serde(rename = "handledAccessNet", skip_serializing_if = "Vec::is_empty")]
-    net: Vec<Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    scoped: Vec<Value>,
+/// The template's text, as written in the document.
+#[cfg(test)]
+fn lc_path(path: &str) -> String {
+    template(path).to_string()
 }
 
-#[derive(Serialize)]
-struct LcPathBeneath {
-    #[serde(rename = "allowedAccess")]
-    allowed_access: Vec<Value>,
-    parent: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct LcNetPort {
-    #[serde(rename = "allowedAccess")]
-    allowed_access: Vec<Value>,
-    port: Vec<u16>,
-}
-
-#[derive(Serialize)]
-struct LcConfig {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ruleset: Vec<LcRuleset>,
-    #[serde(rename = "pathBeneath", skip_serializing_if = "Vec::is_empty")]
-    path_beneath: Vec<LcPathBeneath>,
-    #[serde(rename = "netPort", skip_serializing_if = "Vec::is_empty")]
-    net_port: Vec<LcNetPort>,
+/// A set as written, or nothing when it is empty.
+fn access<R: Right>(set: AccessSet<R>) -> Option<Access<R>> {
+    (!set.is_empty()).then(|| Access::fixed(set))
 }
 
 /// Writes a policy as landlockconfig JSON (kernel right names, no ABI groups, one port per
@@ -99,40 +79,46 @@ pub fn to_landlockconfig_json(policy: &Policy) -> Result<Written, WriteError> {
         ));
     }
     let p = plain(policy, dialect, true, &mut warnings);
-    let ruleset = LcRuleset {
-        fs: names(p.handled_fs),
-        net: names(p.handled_net),
-        scoped: names(policy.scopes),
+    let ruleset = RulesetRaw {
+        handled_access_fs: access(p.handled_fs),
+        handled_access_net: access(p.handled_net),
+        scoped: access(policy.scopes),
     };
-    let config = LcConfig {
-        ruleset: if ruleset.fs.is_empty() && ruleset.net.is_empty() && ruleset.scoped.is_empty() {
-            Vec::new()
-        } else {
-            vec![ruleset]
-        },
-        path_beneath: p
-            .fs_rules
-            .iter()
-            .map(|(access, paths)| LcPathBeneath {
-                allowed_access: names(*access),
-                parent: paths.iter().map(|p| lc_path(p)).collect(),
+    let handles = ruleset.handled_access_fs.is_some()
+        || ruleset.handled_access_net.is_some()
+        || ruleset.scoped.is_some();
+    let path_beneath: Vec<Table<PathBeneath>> = p
+        .fs_rules
+        .iter()
+        .map(|(access, paths)| {
+            Table(PathBeneath {
+                allowed_access: Access::fixed(*access),
+                parent: NonEmpty(paths.iter().map(|p| template(p)).collect()),
             })
-            .collect(),
-        net_port: p
-            .net_rules
-            .iter()
-            .map(|(access, ports)| LcNetPort {
-                allowed_access: names(*access),
-                port: each_port(ports),
+        })
+        .collect();
+    let net_port: Vec<Table<NetPort>> = p
+        .net_rules
+        .iter()
+        .map(|(access, ports)| {
+            Table(NetPort {
+                allowed_access: Access::fixed(*access),
+                port: NonEmpty(
+                    each_port(ports)
+                        .into_iter()
+                        .map(|p| PortSpec(PortRange::single(p)))
+                        .collect(),
+                ),
             })
-            .collect(),
-    };
-    variable_warning(
-        dialect,
-        config.path_beneath.iter().flat_map(|p| p.parent.iter()),
-        &mut warnings,
-    );
-    if config.ruleset.is_empty() && config.path_beneath.is_empty() && config.net_port.is_empty() {
+        })
+        .collect();
+    // Warned about as written: `${CWD}` became a relative path, which needs no variable.
+    let parents: Vec<String> = path_beneath
+        .iter()
+        .flat_map(|Table(pb)| pb.parent.0.iter().map(Template::to_string))
+        .collect();
+    variable_warning(dialect, parents.iter(), &mut warnings);
+    if !handles && path_beneath.is_empty() && net_port.is_empty() {
         return Err(WriteError::Inexpressible {
             dialect,
             reason: "the policy restricts nothing, and landlockconfig refuses an empty \
@@ -140,6 +126,13 @@ pub fn to_landlockconfig_json(policy: &Policy) -> Result<Written, WriteError> {
                 .to_string(),
         });
     }
+    let config = Config {
+        abi: None,
+        variable: None,
+        ruleset: handles.then(|| NonEmpty(vec![Ruleset(ruleset)])),
+        path_beneath: (!path_beneath.is_empty()).then_some(NonEmpty(path_beneath)),
+        net_port: (!net_port.is_empty()).then_some(NonEmpty(net_port)),
+    };
     Ok(Written {
         text: pretty(&config),
         warnings,
