@@ -729,3 +729,27 @@ fn udp_ports_enforced_by_cgroup_bpf_round_trips() {
     // A merge with a policy that does not say so does not inherit it.
     assert!(!p.merge(plain).net.udp_ports_by_cgroup);
 }
+
+/// `parse_document` reads moat's own dialect before detecting one; every fixture still
+/// reads as the dialect detection names.
+#[test]
+fn reading_moat_first_agrees_with_detection() {
+    for name in [
+        "lc-basic.json",
+        "lc-vars.toml",
+        "lc-numeric.json",
+        "oci-1241.json",
+        "oci-1241-numeric.json",
+        "oci-1111.json",
+        "oci-config.json",
+        "moat-full.toml",
+        "moat-full.json",
+        "moat-full.yaml",
+        "moat-partial.toml",
+    ] {
+        let text = fixture(name);
+        let doc = Document::new(name, &text);
+        let detected = moat_policy::dialect::detect(&doc.value().unwrap());
+        assert_eq!(load(name).1, detected, "{name}");
+    }
+}

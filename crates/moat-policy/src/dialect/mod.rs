@@ -302,7 +302,17 @@ pub fn detect(value: &serde_json::Value) -> Dialect {
 }
 
 /// Parses a document of any dialect into the policy model.
+///
+/// moat's own dialect is read first, straight into its document type: the canonical form
+/// that carries a policy from the admission webhook through moat-runtime to the launcher
+/// (docs/kubernetes.md) is then parsed once. A document that reads as moat's is moat's
+/// whatever [`detect`] would say (moat's keys are none of the other dialects'), so the
+/// result is the same as detecting first. Any other document, and any mistake, takes the
+/// general path, whose messages are unchanged.
 pub fn parse_document(doc: &Document<'_>) -> Result<(Policy, Dialect), PolicyError> {
+    if let Ok(policy) = moat::parse(doc) {
+        return Ok((policy, Dialect::Moat));
+    }
     let value = doc.value()?;
     let dialect = detect(&value);
     let policy = match dialect {
