@@ -280,7 +280,7 @@ fn confine(
         .map(|c| (annotations::container_key(&c.name), c.text))
         .collect();
     if let Some(f) = plan.fallback {
-        set.push((annotations::POLICY.to_string(), f));
+        set.push((annotations::POLICY.to_string(), f.text));
     }
     let mut ops = patch::set_annotations(pod.metadata.annotations.as_ref(), &set);
     if pod.spec.runtime_class_name.is_none() {
