@@ -371,7 +371,7 @@ pub fn check_path(p: &str) -> Result<(), String> {
     if p.contains('\0') {
         return Err("path contains a NUL byte".to_string());
     }
-    if !p.starts_with('/') && !p.starts_with("${") {
+    if !crate::vars::is_anchored(p) {
         return Err(format!(
             "path `{p}` is relative; write an absolute path or start with ${{CWD}}"
         ));

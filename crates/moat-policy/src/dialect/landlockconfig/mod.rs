@@ -334,20 +334,10 @@ fn expand(
             },
         }
     }
-    Ok(results.into_iter().map(|p| absolute(&p)).collect())
-}
-
-/// `.` becomes `${CWD}`, `x` and `./x` become `${CWD}/x`.
-fn absolute(p: &str) -> String {
-    if p.starts_with('/') || p.starts_with("${") {
-        return p.to_string();
-    }
-    let rest = p.strip_prefix("./").unwrap_or(p);
-    if rest == "." || rest.is_empty() {
-        "${CWD}".to_string()
-    } else {
-        format!("${{CWD}}/{rest}")
-    }
+    Ok(results
+        .into_iter()
+        .map(|p| crate::vars::under_cwd(&p))
+        .collect())
 }
 
 /// Sorts ranges and merges those that overlap or touch.
