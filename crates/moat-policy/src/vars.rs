@@ -14,8 +14,8 @@ pub struct Vars {
 }
 
 /// Whether a policy path is anchored: absolute, or starting with a `${VARIABLE}` that moat
-/// expands to an absolute path. A path that is not is relative: policy documents refuse it
-/// ([`crate::dialect::common::check_path`]), and the places that accept one resolve it in
+/// expands to an absolute path. A path that is not is relative: policy documents refuse it,
+/// and the places that accept one resolve it in
 /// one of two different ways, named apart on purpose: [`under_cwd`] keeps it symbolic
 /// (landlockconfig documents), while `moat run`'s path flags resolve it at once against the
 /// process's working directory and normalise `.` and `..` away. (moat-runtime's bundle

@@ -2,11 +2,10 @@
 //! that read back to the same policy.
 
 use moat_policy::dialect::{parse_document, Dialect, Document};
-use moat_policy::model::fs_baseline;
 use moat_policy::write::{self, WriteError, Written};
 use moat_policy::{
-    AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PortRange, Right,
-    Scope, ScopeSet,
+    fs_baseline, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy,
+    PortRange, Right, Scope, ScopeSet,
 };
 use std::path::Path;
 

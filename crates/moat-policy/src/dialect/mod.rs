@@ -3,7 +3,7 @@
 //! Every dialect parses into the one [`Policy`] model. Syntax and
 //! meaning errors carry file, line, column and key.
 
-pub mod common;
+pub(crate) mod common;
 pub mod landlockconfig;
 pub mod moat;
 pub mod oci;
