@@ -170,11 +170,12 @@ pub fn opt_in_default() -> Policy {
 /// Refusals keep a fixed order, whatever is cached: an unknown or malformed `moat.dev/`
 /// annotation, then the pod-wide policy, then per container (in [`PodView::all_containers`]
 /// order) its own annotation, its ports, and whether its policy can be written.
+#[cfg(test)]
 pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
     plan_with(pod, None)
 }
 
-/// [`plan`], with the namespace's floor applied to every container's policy (see
+/// `plan`, with the namespace's floor applied to every container's policy (see
 /// [`crate::floors`]).
 pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanError> {
     let ann = pod.annotations();

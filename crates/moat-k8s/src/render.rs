@@ -60,11 +60,12 @@ pub struct RenderError {
 
 /// Renders every document of `text` (YAML, one or more documents, or JSON), for a
 /// namespace without a floors file.
+#[cfg(test)]
 pub fn render(file: &str, text: &str, scope: Scope) -> Result<Vec<Rendered>, RenderError> {
     render_with(file, text, scope, &Floor::default())
 }
 
-/// [`render`] with the namespace's floor, which applies when the namespace enforces moat
+/// `render` with the namespace's floor, which applies when the namespace enforces moat
 /// ([`Scope::Namespace`]), as the webhook applies it.
 pub fn render_with(
     file: &str,
