@@ -121,7 +121,9 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
     let whole = is_config_json(&doc.value()?);
     let landlock: Option<Landlock> = match dialect {
         Dialect::OciPr1111 => read::<Landlock1111>(doc, whole)?.map(Landlock::from),
-        _ => read::<Landlock1241>(doc, whole)?.map(Landlock::from),
+        Dialect::OciPr1241 | Dialect::Moat | Dialect::LandlockConfig => {
+            read::<Landlock1241>(doc, whole)?.map(Landlock::from)
+        }
     };
     let Some(l) = landlock else {
         return Err(error_near(
@@ -134,7 +136,9 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
     let prefix = if whole { "process.landlock." } else { "" };
     let handled_key = match dialect {
         Dialect::OciPr1111 => "ruleset.handledAccessFS",
-        _ => "handledAccess.handledAccessFS",
+        Dialect::OciPr1241 | Dialect::Moat | Dialect::LandlockConfig => {
+            "handledAccess.handledAccessFS"
+        }
     };
 
     let mut policy = Policy {
