@@ -11,7 +11,7 @@ use crate::dialect::common::{
     checked_str, OneOrMany, PathEntry, PortSpec, Rights, Table, WithGroups,
 };
 use crate::model::Compat;
-use crate::rights::{FsRight, NetRight};
+use crate::rights::{FsAccess, FsGroup, FsRight, NetRight};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -154,6 +154,40 @@ pub(super) struct NetDoc {
     pub(super) connect_udp: Vec<PortSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) udp_ports_enforced_by: Option<Enforcer>,
+}
+
+impl FsDoc {
+    /// The path lists the format names by intent: each key, the rights it grants, and its
+    /// entries. The reader grants from them and the writer files rules into them.
+    pub(super) fn lists_mut(&mut self) -> [(&'static str, FsAccess, &mut Vec<PathEntry>); 5] {
+        [
+            ("read", FsGroup::Read.access(), &mut self.read),
+            ("read_exec", FsGroup::ReadExec.access(), &mut self.read_exec),
+            ("write", FsGroup::ReadWrite.access(), &mut self.write),
+            (
+                "write_exec",
+                FsGroup::ReadWriteExec.access(),
+                &mut self.write_exec,
+            ),
+            ("unix", super::unix_access(), &mut self.unix),
+        ]
+    }
+}
+
+impl NetDoc {
+    /// The port lists: each key, the right it grants, and its ports.
+    pub(super) fn ports_mut(&mut self) -> [(&'static str, NetRight, &mut Vec<PortSpec>); 4] {
+        [
+            ("bind_tcp", NetRight::BindTcp, &mut self.bind_tcp),
+            ("connect_tcp", NetRight::ConnectTcp, &mut self.connect_tcp),
+            ("bind_udp", NetRight::BindUdp, &mut self.bind_udp),
+            (
+                "connect_udp",
+                NetRight::ConnectSendUdp,
+                &mut self.connect_udp,
+            ),
+        ]
+    }
 }
 
 /// Who enforces a control outside the sandbox.

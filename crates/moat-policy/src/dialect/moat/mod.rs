@@ -45,7 +45,7 @@ use super::common::Table;
 use super::Document;
 use crate::error::PolicyError;
 use crate::model::{AuditFlags, Policy};
-use crate::rights::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Scope};
+use crate::rights::{FsAccess, FsRight, NetAccess, Scope};
 use doc::{Enforcer, MoatDoc};
 
 /// The format version this parser reads (and the writer writes).
@@ -66,27 +66,20 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
     let mut policy = Policy::deny_all();
     policy.compat = raw.compat.map(|c| c.0);
 
-    if let Some(Table(fs)) = raw.filesystem {
+    if let Some(Table(mut fs)) = raw.filesystem {
         if fs.unrestricted && fs.handled.is_some() {
             return Err(contradiction(doc, "filesystem"));
         }
         if fs.unrestricted {
             policy.lift_filesystem();
         } else {
-            if let Some(handled) = fs.handled {
+            if let Some(handled) = &fs.handled {
                 policy.fs.handled = handled.0;
                 policy.fs.required = handled.0;
             }
-            let lists = [
-                ("read", fs.read, FsGroup::Read.access()),
-                ("read_exec", fs.read_exec, FsGroup::ReadExec.access()),
-                ("write", fs.write, FsGroup::ReadWrite.access()),
-                ("write_exec", fs.write_exec, FsGroup::ReadWriteExec.access()),
-                ("unix", fs.unix, unix_access()),
-            ];
-            for (key, entries, access) in lists {
+            for (key, access, entries) in fs.lists_mut() {
                 let origin = format!("{name}: filesystem.{key}");
-                for e in entries {
+                for e in std::mem::take(entries) {
                     policy.grant_paths([e.path], access, e.optional, &origin);
                     set_within(&mut policy, e.within);
                 }
@@ -109,29 +102,23 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         }
     }
 
-    if let Some(Table(net)) = raw.network {
+    if let Some(Table(mut net)) = raw.network {
         if net.unrestricted && net.handled.is_some() {
             return Err(contradiction(doc, "network"));
         }
         if net.unrestricted {
             policy.lift_network();
         } else {
-            if let Some(handled) = net.handled {
+            if let Some(handled) = &net.handled {
                 policy.net.handled = handled.0;
                 policy.net.seal_sockets = false;
             }
             policy.net.allow_udp = net.allow_udp;
             policy.net.udp_ports_by_cgroup = net.udp_ports_enforced_by == Some(Enforcer::CgroupBpf);
-            let lists = [
-                ("bind_tcp", net.bind_tcp, NetRight::BindTcp),
-                ("connect_tcp", net.connect_tcp, NetRight::ConnectTcp),
-                ("bind_udp", net.bind_udp, NetRight::BindUdp),
-                ("connect_udp", net.connect_udp, NetRight::ConnectSendUdp),
-            ];
-            for (key, ports, right) in lists {
+            for (key, right, ports) in net.ports_mut() {
                 let origin = format!("{name}: network.{key}");
                 policy.grant_ports(
-                    ports.into_iter().map(|p| p.0),
+                    std::mem::take(ports).into_iter().map(|p| p.0),
                     NetAccess::of(&[right]),
                     &origin,
                 );
@@ -217,6 +204,7 @@ mod tests {
     use super::*;
     use crate::dialect::{parse_str, Format};
     use crate::model::Compat;
+    use crate::rights::{FsGroup, NetRight};
     use crate::ports::PortRange;
 
     fn err(name: &str, text: &str) -> String {

@@ -6,10 +6,9 @@ use super::doc::{
     AuditDoc, CapsDoc, CompatName, Enforcer, EnvDoc, FormatVersion, FsDoc, FsRuleDoc, KeepList,
     MoatDoc, NetDoc, ScopesDoc,
 };
-use super::unix_access;
 use crate::dialect::common::{OneOrMany, PathEntry, PortSpec, Rights, Table};
 use crate::model::{fs_baseline, Policy};
-use crate::rights::{FsAccess, FsGroup, NetAccess, NetRight, Scope, ScopeSet};
+use crate::rights::{FsAccess, NetAccess, Scope, ScopeSet};
 use crate::write::{WriteError, Written};
 use std::collections::BTreeMap;
 
@@ -113,21 +112,15 @@ fn filesystem(policy: &Policy, warnings: &mut Vec<String>) -> Option<FsDoc> {
     {
         // A rule whose access is one of the format's lists goes there; any other access
         // gets a `[[filesystem.rule]]` of its own.
-        let mut lists = [
-            (FsGroup::Read.access(), &mut doc.read),
-            (FsGroup::ReadExec.access(), &mut doc.read_exec),
-            (FsGroup::ReadWrite.access(), &mut doc.write),
-            (FsGroup::ReadWriteExec.access(), &mut doc.write_exec),
-            (unix_access(), &mut doc.unix),
-        ];
+        let mut lists = doc.lists_mut();
         for rule in &fs.rules {
             let entry = PathEntry {
                 path: rule.path.clone(),
                 optional: rule.optional,
                 within: rule.within.clone(),
             };
-            match lists.iter_mut().find(|(a, _)| *a == rule.access) {
-                Some((_, list)) => list.push(entry),
+            match lists.iter_mut().find(|(_, a, _)| *a == rule.access) {
+                Some((_, _, list)) => list.push(entry),
                 None => match groups.iter_mut().find(|(a, _)| *a == rule.access) {
                     Some((_, paths)) => paths.push(entry),
                     None => groups.push((rule.access, vec![entry])),
@@ -199,17 +192,14 @@ fn network(policy: &Policy, warnings: &mut Vec<String>) -> Option<NetDoc> {
     }
     doc.allow_udp = net.allow_udp;
     doc.udp_ports_enforced_by = net.udp_ports_by_cgroup.then_some(Enforcer::CgroupBpf);
-    let ports = |right: NetRight| -> Vec<PortSpec> {
-        net.rules
+    for (_, right, list) in doc.ports_mut() {
+        *list = net
+            .rules
             .iter()
             .filter(|r| r.access.contains(right))
             .map(|r| PortSpec(r.ports))
-            .collect()
-    };
-    doc.bind_tcp = ports(NetRight::BindTcp);
-    doc.connect_tcp = ports(NetRight::ConnectTcp);
-    doc.bind_udp = ports(NetRight::BindUdp);
-    doc.connect_udp = ports(NetRight::ConnectSendUdp);
+            .collect();
+    }
     let default = doc.handled.is_none()
         && !doc.allow_udp
         && doc.udp_ports_enforced_by.is_none()
