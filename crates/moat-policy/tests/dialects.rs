@@ -164,23 +164,26 @@ fn landlock(p: &Policy, with_scopes: bool) -> Landlock {
     }
 }
 
+/// Every policy fixture, of every dialect and format.
+const FIXTURES: [&str; 11] = [
+    "lc-basic.json",
+    "lc-vars.toml",
+    "lc-numeric.json",
+    "oci-1241.json",
+    "oci-1241-numeric.json",
+    "oci-1111.json",
+    "oci-config.json",
+    "moat-full.toml",
+    "moat-full.json",
+    "moat-full.yaml",
+    "moat-partial.toml",
+];
+
 fn all_inputs() -> Vec<(String, Policy)> {
-    let mut v: Vec<(String, Policy)> = [
-        "lc-basic.json",
-        "lc-vars.toml",
-        "lc-numeric.json",
-        "oci-1241.json",
-        "oci-1241-numeric.json",
-        "oci-1111.json",
-        "oci-config.json",
-        "moat-full.toml",
-        "moat-full.json",
-        "moat-full.yaml",
-        "moat-partial.toml",
-    ]
-    .iter()
-    .map(|n| (n.to_string(), load(n).0))
-    .collect();
+    let mut v: Vec<(String, Policy)> = FIXTURES
+        .iter()
+        .map(|n| (n.to_string(), load(n).0))
+        .collect();
     for preset in moat_policy::presets::PRESETS {
         let p = moat_policy::presets::load(preset.name).unwrap_or_else(|e| panic!("{e}"));
         v.push((format!("preset {}", preset.name), p));
@@ -733,19 +736,7 @@ fn udp_ports_enforced_by_cgroup_bpf_round_trips() {
 /// reads as the dialect detection names.
 #[test]
 fn reading_moat_first_agrees_with_detection() {
-    for name in [
-        "lc-basic.json",
-        "lc-vars.toml",
-        "lc-numeric.json",
-        "oci-1241.json",
-        "oci-1241-numeric.json",
-        "oci-1111.json",
-        "oci-config.json",
-        "moat-full.toml",
-        "moat-full.json",
-        "moat-full.yaml",
-        "moat-partial.toml",
-    ] {
+    for name in FIXTURES {
         let text = fixture(name);
         let doc = Document::new(name, &text);
         let detected = moat_policy::dialect::detect(&doc.value().unwrap());

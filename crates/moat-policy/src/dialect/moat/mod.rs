@@ -204,8 +204,8 @@ mod tests {
     use super::*;
     use crate::dialect::{parse_str, Format};
     use crate::model::Compat;
-    use crate::rights::{FsGroup, NetRight};
     use crate::ports::PortRange;
+    use crate::rights::{FsGroup, NetRight};
 
     fn err(name: &str, text: &str) -> String {
         match parse_str(name, text) {
