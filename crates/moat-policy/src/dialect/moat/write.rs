@@ -20,8 +20,64 @@ use std::collections::BTreeMap;
 /// default, everything handled and sealed, or `handled = [...]`, which does not seal).
 pub fn to_moat_toml(policy: &Policy) -> Result<Written, WriteError> {
     let (doc, warnings) = document(policy);
-    let text = toml::to_string(&doc).map_err(|e| internal("moat TOML", e))?;
+    let text = toml_text(&doc).map_err(|e| internal("moat TOML", e))?;
     Ok(Written { text, warnings })
+}
+
+/// The document as TOML, laid out as people write it: each domain a `[table]`, each
+/// `[[filesystem.rule]]` a table of its own, and everything inside them inline, so that a
+/// path with options stays in its list as `{ path = "...", optional = true }` (a TOML
+/// serialiser left to itself turns a list of such tables into `[[...]]` sections).
+fn toml_text(doc: &MoatDoc) -> Result<String, toml_edit::ser::Error> {
+    use toml_edit::{ArrayOfTables, Item, Value};
+    let mut out = toml_edit::ser::to_document(doc)?;
+    for (key, item) in out.as_table_mut().iter_mut() {
+        let Some(inline) = item.as_inline_table_mut() else {
+            continue;
+        };
+        let mut table = std::mem::take(inline).into_table();
+        if key == "filesystem" {
+            if let Some(Item::Value(Value::Array(rules))) = table.get_mut("rule") {
+                if rules.iter().all(Value::is_inline_table) {
+                    let rules = std::mem::take(rules)
+                        .into_iter()
+                        .filter_map(|rule| match rule {
+                            Value::InlineTable(t) => Some(t.into_table()),
+                            // Not reached: every rule was just seen to be a table.
+                            other => {
+                                debug_assert!(other.is_inline_table());
+                                None
+                            }
+                        });
+                    table.insert("rule", Item::ArrayOfTables(ArrayOfTables::from_iter(rules)));
+                }
+            }
+        }
+        wrap_long_lists(&mut table);
+        if let Some(rules) = table.get_mut("rule").and_then(Item::as_array_of_tables_mut) {
+            rules.iter_mut().for_each(wrap_long_lists);
+        }
+        *item = Item::Table(table);
+    }
+    Ok(out.to_string())
+}
+
+/// Writes each list longer than a line (80 characters) one item a line.
+fn wrap_long_lists(table: &mut toml_edit::Table) {
+    for (_, item) in table.iter_mut() {
+        let Some(list) = item.as_array_mut() else {
+            continue;
+        };
+        if list.to_string().trim().len() <= 80 {
+            continue;
+        }
+        for value in list.iter_mut() {
+            value.decor_mut().set_prefix("\n  ");
+            value.decor_mut().set_suffix("");
+        }
+        list.set_trailing_comma(true);
+        list.set_trailing("\n");
+    }
 }
 
 /// Writes a policy in moat's own format as compact JSON, on one line: the same document as
