@@ -1,7 +1,14 @@
-//! The policy dialects moat reads, and how a document is recognised.
+//! The policy dialects moat reads and writes, and how a document is recognised.
 //!
 //! Every dialect parses into the one [`Policy`] model. Syntax and
 //! meaning errors carry file, line, column and key.
+//!
+//! Each dialect is one folder: its wire structs, once, with `Deserialize` and `Serialize`
+//! ([`moat`]'s `doc.rs`, [`oci`]'s and [`landlockconfig`]'s `wire.rs`), the reader that
+//! turns them into a [`Policy`] (`mod.rs`), and the writer that builds them from one
+//! (`write.rs`). What the writers share lives beside them: the value shapes every dialect
+//! uses (`common.rs`) and the reduction of a policy to what landlockconfig and OCI can
+//! say (`plain.rs`). [`crate::write`] is the dispatcher over the writers.
 
 pub(crate) mod common;
 pub mod landlockconfig;
