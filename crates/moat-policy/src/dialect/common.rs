@@ -53,9 +53,6 @@ impl RightNames<crate::rights::FsRight> for WithGroups {
     fn extra_names() -> Vec<&'static str> {
         FsGroup::ALL.iter().map(|g| g.name()).collect()
     }
-    fn spell(set: FsAccess) -> Vec<Spelled> {
-        all_or_names(set)
-    }
 }
 impl RightNames<NetRight> for WithGroups {
     fn extra(name: &str) -> Option<NetAccess> {
@@ -75,9 +72,6 @@ impl RightNames<NetRight> for WithGroups {
     fn extra_names() -> Vec<&'static str> {
         vec!["tcp", "udp", "bind", "connect", "connect_udp", "all"]
     }
-    fn spell(set: NetAccess) -> Vec<Spelled> {
-        all_or_names(set)
-    }
 }
 impl RightNames<crate::rights::Scope> for WithGroups {
     fn extra(name: &str) -> Option<ScopeSet> {
@@ -86,17 +80,29 @@ impl RightNames<crate::rights::Scope> for WithGroups {
     fn extra_names() -> Vec<&'static str> {
         vec!["all"]
     }
-    fn spell(set: ScopeSet) -> Vec<Spelled> {
-        all_or_names(set)
-    }
 }
 
-/// `["all"]` for every right moat knows, the kernel names otherwise.
-fn all_or_names<R: Right>(set: AccessSet<R>) -> Vec<Spelled> {
-    if set == AccessSet::all() && !set.is_empty() {
-        return vec![Spelled::Name("all")];
+/// The names of [`WithGroups`], for a list of handled rights: written `["all"]` when it
+/// holds every right moat knows (handling rights a later moat adds restricts more, never
+/// less). Lists that grant are written right by right, so that they grant the same rights
+/// whichever moat reads them.
+pub struct HandledNames;
+impl<R: Right> RightNames<R> for HandledNames
+where
+    WithGroups: RightNames<R>,
+{
+    fn extra(name: &str) -> Option<AccessSet<R>> {
+        <WithGroups as RightNames<R>>::extra(name)
     }
-    set.iter().map(|r| Spelled::Name(r.name())).collect()
+    fn extra_names() -> Vec<&'static str> {
+        <WithGroups as RightNames<R>>::extra_names()
+    }
+    fn spell(set: AccessSet<R>) -> Vec<Spelled> {
+        if set == AccessSet::all() && !set.is_empty() {
+            return vec![Spelled::Name("all")];
+        }
+        set.iter().map(|r| Spelled::Name(r.name())).collect()
+    }
 }
 
 /// Resolves one right name (kernel name, dialect extra, or a number written as text).

@@ -8,7 +8,7 @@
 use super::VERSION;
 use crate::caps::KeepCaps;
 use crate::dialect::common::{
-    checked_str, OneOrMany, PathEntry, PortSpec, Rights, Table, WithGroups,
+    checked_str, HandledNames, OneOrMany, PathEntry, PortSpec, Rights, Table, WithGroups,
 };
 use crate::model::Compat;
 use crate::rights::{FsAccess, FsGroup, FsRight, NetRight};
@@ -90,7 +90,7 @@ pub(super) struct FsDoc {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) unrestricted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) handled: Option<Rights<FsRight, WithGroups>>,
+    pub(super) handled: Option<Rights<FsRight, HandledNames>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) read: Vec<PathEntry>,
     #[serde(default, alias = "read_execute", skip_serializing_if = "Vec::is_empty")]
@@ -137,7 +137,7 @@ pub(super) struct NetDoc {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) unrestricted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) handled: Option<Rights<NetRight, WithGroups>>,
+    pub(super) handled: Option<Rights<NetRight, HandledNames>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) allow_udp: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
