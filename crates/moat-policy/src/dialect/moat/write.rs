@@ -291,3 +291,37 @@ fn env(policy: &Policy, warnings: &mut Vec<String>) -> Option<EnvDoc> {
         set,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rights::{FsGroup, FsRight, Right};
+
+    #[test]
+    fn toml_is_laid_out_as_people_write_it() {
+        let mut p = Policy::deny_all();
+        p.grant_paths(["/lib64"], FsGroup::ReadExec.access(), true, "t");
+        p.grant_paths(["/dev/tty"], FsAccess::all(), true, "t");
+        p.fs.handled = FsAccess::all();
+        p.fs.required = FsAccess::all();
+        let text = to_moat_toml(&p).unwrap().text;
+        // A path with options stays in its list; a rule is a section of its own.
+        assert!(
+            text.contains("read_exec = [{ path = \"/lib64\", optional = true }]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[[filesystem.rule]]\npaths = [{ path = \"/dev/tty\", optional = true }]\nrights = [\n  \"execute\",\n"),
+            "{text}"
+        );
+        // Handled lists may say "all"; granting lists name each right.
+        assert!(text.contains("handled = [\"all\"]\n"), "{text}");
+        assert!(
+            text.contains(&format!("  \"{}\",\n]", FsRight::ResolveUnix.name())),
+            "{text}"
+        );
+        let back = crate::parse_str("p.toml", &text).unwrap();
+        assert_eq!(back.fs.rules.len(), 2);
+        assert_eq!(back.fs.rules[1].access, FsAccess::all());
+    }
+}
