@@ -147,7 +147,7 @@ where
 }
 
 /// [`run`], with `give_back`: how the binary's allocator gives a thread's freed memory back
-/// to the system (see [`server::on_park`]).
+/// to the system (see `server::on_park`).
 pub fn run_with<I, T>(args: I, give_back: Option<fn()>) -> ExitCode
 where
     I: IntoIterator<Item = T>,

@@ -237,15 +237,6 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl Live {
-    /// Fixed rules, never reloaded.
-    pub fn fixed(rules: Rules) -> Live {
-        Live {
-            current: RwLock::new(Arc::new(rules)),
-            file: None,
-            seen: Mutex::new(None),
-        }
-    }
-
     /// Rules from `file` (when given) and the privileged namespaces; an unusable file is an
     /// error.
     pub fn load(file: Option<PathBuf>, privileged: BTreeSet<String>) -> Result<Live, FloorsError> {

@@ -83,7 +83,17 @@ pub struct ContainerPolicy {
     pub floored: bool,
     /// The final policy (shared: the same template's pods get the same one).
     pub policy: Arc<Policy>,
-    /// The final policy as moat TOML: the value of `container.moat.dev/<name>`.
+    /// The final policy in the trip's canonical form, moat's dialect as JSON on one line
+    /// (docs/kubernetes.md): the value of `container.moat.dev/<name>`.
+    pub text: String,
+}
+
+/// A policy the webhook writes, and its text in the canonical form.
+#[derive(Clone, Debug)]
+pub struct WrittenPolicy {
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// [`WrittenPolicy::policy`] as moat JSON: the annotation's value.
     pub text: String,
 }
 
@@ -97,7 +107,7 @@ pub struct PodPlan {
     /// added after the pod was created (ephemeral containers). Those can get no annotation
     /// of their own (see `admission`), so moat-runtime falls back to the pod-wide policy,
     /// which must then hold the same promise.
-    pub fallback: Option<String>,
+    pub fallback: Option<WrittenPolicy>,
     /// What the pod's author should know (shown by kubectl as warnings).
     pub warnings: Vec<String>,
 }
@@ -160,11 +170,12 @@ pub fn opt_in_default() -> Policy {
 /// Refusals keep a fixed order, whatever is cached: an unknown or malformed `moat.dev/`
 /// annotation, then the pod-wide policy, then per container (in [`PodView::all_containers`]
 /// order) its own annotation, its ports, and whether its policy can be written.
+#[cfg(test)]
 pub fn plan(pod: &PodView) -> Result<PodPlan, PlanError> {
     plan_with(pod, None)
 }
 
-/// [`plan`], with the namespace's floor applied to every container's policy (see
+/// `plan`, with the namespace's floor applied to every container's policy (see
 /// [`crate::floors`]).
 pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanError> {
     let ann = pod.annotations();
@@ -277,7 +288,7 @@ pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanEr
     )?;
     match floor {
         Some(f) => {
-            let (_, text) = floored(
+            let (policy, text) = floored(
                 f,
                 &fallback.policy,
                 &[],
@@ -286,11 +297,14 @@ pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanEr
                 &mut out.warnings,
             )?;
             if ann.get(annotations::POLICY) != Some(&text) {
-                out.fallback = Some(text);
+                out.fallback = Some(WrittenPolicy { policy, text });
             }
         }
         None if wide.source == Source::OptInDefault || fallback.narrowed => {
-            out.fallback = Some(fallback.text.clone());
+            out.fallback = Some(WrittenPolicy {
+                policy: fallback.policy.clone(),
+                text: fallback.text.clone(),
+            });
         }
         None => {}
     }
@@ -302,7 +316,7 @@ pub fn plan_with(pod: &PodView, floor: Option<&Floor>) -> Result<PodPlan, PlanEr
     Ok(out)
 }
 
-/// `policy` with the namespace's floor, written as moat TOML; what cannot be written is
+/// `policy` with the namespace's floor, written as moat JSON; what cannot be written is
 /// refused in strict mode and reported in best-effort mode, as for the author's policy.
 fn floored(
     floor: &Floor,
@@ -318,7 +332,7 @@ fn floored(
         reason,
     };
     let written =
-        moat_policy::write::to_moat_toml(&effective).map_err(|e| inexpressible(e.to_string()))?;
+        moat_policy::write::to_moat_json(&effective).map_err(|e| inexpressible(e.to_string()))?;
     let (text, lost) = written.into_parts();
     if !lost.is_empty() {
         if effective.compat.or(compat).unwrap_or_default() == Compat::Strict {
@@ -576,7 +590,7 @@ fn finish(
         reason,
     };
     let written =
-        moat_policy::write::to_moat_toml(&policy).map_err(|e| inexpressible(e.to_string()))?;
+        moat_policy::write::to_moat_json(&policy).map_err(|e| inexpressible(e.to_string()))?;
     let (text, lost) = written.into_parts();
     if !lost.is_empty() && policy.compat.or(compat).unwrap_or_default() == Compat::Strict {
         return Err(inexpressible(lost.join("; ")));
@@ -653,7 +667,7 @@ fn annotation_bytes(pod: &PodView, plan: &PodPlan) -> usize {
         total += annotations::CONTAINER_PREFIX.len() + c.name.len() + c.text.len();
     }
     if let Some(f) = &plan.fallback {
-        total += annotations::POLICY.len() + f.len();
+        total += annotations::POLICY.len() + f.text.len();
     }
     total
 }
@@ -689,15 +703,15 @@ mod tests {
         assert!(!c.narrowed);
         assert_eq!(
             c.text,
-            "version = 1\n\n[filesystem]\nhandled = []\n\n[network]\nhandled = [\"bind_tcp\"]\n\
-             bind_tcp = [80, 8443]\n\n[scopes]\nsignal = false\nabstract_unix_socket = false\n"
+            "{\"version\":1,\"filesystem\":{\"handled\":[]},\"network\":{\"handled\":[\"bind_tcp\"],\
+             \"bind_tcp\":[80,8443]},\"scopes\":{\"signal\":false,\"abstract_unix_socket\":false}}\n"
         );
         let back = reparse(&c.text);
         assert!(back.fs.handled.is_empty() && !back.fs.unrestricted);
         assert_eq!(back.net.handled, NetAccess::of(&[NetRight::BindTcp]));
         assert!(back.scopes.is_empty() && !back.net.seal_sockets && back.env.pass.is_empty());
         // The fallback for containers added later: bind restricted, no port.
-        let f = reparse(plan.fallback.as_deref().unwrap());
+        let f = reparse(&plan.fallback.as_ref().unwrap().text);
         assert!(f.net.rules.is_empty() && f.net.handled.contains(NetRight::BindTcp));
     }
 
@@ -706,12 +720,12 @@ mod tests {
         let plan = plan(&web(json!({"moat.dev/preset": "default"}))).unwrap();
         let c = &plan.containers[0];
         assert_eq!(c.source, Source::PodPreset("default".into()));
-        assert!(c.text.contains("bind_tcp = [80, 8443]"), "{}", c.text);
+        assert!(c.text.contains("\"bind_tcp\":[80,8443]"), "{}", c.text);
         assert!(plan.fallback.is_none() && plan.warnings.is_empty());
         // Ports the policy already grants (web-server: 80, 8443) are not added again.
         let plan = super::plan(&web(json!({"moat.dev/preset": "web-server"}))).unwrap();
         let preset = presets::load("web-server").unwrap();
-        let as_is = moat_policy::write::to_moat_toml(&preset).unwrap().text;
+        let as_is = moat_policy::write::to_moat_json(&preset).unwrap().text;
         assert_eq!(plan.containers[0].text, as_is);
     }
 
@@ -726,7 +740,7 @@ mod tests {
             plan.warnings[0].contains("container `web`") && plan.warnings[0].contains("80, 8443")
         );
         // The pod-wide policy is rewritten too, so containers added later keep the promise.
-        let f = reparse(plan.fallback.as_deref().unwrap());
+        let f = reparse(&plan.fallback.as_ref().unwrap().text);
         assert!(f.net.rules.is_empty() && !f.net.unrestricted);
         // Unless the pod says to take its policy as written.
         let plan = super::plan(&web(json!({"moat.dev/ports-from-spec": "false",
@@ -763,7 +777,7 @@ mod tests {
                 again.insert(annotations::container_key(&c.name), json!(c.text));
             }
             if let Some(f) = &first.fallback {
-                again.insert(annotations::POLICY.into(), json!(f));
+                again.insert(annotations::POLICY.into(), json!(f.text));
             }
             let second = plan(&web(serde_json::Value::Object(again))).unwrap();
             assert_eq!(first.containers[0].text, second.containers[0].text);

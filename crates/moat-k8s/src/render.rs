@@ -60,11 +60,12 @@ pub struct RenderError {
 
 /// Renders every document of `text` (YAML, one or more documents, or JSON), for a
 /// namespace without a floors file.
+#[cfg(test)]
 pub fn render(file: &str, text: &str, scope: Scope) -> Result<Vec<Rendered>, RenderError> {
     render_with(file, text, scope, &Floor::default())
 }
 
-/// [`render`] with the namespace's floor, which applies when the namespace enforces moat
+/// `render` with the namespace's floor, which applies when the namespace enforces moat
 /// ([`Scope::Namespace`]), as the webhook applies it.
 pub fn render_with(
     file: &str,
@@ -150,7 +151,14 @@ impl Rendered {
     }
 }
 
-/// Human-readable output: a comment line per container, then its policy as moat TOML.
+/// A policy as moat TOML, for people; the annotation's own text (moat JSON) only if TOML
+/// cannot be written, which the serialiser never refuses for moat's document.
+fn readable(policy: &moat_policy::Policy, annotation: &str) -> String {
+    moat_policy::write::to_moat_toml(policy).map_or_else(|_| annotation.to_string(), |w| w.text)
+}
+
+/// Human-readable output: a comment line per container, then its policy as moat TOML (the
+/// annotations themselves hold it as moat JSON, the Kubernetes trip's canonical form).
 pub fn to_text(file: &str, rendered: &[Rendered]) -> String {
     let mut s = String::new();
     for r in rendered {
@@ -188,12 +196,13 @@ pub fn to_text(file: &str, rendered: &[Rendered]) -> String {
                         "## {kind} {}: {}{ports}{floored}\n{}\n",
                         c.name,
                         c.source.describe(&c.name),
-                        c.text
+                        readable(&c.policy, &c.text)
                     ));
                 }
                 if let Some(f) = &plan.fallback {
                     s.push_str(&format!(
-                        "## containers added later (ephemeral), annotation moat.dev/policy\n{f}\n"
+                        "## containers added later (ephemeral), annotation moat.dev/policy\n{}\n",
+                        readable(&f.policy, &f.text)
                     ));
                 }
             }
@@ -225,7 +234,7 @@ pub fn to_json(file: &str, rendered: &[Rendered]) -> Value {
                         "floor": c.floored,
                         "policy": c.text,
                     })).collect::<Vec<_>>(),
-                    "podPolicy": plan.fallback,
+                    "podPolicy": plan.fallback.as_ref().map(|f| &f.text),
                 }),
             };
             if let (Some(o), Value::Object(extra)) = (o.as_object_mut(), extra) {
@@ -280,7 +289,8 @@ spec:
         let Outcome::Confined { plan, .. } = &r[0].outcome else {
             panic!("{:?}", r[0].outcome)
         };
-        assert!(plan.containers[0].text.contains("bind_tcp = [80]"));
+        assert!(plan.containers[0].text.contains("\"bind_tcp\":[80]"));
+        assert!(to_text("m.yaml", &r).contains("bind_tcp = [80]"));
         assert!(matches!(r[1].outcome, Outcome::Skipped));
         assert!(matches!(r[2].outcome, Outcome::NotOptedIn));
         let r = render("m.yaml", MANIFESTS, Scope::Namespace).unwrap();

@@ -162,7 +162,7 @@ fn gen_certs_writes_the_pair_and_prints_the_ca_bundle() {
         .unwrap();
     assert_eq!(bundle, ca.as_bytes());
     assert!(text(&out.stderr).contains("hook.sec.svc"));
-    moat_k8s::tls::load(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+    moat_k8s::load_tls(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
 }
 
 /// The `moat` launcher next to this crate's binary, built if it is not there yet.

@@ -190,8 +190,7 @@ fn every_manifest_parses_as_its_type() {
                 assert_eq!(cm.metadata.name.as_deref(), Some("moat-floors"));
                 let text = &cm.data.as_ref().expect("data")["floors.toml"];
                 // The webhook reads it as its floors file.
-                let floors =
-                    moat_k8s::floors::Floors::parse(Path::new("floors.toml"), text).unwrap();
+                let floors = moat_k8s::Floors::parse(Path::new("floors.toml"), text).unwrap();
                 assert!(!floors.default.best_effort && !floors.default.allow_privileged);
                 seen.floors = true;
             }
@@ -228,10 +227,7 @@ fn every_manifest_parses_as_its_type() {
         Some("moat-system")
     );
     let rc = seen.runtime_class.expect("RuntimeClass");
-    assert_eq!(
-        rc.metadata.name.as_deref(),
-        Some(moat_k8s::annotations::RUNTIME_CLASS)
-    );
+    assert_eq!(rc.metadata.name.as_deref(), Some(moat_k8s::RUNTIME_CLASS));
     assert_eq!(rc.handler, "moat");
 
     // The webhook configuration points at the Service, on the paths the server serves.

@@ -26,7 +26,7 @@ use crate::ports::PortRange;
 use crate::rights::{FsAccess, NetAccess};
 
 impl Policy {
-    /// What both `self` and `other` allow, as one policy (see [`crate::intersect`]).
+    /// What both `self` and `other` allow, as one policy (see the crate's `intersect` module).
     pub fn intersect(self, other: Policy) -> Policy {
         let compat = match (self.compat, other.compat) {
             (Some(crate::Compat::Strict), _) | (_, Some(crate::Compat::Strict)) => {

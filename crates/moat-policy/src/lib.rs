@@ -5,18 +5,19 @@
 //! syscall, no kernel probing.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod abi;
+mod abi;
 pub mod annotations;
-pub mod caps;
+mod caps;
 pub mod dialect;
-pub mod error;
-pub mod intersect;
+mod error;
+mod intersect;
 pub mod model;
 pub mod ports;
 pub mod presets;
 pub mod record;
-pub mod rights;
+mod rights;
 pub mod secrets;
 pub mod vars;
 pub mod write;
@@ -26,10 +27,10 @@ pub use caps::{Cap, CapSet, KeepCaps};
 pub use dialect::{load_file, parse_str, Dialect, Document, Format};
 pub use error::{Diagnostic, PolicyError};
 pub use model::{
-    AuditFlags, Compat, EnvPolicy, FsPolicy, NetPolicy, Origin, PathException, PathRule, Policy,
-    PortRule,
+    fs_baseline, AuditFlags, Compat, EnvPolicy, FsPolicy, NetPolicy, Origin, PathException,
+    PathRule, Policy, PortRule,
 };
-pub use ports::{PortError, PortRange};
+pub use ports::{parse_port_list, PortError, PortRange};
 pub use rights::{
     AccessSet, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Right, Scope, ScopeSet,
 };

@@ -13,6 +13,33 @@ pub struct Vars {
     process: bool,
 }
 
+/// Whether a policy path is anchored: absolute, or starting with a `${VARIABLE}` that moat
+/// expands to an absolute path. A path that is not is relative: policy documents refuse it,
+/// and the places that accept one resolve it in
+/// one of two different ways, named apart on purpose: [`under_cwd`] keeps it symbolic
+/// (landlockconfig documents), while `moat run`'s path flags resolve it at once against the
+/// process's working directory and normalise `.` and `..` away. (moat-runtime's bundle
+/// directory is a third thing again: a real path, canonicalised on the host.)
+pub fn is_anchored(path: &str) -> bool {
+    path.starts_with('/') || path.starts_with("${")
+}
+
+/// A path relative to the working directory, written against `${CWD}`: `.` becomes
+/// `${CWD}`, `x` and `./x` become `${CWD}/x`; an anchored path ([`is_anchored`]) is
+/// returned as it is. No I/O and no normalisation: moat expands `${CWD}` when it plans the
+/// sandbox, in the process that enforces it.
+pub fn under_cwd(path: &str) -> String {
+    if is_anchored(path) {
+        return path.to_string();
+    }
+    let rest = path.strip_prefix("./").unwrap_or(path);
+    if rest == "." || rest.is_empty() {
+        "${CWD}".to_string()
+    } else {
+        format!("${{CWD}}/{rest}")
+    }
+}
+
 /// The names of moat's built-in variables.
 pub const BUILTINS: [&str; 6] = ["HOME", "CWD", "TMPDIR", "USER", "UID", "GID"];
 
@@ -144,6 +171,17 @@ fn proc_ids() -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relative_paths_are_written_under_cwd() {
+        assert_eq!(under_cwd("."), "${CWD}");
+        assert_eq!(under_cwd("./"), "${CWD}");
+        assert_eq!(under_cwd("a/b"), "${CWD}/a/b");
+        assert_eq!(under_cwd("./a"), "${CWD}/a");
+        assert_eq!(under_cwd("/etc"), "/etc");
+        assert_eq!(under_cwd("${HOME}/x"), "${HOME}/x");
+        assert!(is_anchored("/") && is_anchored("${TMPDIR}") && !is_anchored("x/${HOME}"));
+    }
+
     use super::*;
 
     #[test]

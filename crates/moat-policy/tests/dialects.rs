@@ -2,11 +2,10 @@
 //! that read back to the same policy.
 
 use moat_policy::dialect::{parse_document, Dialect, Document};
-use moat_policy::model::fs_baseline;
 use moat_policy::write::{self, WriteError, Written};
 use moat_policy::{
-    AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PortRange, Right,
-    Scope, ScopeSet,
+    fs_baseline, AuditFlags, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy,
+    PortRange, Right, Scope, ScopeSet,
 };
 use std::path::Path;
 
@@ -165,23 +164,26 @@ fn landlock(p: &Policy, with_scopes: bool) -> Landlock {
     }
 }
 
+/// Every policy fixture, of every dialect and format.
+const FIXTURES: [&str; 11] = [
+    "lc-basic.json",
+    "lc-vars.toml",
+    "lc-numeric.json",
+    "oci-1241.json",
+    "oci-1241-numeric.json",
+    "oci-1111.json",
+    "oci-config.json",
+    "moat-full.toml",
+    "moat-full.json",
+    "moat-full.yaml",
+    "moat-partial.toml",
+];
+
 fn all_inputs() -> Vec<(String, Policy)> {
-    let mut v: Vec<(String, Policy)> = [
-        "lc-basic.json",
-        "lc-vars.toml",
-        "lc-numeric.json",
-        "oci-1241.json",
-        "oci-1241-numeric.json",
-        "oci-1111.json",
-        "oci-config.json",
-        "moat-full.toml",
-        "moat-full.json",
-        "moat-full.yaml",
-        "moat-partial.toml",
-    ]
-    .iter()
-    .map(|n| (n.to_string(), load(n).0))
-    .collect();
+    let mut v: Vec<(String, Policy)> = FIXTURES
+        .iter()
+        .map(|n| (n.to_string(), load(n).0))
+        .collect();
     for preset in moat_policy::presets::PRESETS {
         let p = moat_policy::presets::load(preset.name).unwrap_or_else(|e| panic!("{e}"));
         v.push((format!("preset {}", preset.name), p));
@@ -501,11 +503,12 @@ fn every_error_is_positioned() {
 // Writers.
 
 #[test]
-fn moat_toml_and_json_round_trip_everything() {
+fn moat_toml_json_and_yaml_round_trip_everything() {
     type Writer = fn(&Policy) -> Result<write::Written, WriteError>;
-    let writers: [(&str, Writer); 2] = [
+    let writers: [(&str, Writer); 3] = [
         ("moat.toml", write::to_moat_toml),
         ("moat.json", write::to_moat_json),
+        ("moat.yaml", write::to_moat_yaml),
     ];
     for ((name, p), (file, writer)) in all_inputs()
         .into_iter()
@@ -727,4 +730,16 @@ fn udp_ports_enforced_by_cgroup_bpf_round_trips() {
     assert!(!plain.net.udp_ports_by_cgroup);
     // A merge with a policy that does not say so does not inherit it.
     assert!(!p.merge(plain).net.udp_ports_by_cgroup);
+}
+
+/// `parse_document` reads moat's own dialect before detecting one; every fixture still
+/// reads as the dialect detection names.
+#[test]
+fn reading_moat_first_agrees_with_detection() {
+    for name in FIXTURES {
+        let text = fixture(name);
+        let doc = Document::new(name, &text);
+        let detected = moat_policy::dialect::detect(&doc.value().unwrap());
+        assert_eq!(load(name).1, detected, "{name}");
+    }
 }

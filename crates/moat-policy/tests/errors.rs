@@ -11,7 +11,7 @@
 //! struct's fields in order, so TOML and JSON once accepted `network = [true]` (as
 //! `network.unrestricted = true`), `scopes = [false, false]`, a JSON document `[]` and OCI
 //! `"handledAccess": []`, each weakening the sandbox. Every table of every dialect is now
-//! read through `dialect::common::Table`, which refuses anything but a table; the
+//! read through the dialects' `Table` wrapper, which refuses anything but a table; the
 //! "list for a table" rows of each dialect below, in TOML, JSON and YAML, and
 //! `direct_parsers_refuse_a_list`, keep it so, as the "wrong type" rows do for scalars.
 //!
@@ -24,10 +24,11 @@
 //!   design (a config.json has many other fields).
 
 use moat_policy::dialect::{landlockconfig, oci, Dialect, Document, Format, MAX_DOCUMENT_BYTES};
-use moat_policy::ports::parse_port_list;
-use moat_policy::rights::{FsAccess, FsRight, NetAccess, NetRight, ScopeSet};
 use moat_policy::write::{self, WriteError, Written};
-use moat_policy::{load_file, parse_str, Compat, Policy, PolicyError, PortError, PortRange, Vars};
+use moat_policy::{
+    load_file, parse_port_list, parse_str, Compat, FsAccess, FsRight, NetAccess, NetRight, Policy,
+    PolicyError, PortError, PortRange, ScopeSet, Vars,
+};
 use std::path::{Path, PathBuf};
 
 // ----------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     let Some(opts) = options_to_act_on(command, &line.rest)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
+    let bundle = canonical_or_joined(opts.bundle.as_deref().unwrap_or(Path::new(".")));
     let Some(mut cfg) = read_bundle(&bundle)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
@@ -309,7 +309,7 @@ fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeEr
     let Some(opts) = options_to_act_on("restore", &line.rest)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    let bundle = absolute(opts.bundle.as_deref().unwrap_or(Path::new(".")));
+    let bundle = canonical_or_joined(opts.bundle.as_deref().unwrap_or(Path::new(".")));
     let Some(cfg) = read_bundle(&bundle)? else {
         return Ok(Outcome::Exec(line.to_args()));
     };
@@ -337,7 +337,10 @@ fn check_host(policy: &Policy, compat: Compat, max_abi: Option<u32>) -> Result<(
     Ok(())
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// The bundle directory as a real path on the host: canonicalised (symbolic links resolved),
+/// or joined to the working directory when it cannot be. Unlike the policy paths of
+/// `moat_policy::vars` (`is_anchored`, `under_cwd`), this is a host path, never a policy's.
+fn canonical_or_joined(p: &Path) -> PathBuf {
     if let Ok(c) = std::fs::canonicalize(p) {
         return c;
     }

@@ -335,6 +335,30 @@ mod tests {
         assert!(e.starts_with("annotation container.moat.dev/web: "), "{e}");
     }
 
+    /// The webhook writes the canonical form (moat JSON); pods admitted before carry moat
+    /// TOML. Both give the same policy.
+    #[test]
+    fn the_canonical_form_and_the_older_toml_annotation_read_alike() {
+        let old =
+            "version = 1\n\n[filesystem]\nhandled = []\n\n[network]\nhandled = [\"bind_tcp\"]\n\
+                   bind_tcp = [80]\n\n[scopes]\nsignal = false\nabstract_unix_socket = false\n";
+        let read = |text: &str| {
+            let c = pod_container(serde_json::json!({ "container.moat.dev/web": text }));
+            resolve(&c).unwrap().unwrap().policy
+        };
+        let from_toml = read(old);
+        let canonical = moat_policy::write::to_moat_json(&from_toml).unwrap().text;
+        assert!(canonical.starts_with("{\"version\":1,"), "{canonical}");
+        let from_json = read(&canonical);
+        assert_eq!(from_json.fs.handled, from_toml.fs.handled);
+        assert_eq!(from_json.net.handled, from_toml.net.handled);
+        assert_eq!(from_json.net.rules.len(), 1);
+        assert_eq!(from_json.net.rules[0].ports, from_toml.net.rules[0].ports);
+        assert_eq!(from_json.scopes, from_toml.scopes);
+        assert_eq!(from_json.compat, from_toml.compat);
+        assert_eq!(from_json.caps, from_toml.caps);
+    }
+
     fn confined(d: Decision) -> Resolved {
         match d {
             Decision::Confine(r) => *r,

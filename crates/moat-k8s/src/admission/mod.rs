@@ -5,13 +5,13 @@
 //!
 //! - **Pod CREATE.** An opted-in pod (see [`crate::opt_in`]) gets `runtimeClassName: moat`
 //!   and, for every container, init container and ephemeral container, its final policy in
-//!   `container.moat.dev/<name>` (see [`crate::pod_policy`]), as a JSON Patch. A pod whose
+//!   `container.moat.dev/<name>` (see `pod_policy`), as a JSON Patch. A pod whose
 //!   policy does not parse, or that asks for another runtimeClassName, is refused with a
 //!   message naming the container and the problem.
-//!   A pod carrying one of moat's internal annotations ([`guard::INTERNAL`]) is refused,
+//!   A pod carrying one of moat's internal annotations (`guard::INTERNAL`) is refused,
 //!   whether it opted in or not; so is a confined pod Landlock cannot hold (privileged
 //!   containers, dangerous capabilities, `hostPID`) unless the operator lets its
-//!   namespace have them ([`guard::Rules`]).
+//!   namespace have them (`floors::Rules`).
 //! - **Pod UPDATE.** The kubelet rebuilds a container's configuration from the *current*
 //!   pod, and containerd copies the pod's annotations into every new container's
 //!   config.json: an annotation changed after admission would reach the node at the next
@@ -280,7 +280,7 @@ fn confine(
         .map(|c| (annotations::container_key(&c.name), c.text))
         .collect();
     if let Some(f) = plan.fallback {
-        set.push((annotations::POLICY.to_string(), f));
+        set.push((annotations::POLICY.to_string(), f.text));
     }
     let mut ops = patch::set_annotations(pod.metadata.annotations.as_ref(), &set);
     if pod.spec.runtime_class_name.is_none() {

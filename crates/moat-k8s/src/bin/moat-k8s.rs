@@ -1,4 +1,4 @@
-//! `moat-k8s`: the admission webhook and `render`. See `moat_k8s::cli`.
+//! `moat-k8s`: the admission webhook and `render`. See `moat_k8s::run_with`.
 
 // mimalloc: see the dependency's note in Cargo.toml.
 #[global_allocator]
@@ -17,5 +17,5 @@ fn give_back() {
 }
 
 fn main() -> std::process::ExitCode {
-    moat_k8s::cli::run_with(std::env::args_os(), Some(give_back))
+    moat_k8s::run_with(std::env::args_os(), Some(give_back))
 }

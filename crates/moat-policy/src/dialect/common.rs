@@ -5,7 +5,7 @@
 use crate::ports::{PortError, PortRange};
 use crate::rights::{AccessSet, FsAccess, FsGroup, NetAccess, NetRight, Right, ScopeSet};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -15,6 +15,22 @@ pub trait RightNames<R: Right> {
     fn extra(name: &str) -> Option<AccessSet<R>>;
     /// The names accepted besides kernel names, for error messages.
     fn extra_names() -> Vec<&'static str>;
+    /// How the dialect writes `set`: each right by its kernel name, unless the dialect
+    /// says otherwise.
+    fn spell(set: AccessSet<R>) -> Vec<Spelled> {
+        set.iter().map(|r| Spelled::Name(r.name())).collect()
+    }
+}
+
+/// One item of a written list of rights: a name, or a raw UAPI number for a right the
+/// dialect has no name for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Spelled {
+    /// A name the dialect reads.
+    Name(&'static str),
+    /// The right's UAPI bit.
+    Number(u64),
 }
 
 /// Kernel names only.
@@ -63,6 +79,29 @@ impl RightNames<crate::rights::Scope> for WithGroups {
     }
     fn extra_names() -> Vec<&'static str> {
         vec!["all"]
+    }
+}
+
+/// The names of [`WithGroups`], for a list of handled rights: written `["all"]` when it
+/// holds every right moat knows (handling rights a later moat adds restricts more, never
+/// less). Lists that grant are written right by right, so that they grant the same rights
+/// whichever moat reads them.
+pub struct HandledNames;
+impl<R: Right> RightNames<R> for HandledNames
+where
+    WithGroups: RightNames<R>,
+{
+    fn extra(name: &str) -> Option<AccessSet<R>> {
+        <WithGroups as RightNames<R>>::extra(name)
+    }
+    fn extra_names() -> Vec<&'static str> {
+        <WithGroups as RightNames<R>>::extra_names()
+    }
+    fn spell(set: AccessSet<R>) -> Vec<Spelled> {
+        if set == AccessSet::all() && !set.is_empty() {
+            return vec![Spelled::Name("all")];
+        }
+        set.iter().map(|r| Spelled::Name(r.name())).collect()
     }
 }
 
@@ -115,7 +154,21 @@ pub fn right_from_bits<R: Right>(bits: u64) -> Result<AccessSet<R>, String> {
 }
 
 /// A set of rights written as one name, one number, or a list of names and numbers.
+/// Written back as a list, spelled by the dialect's [`RightNames::spell`].
 pub struct Rights<R: Right, N: RightNames<R>>(pub AccessSet<R>, PhantomData<N>);
+
+impl<R: Right, N: RightNames<R>> Rights<R, N> {
+    /// The set, to be written in `N`'s spelling.
+    pub fn new(set: AccessSet<R>) -> Self {
+        Rights(set, PhantomData)
+    }
+}
+
+impl<R: Right, N: RightNames<R>> Serialize for Rights<R, N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        N::spell(self.0).serialize(s)
+    }
+}
 
 impl<'de, R: Right, N: RightNames<R>> Deserialize<'de> for Rights<R, N> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -194,6 +247,17 @@ impl<'de> Deserialize<'de> for PortSpec {
     }
 }
 
+impl Serialize for PortSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        if r.start == r.end {
+            s.serialize_u16(r.start)
+        } else {
+            s.serialize_str(&r.to_string())
+        }
+    }
+}
+
 /// A path entry: `"/usr"` or `{ path = "/lib32", optional = true }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathEntry {
@@ -251,6 +315,29 @@ impl<'de> Deserialize<'de> for PathEntry {
     }
 }
 
+impl Serialize for PathEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// The table form, for an entry that says more than its path.
+        #[derive(Serialize)]
+        struct Long<'a> {
+            path: &'a str,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            optional: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            within: Option<&'a str>,
+        }
+        if !self.optional && self.within.is_none() {
+            return s.serialize_str(&self.path);
+        }
+        Long {
+            path: &self.path,
+            optional: self.optional,
+            within: self.within.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
 /// Reads a string and checks it inside the deserializer's visitor, so that a refusal is
 /// reported at the string itself in every format (YAML would otherwise point at the list or
 /// table around it).
@@ -290,7 +377,7 @@ pub fn check_path(p: &str) -> Result<(), String> {
     if p.contains('\0') {
         return Err("path contains a NUL byte".to_string());
     }
-    if !p.starts_with('/') && !p.starts_with("${") {
+    if !crate::vars::is_anchored(p) {
         return Err(format!(
             "path `{p}` is relative; write an absolute path or start with ${{CWD}}"
         ));
@@ -324,6 +411,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Table<T> {
             }
         }
         d.deserialize_map(V(PhantomData)).map(Table)
+    }
+}
+
+impl<T: Serialize> Serialize for Table<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }
 
@@ -396,6 +489,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             }
         }
         d.deserialize_any(V(PhantomData)).map(OneOrMany)
+    }
+}
+
+impl<T: Serialize> Serialize for OneOrMany<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }
 

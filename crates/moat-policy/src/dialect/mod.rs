@@ -1,12 +1,20 @@
-//! The policy dialects moat reads, and how a document is recognised.
+//! The policy dialects moat reads and writes, and how a document is recognised.
 //!
 //! Every dialect parses into the one [`Policy`] model. Syntax and
 //! meaning errors carry file, line, column and key.
+//!
+//! Each dialect is one folder: its wire structs, once, with `Deserialize` and `Serialize`
+//! ([`moat`]'s `doc.rs`, [`oci`]'s and [`landlockconfig`]'s `wire.rs`), the reader that
+//! turns them into a [`Policy`] (`mod.rs`), and the writer that builds them from one
+//! (`write.rs`). What the writers share lives beside them: the value shapes every dialect
+//! uses (`common.rs`) and the reduction of a policy to what landlockconfig and OCI can
+//! say (`plain.rs`). [`crate::write`] is the dispatcher over the writers.
 
-pub mod common;
+pub(crate) mod common;
 pub mod landlockconfig;
 pub mod moat;
 pub mod oci;
+mod plain;
 
 use crate::error::{Diagnostic, PolicyError};
 use crate::model::Policy;
@@ -301,7 +309,17 @@ pub fn detect(value: &serde_json::Value) -> Dialect {
 }
 
 /// Parses a document of any dialect into the policy model.
+///
+/// moat's own dialect is read first, straight into its document type: the canonical form
+/// that carries a policy from the admission webhook through moat-runtime to the launcher
+/// (docs/kubernetes.md) is then parsed once. A document that reads as moat's is moat's
+/// whatever [`detect`] would say (moat's keys are none of the other dialects'), so the
+/// result is the same as detecting first. Any other document, and any mistake, takes the
+/// general path, whose messages are unchanged.
 pub fn parse_document(doc: &Document<'_>) -> Result<(Policy, Dialect), PolicyError> {
+    if let Ok(policy) = moat::parse(doc) {
+        return Ok((policy, Dialect::Moat));
+    }
     let value = doc.value()?;
     let dialect = detect(&value);
     let policy = match dialect {

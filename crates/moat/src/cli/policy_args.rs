@@ -247,8 +247,8 @@ impl PolicyArgs {
             log_subdomains: !self.log_subdomains_off && d.log_subdomains,
         });
         for path in self.except.iter().filter(|s| !s.is_empty()) {
-            let path =
-                absolute(path).map_err(|e| Failure::moat(format!("--except {path}: {e}")))?;
+            let path = resolve_against_cwd(path)
+                .map_err(|e| Failure::moat(format!("--except {path}: {e}")))?;
             policy.except_paths([path], "--except");
         }
         if !self.keep_cap.is_empty() {
@@ -300,8 +300,8 @@ impl PolicyArgs {
         ];
         for (flag, paths, access) in groups {
             for path in paths.iter().filter(|s| !s.is_empty()) {
-                let path =
-                    absolute(path).map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
+                let path = resolve_against_cwd(path)
+                    .map_err(|e| Failure::moat(format!("{flag} {path}: {e}")))?;
                 p.grant_paths([path], access, false, flag);
             }
         }
@@ -324,7 +324,7 @@ impl PolicyArgs {
             if self.add_exec {
                 // `moat run -- ./app` runs ./app: the rule names the same file, absolute.
                 let program = target.program.to_string_lossy();
-                let program = absolute(&program)
+                let program = resolve_against_cwd(&program)
                     .map_err(|e| Failure::moat(format!("--add-exec {program}: {e}")))?;
                 p.grant_paths([program], read_exec, false, "--add-exec");
             }
@@ -354,10 +354,12 @@ impl PolicyArgs {
     }
 }
 
-/// Makes a flag path absolute against the current directory (landrun accepts relative
-/// paths on the command line; policy files must be explicit).
-fn absolute(path: &str) -> Result<String, String> {
-    if path.starts_with('/') || path.starts_with("${") {
+/// Makes a flag path absolute against the current directory now, normalising `.` and `..`
+/// lexically (landrun accepts relative paths on the command line; policy files must be
+/// explicit). Not [`moat_policy::vars::under_cwd`], which keeps the path symbolic: a flag
+/// names the directory moat was started in, shown as such in messages.
+fn resolve_against_cwd(path: &str) -> Result<String, String> {
+    if moat_policy::vars::is_anchored(path) {
         return Ok(path.to_string());
     }
     let cwd = std::env::current_dir().map_err(|e| format!("cannot resolve relative path: {e}"))?;

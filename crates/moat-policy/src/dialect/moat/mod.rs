@@ -36,228 +36,23 @@
 //! those network rights, and then moat does not add its seccomp seal of the sockets
 //! Landlock cannot see.
 
-use super::common::{checked_str, PathEntry, PortSpec, Rights, Table, WithGroups};
+mod doc;
+mod write;
+
+pub use write::{to_moat_json, to_moat_toml, to_moat_yaml};
+
+use super::common::Table;
 use super::Document;
 use crate::error::PolicyError;
-use crate::model::{AuditFlags, Compat, Policy};
-use crate::rights::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Scope};
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
+use crate::model::{AuditFlags, Policy};
+use crate::rights::{FsAccess, FsRight, NetAccess, Scope};
+use doc::{Enforcer, MoatDoc};
 
-/// The format version this parser reads.
+/// The format version this parser reads (and the writer writes).
 pub const VERSION: u32 = 1;
 
 /// How deep presets may include presets.
 const MAX_PRESET_DEPTH: usize = 8;
-
-/// The document as written.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a moat policy (a table)")]
-pub(crate) struct MoatDoc {
-    #[serde(default)]
-    version: Option<FormatVersion>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    compat: Option<CompatName>,
-    #[serde(default, deserialize_with = "preset_names")]
-    presets: Vec<String>,
-    #[serde(default)]
-    filesystem: Option<Table<FsDoc>>,
-    #[serde(default)]
-    network: Option<Table<NetDoc>>,
-    #[serde(default)]
-    scopes: Option<Table<ScopesDoc>>,
-    #[serde(default)]
-    audit: Option<Table<AuditDoc>>,
-    #[serde(default)]
-    env: Option<Table<EnvDoc>>,
-    #[serde(default)]
-    capabilities: Option<Table<CapsDoc>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of capability settings")]
-struct CapsDoc {
-    #[serde(default)]
-    keep: Vec<CapName>,
-}
-
-/// One entry of `capabilities.keep`, checked as it is read so that a typo is reported at
-/// its own position.
-struct CapName(crate::caps::KeepCaps);
-
-impl<'de> Deserialize<'de> for CapName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, |s| crate::caps::KeepCaps::parse([s]).map(CapName))
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of filesystem settings")]
-struct FsDoc {
-    #[serde(default)]
-    unrestricted: bool,
-    #[serde(default)]
-    handled: Option<Rights<FsRight, WithGroups>>,
-    #[serde(default)]
-    read: Vec<PathEntry>,
-    #[serde(default, alias = "read_execute")]
-    read_exec: Vec<PathEntry>,
-    #[serde(default, alias = "read_write")]
-    write: Vec<PathEntry>,
-    #[serde(default, alias = "read_write_exec")]
-    write_exec: Vec<PathEntry>,
-    #[serde(default)]
-    unix: Vec<PathEntry>,
-    #[serde(default, alias = "exceptions")]
-    except: Vec<PathEntry>,
-    #[serde(default)]
-    private_tmp: bool,
-    #[serde(default, rename = "rule", alias = "rules")]
-    rules: Vec<Table<FsRuleDoc>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a filesystem rule (a table with `paths` and `rights`)")]
-struct FsRuleDoc {
-    #[serde(alias = "path")]
-    paths: super::common::OneOrMany<PathEntry>,
-    #[serde(alias = "access")]
-    rights: Rights<FsRight, WithGroups>,
-    #[serde(default)]
-    optional: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of network settings")]
-struct NetDoc {
-    #[serde(default)]
-    unrestricted: bool,
-    #[serde(default)]
-    handled: Option<Rights<NetRight, WithGroups>>,
-    #[serde(default)]
-    allow_udp: bool,
-    #[serde(default)]
-    bind_tcp: Vec<PortSpec>,
-    #[serde(default)]
-    connect_tcp: Vec<PortSpec>,
-    #[serde(default)]
-    bind_udp: Vec<PortSpec>,
-    #[serde(default, alias = "connect_send_udp")]
-    connect_udp: Vec<PortSpec>,
-    #[serde(default)]
-    udp_ports_enforced_by: Option<Enforcer>,
-}
-
-/// Who enforces a control outside the sandbox.
-#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(expecting = "\"cgroup-bpf\"")]
-enum Enforcer {
-    #[serde(rename = "cgroup-bpf")]
-    CgroupBpf,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of scopes")]
-struct ScopesDoc {
-    #[serde(default)]
-    signal: Option<bool>,
-    #[serde(default)]
-    abstract_unix_socket: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of audit flags")]
-struct AuditDoc {
-    #[serde(default)]
-    log_same_exec: Option<bool>,
-    #[serde(default)]
-    log_new_exec: Option<bool>,
-    #[serde(default)]
-    log_subdomains: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of environment settings")]
-struct EnvDoc {
-    #[serde(default)]
-    clear: bool,
-    #[serde(default)]
-    pass: Vec<String>,
-    #[serde(default)]
-    set: BTreeMap<String, String>,
-}
-
-struct CompatName(Compat);
-
-/// The `version` key: checked as it is read, so that the error points at the number.
-struct FormatVersion;
-
-impl<'de> Deserialize<'de> for FormatVersion {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        fn check<E: de::Error>(ok: bool, v: impl fmt::Display) -> Result<FormatVersion, E> {
-            if ok {
-                return Ok(FormatVersion);
-            }
-            Err(E::custom(format!(
-                "policy format version {v} is not supported (this moat reads version {VERSION})"
-            )))
-        }
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = FormatVersion;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a format version number ({VERSION})")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FormatVersion, E> {
-                check(v == i64::from(VERSION), v)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FormatVersion, E> {
-                check(v == u64::from(VERSION), v)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// The `presets` list: each name is checked as it is read, so that an unknown preset is
-/// reported at its place in the document.
-fn preset_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    struct Name(String);
-    impl<'de> Deserialize<'de> for Name {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            checked_str(d, |s| match crate::presets::text(s) {
-                Ok(_) => Ok(Name(s.to_string())),
-                Err(e) => Err(e.to_string()),
-            })
-        }
-    }
-    Ok(Vec::<Name>::deserialize(d)?
-        .into_iter()
-        .map(|n| n.0)
-        .collect())
-}
-
-impl<'de> Deserialize<'de> for CompatName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, |s| {
-            Compat::by_name(s).map(CompatName).ok_or_else(|| {
-                format!("unknown compat mode `{s}` (write \"strict\" or \"best-effort\")")
-            })
-        })
-    }
-}
 
 /// Parses a moat policy document.
 pub fn parse(doc: &Document<'_>) -> Result<Policy, PolicyError> {
@@ -271,27 +66,20 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
     let mut policy = Policy::deny_all();
     policy.compat = raw.compat.map(|c| c.0);
 
-    if let Some(Table(fs)) = raw.filesystem {
+    if let Some(Table(mut fs)) = raw.filesystem {
         if fs.unrestricted && fs.handled.is_some() {
             return Err(contradiction(doc, "filesystem"));
         }
         if fs.unrestricted {
             policy.lift_filesystem();
         } else {
-            if let Some(handled) = fs.handled {
+            if let Some(handled) = &fs.handled {
                 policy.fs.handled = handled.0;
                 policy.fs.required = handled.0;
             }
-            let lists = [
-                ("read", fs.read, FsGroup::Read.access()),
-                ("read_exec", fs.read_exec, FsGroup::ReadExec.access()),
-                ("write", fs.write, FsGroup::ReadWrite.access()),
-                ("write_exec", fs.write_exec, FsGroup::ReadWriteExec.access()),
-                ("unix", fs.unix, unix_access()),
-            ];
-            for (key, entries, access) in lists {
+            for (key, access, entries) in fs.lists_mut() {
                 let origin = format!("{name}: filesystem.{key}");
-                for e in entries {
+                for e in std::mem::take(entries) {
                     policy.grant_paths([e.path], access, e.optional, &origin);
                     set_within(&mut policy, e.within);
                 }
@@ -314,29 +102,23 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
         }
     }
 
-    if let Some(Table(net)) = raw.network {
+    if let Some(Table(mut net)) = raw.network {
         if net.unrestricted && net.handled.is_some() {
             return Err(contradiction(doc, "network"));
         }
         if net.unrestricted {
             policy.lift_network();
         } else {
-            if let Some(handled) = net.handled {
+            if let Some(handled) = &net.handled {
                 policy.net.handled = handled.0;
                 policy.net.seal_sockets = false;
             }
             policy.net.allow_udp = net.allow_udp;
             policy.net.udp_ports_by_cgroup = net.udp_ports_enforced_by == Some(Enforcer::CgroupBpf);
-            let lists = [
-                ("bind_tcp", net.bind_tcp, NetRight::BindTcp),
-                ("connect_tcp", net.connect_tcp, NetRight::ConnectTcp),
-                ("bind_udp", net.bind_udp, NetRight::BindUdp),
-                ("connect_udp", net.connect_udp, NetRight::ConnectSendUdp),
-            ];
-            for (key, ports, right) in lists {
+            for (key, right, ports) in net.ports_mut() {
                 let origin = format!("{name}: network.{key}");
                 policy.grant_ports(
-                    ports.into_iter().map(|p| p.0),
+                    std::mem::take(ports).into_iter().map(|p| p.0),
                     NetAccess::of(&[right]),
                     &origin,
                 );
@@ -373,11 +155,7 @@ fn parse_at_depth(doc: &Document<'_>, depth: usize) -> Result<Policy, PolicyErro
     }
 
     if let Some(Table(caps)) = raw.capabilities {
-        policy.caps = Some(
-            caps.keep
-                .into_iter()
-                .fold(crate::caps::KeepCaps::default(), |k, c| k.union(c.0)),
-        );
+        policy.caps = Some(caps.keep.0);
     }
 
     for preset in raw.presets {
@@ -414,21 +192,6 @@ pub fn unix_access() -> FsAccess {
     FsAccess::of(&[FsRight::ResolveUnix])
 }
 
-/// The filesystem access written by each list of the format, for writers that want to
-/// group rights back into lists.
-pub fn list_for(access: FsAccess) -> Option<&'static str> {
-    [
-        ("read", FsGroup::Read.access()),
-        ("read_exec", FsGroup::ReadExec.access()),
-        ("write", FsGroup::ReadWrite.access()),
-        ("write_exec", FsGroup::ReadWriteExec.access()),
-        ("unix", unix_access()),
-    ]
-    .into_iter()
-    .find(|(_, g)| *g == access)
-    .map(|(k, _)| k)
-}
-
 /// Sets `within` on the rule just granted.
 fn set_within(policy: &mut Policy, within: Option<String>) {
     if let Some(rule) = policy.fs.rules.last_mut() {
@@ -440,7 +203,9 @@ fn set_within(policy: &mut Policy, within: Option<String>) {
 mod tests {
     use super::*;
     use crate::dialect::{parse_str, Format};
+    use crate::model::Compat;
     use crate::ports::PortRange;
+    use crate::rights::{FsGroup, NetRight};
 
     fn err(name: &str, text: &str) -> String {
         match parse_str(name, text) {

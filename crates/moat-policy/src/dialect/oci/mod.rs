@@ -37,153 +37,18 @@
 //! `enableBestEffort` is true; #1111 is best-effort unless `disableBestEffort` is true (its
 //! text: "Default is false, i.e., following a best-effort security approach").
 
-use super::common::{
-    check_path, checked_str, error_near, right_from_name, KernelNames, PortSpec, RightNames,
-    Rights, Table,
-};
+mod wire;
+mod write;
+
+pub use wire::{is_config_json, net_name, OciFsNames, OciNetNames};
+pub use write::{to_oci_1111_json, to_oci_json};
+
+use super::common::{error_near, right_from_name, Table};
 use super::{Dialect, Document};
 use crate::error::PolicyError;
 use crate::model::{Compat, Policy};
 use crate::rights::{FsAccess, FsRight, NetAccess, NetRight, Right};
-use serde::de::Deserializer;
-use serde::Deserialize;
-
-/// Network right names of #1241: `bind` and `connect` (TCP), besides kernel names.
-pub struct OciNetNames;
-
-impl RightNames<NetRight> for OciNetNames {
-    fn extra(name: &str) -> Option<NetAccess> {
-        match crate::rights::normalise_name(name).as_str() {
-            "bind" => Some(NetAccess::of(&[NetRight::BindTcp])),
-            "connect" => Some(NetAccess::of(&[NetRight::ConnectTcp])),
-            _ => None,
-        }
-    }
-    fn extra_names() -> Vec<&'static str> {
-        vec!["bind", "connect"]
-    }
-}
-
-/// The #1241 name of a network right, when it has one.
-pub fn net_name(r: NetRight) -> Option<&'static str> {
-    match r {
-        NetRight::BindTcp => Some("bind"),
-        NetRight::ConnectTcp => Some("connect"),
-        NetRight::BindUdp | NetRight::ConnectSendUdp => None,
-    }
-}
-
-/// A path of a rule: absolute (moat also expands its `${VARIABLE}`s here).
-struct OciPath(String);
-
-impl<'de> Deserialize<'de> for OciPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked_str(d, |s| check_path(s).map(|()| OciPath(s.to_string())))
-    }
-}
-
-type FsRights = Rights<FsRight, KernelNames>;
-type NetRights = Rights<NetRight, OciNetNames>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a path rule (a table with `allowedAccess` and `paths`)")]
-struct PathBeneath {
-    #[serde(default, rename = "allowedAccess")]
-    allowed_access: Option<FsRights>,
-    #[serde(default)]
-    paths: Vec<OciPath>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a port rule (a table with `allowedAccess` and `ports`)")]
-struct NetworkPort {
-    #[serde(default, rename = "allowedAccess")]
-    allowed_access: Option<NetRights>,
-    #[serde(default)]
-    ports: Vec<PortSpec>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of handled rights")]
-struct Handled1241 {
-    #[serde(default, rename = "handledAccessFS")]
-    fs: Option<FsRights>,
-    #[serde(default, rename = "handledAccessNetwork")]
-    net: Option<NetRights>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of rules")]
-struct Rules1241 {
-    #[serde(default, rename = "pathBeneath")]
-    path_beneath: Vec<Table<PathBeneath>>,
-    #[serde(default, rename = "networkPort")]
-    network_port: Vec<Table<NetworkPort>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a Landlock policy (a table)")]
-struct Landlock1241 {
-    #[serde(default, rename = "handledAccess")]
-    handled_access: Option<Table<Handled1241>>,
-    #[serde(default)]
-    rules: Option<Table<Rules1241>>,
-    #[serde(default, rename = "enableBestEffort")]
-    enable_best_effort: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a ruleset (a table of handled rights)")]
-struct Ruleset1111 {
-    #[serde(default, rename = "handledAccessFS")]
-    fs: Option<FsRights>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a table of rules")]
-struct Rules1111 {
-    #[serde(default, rename = "pathBeneath")]
-    path_beneath: Vec<Table<PathBeneath>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-#[serde(expecting = "a Landlock policy (a table)")]
-struct Landlock1111 {
-    #[serde(default)]
-    ruleset: Option<Table<Ruleset1111>>,
-    #[serde(default)]
-    rules: Option<Table<Rules1111>>,
-    #[serde(default, rename = "disableBestEffort")]
-    disable_best_effort: Option<bool>,
-}
-
-/// A whole `config.json`: everything but `process.landlock` is ignored.
-#[derive(Deserialize)]
-#[serde(expecting = "an OCI config.json (a table)")]
-struct ConfigJson<L> {
-    process: Option<Table<Process<L>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(expecting = "an OCI process (a table)")]
-struct Process<L> {
-    landlock: Option<Table<L>>,
-}
-
-/// Whether a parsed document is a whole `config.json` rather than the landlock object.
-pub fn is_config_json(value: &serde_json::Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|o| o.contains_key("ociVersion") || o.contains_key("process"))
-}
+use wire::{ConfigJson, Landlock1111, Landlock1241, NetworkPort, PathBeneath};
 
 /// The dialect-neutral content of either proposal.
 struct Landlock {
@@ -256,7 +121,9 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
     let whole = is_config_json(&doc.value()?);
     let landlock: Option<Landlock> = match dialect {
         Dialect::OciPr1111 => read::<Landlock1111>(doc, whole)?.map(Landlock::from),
-        _ => read::<Landlock1241>(doc, whole)?.map(Landlock::from),
+        Dialect::OciPr1241 | Dialect::Moat | Dialect::LandlockConfig => {
+            read::<Landlock1241>(doc, whole)?.map(Landlock::from)
+        }
     };
     let Some(l) = landlock else {
         return Err(error_near(
@@ -269,7 +136,9 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
     let prefix = if whole { "process.landlock." } else { "" };
     let handled_key = match dialect {
         Dialect::OciPr1111 => "ruleset.handledAccessFS",
-        _ => "handledAccess.handledAccessFS",
+        Dialect::OciPr1241 | Dialect::Moat | Dialect::LandlockConfig => {
+            "handledAccess.handledAccessFS"
+        }
     };
 
     let mut policy = Policy {
@@ -305,7 +174,8 @@ pub fn parse(doc: &Document<'_>, dialect: Dialect) -> Result<Policy, PolicyError
             continue;
         }
         let origin = format!("{}: {prefix}rules.networkPort[{i}]", doc.name);
-        let ranges = super::landlockconfig::coalesce(np.ports.into_iter().map(|p| p.0).collect());
+        let ranges =
+            crate::dialect::landlockconfig::coalesce(np.ports.into_iter().map(|p| p.0).collect());
         policy.grant_ports(ranges, access, &origin);
     }
     Ok(policy)
