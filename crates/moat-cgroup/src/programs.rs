@@ -23,7 +23,7 @@
 
 use crate::insn::*;
 use crate::sys::AttachType;
-use moat_policy::ports::PortRange;
+use moat_policy::PortRange;
 
 /// (direction, local port) pairs counted by name for one container. A container serving
 /// more distinct local ports than this (ephemeral ports of many outgoing connections)
