@@ -1,6 +1,7 @@
 //! Finding the target program and replacing moat with it.
 
 use crate::plan::Plan;
+use crate::remedy::{Advised, Frame, Remedy};
 use moat_policy::{EnvPolicy, FsRight};
 use std::ffi::{c_char, CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -16,7 +17,7 @@ pub enum ExecError {
         cmd: String,
     },
     /// The sandbox's policy denied execute (exit 126).
-    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}; allow it with --rox on a directory above it{}", program.display(), lacking.display(), what, hint)]
+    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}", program.display(), lacking.display(), what)]
     PolicyDenied {
         /// The program.
         program: PathBuf,
@@ -24,8 +25,9 @@ pub enum ExecError {
         lacking: PathBuf,
         /// " (its interpreter)" or "".
         what: &'static str,
-        /// An extra hint.
-        hint: &'static str,
+        /// The narrower remedy, after a grant on a directory above `lacking`: execute on
+        /// the program alone, or its ELF dependencies.
+        also: Remedy,
     },
     /// Any other exec failure (exit 126, or 127 for ENOENT of an interpreter).
     #[error("cannot execute {}: {source}", program.display())]
@@ -35,6 +37,31 @@ pub enum ExecError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+impl Advised for ExecError {
+    fn remedies(&self) -> Vec<Remedy> {
+        match self {
+            ExecError::PolicyDenied { lacking, also, .. } => vec![
+                Remedy::GrantExecAbove {
+                    path: lacking.clone(),
+                },
+                also.clone(),
+            ],
+            ExecError::NotFound { .. } | ExecError::Failed { .. } => Vec::new(),
+        }
+    }
+
+    fn advice_frame(&self) -> Option<Frame> {
+        match self {
+            ExecError::PolicyDenied { .. } => Some(Frame {
+                before: "; ",
+                between: " or ",
+                after: "",
+            }),
+            ExecError::NotFound { .. } | ExecError::Failed { .. } => None,
+        }
+    }
 }
 
 impl ExecError {
@@ -238,7 +265,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                     lacking: canonical,
                     program,
                     what: "",
-                    hint: " or pass --add-exec",
+                    also: Remedy::GrantProgram,
                 };
             }
             if let Some(interp) = interpreter_of(&canonical) {
@@ -248,7 +275,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                         program,
                         lacking: interp_c,
                         what: " (its interpreter)",
-                        hint: " or pass --ldd",
+                        also: Remedy::GrantDependencies,
                     };
                 }
             }

@@ -21,6 +21,7 @@ pub mod landlock;
 pub mod ldd;
 pub mod notify;
 pub mod plan;
+pub mod remedy;
 pub mod report;
 pub mod seccomp;
 pub mod secrets;
