@@ -268,7 +268,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                     also: Remedy::GrantProgram,
                 };
             }
-            if let Some(interp) = interpreter_of(&canonical) {
+            if let Some(interp) = crate::ldd::interpreter_of(&canonical) {
                 let interp_c = std::fs::canonicalize(&interp).unwrap_or(interp);
                 if !plan.grants(&interp_c, FsRight::Execute) {
                     return ExecError::PolicyDenied {
@@ -285,44 +285,6 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
         program,
         source: err,
     }
-}
-
-/// The interpreter a file names: its `#!` line or its ELF `PT_INTERP`.
-pub fn interpreter_of(path: &Path) -> Option<PathBuf> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 * 1024)
-        .read_to_end(&mut head)
-        .ok()?;
-    if let Some(rest) = head.strip_prefix(b"#!") {
-        let line = rest.split(|&b| b == b'\n').next()?;
-        let line = OsStr::from_bytes(line).to_str()?.trim();
-        return line.split_whitespace().next().map(PathBuf::from);
-    }
-    let elf = goblin::elf::Elf::parse_header(&head).ok()?;
-    let phoff = usize::try_from(elf.e_phoff).ok()?;
-    let ctx = goblin::container::Ctx::new(
-        if elf.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
-            goblin::container::Container::Big
-        } else {
-            goblin::container::Container::Little
-        },
-        goblin::container::Endian::from(
-            elf.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
-        ),
-    );
-    let phdrs =
-        goblin::elf::ProgramHeader::parse(&head, phoff, usize::from(elf.e_phnum), ctx).ok()?;
-    let interp = phdrs
-        .iter()
-        .find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
-    let start = usize::try_from(interp.p_offset).ok()?;
-    let end = start.checked_add(usize::try_from(interp.p_filesz).ok()?)?;
-    let bytes = head.get(start..end)?;
-    let bytes = bytes.split(|&b| b == 0).next()?;
-    Some(PathBuf::from(OsStr::from_bytes(bytes)))
 }
 
 #[cfg(test)]
@@ -345,16 +307,6 @@ mod tests {
         let e = exec(&t, None, None);
         assert_eq!(e.exit_code(), 127);
         assert!(e.to_string().contains("command not found"), "{e}");
-    }
-
-    #[test]
-    fn finds_interpreters() {
-        let interp = interpreter_of(Path::new("/bin/ls")).unwrap();
-        assert!(
-            interp.to_string_lossy().contains("ld-linux"),
-            "{}",
-            interp.display()
-        );
     }
 
     #[test]

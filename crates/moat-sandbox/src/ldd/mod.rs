@@ -52,6 +52,7 @@ use goblin::elf::header::{
     EM_X86_64, ET_DYN, ET_EXEC,
 };
 
+pub(crate) use elf::interpreter_of;
 use elf::{ElfError, ElfInfo, FileKind};
 use ldcache::LdCache;
 

@@ -460,7 +460,7 @@ fn exec(path: &Path, out: &mut Vec<Observed>) {
     if !p.exists() {
         return; // a PATH search trying a directory where the program is not
     }
-    if let Some(interp) = crate::exec::interpreter_of(&p) {
+    if let Some(interp) = crate::ldd::interpreter_of(&p) {
         let interp = resolve(&interp);
         if interp != p {
             out.push(fs(interp, &[FsRight::Execute, FsRight::ReadFile], false));
