@@ -554,11 +554,7 @@ impl Restrictions {
             if !self.proc_self.is_empty() {
                 self.add_own_proc(ruleset, report);
             }
-            if libc::syscall(
-                libc::SYS_landlock_restrict_self,
-                ruleset,
-                self.restrict_flags,
-            ) < 0
+            if landlock::restrict_self(ruleset, self.restrict_flags) < 0
                 && failed(Step::Landlock, errno())
             {
                 return false;
