@@ -259,7 +259,7 @@ pub enum SupervisorHost {
     Caller,
     /// A tracer's filter, installed after the restrictions with a listener of its own: the
     /// supervised filter goes in without one, and the kernel sends the supervised calls to
-    /// the newest filter's listener, the tracer's ([`crate::trace::Session::supervise`]).
+    /// the newest filter's listener, the tracer's ([`crate::diagnose::trace::Session::supervise`]).
     Tracer,
 }
 

@@ -10,12 +10,11 @@
 #![deny(missing_docs)]
 
 pub mod abi;
-pub mod audit;
 pub mod caps;
+pub mod diagnose;
 pub mod enforce;
 mod except;
 pub mod exec;
-pub mod explain;
 pub mod fds;
 pub mod landlock;
 pub mod ldd;
@@ -28,7 +27,6 @@ pub mod secrets;
 pub mod spawn;
 pub mod supervise;
 pub mod tmpdir;
-pub mod trace;
 
 pub use abi::{AbiInfo, Availability};
 pub use enforce::{Enforcement, Restrictions};

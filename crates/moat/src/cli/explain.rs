@@ -11,11 +11,11 @@
 
 use super::{remedy, Failure};
 use moat_policy::Abi;
-use moat_sandbox::audit::{self, AuditLog};
+use moat_sandbox::diagnose::audit::{self, AuditLog};
+use moat_sandbox::diagnose::explain::{Checker, Denial, Denials};
+use moat_sandbox::diagnose::trace::{self, Exit};
 use moat_sandbox::enforce::{Enforcement, Restrictions, SupervisorHost};
 use moat_sandbox::exec::Target;
-use moat_sandbox::explain::{Checker, Denial, Denials};
-use moat_sandbox::trace::{self, Exit};
 use moat_sandbox::Plan;
 use std::collections::BTreeMap;
 use std::ffi::OsString;

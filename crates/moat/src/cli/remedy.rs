@@ -62,7 +62,7 @@ pub fn advise(err: &impl Advised) -> String {
 mod tests {
     use super::*;
     use moat_policy::FsRight;
-    use moat_sandbox::explain::Denied;
+    use moat_sandbox::diagnose::explain::Denied;
 
     fn remedy(d: Denied) -> String {
         words(&d.remedy())

@@ -552,7 +552,7 @@ fn ioctl(pid: i32, fd: i64, cmd: u64, out: &mut Vec<Observed>) {
     };
     let ft = meta.file_type();
     if !(ft.is_char_device() || ft.is_block_device())
-        || !crate::explain::ioctl_matters(cmd, meta.rdev())
+        || !crate::diagnose::explain::ioctl_matters(cmd, meta.rdev())
     {
         return;
     }

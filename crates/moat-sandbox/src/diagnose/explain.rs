@@ -1,8 +1,8 @@
 //! What the sandbox denied, and what would allow it (`moat run --explain`).
 //!
 //! Denials come from two sources: the kernel's own Landlock audit records
-//! ([`crate::audit`]), exact but only where audit is enabled and readable, and the tracer
-//! ([`crate::trace`]), whose observed calls are checked here against the plan the same
+//! ([`crate::diagnose::audit`]), exact but only where audit is enabled and readable, and the tracer
+//! ([`crate::diagnose::trace`]), whose observed calls are checked here against the plan the same
 //! way Landlock checks them ([`Checker`]). Either way each denial becomes one [`Denial`]
 //! that names the operation, the object and the flag or policy line that would allow it.
 
