@@ -90,7 +90,7 @@ pub enum Step {
 }
 
 /// Every step, in order.
-pub const STEPS: [Step; 13] = [
+pub(crate) const STEPS: [Step; 13] = [
     Step::Cgroup,
     Step::Session,
     Step::Subreaper,

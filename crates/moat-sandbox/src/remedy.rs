@@ -70,7 +70,7 @@ impl Remedy {
 }
 
 /// The key of `scope` in a moat policy file's `[scopes]` table.
-pub fn scope_key(scope: Scope) -> &'static str {
+fn scope_key(scope: Scope) -> &'static str {
     match scope {
         Scope::Signal => "signal",
         Scope::AbstractUnixSocket => "abstract_unix_socket",

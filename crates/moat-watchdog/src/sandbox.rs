@@ -22,9 +22,9 @@ use moat_policy::{
     load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError, Vars,
 };
 use moat_sandbox::enforce::{EnforceError, Enforcement, Restrictions};
-use moat_sandbox::landlock::ExtraRule;
 use moat_sandbox::remedy::{Advised, Remedy};
 use moat_sandbox::seccomp::{Seal, SeccompError};
+use moat_sandbox::ExtraRule;
 use moat_sandbox::{plan, AbiInfo, Plan, PlanError, Report};
 use std::path::{Path, PathBuf};
 

@@ -38,7 +38,7 @@ pub enum Denied {
 /// request (type `'T'`: `TCGETS`, `TIOCGWINSZ`, ...) on a device that is no terminal would
 /// have failed with `ENOTTY` anyway (`isatty(3)` on `/dev/null`, which many programs ask),
 /// so Landlock's `EACCES` changes nothing and the denial is not worth a line.
-pub fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
+pub(crate) fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
     let terminal_request = (cmd >> 8) & 0xff == u64::from(b'T');
     !terminal_request || is_terminal(rdev)
 }

@@ -30,7 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Largest cache file read (glibc's own caches are well under a megabyte).
-pub const MAX_CACHE_LEN: u64 = 64 << 20;
+pub(crate) const MAX_CACHE_LEN: u64 = 64 << 20;
 
 const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
 const NEW_MAGIC: &[u8] = b"glibc-ld.so.cache1.1";

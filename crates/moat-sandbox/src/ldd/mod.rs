@@ -57,9 +57,9 @@ use elf::{ElfError, ElfInfo, FileKind};
 use ldcache::LdCache;
 
 /// Most shared objects (program, interpreter and libraries) followed for one program.
-pub const MAX_OBJECTS: usize = 4096;
+pub(crate) const MAX_OBJECTS: usize = 4096;
 /// Most `#!` interpreters followed in a chain (Linux allows a handful of levels).
-pub const MAX_SCRIPT_DEPTH: usize = 4;
+pub(crate) const MAX_SCRIPT_DEPTH: usize = 4;
 /// Most symbolic links followed while resolving one path inside [`LddOptions::root`].
 const MAX_SYMLINKS: usize = 40;
 /// Most variants one search-path element can expand to (through `$LIB`).
