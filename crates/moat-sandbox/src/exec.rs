@@ -17,17 +17,14 @@ pub enum ExecError {
         cmd: String,
     },
     /// The sandbox's policy denied execute (exit 126).
-    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}", program.display(), lacking.display(), what)]
+    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}", program.display(), lacking.display(), .which.suffix())]
     PolicyDenied {
         /// The program.
         program: PathBuf,
         /// The file that lacks execute: the program or its interpreter.
         lacking: PathBuf,
-        /// " (its interpreter)" or "".
-        what: &'static str,
-        /// The narrower remedy, after a grant on a directory above `lacking`: execute on
-        /// the program alone, or its ELF dependencies.
-        also: Remedy,
+        /// Which of the two it is.
+        which: Lacking,
     },
     /// Any other exec failure (exit 126, or 127 for ENOENT of an interpreter).
     #[error("cannot execute {}: {source}", program.display())]
@@ -39,14 +36,41 @@ pub enum ExecError {
     },
 }
 
+/// Which file of a program lacks `execute`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lacking {
+    /// The program itself.
+    Program,
+    /// Its interpreter (`#!` line or ELF `PT_INTERP`).
+    Interpreter,
+}
+
+impl Lacking {
+    fn suffix(self) -> &'static str {
+        match self {
+            Lacking::Program => "",
+            Lacking::Interpreter => " (its interpreter)",
+        }
+    }
+
+    /// The narrower remedy, after a grant on a directory above the file: execute on the
+    /// program alone, or the program's ELF dependencies.
+    fn narrower(self) -> Remedy {
+        match self {
+            Lacking::Program => Remedy::GrantProgram,
+            Lacking::Interpreter => Remedy::GrantDependencies,
+        }
+    }
+}
+
 impl Advised for ExecError {
     fn remedies(&self) -> Vec<Remedy> {
         match self {
-            ExecError::PolicyDenied { lacking, also, .. } => vec![
+            ExecError::PolicyDenied { lacking, which, .. } => vec![
                 Remedy::GrantExecAbove {
                     path: lacking.clone(),
                 },
-                also.clone(),
+                which.narrower(),
             ],
             ExecError::NotFound { .. } | ExecError::Failed { .. } => Vec::new(),
         }
@@ -264,8 +288,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                 return ExecError::PolicyDenied {
                     lacking: canonical,
                     program,
-                    what: "",
-                    also: Remedy::GrantProgram,
+                    which: Lacking::Program,
                 };
             }
             if let Some(interp) = crate::ldd::interpreter_of(&canonical) {
@@ -274,8 +297,7 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                     return ExecError::PolicyDenied {
                         program,
                         lacking: interp_c,
-                        what: " (its interpreter)",
-                        also: Remedy::GrantDependencies,
+                        which: Lacking::Interpreter,
                     };
                 }
             }

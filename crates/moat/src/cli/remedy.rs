@@ -53,7 +53,9 @@ pub fn words(remedy: &Remedy) -> String {
     }
 }
 
-/// An error of moat-sandbox with its remedies in `moat run`'s words.
+/// An error of moat-sandbox with its remedies in `moat run`'s words. Cold: only a
+/// launch that fails gets here, and the launch path stays as small as before.
+#[cold]
 pub fn advise(err: &impl Advised) -> String {
     err.advise(&|r| Some(words(r)))
 }
@@ -103,7 +105,7 @@ mod tests {
 
     #[test]
     fn errors_read_as_they_always_have() {
-        use moat_sandbox::exec::ExecError;
+        use moat_sandbox::exec::{ExecError, Lacking};
         use moat_sandbox::plan::PlanError;
         let missing = PlanError::MissingPath {
             path: "/no/such".into(),
@@ -114,19 +116,18 @@ mod tests {
             "flag --ro: path `/no/such` does not exist \
              (mark it optional or pass --ignore-missing to skip it)"
         );
-        let denied = |what, also| ExecError::PolicyDenied {
+        let denied = |which| ExecError::PolicyDenied {
             program: "/opt/p".into(),
             lacking: "/opt/i".into(),
-            what,
-            also,
+            which,
         };
         assert_eq!(
-            advise(&denied("", Remedy::GrantProgram)),
+            advise(&denied(Lacking::Program)),
             "cannot execute /opt/p: the sandbox policy denies `execute` on /opt/i; \
              allow it with --rox on a directory above it or pass --add-exec"
         );
         assert_eq!(
-            advise(&denied(" (its interpreter)", Remedy::GrantDependencies)),
+            advise(&denied(Lacking::Interpreter)),
             "cannot execute /opt/p: the sandbox policy denies `execute` on /opt/i (its \
              interpreter); allow it with --rox on a directory above it or pass --ldd"
         );
