@@ -91,19 +91,12 @@ fn rights_text(rights: &[FsRight]) -> String {
         .join(", ")
 }
 
-/// The smallest intent group holding `rights`.
+/// The smallest intent group holding `rights`. `devices` is no intent group (it is not
+/// made of reads, writes or executes), so a denied device creation is offered `all`.
 fn group_for(rights: FsAccess) -> FsGroup {
-    const ORDER: [FsGroup; 7] = [
-        FsGroup::Read,
-        FsGroup::Execute,
-        FsGroup::ReadExec,
-        FsGroup::Write,
-        FsGroup::ReadWrite,
-        FsGroup::ReadWriteExec,
-        FsGroup::All,
-    ];
-    ORDER
+    FsGroup::ALL
         .into_iter()
+        .filter(|g| *g != FsGroup::Devices)
         .find(|g| g.access().contains_all(rights))
         .unwrap_or(FsGroup::All)
 }
