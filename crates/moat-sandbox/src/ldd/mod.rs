@@ -37,7 +37,7 @@
 //! not known; for `#!/usr/bin/env NAME` only `env` is reported, as `NAME` is found on
 //! `PATH` at run time.
 
-pub mod ldcache;
+mod ldcache;
 
 mod elf;
 
@@ -750,6 +750,43 @@ mod tests {
         machine: EM_X86_64,
         e_flags: 0,
     };
+
+    /// A corrupt cache is an error of the cache reader, and the search goes on without it:
+    /// the default directories still find everything.
+    #[test]
+    fn corrupt_cache_is_an_error_and_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("moat-ldd-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let names = |d: &Dependencies| -> std::collections::BTreeSet<String> {
+            d.libraries
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()
+        };
+        let ls = Path::new("/bin/ls");
+        let want = names(&dependencies(ls, &LddOptions::default()).expect("ls"));
+        for (i, bytes) in ldcache::build::corrupt().iter().enumerate() {
+            let r = LdCache::parse(bytes);
+            assert!(r.is_err(), "case {i}: {r:?}");
+            let path = dir.join(format!("cache{i}"));
+            std::fs::write(&path, bytes).expect("write cache");
+            let opts = LddOptions {
+                cache_path: path,
+                ..LddOptions::default()
+            };
+            let d = dependencies(ls, &opts).expect("ls without a cache");
+            assert_eq!(names(&d), want);
+        }
+        assert_eq!(LdCache::parse(b""), Err(ldcache::LdCacheError::BadMagic));
+        // A missing cache is fine too.
+        let opts = LddOptions {
+            cache_path: dir.join("no-such-cache"),
+            ..LddOptions::default()
+        };
+        assert!(dependencies(ls, &opts).is_ok());
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
 
     fn strs(v: Vec<PathBuf>) -> Vec<String> {
         v.into_iter()
