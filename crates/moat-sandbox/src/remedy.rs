@@ -59,21 +59,14 @@ impl Remedy {
             Remedy::AllowPort { right, port } => {
                 Some(format!("[network] {} = [{port}]", right.name()))
             }
-            Remedy::Unscope(s) => Some(format!("[scopes] {} = false", scope_key(*s))),
+            // The `[scopes]` keys are the scopes' kernel names.
+            Remedy::Unscope(s) => Some(format!("[scopes] {} = false", s.name())),
             Remedy::GrantProgram
             | Remedy::GrantDependencies
             | Remedy::MarkOptional
             | Remedy::IgnoreMissing
             | Remedy::BestEffort => None,
         }
-    }
-}
-
-/// The key of `scope` in a moat policy file's `[scopes]` table.
-fn scope_key(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Signal => "signal",
-        Scope::AbstractUnixSocket => "abstract_unix_socket",
     }
 }
 
