@@ -181,7 +181,7 @@ pub fn target(command: Vec<OsString>) -> Result<Target, Failure> {
     Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref()).map_err(|e| {
         Failure {
             code: e.exit_code(),
-            message: e.to_string(),
+            message: remedy::advise(&e),
         }
     })
 }
