@@ -211,7 +211,7 @@ pub fn messages(mut data: &[u8]) -> Vec<Record> {
 }
 
 /// Parses `audit(1795384519.147:22): rest`.
-pub(crate) fn parse_record(kind: u16, text: &str) -> Option<Record> {
+pub fn parse_record(kind: u16, text: &str) -> Option<Record> {
     let rest = text.strip_prefix("audit(")?;
     let (stamp, body) = rest.split_once("): ")?;
     let serial = stamp.split_once(':')?.1.parse().ok()?;
@@ -230,7 +230,7 @@ pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// A string field the kernel logs as untrusted (paths, command names): in quotes, or
 /// hex-encoded when it holds spaces, quotes or control characters.
-pub(crate) fn string_field(text: &str, key: &str) -> Option<String> {
+pub fn string_field(text: &str, key: &str) -> Option<String> {
     let at = field(text, key)?;
     if let Some(q) = at.strip_prefix('"') {
         return Some(q.strip_suffix('"').unwrap_or(q).to_string());
