@@ -271,6 +271,13 @@ fn compat_annotation_decides_what_an_old_kernel_does() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "", "nothing may run");
     assert!(stderr(&o).contains("cannot be applied"), "{}", stderr(&o));
+    // The advice is the container's annotation, not a flag of `moat run`.
+    assert!(
+        stderr(&o).contains("set the annotation moat.dev/compat=best-effort"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("--best-effort"), "{}", stderr(&o));
     assert!(!b.exists());
     // The error is in runc's log, in its JSON format.
     let line = b.log().lines().last().unwrap_or_default().to_string();

@@ -42,20 +42,11 @@ pub struct AbiCapError {
 
 /// Asks the kernel for its Landlock ABI version.
 pub fn kernel() -> (Availability, i64) {
-    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION with a null attribute and size 0 only
-    // queries the ABI version; no memory is read or written.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            1u32, // LANDLOCK_CREATE_RULESET_VERSION
-        )
+    let err = match crate::landlock::abi_version() {
+        Ok(v) => return (Availability::Available, v),
+        Err(e) => e,
     };
-    if v >= 0 {
-        return (Availability::Available, v);
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
+    match err.raw_os_error() {
         Some(libc::EOPNOTSUPP) => (Availability::Disabled, 0),
         _ => (Availability::Missing, 0),
     }

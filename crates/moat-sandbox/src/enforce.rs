@@ -90,7 +90,7 @@ pub enum Step {
 }
 
 /// Every step, in order.
-pub const STEPS: [Step; 13] = [
+pub(crate) const STEPS: [Step; 13] = [
     Step::Cgroup,
     Step::Session,
     Step::Subreaper,
@@ -259,7 +259,7 @@ pub enum SupervisorHost {
     Caller,
     /// A tracer's filter, installed after the restrictions with a listener of its own: the
     /// supervised filter goes in without one, and the kernel sends the supervised calls to
-    /// the newest filter's listener, the tracer's ([`crate::trace::Session::supervise`]).
+    /// the newest filter's listener, the tracer's ([`crate::diagnose::trace::Session::supervise`]).
     Tracer,
 }
 
@@ -554,11 +554,7 @@ impl Restrictions {
             if !self.proc_self.is_empty() {
                 self.add_own_proc(ruleset, report);
             }
-            if libc::syscall(
-                libc::SYS_landlock_restrict_self,
-                ruleset,
-                self.restrict_flags,
-            ) < 0
+            if landlock::restrict_self(ruleset, self.restrict_flags) < 0
                 && failed(Step::Landlock, errno())
             {
                 return false;

@@ -1,6 +1,7 @@
 //! Finding the target program and replacing moat with it.
 
 use crate::plan::Plan;
+use crate::remedy::{Advised, Frame, Remedy};
 use moat_policy::{EnvPolicy, FsRight};
 use std::ffi::{c_char, CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -16,16 +17,14 @@ pub enum ExecError {
         cmd: String,
     },
     /// The sandbox's policy denied execute (exit 126).
-    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}; allow it with --rox on a directory above it{}", program.display(), lacking.display(), what, hint)]
+    #[error("cannot execute {}: the sandbox policy denies `execute` on {}{}", program.display(), lacking.display(), .which.suffix())]
     PolicyDenied {
         /// The program.
         program: PathBuf,
         /// The file that lacks execute: the program or its interpreter.
         lacking: PathBuf,
-        /// " (its interpreter)" or "".
-        what: &'static str,
-        /// An extra hint.
-        hint: &'static str,
+        /// Which of the two it is.
+        which: Lacking,
     },
     /// Any other exec failure (exit 126, or 127 for ENOENT of an interpreter).
     #[error("cannot execute {}: {source}", program.display())]
@@ -35,6 +34,58 @@ pub enum ExecError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Which file of a program lacks `execute`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lacking {
+    /// The program itself.
+    Program,
+    /// Its interpreter (`#!` line or ELF `PT_INTERP`).
+    Interpreter,
+}
+
+impl Lacking {
+    fn suffix(self) -> &'static str {
+        match self {
+            Lacking::Program => "",
+            Lacking::Interpreter => " (its interpreter)",
+        }
+    }
+
+    /// The narrower remedy, after a grant on a directory above the file: execute on the
+    /// program alone, or the program's ELF dependencies.
+    fn narrower(self) -> Remedy {
+        match self {
+            Lacking::Program => Remedy::GrantProgram,
+            Lacking::Interpreter => Remedy::GrantDependencies,
+        }
+    }
+}
+
+impl Advised for ExecError {
+    fn remedies(&self) -> Vec<Remedy> {
+        match self {
+            ExecError::PolicyDenied { lacking, which, .. } => vec![
+                Remedy::GrantExecAbove {
+                    path: lacking.clone(),
+                },
+                which.narrower(),
+            ],
+            ExecError::NotFound { .. } | ExecError::Failed { .. } => Vec::new(),
+        }
+    }
+
+    fn advice_frame(&self) -> Option<Frame> {
+        match self {
+            ExecError::PolicyDenied { .. } => Some(Frame {
+                before: "; ",
+                between: " or ",
+                after: "",
+            }),
+            ExecError::NotFound { .. } | ExecError::Failed { .. } => None,
+        }
+    }
 }
 
 impl ExecError {
@@ -237,18 +288,16 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
                 return ExecError::PolicyDenied {
                     lacking: canonical,
                     program,
-                    what: "",
-                    hint: " or pass --add-exec",
+                    which: Lacking::Program,
                 };
             }
-            if let Some(interp) = interpreter_of(&canonical) {
+            if let Some(interp) = crate::ldd::interpreter_of(&canonical) {
                 let interp_c = std::fs::canonicalize(&interp).unwrap_or(interp);
                 if !plan.grants(&interp_c, FsRight::Execute) {
                     return ExecError::PolicyDenied {
                         program,
                         lacking: interp_c,
-                        what: " (its interpreter)",
-                        hint: " or pass --ldd",
+                        which: Lacking::Interpreter,
                     };
                 }
             }
@@ -258,44 +307,6 @@ fn explain(target: &Target, err: std::io::Error, plan: Option<&Plan>) -> ExecErr
         program,
         source: err,
     }
-}
-
-/// The interpreter a file names: its `#!` line or its ELF `PT_INTERP`.
-pub fn interpreter_of(path: &Path) -> Option<PathBuf> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(64 * 1024)
-        .read_to_end(&mut head)
-        .ok()?;
-    if let Some(rest) = head.strip_prefix(b"#!") {
-        let line = rest.split(|&b| b == b'\n').next()?;
-        let line = OsStr::from_bytes(line).to_str()?.trim();
-        return line.split_whitespace().next().map(PathBuf::from);
-    }
-    let elf = goblin::elf::Elf::parse_header(&head).ok()?;
-    let phoff = usize::try_from(elf.e_phoff).ok()?;
-    let ctx = goblin::container::Ctx::new(
-        if elf.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
-            goblin::container::Container::Big
-        } else {
-            goblin::container::Container::Little
-        },
-        goblin::container::Endian::from(
-            elf.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
-        ),
-    );
-    let phdrs =
-        goblin::elf::ProgramHeader::parse(&head, phoff, usize::from(elf.e_phnum), ctx).ok()?;
-    let interp = phdrs
-        .iter()
-        .find(|p| p.p_type == goblin::elf::program_header::PT_INTERP)?;
-    let start = usize::try_from(interp.p_offset).ok()?;
-    let end = start.checked_add(usize::try_from(interp.p_filesz).ok()?)?;
-    let bytes = head.get(start..end)?;
-    let bytes = bytes.split(|&b| b == 0).next()?;
-    Some(PathBuf::from(OsStr::from_bytes(bytes)))
 }
 
 #[cfg(test)]
@@ -318,16 +329,6 @@ mod tests {
         let e = exec(&t, None, None);
         assert_eq!(e.exit_code(), 127);
         assert!(e.to_string().contains("command not found"), "{e}");
-    }
-
-    #[test]
-    fn finds_interpreters() {
-        let interp = interpreter_of(Path::new("/bin/ls")).unwrap();
-        assert!(
-            interp.to_string_lossy().contains("ld-linux"),
-            "{}",
-            interp.display()
-        );
     }
 
     #[test]

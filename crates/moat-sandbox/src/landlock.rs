@@ -1,4 +1,5 @@
-//! Landlock's three system calls, on a [`LandlockPlan`].
+//! Landlock's three system calls: the ABI query, and the ruleset of a [`LandlockPlan`]
+//! built and enforced.
 //!
 //! # Why the system calls are made directly rather than through the `landlock` crate
 //!
@@ -67,6 +68,24 @@ struct NetPortAttr {
 
 pub(crate) const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
 const LANDLOCK_RULE_NET_PORT: c_int = 2;
+
+/// The kernel's Landlock ABI version (`EOPNOTSUPP`: Landlock is built in but disabled).
+pub(crate) fn abi_version() -> std::io::Result<i64> {
+    // SAFETY: LANDLOCK_CREATE_RULESET_VERSION with a null attribute and size 0 only
+    // queries the ABI version; no memory is read or written.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32, // LANDLOCK_CREATE_RULESET_VERSION
+        )
+    };
+    match v {
+        v if v >= 0 => Ok(v),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
 
 /// Creates the ruleset of `plan` plus `extra`, unenforced, close-on-exec.
 pub fn create_ruleset(
@@ -160,6 +179,14 @@ pub(crate) unsafe fn add_path_rule(ruleset: RawFd, fd: RawFd, access: u64) -> li
         &attr as *const PathBeneathAttr,
         0u32,
     )
+}
+
+/// `landlock_restrict_self`: enforces `ruleset` on the calling thread (and what it starts
+/// afterwards). Async-signal-safe, no allocation. Returns the system call's result (0, or
+/// -1 with errno set).
+pub(crate) fn restrict_self(ruleset: RawFd, flags: u32) -> libc::c_long {
+    // SAFETY: integer arguments only; the kernel checks the descriptor and the flags.
+    unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, flags) }
 }
 
 /// The `landlock_restrict_self` flags for `audit` (ABI 7): only the flags that move a

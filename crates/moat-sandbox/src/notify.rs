@@ -1,6 +1,6 @@
 //! seccomp user notification, the kernel side: the listener's ioctls and their structures
 //! (`struct seccomp_notif`, `struct seccomp_notif_resp` and `struct seccomp_data` from
-//! `<linux/seccomp.h>`), shared by the tracer ([`crate::trace`]) and the supervisor
+//! `<linux/seccomp.h>`), shared by the tracer ([`crate::diagnose::trace`]) and the supervisor
 //! ([`crate::supervise`]).
 //!
 //! Written against the UAPI directly: `seccompiler` has no user-notification support, and

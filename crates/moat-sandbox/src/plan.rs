@@ -5,6 +5,7 @@
 use crate::abi::{AbiInfo, Availability};
 use crate::caps::{CapsPlan, Held};
 use crate::except::Id;
+use crate::remedy::{Advised, Frame, Remedy};
 use crate::report::{Gap, Needs, Report};
 use crate::seccomp::Seal;
 use crate::supervise::{ConnectRules, ListenRules, Ports, Rules};
@@ -85,7 +86,7 @@ pub enum PlanError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// A rule path that does not exist and is not optional.
-    #[error("{origin}: path `{}` does not exist (mark it optional or pass --ignore-missing to skip it)", path.display())]
+    #[error("{origin}: path `{}` does not exist", path.display())]
     MissingPath {
         /// The path.
         path: PathBuf,
@@ -116,6 +117,34 @@ pub enum PlanError {
     /// The process's capabilities cannot be read.
     #[error("cannot read this process's capabilities: {0}")]
     Capabilities(std::io::Error),
+}
+
+impl Advised for PlanError {
+    fn remedies(&self) -> Vec<Remedy> {
+        match self {
+            PlanError::MissingPath { .. } => vec![Remedy::MarkOptional, Remedy::IgnoreMissing],
+            PlanError::Unenforceable(report) => report.refusal().remedies(),
+            PlanError::Policy(_)
+            | PlanError::OpenPath { .. }
+            | PlanError::BadPath { .. }
+            | PlanError::Capabilities(_) => Vec::new(),
+        }
+    }
+
+    fn advice_frame(&self) -> Option<Frame> {
+        match self {
+            PlanError::MissingPath { .. } => Some(Frame {
+                before: " (",
+                between: " or ",
+                after: ")",
+            }),
+            PlanError::Unenforceable(report) => report.refusal().advice_frame(),
+            PlanError::Policy(_)
+            | PlanError::OpenPath { .. }
+            | PlanError::BadPath { .. }
+            | PlanError::Capabilities(_) => None,
+        }
+    }
 }
 
 /// Plans the sandbox for `policy` at the effective ABI of `abi`.

@@ -2,6 +2,7 @@
 //! (moat run, moat check, the container runtime, the watchdog) shows the same way.
 
 use crate::abi::AbiInfo;
+use crate::remedy::{Advised, Frame, Remedy};
 use moat_policy::{Abi, Compat};
 use std::fmt;
 
@@ -101,20 +102,42 @@ impl Report {
             .collect()
     }
 
-    /// The message strict mode gives when it refuses.
-    pub fn refusal(&self) -> String {
-        let mut s = format!(
+    /// The message strict mode gives when it refuses: what the kernel cannot enforce, and
+    /// (through [`Advised`]) what to do about it.
+    pub fn refusal(&self) -> Refusal<'_> {
+        Refusal(self)
+    }
+}
+
+/// Strict mode's refusal of a [`Report`]'s dropped controls.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal<'a>(&'a Report);
+
+impl fmt::Display for Refusal<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
             "the sandbox cannot be applied as requested on this kernel ({}):",
-            self.abi.describe()
-        );
-        for g in &self.dropped {
-            s.push_str("\n  - ");
-            s.push_str(&g.to_string());
+            self.0.abi.describe()
+        )?;
+        for g in &self.0.dropped {
+            write!(f, "\n  - {g}")?;
         }
-        s.push_str(
-            "\nrun on a newer kernel, change the policy, or pass --best-effort to run with what this kernel enforces",
-        );
-        s
+        Ok(())
+    }
+}
+
+impl Advised for Refusal<'_> {
+    fn remedies(&self) -> Vec<Remedy> {
+        vec![Remedy::BestEffort]
+    }
+
+    fn advice_frame(&self) -> Option<Frame> {
+        Some(Frame {
+            before: "\nrun on a newer kernel, change the policy, or ",
+            between: ", or ",
+            after: "",
+        })
     }
 }
 

@@ -76,7 +76,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The function's program cannot be found.
-    #[error("fprocess: {0}")]
+    #[error("fprocess: {}", moat_sandbox::remedy::Advised::advise(.0, &sandbox::remedy_words))]
     Program(#[from] ExecError),
     /// `MOAT_MAX_ABI` is malformed.
     #[error(transparent)]

@@ -22,8 +22,9 @@ use moat_policy::{
     load_file, Compat, FsAccess, FsGroup, FsRight, NetAccess, NetRight, Policy, PolicyError, Vars,
 };
 use moat_sandbox::enforce::{EnforceError, Enforcement, Restrictions};
-use moat_sandbox::landlock::ExtraRule;
+use moat_sandbox::remedy::{Advised, Remedy};
 use moat_sandbox::seccomp::{Seal, SeccompError};
+use moat_sandbox::ExtraRule;
 use moat_sandbox::{plan, AbiInfo, Plan, PlanError, Report};
 use std::path::{Path, PathBuf};
 
@@ -42,8 +43,48 @@ pub enum SandboxError {
         source: moat_sandbox::ldd::LddError,
     },
     /// Planning failed, or strict mode refuses.
-    #[error(transparent)]
+    #[error("{}", .0.advise(&remedy_words))]
     Plan(#[from] PlanError),
+}
+
+/// A remedy of moat-sandbox in the watchdog's words: its configuration variables, or a
+/// line of the `sandbox_policy` file where no variable applies it.
+pub(crate) fn remedy_words(remedy: &Remedy) -> Option<String> {
+    let in_policy_file = || {
+        remedy
+            .policy_line()
+            .map(|l| format!("add `{l}` to the sandbox_policy file"))
+    };
+    let add_to = |what: String, var: &str| Some(format!("add {what} to {var}"));
+    match remedy {
+        Remedy::Grant { path, group } => {
+            let path = path.display().to_string();
+            match group {
+                FsGroup::Read => add_to(path, "sandbox_ro"),
+                FsGroup::Execute | FsGroup::ReadExec => add_to(path, "sandbox_rox"),
+                FsGroup::Write | FsGroup::ReadWrite => add_to(path, "sandbox_rw"),
+                FsGroup::ReadWriteExec | FsGroup::Devices | FsGroup::All => in_policy_file(),
+            }
+        }
+        Remedy::AllowPort {
+            right: NetRight::ConnectTcp,
+            port,
+        } => add_to(port.to_string(), "sandbox_connect_tcp"),
+        Remedy::AllowPort { .. } | Remedy::Unscope(_) => in_policy_file(),
+        Remedy::GrantExecAbove { .. } => add_to("a directory above it".into(), "sandbox_rox"),
+        Remedy::GrantProgram => add_to("the program".into(), "sandbox_rox"),
+        Remedy::GrantDependencies => add_to("its libraries".into(), "sandbox_rox"),
+        Remedy::MarkOptional => Some(
+            "create it, remove it from the configuration, or mark it optional in the \
+             sandbox_policy file"
+                .into(),
+        ),
+        // The watchdog has no variable that skips every missing path.
+        Remedy::IgnoreMissing => None,
+        Remedy::BestEffort => {
+            Some("set sandbox=best_effort to run with what this kernel enforces".into())
+        }
+    }
 }
 
 impl SandboxError {
@@ -334,6 +375,53 @@ mod tests {
     use super::*;
     use moat_policy::Scope;
     use std::collections::HashMap;
+
+    #[test]
+    fn remedies_name_the_watchdogs_variables() {
+        let missing = SandboxError::Plan(PlanError::MissingPath {
+            path: "/no/such".into(),
+            origin: moat_policy::Origin::new("sandbox_ro"),
+        });
+        assert_eq!(
+            missing.to_string(),
+            "sandbox_ro: path `/no/such` does not exist (create it, remove it from the \
+             configuration, or mark it optional in the sandbox_policy file)"
+        );
+        let words = |r: Remedy| remedy_words(&r).unwrap_or_default();
+        assert_eq!(
+            words(Remedy::BestEffort),
+            "set sandbox=best_effort to run with what this kernel enforces"
+        );
+        assert_eq!(
+            words(Remedy::Grant {
+                path: "/srv".into(),
+                group: FsGroup::ReadWrite
+            }),
+            "add /srv to sandbox_rw"
+        );
+        assert_eq!(
+            words(Remedy::AllowPort {
+                right: NetRight::ConnectTcp,
+                port: 5432
+            }),
+            "add 5432 to sandbox_connect_tcp"
+        );
+        assert_eq!(
+            words(Remedy::AllowPort {
+                right: NetRight::BindTcp,
+                port: 80
+            }),
+            "add `[network] bind_tcp = [80]` to the sandbox_policy file"
+        );
+        assert_eq!(remedy_words(&Remedy::IgnoreMissing), None);
+        for r in [
+            Remedy::IgnoreMissing,
+            Remedy::BestEffort,
+            Remedy::GrantProgram,
+        ] {
+            assert!(!words(r).contains("--"));
+        }
+    }
 
     fn config(pairs: &[(&str, &str)]) -> Config {
         let map: HashMap<String, String> = pairs

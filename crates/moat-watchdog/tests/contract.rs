@@ -446,6 +446,9 @@ fn required_refuses_a_kernel_without_scopes_and_best_effort_runs() {
         .expect("sandbox=required started on ABI 5");
     assert_eq!(err.0, Some(125));
     assert!(err.1.contains("needs Landlock ABI 6"), "{}", err.1);
+    // The advice is the watchdog's own variable, not a flag of `moat run`.
+    assert!(err.1.contains("set sandbox=best_effort"), "{}", err.1);
+    assert!(!err.1.contains("--best-effort"), "{}", err.1);
     let w = start(
         &dir,
         &[

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use goblin::container::{Container, Ctx};
 use goblin::elf::dynamic::{
@@ -129,6 +129,16 @@ pub(crate) fn read_file(path: &Path) -> Result<FileKind, ElfError> {
         });
     }
     Ok(FileKind::Other)
+}
+
+/// The interpreter `execve` would start for `path`: its `#!` line's, or its ELF
+/// `PT_INTERP`. `None` for anything else, and for a file that cannot be read.
+pub(crate) fn interpreter_of(path: &Path) -> Option<PathBuf> {
+    match read_file(path).ok()? {
+        FileKind::Elf(info) => info.interp.map(PathBuf::from),
+        FileKind::Script(interp) => Some(PathBuf::from(interp)),
+        FileKind::BadScript(_) | FileKind::Other => None,
+    }
 }
 
 /// Extracts the interpreter from a `#!` line the way Linux's `binfmt_script` does: skip
@@ -356,6 +366,29 @@ mod tests {
         let mut f = File::create(&path).expect("create temp file");
         f.write_all(bytes).expect("write temp file");
         path
+    }
+
+    #[test]
+    fn finds_interpreters() {
+        let interp = interpreter_of(Path::new("/bin/ls")).unwrap();
+        assert!(
+            interp.to_string_lossy().contains("ld-linux"),
+            "{}",
+            interp.display()
+        );
+    }
+
+    #[test]
+    fn finds_script_interpreters() {
+        let dir = std::env::temp_dir().join(format!("moat-shebang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("s");
+        std::fs::write(&script, b"#! /bin/sh -e\necho hi\n").unwrap();
+        assert_eq!(interpreter_of(&script), Some(PathBuf::from("/bin/sh")));
+        std::fs::write(&script, b"plain text\n").unwrap();
+        assert_eq!(interpreter_of(&script), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(interpreter_of(&script), None);
     }
 
     #[test]

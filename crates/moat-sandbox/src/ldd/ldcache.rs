@@ -30,7 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Largest cache file read (glibc's own caches are well under a megabyte).
-pub const MAX_CACHE_LEN: u64 = 64 << 20;
+pub(crate) const MAX_CACHE_LEN: u64 = 64 << 20;
 
 const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
 const NEW_MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
@@ -275,6 +275,7 @@ impl LdCache {
     }
 
     /// All entries, in file order (glibc writes them sorted by soname, newest first).
+    #[cfg(test)]
     pub fn entries(&self) -> &[CacheEntry] {
         &self.entries
     }
@@ -362,6 +363,30 @@ pub(crate) mod build {
             offs.push((k as u32, v as u32));
         }
         (table, offs)
+    }
+
+    /// Caches the reader must refuse: empty, foreign, truncated headers, and this
+    /// machine's own cache with a huge count, bogus string offsets or cut in half.
+    pub fn corrupt() -> Vec<Vec<u8>> {
+        let real = std::fs::read("/etc/ld.so.cache").unwrap_or_default();
+        let mut cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"garbage".to_vec(),
+            b"glibc-ld.so.cache1.1".to_vec(),
+            b"ld.so-1.7.0\0\xff\xff\xff\xff".to_vec(),
+        ];
+        if real.len() > 64 {
+            let mut huge = real.clone();
+            huge[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+            cases.push(huge);
+            let mut bogus = real.clone();
+            for off in (48 + 4..real.len().min(48 + 24 * 50)).step_by(24) {
+                bogus[off..off + 4].copy_from_slice(&0xfff0_0000u32.to_le_bytes());
+            }
+            cases.push(bogus);
+            cases.push(real[..real.len() / 2].to_vec());
+        }
+        cases
     }
 
     /// A standalone new-format cache, little-endian.

@@ -37,7 +37,7 @@
 //! not known; for `#!/usr/bin/env NAME` only `env` is reported, as `NAME` is found on
 //! `PATH` at run time.
 
-pub mod ldcache;
+mod ldcache;
 
 mod elf;
 
@@ -52,13 +52,14 @@ use goblin::elf::header::{
     EM_X86_64, ET_DYN, ET_EXEC,
 };
 
+pub(crate) use elf::interpreter_of;
 use elf::{ElfError, ElfInfo, FileKind};
 use ldcache::LdCache;
 
 /// Most shared objects (program, interpreter and libraries) followed for one program.
-pub const MAX_OBJECTS: usize = 4096;
+pub(crate) const MAX_OBJECTS: usize = 4096;
 /// Most `#!` interpreters followed in a chain (Linux allows a handful of levels).
-pub const MAX_SCRIPT_DEPTH: usize = 4;
+pub(crate) const MAX_SCRIPT_DEPTH: usize = 4;
 /// Most symbolic links followed while resolving one path inside [`LddOptions::root`].
 const MAX_SYMLINKS: usize = 40;
 /// Most variants one search-path element can expand to (through `$LIB`).
@@ -749,6 +750,43 @@ mod tests {
         machine: EM_X86_64,
         e_flags: 0,
     };
+
+    /// A corrupt cache is an error of the cache reader, and the search goes on without it:
+    /// the default directories still find everything.
+    #[test]
+    fn corrupt_cache_is_an_error_and_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("moat-ldd-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let names = |d: &Dependencies| -> std::collections::BTreeSet<String> {
+            d.libraries
+                .iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()
+        };
+        let ls = Path::new("/bin/ls");
+        let want = names(&dependencies(ls, &LddOptions::default()).expect("ls"));
+        for (i, bytes) in ldcache::build::corrupt().iter().enumerate() {
+            let r = LdCache::parse(bytes);
+            assert!(r.is_err(), "case {i}: {r:?}");
+            let path = dir.join(format!("cache{i}"));
+            std::fs::write(&path, bytes).expect("write cache");
+            let opts = LddOptions {
+                cache_path: path,
+                ..LddOptions::default()
+            };
+            let d = dependencies(ls, &opts).expect("ls without a cache");
+            assert_eq!(names(&d), want);
+        }
+        assert_eq!(LdCache::parse(b""), Err(ldcache::LdCacheError::BadMagic));
+        // A missing cache is fine too.
+        let opts = LddOptions {
+            cache_path: dir.join("no-such-cache"),
+            ..LddOptions::default()
+        };
+        assert!(dependencies(ls, &opts).is_ok());
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
 
     fn strs(v: Vec<PathBuf>) -> Vec<String> {
         v.into_iter()

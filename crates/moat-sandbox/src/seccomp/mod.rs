@@ -19,7 +19,8 @@ mod bpf;
 pub mod table;
 
 pub use bpf::Insn;
-pub use table::{decide, decide_socket, Call, Decision, Entry, Seal, Target, When, TABLE};
+pub(crate) use table::decide_socket;
+pub use table::{decide, Call, Decision, Entry, Seal, Target, When, TABLE};
 
 /// The errno every refused call returns.
 ///
@@ -27,7 +28,7 @@ pub use table::{decide, decide_socket, Call, Decision, Entry, Seal, Target, When
 /// same error whichever layer refused it. For io_uring it is also what an LSM (SELinux's
 /// `io_uring` permissions) returns when it denies `io_uring_setup`, so programs that probe
 /// for io_uring take their fallback path on it. One errno also keeps one refusal `ret`.
-pub const REFUSAL_ERRNO: i32 = libc::EACCES;
+pub(crate) const REFUSAL_ERRNO: i32 = libc::EACCES;
 
 /// The x32 ABI marks its system call numbers with this bit (`__X32_SYSCALL_BIT`); x32
 /// calls report the x86_64 audit architecture, so the bit is what tells them apart.
@@ -38,7 +39,7 @@ pub(crate) const X32_SYSCALL_BIT: u32 = 0;
 
 /// The `AUDIT_ARCH_*` value (`linux/audit.h`) of the native ABI: the ELF machine, with
 /// `__AUDIT_ARCH_64BIT` and `__AUDIT_ARCH_LE`; `None` where moat has no program.
-pub const NATIVE_AUDIT_ARCH: Option<u32> = {
+pub(crate) const NATIVE_AUDIT_ARCH: Option<u32> = {
     const LE64: u32 = 0x8000_0000 | 0x4000_0000;
     if cfg!(target_arch = "x86_64") {
         Some(62 | LE64) // EM_X86_64

@@ -110,7 +110,7 @@ const NETLINK_SOCK_DIAG: i32 = 4;
 
 /// Every family moat's network seal leaves to Landlock or to no one: unix sockets (files,
 /// scopes), netlink (the kernel), IPv4 and IPv6 (Landlock's port rules).
-pub const SEALED_NETWORK_FAMILIES: &[i32] = &[
+pub(crate) const SEALED_NETWORK_FAMILIES: &[i32] = &[
     libc::AF_UNIX,
     libc::AF_NETLINK,
     libc::AF_INET,
@@ -396,7 +396,7 @@ pub struct Call {
 }
 
 /// Whether `call` comes through the native ABI.
-pub fn is_native(arch: u32, nr: u32) -> bool {
+pub(crate) fn is_native(arch: u32, nr: u32) -> bool {
     Some(arch) == super::NATIVE_AUDIT_ARCH
         && (!cfg!(target_arch = "x86_64") || nr & super::X32_SYSCALL_BIT == 0)
 }
@@ -417,7 +417,7 @@ pub fn decide(seal: Seal, call: Call) -> Decision {
 }
 
 /// What the seal decides for `socket(domain, ty, protocol)` through the native ABI.
-pub fn decide_socket(seal: Seal, domain: i32, ty: i32, protocol: i32) -> Decision {
+pub(crate) fn decide_socket(seal: Seal, domain: i32, ty: i32, protocol: i32) -> Decision {
     decide(
         seal,
         Call {

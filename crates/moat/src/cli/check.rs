@@ -1,7 +1,7 @@
 //! `moat check`: plan a policy on this kernel and show the report, without running.
 
 use super::policy_args::PolicyArgs;
-use super::Failure;
+use super::{remedy, Failure};
 use moat_policy::Vars;
 use moat_sandbox::exec::Target;
 use moat_sandbox::{abi, plan};
@@ -34,7 +34,7 @@ pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     super::reject_unknown_option(&args.command)?;
     let failure = |e: moat_sandbox::exec::ExecError| Failure {
         code: e.exit_code(),
-        message: e.to_string(),
+        message: remedy::advise(&e),
     };
     let target = match args.command.split_first() {
         Some((cmd, rest)) => {
@@ -48,8 +48,8 @@ pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     let policy = args.policy.build(target.as_ref())?;
     let compat = policy.compat.unwrap_or_default();
     let abi = abi::detect().map_err(Failure::moat)?;
-    let mut plan =
-        plan::plan(&policy, abi, compat, &Vars::from_process()).map_err(Failure::moat)?;
+    let mut plan = plan::plan(&policy, abi, compat, &Vars::from_process())
+        .map_err(|e| Failure::moat(remedy::advise(&e)))?;
     plan.describe();
     if policy.fs.private_tmp {
         plan.report.enforced.push(
@@ -60,7 +60,7 @@ pub fn check(args: CheckArgs) -> Result<i32, Failure> {
     }
     println!("{}", plan.report);
     if plan.report.refused() {
-        return Err(Failure::moat(plan.report.refusal()));
+        return Err(Failure::moat(remedy::advise(&plan.report.refusal())));
     }
     Ok(0)
 }

@@ -9,13 +9,13 @@
 //! SIGQUIT like a shell with a foreground job, passing on SIGTERM, SIGHUP, SIGUSR1 and
 //! SIGUSR2) and exits with the command's status.
 
-use super::Failure;
+use super::{remedy, Failure};
 use moat_policy::Abi;
-use moat_sandbox::audit::{self, AuditLog};
+use moat_sandbox::diagnose::audit::{self, AuditLog};
+use moat_sandbox::diagnose::explain::{Checker, Denial, Denials};
+use moat_sandbox::diagnose::trace::{self, Exit};
 use moat_sandbox::enforce::{Enforcement, Restrictions, SupervisorHost};
 use moat_sandbox::exec::Target;
-use moat_sandbox::explain::{Checker, Denial, Denials};
-use moat_sandbox::trace::{self, Exit};
 use moat_sandbox::Plan;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -220,7 +220,8 @@ fn report(denials: &[Denial], source: &str) {
         if n == 1 { "" } else { "s" }
     );
     for d in denials {
-        for line in d.to_string().lines() {
+        let text = format!("{d}\n  allow it with {}", remedy::words(&d.what.remedy()));
+        for line in text.lines() {
             eprintln!("moat: explain:   {line}");
         }
     }

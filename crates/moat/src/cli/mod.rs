@@ -9,6 +9,7 @@ mod policy;
 mod policy_args;
 mod presets;
 mod record;
+mod remedy;
 mod run;
 mod run_fast;
 mod status;

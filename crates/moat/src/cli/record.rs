@@ -4,8 +4,8 @@
 use super::Failure;
 use moat_policy::record::{self, Observed, Options};
 use moat_policy::write;
+use moat_sandbox::diagnose::trace;
 use moat_sandbox::tmpdir::{self, TmpRoot};
-use moat_sandbox::trace;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;

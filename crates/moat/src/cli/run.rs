@@ -6,7 +6,7 @@
 //! (`moat_sandbox::enforce`: no_new_privs, capabilities, Landlock, seccomp), exec.
 
 use super::policy_args::PolicyArgs;
-use super::Failure;
+use super::{remedy, Failure};
 use moat_policy::Vars;
 use moat_sandbox::enforce::{Enforcement, Restrictions};
 use moat_sandbox::exec::{self, ExecError, Target};
@@ -93,7 +93,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let vars = Vars::from_process();
     let plan = plan::plan(&policy, abi, compat, &vars)
         .and_then(|p| p.require())
-        .map_err(Failure::moat)?;
+        .map_err(|e| Failure::moat(remedy::advise(&e)))?;
     let mode = compat.name();
     for w in plan.report.warnings() {
         eprintln!("moat: {mode}: {w}");
@@ -115,7 +115,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     restrictions.apply().map_err(Failure::moat)?;
     let err = exec::exec(&target, env.as_deref(), Some(&plan));
-    let mut message = err.to_string();
+    let mut message = remedy::advise(&err);
     if let ExecError::PolicyDenied { lacking, .. } = &err {
         if args.policy.replaced_default() && default_grants_exec(lacking, abi, &vars) {
             message.push_str(&format!(
@@ -181,7 +181,7 @@ pub fn target(command: Vec<OsString>) -> Result<Target, Failure> {
     Target::resolve(&cmd, command.collect(), std::env::var_os("PATH").as_deref()).map_err(|e| {
         Failure {
             code: e.exit_code(),
-            message: e.to_string(),
+            message: remedy::advise(&e),
         }
     })
 }

@@ -101,7 +101,7 @@ const BEYOND_LANDLOCK: &[(&str, &str, Layer)] = &[
 fn enforceable(layer: Layer, seccomp: bool) -> bool {
     match layer {
         Layer::Seccomp => seccomp,
-        Layer::Supervisor => seccomp && moat_sandbox::supervise::available(),
+        Layer::Supervisor => seccomp && moat_sandbox::supervisor_available(),
         Layer::Always => true,
     }
 }

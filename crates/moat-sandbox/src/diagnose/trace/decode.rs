@@ -460,7 +460,7 @@ fn exec(path: &Path, out: &mut Vec<Observed>) {
     if !p.exists() {
         return; // a PATH search trying a directory where the program is not
     }
-    if let Some(interp) = crate::exec::interpreter_of(&p) {
+    if let Some(interp) = crate::ldd::interpreter_of(&p) {
         let interp = resolve(&interp);
         if interp != p {
             out.push(fs(interp, &[FsRight::Execute, FsRight::ReadFile], false));
@@ -552,7 +552,7 @@ fn ioctl(pid: i32, fd: i64, cmd: u64, out: &mut Vec<Observed>) {
     };
     let ft = meta.file_type();
     if !(ft.is_char_device() || ft.is_block_device())
-        || !crate::explain::ioctl_matters(cmd, meta.rdev())
+        || !crate::diagnose::explain::ioctl_matters(cmd, meta.rdev())
     {
         return;
     }

@@ -18,7 +18,7 @@ const AUDIT_ARCH: u32 = 0xc000_00b7;
 
 /// The system calls the tracer looks at: everything that needs a Landlock right or leaves
 /// the process tree (signals), and socket creation for the socket seal.
-pub const TRACED: &[libc::c_long] = &[
+pub(crate) const TRACED: &[libc::c_long] = &[
     #[cfg(target_arch = "x86_64")]
     libc::SYS_open,
     #[cfg(target_arch = "x86_64")]

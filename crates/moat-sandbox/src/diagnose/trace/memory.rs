@@ -21,7 +21,7 @@ fn read_some(pid: i32, addr: u64, buf: &mut [u8]) -> usize {
 }
 
 /// Reads exactly `len` bytes at `addr`, or `None`.
-pub fn read_bytes(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
+pub(crate) fn read_bytes(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
     if addr == 0 {
         return None;
     }
@@ -31,7 +31,7 @@ pub fn read_bytes(pid: i32, addr: u64, len: usize) -> Option<Vec<u8>> {
 
 /// Reads a NUL-terminated string of at most PATH_MAX bytes at `addr`. Reads page by page:
 /// a string near the end of a mapping must not make the read fail.
-pub fn read_c_string(pid: i32, addr: u64) -> Option<OsString> {
+pub(crate) fn read_c_string(pid: i32, addr: u64) -> Option<OsString> {
     if addr == 0 {
         return None;
     }
@@ -57,7 +57,7 @@ pub fn read_c_string(pid: i32, addr: u64) -> Option<OsString> {
 
 /// Where descriptor `fd` of `pid` points (`/proc/PID/fd/FD`), or its working directory for
 /// `AT_FDCWD`.
-pub fn fd_path(pid: i32, fd: i64) -> Option<PathBuf> {
+pub(crate) fn fd_path(pid: i32, fd: i64) -> Option<PathBuf> {
     let link = if fd == i64::from(libc::AT_FDCWD) {
         format!("/proc/{pid}/cwd")
     } else {
@@ -67,12 +67,12 @@ pub fn fd_path(pid: i32, fd: i64) -> Option<PathBuf> {
 }
 
 /// The metadata of what descriptor `fd` of `pid` refers to.
-pub fn fd_metadata(pid: i32, fd: i64) -> Option<std::fs::Metadata> {
+pub(crate) fn fd_metadata(pid: i32, fd: i64) -> Option<std::fs::Metadata> {
     std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()
 }
 
 /// The parent of `pid`, from `/proc/PID/stat`.
-pub fn parent_of(pid: i32) -> Option<i32> {
+pub(crate) fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -80,7 +80,7 @@ pub fn parent_of(pid: i32) -> Option<i32> {
 }
 
 /// The thread group (process) of thread `tid`.
-pub fn process_of(tid: i32) -> i32 {
+pub(crate) fn process_of(tid: i32) -> i32 {
     std::fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()
         .and_then(|s| {
@@ -92,7 +92,7 @@ pub fn process_of(tid: i32) -> i32 {
 }
 
 /// Whether `pid` is `root` or one of its descendants.
-pub fn in_tree(pid: i32, root: i32) -> bool {
+pub(crate) fn in_tree(pid: i32, root: i32) -> bool {
     let mut p = process_of(pid);
     for _ in 0..4096 {
         if p == root {
@@ -115,7 +115,7 @@ pub fn comm(pid: i32) -> String {
 
 /// Duplicates descriptor `fd` of `pid` into this process (pidfd_getfd), to ask a socket
 /// for its type. Needs ptrace access to `pid`, which a parent has to its children.
-pub fn steal_fd(pid: i32, fd: i64) -> Option<std::os::fd::OwnedFd> {
+pub(crate) fn steal_fd(pid: i32, fd: i64) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
     // SAFETY: plain integer arguments.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -139,7 +139,7 @@ pub fn steal_fd(pid: i32, fd: i64) -> Option<std::os::fd::OwnedFd> {
 }
 
 /// An integer socket option of a socket this process holds.
-pub fn sockopt(fd: &std::os::fd::OwnedFd, opt: libc::c_int) -> Option<i32> {
+pub(crate) fn sockopt(fd: &std::os::fd::OwnedFd, opt: libc::c_int) -> Option<i32> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `v` and `len` are valid out-parameters of the right size.

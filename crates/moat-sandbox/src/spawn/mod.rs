@@ -28,8 +28,11 @@
 //! [`Enforcement::BestEffort`] the child goes on and the parent returns what was not
 //! enforced in [`Child::not_enforced`].
 
+mod child;
+
 use crate::enforce::{EnforceError, StepReport};
 pub use crate::enforce::{Enforcement, NotEnforced, Restrictions, Step};
+use child::{child_main, ChildArgs};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CString, OsStr};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -344,22 +347,6 @@ fn cstring(s: &OsStr, what: &'static str) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| SpawnError::Nul { what })
 }
 
-/// Everything the child reads, prepared by the parent. Raw pointers only: the child must
-/// not run any code that could allocate or lock.
-struct ChildArgs {
-    program: *const c_char,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-    cwd: *const c_char,
-    stdio: [RawFd; 3],
-    new_session: bool,
-    subreaper: bool,
-    cgroups: *const RawFd,
-    cgroups_len: usize,
-    restrictions: *const Restrictions,
-    report: *const StepReport,
-}
-
 /// The child's stack: 64 KiB with a guard page below it, mapped once per thread and reused.
 /// Reuse is safe because the thread that spawns is suspended until the child has exec'd
 /// (and so left this memory) or exited.
@@ -431,109 +418,6 @@ fn block_all_signals() -> libc::sigset_t {
 fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: `old` is the mask saved by `block_all_signals`.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
-}
-
-/// The child, between clone and exec. Runs on the parent's memory with the parent's thread
-/// suspended: raw system calls only, no allocation, no panic, nothing that takes a lock.
-extern "C" fn child_main(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the `ChildArgs` of `Command::spawn`, valid until the exec (see
-    // there); every pointer in it (the restrictions and the report included) is either
-    // null or points into memory the parent keeps alive for as long.
-    let a = unsafe { &*(arg as *const ChildArgs) };
-    // SAFETY: as above.
-    let report = unsafe { &*a.report };
-    let fail = |step: Step| -> c_int {
-        report.fail(step, errno());
-        127
-    };
-
-    // SAFETY (for every system call below): plain integer arguments or pointers to memory
-    // prepared by the parent that outlives the child's use of it.
-    unsafe {
-        // Default dispositions for every signal: exec keeps ignored signals ignored (Rust
-        // ignores SIGPIPE), and a handler of the parent must not run here. The raw system
-        // call, because glibc's wrapper refuses its internal signals 32 and 33. An
-        // all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask
-        // whatever the architecture's layout. SIGKILL and SIGSTOP fail, harmlessly.
-        let dfl = [0u64; 4];
-        for sig in 1..=64 {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                dfl.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                std::mem::size_of::<u64>(),
-            );
-        }
-        for i in 0..a.cgroups_len {
-            let fd = *a.cgroups.add(i);
-            if libc::syscall(libc::SYS_write, fd, c"0".as_ptr(), 1usize) != 1 {
-                if (*a.restrictions).best_effort() {
-                    report.skip(Step::Cgroup, errno());
-                } else {
-                    return fail(Step::Cgroup);
-                }
-            }
-        }
-        if a.new_session && libc::syscall(libc::SYS_setsid) < 0 {
-            return fail(Step::Session);
-        }
-        if a.subreaper && !prctl_on(libc::PR_SET_CHILD_SUBREAPER) {
-            return fail(Step::Subreaper);
-        }
-        for (target, &fd) in a.stdio.iter().enumerate() {
-            let r = if fd == target as RawFd {
-                // Already in place: only drop close-on-exec.
-                libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, 0)
-            } else {
-                libc::syscall(libc::SYS_dup3, fd, target as c_int, 0)
-            };
-            if r < 0 {
-                return fail(Step::Stdio);
-            }
-        }
-        if !a.cwd.is_null() && libc::syscall(libc::SYS_chdir, a.cwd) < 0 {
-            return fail(Step::Chdir);
-        }
-        // The one enforcement order, then every descriptor above 2 closed: Landlock does
-        // not restrict descriptors opened before it, and the child shares the parent's
-        // table until now, so the program gets 0-2 and nothing else.
-        if !(*a.restrictions).apply_steps(report, true) {
-            return 127;
-        }
-        let none: u64 = 0;
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &none as *const u64,
-            std::ptr::null_mut::<u64>(),
-            std::mem::size_of::<u64>(),
-        );
-        libc::syscall(libc::SYS_execve, a.program, a.argv, a.envp);
-    }
-    fail(Step::Exec)
-}
-
-/// `prctl(option, 1, 0, 0, 0)` as a raw system call (for the child): turns a flag on.
-///
-/// # Safety
-/// `option` must be a prctl option whose arguments are plain integers.
-unsafe fn prctl_on(option: c_int) -> bool {
-    let zero: libc::c_ulong = 0;
-    libc::syscall(
-        libc::SYS_prctl,
-        option,
-        1 as libc::c_ulong,
-        zero,
-        zero,
-        zero,
-    ) == 0
-}
-
-fn errno() -> i32 {
-    // SAFETY: errno is thread-local; in the child it is the suspended parent thread's,
-    // which nothing else reads until the child is gone.
-    unsafe { *libc::__errno_location() }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! messages needed (one status query, then reading text records) do not justify an audit
 //! client crate.
 
-use crate::explain::Denied;
+use crate::diagnose::explain::Denied;
 use moat_policy::{FsRight, NetRight, Right, Scope};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -284,7 +284,7 @@ pub fn parse_access(text: &str) -> Option<(String, Vec<Denied>)> {
             std::fs::metadata(p).ok().map(|m| m.rdev())
         });
         if let (Some(cmd), Some(rdev)) = (cmd, rdev) {
-            if !crate::explain::ioctl_matters(cmd, rdev) {
+            if !crate::diagnose::explain::ioctl_matters(cmd, rdev) {
                 fs_rights.clear();
             }
         }

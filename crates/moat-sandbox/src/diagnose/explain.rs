@@ -1,12 +1,13 @@
 //! What the sandbox denied, and what would allow it (`moat run --explain`).
 //!
 //! Denials come from two sources: the kernel's own Landlock audit records
-//! ([`crate::audit`]), exact but only where audit is enabled and readable, and the tracer
-//! ([`crate::trace`]), whose observed calls are checked here against the plan the same
+//! ([`crate::diagnose::audit`]), exact but only where audit is enabled and readable, and the tracer
+//! ([`crate::diagnose::trace`]), whose observed calls are checked here against the plan the same
 //! way Landlock checks them ([`Checker`]). Either way each denial becomes one [`Denial`]
 //! that names the operation, the object and the flag or policy line that would allow it.
 
 use crate::plan::Plan;
+use crate::remedy::Remedy;
 use moat_policy::record::Observed;
 use moat_policy::{FsAccess, FsGroup, FsRight, NetAccess, NetRight, Right, Scope, ScopeSet};
 use std::fmt;
@@ -37,7 +38,7 @@ pub enum Denied {
 /// request (type `'T'`: `TCGETS`, `TIOCGWINSZ`, ...) on a device that is no terminal would
 /// have failed with `ENOTTY` anyway (`isatty(3)` on `/dev/null`, which many programs ask),
 /// so Landlock's `EACCES` changes nothing and the denial is not worth a line.
-pub fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
+pub(crate) fn ioctl_matters(cmd: u64, rdev: u64) -> bool {
     let terminal_request = (cmd >> 8) & 0xff == u64::from(b'T');
     !terminal_request || is_terminal(rdev)
 }
@@ -90,60 +91,29 @@ fn rights_text(rights: &[FsRight]) -> String {
         .join(", ")
 }
 
-/// The smallest intent group holding `rights`, and the `moat run` flag that grants it.
-fn group_for(rights: FsAccess) -> (FsGroup, Option<&'static str>) {
-    const ORDER: [(FsGroup, Option<&str>); 7] = [
-        (FsGroup::Read, Some("--ro")),
-        (FsGroup::Execute, Some("--rox")),
-        (FsGroup::ReadExec, Some("--rox")),
-        (FsGroup::Write, Some("--rw")),
-        (FsGroup::ReadWrite, Some("--rw")),
-        (FsGroup::ReadWriteExec, Some("--rwx")),
-        (FsGroup::All, None),
-    ];
-    ORDER
-        .iter()
-        .find(|(g, _)| g.access().contains_all(rights))
-        .copied()
-        .unwrap_or((FsGroup::All, None))
-}
-
-fn quoted(p: &Path) -> String {
-    format!("{:?}", p.to_string_lossy())
+/// The smallest intent group holding `rights`. `devices` is no intent group (it is not
+/// made of reads, writes or executes), so a denied device creation is offered `all`.
+fn group_for(rights: FsAccess) -> FsGroup {
+    FsGroup::ALL
+        .into_iter()
+        .filter(|g| *g != FsGroup::Devices)
+        .find(|g| g.access().contains_all(rights))
+        .unwrap_or(FsGroup::All)
 }
 
 impl Denied {
-    /// How to allow it: a `moat run` flag (when one fits) and a policy-file line.
-    pub fn remedy(&self) -> String {
+    /// What would allow it; each front end says it in its own words.
+    pub fn remedy(&self) -> Remedy {
         match self {
-            Denied::Fs { path, rights } => {
-                let (group, flag) = group_for(FsAccess::of(rights));
-                let p = path.display();
-                let line = format!("[filesystem] {} = [{}]", group.name(), quoted(path));
-                match flag {
-                    Some(f) => format!("`{f} {p}`, or in a policy file `{line}`"),
-                    None => format!("in a policy file `{line}`"),
-                }
-            }
-            Denied::Port { right, port } => {
-                let flag = match right {
-                    NetRight::BindTcp => "--bind-tcp",
-                    NetRight::ConnectTcp => "--connect-tcp",
-                    NetRight::BindUdp => "--bind-udp",
-                    NetRight::ConnectSendUdp => "--connect-udp",
-                };
-                format!(
-                    "`{flag} {port}`, or in a policy file `[network] {} = [{port}]`",
-                    right.name()
-                )
-            }
-            Denied::Scope(s) => {
-                let (flag, key) = match s {
-                    Scope::Signal => ("signal", "signal"),
-                    Scope::AbstractUnixSocket => ("abstract-unix-socket", "abstract_unix_socket"),
-                };
-                format!("`--unscoped {flag}`, or in a policy file `[scopes] {key} = false`")
-            }
+            Denied::Fs { path, rights } => Remedy::Grant {
+                path: path.clone(),
+                group: group_for(FsAccess::of(rights)),
+            },
+            Denied::Port { right, port } => Remedy::AllowPort {
+                right: *right,
+                port: *port,
+            },
+            Denied::Scope(s) => Remedy::Unscope(*s),
         }
     }
 }
@@ -168,14 +138,7 @@ impl fmt::Display for Denied {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (pid {}): denied {}\n  allow it with {}",
-            self.comm,
-            self.pid,
-            self.what,
-            self.what.remedy()
-        )
+        write!(f, "{} (pid {}): denied {}", self.comm, self.pid, self.what)
     }
 }
 
@@ -329,36 +292,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remedies_name_the_smallest_flag_and_group() {
-        let d = Denied::Fs {
-            path: "/root/.bashrc".into(),
-            rights: vec![FsRight::ReadFile],
+    fn remedies_name_the_smallest_group() {
+        let fs = |path: &str, rights: Vec<FsRight>| Denied::Fs {
+            path: path.into(),
+            rights,
+        };
+        let grant = |path: &str, group| Remedy::Grant {
+            path: path.into(),
+            group,
         };
         assert_eq!(
-            d.remedy(),
-            "`--ro /root/.bashrc`, or in a policy file `[filesystem] read = [\"/root/.bashrc\"]`"
+            fs("/root/.bashrc", vec![FsRight::ReadFile]).remedy(),
+            grant("/root/.bashrc", FsGroup::Read)
         );
-        let d = Denied::Fs {
-            path: "/opt/x".into(),
-            rights: vec![FsRight::Execute, FsRight::ReadFile],
-        };
-        assert!(d.remedy().starts_with("`--rox /opt/x`"), "{}", d.remedy());
-        assert!(d.remedy().contains("read_exec = [\"/opt/x\"]"));
-        let d = Denied::Fs {
-            path: "/etc".into(),
-            rights: vec![FsRight::MakeReg],
-        };
-        assert!(d.remedy().starts_with("`--rw /etc`"));
-        let d = Denied::Port {
+        assert_eq!(
+            fs("/opt/x", vec![FsRight::Execute, FsRight::ReadFile]).remedy(),
+            grant("/opt/x", FsGroup::ReadExec)
+        );
+        assert_eq!(
+            fs("/etc", vec![FsRight::MakeReg]).remedy(),
+            grant("/etc", FsGroup::Write)
+        );
+        let port = Denied::Port {
             right: NetRight::BindTcp,
             port: 100,
         };
         assert_eq!(
-            d.remedy(),
-            "`--bind-tcp 100`, or in a policy file `[network] bind_tcp = [100]`"
+            port.remedy().policy_line().as_deref(),
+            Some("[network] bind_tcp = [100]")
         );
         assert!(Denied::Scope(Scope::Signal)
             .remedy()
-            .contains("[scopes] signal = false"));
+            .policy_line()
+            .is_some_and(|l| l.contains("[scopes] signal = false")));
     }
 }
