@@ -1,6 +1,6 @@
 //! moat's policy model.
 //!
-//! Data flows one way: policy text ([`dialect`]) becomes one [`Policy`] (the [`model`]),
+//! Data flows one way: policy text ([`dialect`]) becomes one [`Policy`] (the `model`),
 //! which enforcement crates turn into kernel restrictions. Everything here is pure: no
 //! syscall, no kernel probing.
 
@@ -13,8 +13,8 @@ mod caps;
 pub mod dialect;
 mod error;
 mod intersect;
-pub mod model;
-pub mod ports;
+mod model;
+mod ports;
 pub mod presets;
 pub mod record;
 mod rights;

@@ -15,7 +15,7 @@ pub enum RuntimeError {
     #[error(transparent)]
     Source(#[from] crate::policy_source::SourceError),
     /// The policy cannot be enforced as asked on this kernel.
-    #[error("container policy: {}", moat_sandbox::remedy::Advised::advise(.0, &remedy_words))]
+    #[error("container policy: {}", moat_sandbox::remedy::Advised::advise(.0, &moat_sandbox::remedy::container_words))]
     Plan(#[from] moat_sandbox::plan::PlanError),
     /// The policy cannot be written out for the launcher without changing its meaning.
     #[error("container policy cannot be handed to the launcher unchanged: {0} (set annotation moat.dev/compat=best-effort to accept)")]
@@ -78,28 +78,6 @@ pub enum RuntimeError {
 
 /// A remedy of moat-sandbox in a container's terms: moat's annotations, or a line of the
 /// container's moat policy (`moat.dev/policy`).
-fn remedy_words(remedy: &moat_sandbox::remedy::Remedy) -> Option<String> {
-    use moat_policy::annotations::COMPAT;
-    use moat_sandbox::remedy::Remedy;
-    let in_policy = |line: String| format!("add `{line}` to the container's policy");
-    match remedy {
-        Remedy::Grant { .. } | Remedy::AllowPort { .. } | Remedy::Unscope(_) => {
-            remedy.policy_line().map(in_policy)
-        }
-        Remedy::GrantExecAbove { .. } => {
-            Some("grant read_exec on a directory above it in the container's policy".into())
-        }
-        Remedy::GrantProgram | Remedy::GrantDependencies => None,
-        Remedy::MarkOptional => {
-            Some("mark it optional in the container's policy (`optional = true`)".into())
-        }
-        Remedy::IgnoreMissing => None,
-        Remedy::BestEffort => Some(format!(
-            "set the annotation {COMPAT}=best-effort to run with what this kernel enforces"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +94,8 @@ mod tests {
             "container policy: moat.dev/policy: filesystem.read: path `/data` does not exist \
              (mark it optional in the container's policy (`optional = true`))"
         );
-        let best_effort = remedy_words(&moat_sandbox::remedy::Remedy::BestEffort);
+        let best_effort =
+            moat_sandbox::remedy::container_words(&moat_sandbox::remedy::Remedy::BestEffort);
         assert_eq!(
             best_effort.as_deref(),
             Some("set the annotation moat.dev/compat=best-effort to run with what this kernel enforces")

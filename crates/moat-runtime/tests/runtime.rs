@@ -110,13 +110,15 @@ fn explain_annotation_reports_denials_on_the_containers_stderr() {
     let e = stderr(&o);
     for expected in [
         "denied read_file on /root/secret",
-        "allow it with `--ro /root/secret`",
+        "to allow it, add `[filesystem] read = [\"/root/secret\"]` to the container's policy",
         "denied write_file on /etc/hostname",
-        "allow it with `--rw /etc/hostname`",
+        "to allow it, add `[filesystem] write = [\"/etc/hostname\"]` to the container's policy",
         "denied bind_tcp on port 0",
     ] {
         assert!(e.contains(expected), "missing `{expected}` in:\n{e}");
     }
+    // Advice in the container's terms: no `moat run` flag its user does not have.
+    assert!(!e.contains("`--r"), "{e}");
     assert_eq!(b.config()["process"]["args"][5], "--explain");
     // Anything but "true"/"false" is refused.
     let b = Bundle::new("explain-bad");

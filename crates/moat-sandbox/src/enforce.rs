@@ -17,7 +17,7 @@
 //!      elevating.
 //!   2. capabilities ([`crate::caps`]): emptying the bounding set needs `CAP_SETPCAP`, so it
 //!      comes before anything could lose it, and nothing after needs a capability.
-//!   3. the supervisor, when the seal sends calls to one ([`crate::supervise`]): forked
+//!   3. the supervisor, when the seal sends calls to one (`crate::supervise`): forked
 //!      here (`moat run`), after the capabilities are gone, so that it holds no more than
 //!      the program, and before Landlock and seccomp, so that it is under neither.
 //!   4. the Landlock rule on the process's own `/proc/<pid>` (spawn only: the pid exists
@@ -417,7 +417,7 @@ impl Restrictions {
 
     /// For a [`SupervisorHost::Caller`], once the sandboxed process has started: takes the
     /// listener it sent and serves it from a new thread with the program's capabilities
-    /// ([`crate::supervise::launch::serve_from_thread`]). `Ok(false)` when there is
+    /// (`crate::supervise::launch::serve_from_thread`). `Ok(false)` when there is
     /// nothing to serve (no supervision, or a best-effort start without it).
     pub fn serve_supervisor(&self) -> std::io::Result<bool> {
         let Some(s) = self.supervision.as_ref() else {

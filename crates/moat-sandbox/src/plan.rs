@@ -410,7 +410,7 @@ fn canonical(path: &Path) -> PathBuf {
 
 /// A rule's paths with its variables expanded. An optional rule whose variable this
 /// process does not have (`${HOME}` without HOME) names nothing, like a missing path.
-fn expand_rule(rule: &moat_policy::model::PathRule, vars: &Vars) -> Result<Vec<String>, PlanError> {
+fn expand_rule(rule: &moat_policy::PathRule, vars: &Vars) -> Result<Vec<String>, PlanError> {
     match vars.expand(&rule.path, &rule.origin.0) {
         Err(moat_policy::PolicyError::UndefinedVariable { .. }) if rule.optional => Ok(Vec::new()),
         other => Ok(other?),

@@ -70,6 +70,31 @@ impl Remedy {
     }
 }
 
+/// A remedy in the words of a container's policy (policy keys and moat's annotations), or
+/// `None` when a container has no way to apply it. The container front end is two
+/// binaries, moat-runtime on the host and its launcher inside the container, so both
+/// render from here.
+pub fn container_words(remedy: &Remedy) -> Option<String> {
+    use moat_policy::annotations::COMPAT;
+    let in_policy = |line: String| format!("add `{line}` to the container's policy");
+    match remedy {
+        Remedy::Grant { .. } | Remedy::AllowPort { .. } | Remedy::Unscope(_) => {
+            remedy.policy_line().map(in_policy)
+        }
+        Remedy::GrantExecAbove { .. } => {
+            Some("grant read_exec on a directory above it in the container's policy".into())
+        }
+        Remedy::GrantProgram | Remedy::GrantDependencies => None,
+        Remedy::MarkOptional => {
+            Some("mark it optional in the container's policy (`optional = true`)".into())
+        }
+        Remedy::IgnoreMissing => None,
+        Remedy::BestEffort => Some(format!(
+            "set the annotation {COMPAT}=best-effort to run with what this kernel enforces"
+        )),
+    }
+}
+
 fn quoted(p: &Path) -> String {
     format!("{:?}", p.to_string_lossy())
 }

@@ -11,7 +11,7 @@ use std::fmt;
 pub enum Needs {
     /// A newer Landlock ABI.
     Abi(Abi),
-    /// A newer Landlock ABI, or moat's supervisor ([`crate::supervise`]), which this
+    /// A newer Landlock ABI, or moat's supervisor (`crate::supervise`), which this
     /// kernel cannot run.
     AbiOrSupervisor(Abi),
     /// No Landlock ABI controls it: only moat's supervisor, which this kernel cannot run.

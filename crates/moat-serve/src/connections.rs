@@ -110,7 +110,7 @@ impl Connections {
     }
 
     /// The cap: `max_connections`, or lower while descriptors are short (see
-    /// [`Connections::lower_cap`]).
+    /// `Connections::lower_cap`).
     pub fn max(&self) -> usize {
         self.settings
             .max_connections

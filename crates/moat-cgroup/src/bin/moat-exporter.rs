@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "moat exporter", bin_name = "moat exporter", version)]
 struct Args {
-    /// Address to serve /metrics on: HOST:PORT, [IPV6]:PORT, or :PORT for all addresses.
+    /// Address to serve /metrics on: HOST:PORT, `[IPV6]:PORT`, or :PORT for all addresses.
     #[arg(long, default_value = ":9477", value_name = "ADDR")]
     listen: String,
     /// moat's directory in bpffs.

@@ -4,7 +4,7 @@
 //! the interpreter of a `#!` script, and every shared library the dynamic loader would
 //! map — **without running anything**: no `ldd`, no `ldconfig`, no `ld.so --list`. Files
 //! are only opened and read, with bounded sizes (see the `elf` module and
-//! [`ldcache::MAX_CACHE_LEN`]).
+//! `ldcache::MAX_CACHE_LEN`).
 //!
 //! The search mirrors glibc's `ld.so` (`elf/dl-load.c`), for each `DT_NEEDED` name of
 //! each object, breadth first from the program:
@@ -156,13 +156,13 @@ pub enum LddError {
         /// What is wrong with its first line.
         reason: &'static str,
     },
-    /// A `#!` chain longer than [`MAX_SCRIPT_DEPTH`].
+    /// A `#!` chain longer than `MAX_SCRIPT_DEPTH`.
     #[error("{}: more than {MAX_SCRIPT_DEPTH} nested #! interpreters", path.display())]
     ScriptTooDeep {
         /// The interpreter at which the limit was hit.
         path: PathBuf,
     },
-    /// More than [`MAX_OBJECTS`] shared objects.
+    /// More than `MAX_OBJECTS` shared objects.
     #[error("more than {MAX_OBJECTS} shared objects")]
     TooManyObjects,
 }

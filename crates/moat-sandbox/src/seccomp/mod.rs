@@ -11,7 +11,7 @@
 //!
 //! Everything the table does not name is allowed: this is a gap filler next to Landlock,
 //! not a general system-call sandbox. Refused calls fail with `EACCES`
-//! ([`REFUSAL_ERRNO`]); a call through another ABI than the native one (i386 `int 0x80`
+//! (`REFUSAL_ERRNO`); a call through another ABI than the native one (i386 `int 0x80`
 //! and its `socketcall`, x32, AArch32) kills the process, because the table's numbers are
 //! the native ABI's and `socketcall` would reopen every socket gap.
 

@@ -2,7 +2,7 @@
 //!
 //! Every fact about the seccomp layer lives in [`TABLE`]: which calls (and which arguments)
 //! are refused, under which policy condition, and the sentence that tells users so. The BPF
-//! program ([`super::bpf`]) is assembled from it at compile time, [`decide`] interprets it
+//! program (`super::bpf`) is assembled from it at compile time, [`decide`] interprets it
 //! (the specification the program is tested against, and what the tracer uses to tell a
 //! socket the seal would refuse), `moat check` prints its sentences ([`Seal::describe`]),
 //! and the watchdog's IPC seal is its `ipc` rows. Adding a refused call means adding a row.
@@ -82,12 +82,12 @@ pub enum When {
 /// What happens to a matching call.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// It fails with [`super::REFUSAL_ERRNO`].
+    /// It fails with `super::REFUSAL_ERRNO`.
     Refuse,
     /// The process is killed with `SIGSYS`.
     Kill,
     /// moat's supervisor decides, and performs the call itself on a duplicate of the
-    /// caller's descriptor ([`crate::supervise`]); without a supervisor, the call fails
+    /// caller's descriptor (`crate::supervise`); without a supervisor, the call fails
     /// with `ENOSYS`.
     Supervise,
 }

@@ -220,7 +220,7 @@ fn report(denials: &[Denial], source: &str) {
         if n == 1 { "" } else { "s" }
     );
     for d in denials {
-        let text = format!("{d}\n  allow it with {}", remedy::words(&d.what.remedy()));
+        let text = format!("{d}\n  {}", remedy::allow_it(&d.what.remedy()));
         for line in text.lines() {
             eprintln!("moat: explain:   {line}");
         }

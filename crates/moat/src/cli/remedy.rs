@@ -3,6 +3,7 @@
 
 use moat_policy::{FsGroup, NetRight, Scope};
 use moat_sandbox::remedy::{Advised, Remedy};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The `moat run` flag that grants `group` on a path, when one does.
 fn group_flag(group: FsGroup) -> Option<&'static str> {
@@ -12,6 +13,46 @@ fn group_flag(group: FsGroup) -> Option<&'static str> {
         FsGroup::Write | FsGroup::ReadWrite => Some("--rw"),
         FsGroup::ReadWriteExec => Some("--rwx"),
         FsGroup::Devices | FsGroup::All => None,
+    }
+}
+
+/// Set once by the container launcher (`moat run --from-runtime`): its users write a
+/// container's policy and annotations, not `moat run` flags.
+static CONTAINER: AtomicBool = AtomicBool::new(false);
+
+/// Speak to a container's user from now on ([`moat_sandbox::remedy::container_words`]).
+pub fn speak_for_container() {
+    CONTAINER.store(true, Ordering::Relaxed);
+}
+
+fn for_container() -> bool {
+    CONTAINER.load(Ordering::Relaxed)
+}
+
+/// How `--explain` offers one remedy.
+pub fn allow_it(remedy: &Remedy) -> String {
+    if for_container() {
+        match moat_sandbox::remedy::container_words(remedy) {
+            Some(w) => format!("to allow it, {w}"),
+            None => "no setting of a container's policy allows it".into(),
+        }
+    } else {
+        format!("allow it with {}", words(remedy))
+    }
+}
+
+/// The line every denial moat reports ends with: how to see the others.
+pub fn explain_hint() -> String {
+    if for_container() {
+        format!(
+            "\nmoat: set the annotation {}=true to see everything the sandbox denies and \
+             what would allow each",
+            moat_policy::annotations::EXPLAIN
+        )
+    } else {
+        "\nmoat: run it again with `moat run --explain ...` to see everything the sandbox \
+         denies and the flag that would allow each"
+            .to_string()
     }
 }
 
@@ -57,7 +98,11 @@ pub fn words(remedy: &Remedy) -> String {
 /// launch that fails gets here, and the launch path stays as small as before.
 #[cold]
 pub fn advise(err: &impl Advised) -> String {
-    err.advise(&|r| Some(words(r)))
+    if for_container() {
+        err.advise(&moat_sandbox::remedy::container_words)
+    } else {
+        err.advise(&|r| Some(words(r)))
+    }
 }
 
 #[cfg(test)]

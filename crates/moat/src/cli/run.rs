@@ -72,7 +72,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         )));
     }
     let mut keep = args.preserve_fd.clone();
-    if !args.from_runtime {
+    if args.from_runtime {
+        remedy::speak_for_container();
+    } else {
         keep.extend(fds::listen_fds());
     }
     fds::close_inherited(&keep).map_err(Failure::moat)?;
@@ -124,7 +126,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
                 lacking.display()
             ));
         }
-        message.push_str(&explain_hint());
+        message.push_str(&remedy::explain_hint());
     }
     Err(Failure {
         code: err.exit_code(),
@@ -161,13 +163,6 @@ fn default_grants_exec(path: &std::path::Path, abi: abi::AbiInfo, vars: &Vars) -
     };
     plan::plan(&default, abi, moat_policy::Compat::BestEffort, vars)
         .is_ok_and(|p| p.grants(path, moat_policy::FsRight::Execute))
-}
-
-/// The line every denial moat reports ends with: how to see the others.
-pub fn explain_hint() -> String {
-    "\nmoat: run it again with `moat run --explain ...` to see everything the sandbox \
-     denies and the flag that would allow each"
-        .to_string()
 }
 
 /// The command to run, checked and looked up in PATH like a shell does; its errors exit
