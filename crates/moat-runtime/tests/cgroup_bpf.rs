@@ -274,13 +274,23 @@ fn observed_container_traffic_reaches_metrics() {
     assert!(!pins(&b.id).exists());
     // runc removes the container's own group in every hierarchy, not the parent the
     // cgroupsPath named: take it back in each (cgroup v1 controllers and the unified tree).
+    // The child's removal completes asynchronously in some hierarchies (its parent stays
+    // busy for a moment): try for a second.
     let parent = format!("moat-test-{}", std::process::id());
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    for _ in 0..50 {
+        let mut left = false;
+        for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = hierarchy.path().join(&parent);
+            left |= dir.exists() && std::fs::remove_dir(&dir).is_err();
+        }
+        if !left {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
