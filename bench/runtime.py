@@ -48,8 +48,13 @@ resamples of the rounds (a round's lives stay together, so the pairing is kept):
 lives varying by +-20% on a 2-vCPU VM, a few hundred lives leave the median uncertain by
 about 1% of a life, as much as the effect measured.
 
+With --baseline DIR, the no-policy, policy and observe variants run once more with the
+moat-runtime and moat of another build in DIR, in the same rounds: a before-and-after
+comparison that machine drift cannot skew.
+
 usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--moat PATH] [--breakdown]
-                        [--node-config] [--ci N] [--markdown]
+                        [--node-config] [--supervised] [--baseline DIR] [--ci N]
+                        [--markdown]
 """
 import argparse
 import json
@@ -116,6 +121,9 @@ def main():
                     help="add moat-runtime variants with a node's /etc/moat/runtime.toml")
     ap.add_argument("--supervised", action="store_true",
                     help="add a confined variant whose policy needs moat's supervisor")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also run the confined, observe and no-policy variants with the "
+                         "moat-runtime and moat in DIR (another build), in the same rounds")
     ap.add_argument("--ci", type=int, default=0, metavar="N",
                     help="95%% confidence intervals from N bootstrap resamples of the rounds")
     ap.add_argument("--markdown", action="store_true")
@@ -132,6 +140,15 @@ def main():
         shutil.copyfile(os.path.abspath(src), dst)
         os.chmod(dst, 0o755)
     mr = os.path.join(bindir, "moat-runtime")
+    base_mr = None
+    if args.baseline:
+        base_dir = os.path.join(tmp, "baseline")
+        os.makedirs(base_dir)
+        for name in ("moat-runtime", "moat"):
+            dst = os.path.join(base_dir, name)
+            shutil.copyfile(os.path.join(args.baseline, name), dst)
+            os.chmod(dst, 0o755)
+        base_mr = os.path.join(base_dir, "moat-runtime")
     root = os.path.join(tmp, "state")
     kinds = [("runc", "runc", "plain", None),
              ("moat-runtime, no policy", mr, "plain", None),
@@ -153,6 +170,10 @@ def main():
                   ("moat-runtime, node config, policy", mr, "policy", env(node)),
                   ("moat-runtime, node config not read early, no policy", mr, "plain",
                    env(skipped))]
+    if base_mr:
+        kinds += [("baseline: moat-runtime, no policy", base_mr, "plain", None),
+                  ("baseline: moat-runtime, policy", base_mr, "policy", None),
+                  ("baseline: moat-runtime, observe", base_mr, "observe", None)]
     if args.supervised:
         kinds += [("moat-runtime, policy with a bind port (supervisor)", mr, "supervised", None)]
     if args.breakdown:
@@ -192,7 +213,7 @@ def main():
             for name, runtime, bundle, text, env in order:
                 with open(os.path.join(bundle, "config.json"), "w") as f:
                     f.write(text)
-                if runtime == mr:
+                if runtime in (mr, base_mr):
                     # A fresh bundle, as engines give each container: moat-runtime's
                     # files of the previous life go too.
                     shutil.rmtree(os.path.join(bundle, "moat"), ignore_errors=True)
