@@ -99,6 +99,16 @@ pub fn parse_key(key: u32) -> (Direction, Option<u16>) {
     (dir, port)
 }
 
+/// `r0 = lookup(map, r10 + key)`: a map lookup of the key on the stack at `key`.
+fn lookup(a: &mut Asm, map: i32, key: i16) {
+    a.push(ld_map_fd(R1, map));
+    a.push([
+        mov(R2, R10),
+        add_imm(R2, i32::from(key)),
+        call(helper::MAP_LOOKUP_ELEM),
+    ]);
+}
+
 /// The counting program for one direction, shared by every container of the node:
 /// `containers` maps a cgroup id to the container's claimed port pairs, `traffic`
 /// holds every container's counters under (cgroup id, direction and port).
@@ -126,12 +136,7 @@ pub fn counter(dir: Direction, containers: i32, traffic: i32) -> Vec<Insn> {
         call(helper::SKB_CGROUP_ID),
         stx_dw(R10, -16, R0),
     ]);
-    a.push(ld_map_fd(R1, containers));
-    a.push([
-        mov(R2, R10),
-        add_imm(R2, -16),
-        call(helper::MAP_LOOKUP_ELEM),
-    ]);
+    lookup(&mut a, containers, -16);
     a.jump(jne_imm(R0, 0, 0), found);
     // A socket in a cgroup below the container's: the container is its ancestor nearest
     // the root that is registered (containers do not nest in one another's cgroups).
@@ -143,23 +148,13 @@ pub fn counter(dir: Direction, containers: i32, traffic: i32) -> Vec<Insn> {
         ]);
         a.jump(jeq_imm(R0, 0, 0), out);
         a.push([stx_dw(R10, -16, R0)]);
-        a.push(ld_map_fd(R1, containers));
-        a.push([
-            mov(R2, R10),
-            add_imm(R2, -16),
-            call(helper::MAP_LOOKUP_ELEM),
-        ]);
+        lookup(&mut a, containers, -16);
         a.jump(jne_imm(R0, 0, 0), found);
     }
     a.jump(ja(0), out);
     a.place(found);
     a.push([mov(R8, R0)]);
-    a.push(ld_map_fd(R1, traffic));
-    a.push([
-        mov(R2, R10),
-        add_imm(R2, -16),
-        call(helper::MAP_LOOKUP_ELEM),
-    ]);
+    lookup(&mut a, traffic, -16);
     a.jump(jne_imm(R0, 0, 0), add_to);
     // A new port: claim one of the container's PORT_ENTRIES, then insert {len, 1}.
     a.push([mov_imm(R1, 1), atomic_fetch_add_dw(R8, 0, R1)]);
@@ -177,21 +172,11 @@ pub fn counter(dir: Direction, containers: i32, traffic: i32) -> Vec<Insn> {
     a.jump(jeq_imm(R0, 0, 0), out);
     // Lost a race with another insert of the same key, or no room: look again, then
     // fall back to "other".
-    a.push(ld_map_fd(R1, traffic));
-    a.push([
-        mov(R2, R10),
-        add_imm(R2, -16),
-        call(helper::MAP_LOOKUP_ELEM),
-    ]);
+    lookup(&mut a, traffic, -16);
     a.jump(jne_imm(R0, 0, 0), add_to);
     a.place(other);
     a.push([st_w(R10, -8, other_key(dir) as i32)]);
-    a.push(ld_map_fd(R1, traffic));
-    a.push([
-        mov(R2, R10),
-        add_imm(R2, -16),
-        call(helper::MAP_LOOKUP_ELEM),
-    ]);
+    lookup(&mut a, traffic, -16);
     a.jump(jeq_imm(R0, 0, 0), out);
     a.place(add_to);
     a.push([
@@ -322,8 +307,7 @@ pub fn udp_ports(hook: AttachType, slot: u32, rules: &UdpRules, denied: i32) -> 
     }
     a.place(deny);
     a.push([st_w(R10, -4, slot as i32)]);
-    a.push(ld_map_fd(R1, denied));
-    a.push([mov(R2, R10), add_imm(R2, -4), call(helper::MAP_LOOKUP_ELEM)]);
+    lookup(&mut a, denied, -4);
     a.jump(jeq_imm(R0, 0, 0), set_errno);
     a.push([mov_imm(R1, 1), atomic_add_dw(R0, 0, R1)]);
     a.place(set_errno);

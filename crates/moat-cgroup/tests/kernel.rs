@@ -58,26 +58,30 @@ impl Fixture {
     }
     /// Runs python code in the cgroup (or outside it) and returns its stdout.
     fn py(&self, inside: bool, code: &str) -> String {
-        let procs = if inside {
-            self.cgroup.join("cgroup.procs").display().to_string()
-        } else {
-            "/dev/null".into()
-        };
-        let out = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!(
-                "echo $$ > {procs} && exec /usr/bin/python3 -c \"$0\"",
-            ))
-            .arg(code)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        py_in(inside.then_some(self.cgroup.as_path()), code)
     }
+}
+
+/// Runs python code in `cgroup` (or where this test runs) and returns its stdout.
+fn py_in(cgroup: Option<&std::path::Path>, code: &str) -> String {
+    let procs = match cgroup {
+        Some(c) => c.join("cgroup.procs").display().to_string(),
+        None => "/dev/null".into(),
+    };
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {procs} && exec /usr/bin/python3 -c \"$0\"",
+        ))
+        .arg(code)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 impl Drop for Fixture {
@@ -280,20 +284,7 @@ fn send_from(cgroup: &std::path::Path, n: usize) -> u16 {
          s.bind(('127.0.0.1', {src}))\n\
          for _ in range({n}): s.sendto(b'a' * 100, ('127.0.0.1', {dst}))\n"
     );
-    let out = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {}/cgroup.procs && exec /usr/bin/python3 -c \"$0\"",
-            cgroup.display()
-        ))
-        .arg(code)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    py_in(Some(cgroup), &code);
     src
 }
 

@@ -156,16 +156,7 @@ pub fn plan(policy: &Policy, abi: AbiInfo, compat: Compat, vars: &Vars) -> Resul
         Availability::Available => abi.effective,
         Availability::Disabled | Availability::Missing => Abi::V0,
     };
-    let mut report = Report {
-        abi,
-        compat,
-        enforced: Vec::new(),
-        dropped: Vec::new(),
-        limits: Vec::new(),
-        warned: Vec::new(),
-        skipped: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut report = Report::new(abi, compat);
     let mut seal = Seal::default();
     let mut outside = Vec::new();
 

@@ -82,6 +82,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report with nothing in it yet, for a policy planned at `abi` in `compat` mode.
+    pub fn new(abi: AbiInfo, compat: Compat) -> Report {
+        Report {
+            abi,
+            compat,
+            enforced: Vec::new(),
+            dropped: Vec::new(),
+            limits: Vec::new(),
+            warned: Vec::new(),
+            skipped: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     /// Whether strict mode would refuse this sandbox.
     pub fn refused(&self) -> bool {
         self.compat == Compat::Strict && !self.dropped.is_empty()

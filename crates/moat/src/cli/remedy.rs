@@ -176,16 +176,10 @@ mod tests {
             "cannot execute /opt/p: the sandbox policy denies `execute` on /opt/i (its \
              interpreter); allow it with --rox on a directory above it or pass --ldd"
         );
-        let report = moat_sandbox::Report {
-            abi: moat_sandbox::abi::detect_with_cap(None),
-            compat: moat_policy::Compat::Strict,
-            enforced: Vec::new(),
-            dropped: Vec::new(),
-            limits: Vec::new(),
-            warned: Vec::new(),
-            skipped: Vec::new(),
-            notes: Vec::new(),
-        };
+        let report = moat_sandbox::Report::new(
+            moat_sandbox::abi::detect_with_cap(None),
+            moat_policy::Compat::Strict,
+        );
         assert_eq!(
             advise(&report.refusal()),
             format!(
