@@ -16,7 +16,8 @@
 //! It takes the fast way only when the full path would certainly do the same:
 //! - the subcommand is one moat-runtime never looks into ([`FAST_COMMANDS`]), found after
 //!   global flags exactly as [`crate::cli::parse`] finds it (a flag taking a value swallows
-//!   the next argument), and `--moat-runtime` is not among them;
+//!   the next argument), or a `delete` of a container without a cgroup-bpf pin directory
+//!   (one `faccessat2`: [`delete_id`]), and `--moat-runtime` is not among them;
 //! - the runtime is found the full path's way: a non-empty `MOAT_RUNTIME`, else the
 //!   configuration file (`MOAT_RUNTIME_CONFIG`'s, else `/etc/moat/runtime.toml`) when it
 //!   is absent or in the strict subset of TOML [`config_runtime`] reads with certainty
@@ -105,6 +106,43 @@ fn contains(list: &[&[u8]], x: &[u8]) -> bool {
 /// Whether the arguments from index `first` on are a pass-through invocation, by the rules
 /// of [`crate::cli::parse`]: flags before the subcommand, `--` skipped there.
 pub fn is_pass_through<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
+    subcommand_at(args, first)
+        .and_then(|at| args.at(at))
+        .is_some_and(|c| contains(FAST_COMMANDS, c))
+}
+
+/// The container id of a `delete` from index `first` on, as the full path finds it (the
+/// last argument after the subcommand that does not start with `-`), when it can name a
+/// pin directory (`moat_cgroup::pin_dir`'s rule). A `delete` of a container without
+/// cgroup-bpf pins is a plain pass-through on the full path too.
+pub fn delete_id<S: Strings + ?Sized>(args: &S, first: usize) -> Option<&[u8]> {
+    let at = subcommand_at(args, first)?;
+    if !eq(args.at(at)?, b"delete") {
+        return None;
+    }
+    let mut id = None;
+    let mut i = at + 1;
+    while let Some(a) = args.at(i) {
+        if a.first() != Some(&b'-') {
+            id = Some(a);
+        }
+        i += 1;
+    }
+    let id = id?;
+    let mut k = 0;
+    while let Some(&b) = id.get(k) {
+        if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'+' || b == b'-' || b == b'.') {
+            return None;
+        }
+        k += 1;
+    }
+    (!id.is_empty() && !eq(id, b".") && !eq(id, b"..")).then_some(id)
+}
+
+/// The index of the subcommand, found after global flags as [`crate::cli::parse`] finds it
+/// (a flag taking a value swallows the next argument); `None` when there is none or
+/// `--moat-runtime` comes first.
+fn subcommand_at<S: Strings + ?Sized>(args: &S, first: usize) -> Option<usize> {
     let mut i = first;
     while let Some(arg) = args.at(i) {
         i += 1;
@@ -112,7 +150,7 @@ pub fn is_pass_through<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
             continue;
         }
         if arg.len() < 2 || arg.first() != Some(&b'-') {
-            return contains(FAST_COMMANDS, arg);
+            return Some(i - 1);
         }
         let start = if starts_with(arg, b"--") { 2 } else { 1 };
         let mut end = start;
@@ -126,17 +164,15 @@ pub fn is_pass_through<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
         }
         let name = arg.get(start..end).unwrap_or(&[]);
         if eq(name, RUNTIME_FLAG.as_bytes()) {
-            return false;
+            return None;
         }
         let takes_value = GLOBAL_VALUE_FLAGS.iter().any(|f| eq(f.as_bytes(), name));
         if takes_value && !inline {
-            if args.at(i).is_none() {
-                return false;
-            }
+            args.at(i)?;
             i += 1;
         }
     }
-    false
+    None
 }
 
 /// The value of the environment variable `name`, as `getenv` finds it (the first
@@ -516,6 +552,36 @@ fn probe_candidate(c: &[u8]) -> Probe {
     }
 }
 
+/// Whether container `id` certainly has no cgroup-bpf pin directory
+/// (`<moat_cgroup::DEFAULT_ROOT>/<id>` does not exist), building the path in `buf`. Any
+/// answer but "no such file" leaves the `delete` to the full path.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn pins_absent(id: &[u8], buf: &mut [u8]) -> bool {
+    const F_OK: usize = 0;
+    const AT_FDCWD: isize = -100;
+    const ENOENT: isize = 2;
+    let root = moat_cgroup::DEFAULT_ROOT.as_bytes();
+    let len = root.len() + 1 + id.len();
+    if len >= buf.len() {
+        return false;
+    }
+    put(buf, 0, root);
+    put(buf, root.len(), b"/");
+    put(buf, root.len() + 1, id);
+    put(buf, len, b"\0");
+    // SAFETY: buf holds a NUL-terminated path.
+    let r = unsafe {
+        raw::syscall4(
+            raw::FACCESSAT2,
+            AT_FDCWD as usize,
+            buf.as_ptr() as usize,
+            F_OK,
+            0,
+        )
+    };
+    r == -ENOENT
+}
+
 /// The ELF entry point's first step: executes the real runtime directly when the
 /// invocation is a plain pass-through, else returns for the ordinary start-up.
 ///
@@ -528,10 +594,6 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     let (argc, argv) = unsafe { (read_volatile(sp), sp.add(1).cast::<*const u8>()) };
     // SAFETY: envp follows argv's NULL.
     let envp = unsafe { argv.add(argc + 1) };
-    if !is_pass_through(&RawStrs(argv), 1) {
-        return;
-    }
-    let env = RawStrs(envp);
     // Static buffers: zero pages from the kernel, where a stack array would need a
     // `memset` to be a valid `[u8]`. Nothing else runs yet, so nothing else touches them.
     static mut CANDIDATE: [u8; MAX_PATH] = [0; MAX_PATH];
@@ -543,6 +605,13 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
             &mut *core::ptr::addr_of_mut!(CONFIG),
         )
     };
+    let args = RawStrs(argv);
+    let fast =
+        is_pass_through(&args, 1) || delete_id(&args, 1).is_some_and(|id| pins_absent(id, buf));
+    if !fast {
+        return;
+    }
+    let env = RawStrs(envp);
     // The runtime's name, NUL-terminated where it lies (the environment, the file's text
     // or the default), as the full path's flag-environment-file-default order finds it.
     // An empty MOAT_RUNTIME counts as unset on the full path too.
@@ -729,6 +798,31 @@ mod tests {
             &["bogus"],
         ] {
             assert!(!pass(slow), "{slow:?}");
+        }
+        // A delete is fast only when the container has no pins, which only the entry
+        // point can look at: here, its id is found as the full path finds it.
+        let args = |a: &[&'static str]| a.iter().map(|x| x.as_bytes()).collect::<Vec<_>>();
+        let id = |a: &[&'static str]| {
+            let v = args(a);
+            delete_id(&v[..], 0).map(|x| String::from_utf8_lossy(x).into_owned())
+        };
+        assert_eq!(id(&["delete", "--force", "c1"]).as_deref(), Some("c1"));
+        assert_eq!(
+            id(&["--root", "/r", "delete", "c.2"]).as_deref(),
+            Some("c.2")
+        );
+        assert_eq!(id(&["delete", "-f", "a", "b"]).as_deref(), Some("b"));
+        for none in [
+            &["delete"][..],
+            &["delete", "--force"],
+            &["delete", "../x"],
+            &["delete", ".."],
+            &["delete", "a/b"],
+            &["state", "c1"],
+            &["--root", "delete", "c1"],
+            &["--moat-runtime", "runc", "delete", "c1"],
+        ] {
+            assert_eq!(id(none), None, "{none:?}");
         }
         // Each command moat-runtime looks into is left to it, and every fast one is a
         // command the full parser knows.
