@@ -100,6 +100,22 @@ fn a_policy_with_any_characters_reaches_the_launcher_intact() {
 }
 
 #[test]
+fn an_entrypoint_the_policy_cannot_execute_is_advised_in_the_containers_terms() {
+    need_runc!();
+    let b = Bundle::new("noexec");
+    // /bin readable, not executable: the launcher cannot exec the entrypoint.
+    b.annotate("moat.dev/policy", "[filesystem]\nread = [\"/bin\", \"/etc\"]\n");
+    let o = b.run(&moat_runtime());
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "", "nothing may run");
+    let e = stderr(&o);
+    assert!(e.contains("in the container's policy"), "{e}");
+    assert!(e.contains("moat.dev/explain=true"), "{e}");
+    // No advice its user cannot follow: `moat run` flags.
+    assert!(!e.contains("`--r") && !e.contains("moat run --explain"), "{e}");
+}
+
+#[test]
 fn explain_annotation_reports_denials_on_the_containers_stderr() {
     need_runc!();
     let b = Bundle::new("explain");
