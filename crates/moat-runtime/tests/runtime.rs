@@ -104,7 +104,10 @@ fn an_entrypoint_the_policy_cannot_execute_is_advised_in_the_containers_terms() 
     need_runc!();
     let b = Bundle::new("noexec");
     // /bin readable, not executable: the launcher cannot exec the entrypoint.
-    b.annotate("moat.dev/policy", "[filesystem]\nread = [\"/bin\", \"/etc\"]\n");
+    b.annotate(
+        "moat.dev/policy",
+        "[filesystem]\nread = [\"/bin\", \"/etc\"]\n",
+    );
     let o = b.run(&moat_runtime());
     assert_ne!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "", "nothing may run");
@@ -112,7 +115,10 @@ fn an_entrypoint_the_policy_cannot_execute_is_advised_in_the_containers_terms() 
     assert!(e.contains("in the container's policy"), "{e}");
     assert!(e.contains("moat.dev/explain=true"), "{e}");
     // No advice its user cannot follow: `moat run` flags.
-    assert!(!e.contains("`--r") && !e.contains("moat run --explain"), "{e}");
+    assert!(
+        !e.contains("`--r") && !e.contains("moat run --explain"),
+        "{e}"
+    );
 }
 
 #[test]
