@@ -155,8 +155,17 @@ impl Node {
             .map_or(0, |d| d.subsec_nanos());
         let tmp = root.join(format!("{NODE_MARK}new-{}-{nanos}", std::process::id()));
         let built = Node::build(&tmp);
-        let published = built.and_then(|()| match std::fs::rename(&tmp, &dir) {
-            Ok(()) => Ok(()),
+        let published = built.and_then(|progs| match std::fs::rename(&tmp, &dir) {
+            Ok(()) => {
+                // Only the published set is held (best effort: without the holder,
+                // starts are only slower).
+                if let Some(holder) = Node::holder(root) {
+                    for (prog, hook) in &progs {
+                        let _ = sys::prog_attach(&holder, prog, *hook);
+                    }
+                }
+                Ok(())
+            }
             // Another start published first: use its set.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => Ok(()),
             Err(source) => Err(Error::Pin {
@@ -172,7 +181,8 @@ impl Node {
         })
     }
 
-    fn build(dir: &Path) -> Result<(), Error> {
+    /// Loads and pins the maps and programs in `dir`; returns the programs and their hooks.
+    fn build(dir: &Path) -> Result<Vec<(OwnedFd, AttachType)>, Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Pin {
             path: dir.to_path_buf(),
             source,
@@ -187,20 +197,17 @@ impl Node {
         )?;
         pin(&containers, dir.join("containers"))?;
         pin(&traffic, dir.join("traffic"))?;
-        let holder = Node::holder(dir);
+        let mut progs = Vec::new();
         for (d, hook, name) in [
             (Direction::Receive, AttachType::Ingress, "count_ingress"),
             (Direction::Transmit, AttachType::Egress, "count_egress"),
         ] {
             let insns = programs::counter(d, containers.as_raw_fd(), traffic.as_raw_fd());
             let prog = load(ProgType::CgroupSkb, hook, &insns, name)?;
-            if let Some(holder) = &holder {
-                // Best effort: without it, starts are only slower.
-                let _ = sys::prog_attach(holder, &prog, hook);
-            }
             pin(&prog, dir.join(name))?;
+            progs.push((prog, hook));
         }
-        Ok(())
+        Ok(progs)
     }
 
     /// An empty cgroup that holds the node's programs, `<cgroup2>/<root name>.holder`
@@ -213,8 +220,7 @@ impl Node {
     /// was running (docs/PERFORMANCE.md, cgroup-bpf). Left on, the cost is one check per
     /// packet of sockets in cgroups without programs. Nothing runs in the holder, so the
     /// programs count nothing there; `rmdir` of it is how they are let go.
-    fn holder(pins: &Path) -> Option<OwnedFd> {
-        let root = pins.parent()?;
+    fn holder(root: &Path) -> Option<OwnedFd> {
         let name = format!("{}.holder", root.file_name()?.to_str()?);
         let path = crate::cgroup::cgroup2_mount().ok()?.join(name);
         match std::fs::create_dir(&path) {

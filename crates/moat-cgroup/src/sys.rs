@@ -19,6 +19,7 @@ const OBJ_GET: libc::c_int = 7;
 const PROG_ATTACH: libc::c_int = 8;
 const PROG_TEST_RUN: libc::c_int = 10;
 const OBJ_GET_INFO_BY_FD: libc::c_int = 15;
+const PROG_QUERY: libc::c_int = 16;
 
 /// `BPF_F_ALLOW_MULTI`: other programs on the same cgroup (the engine's, a parent's) keep
 /// running; for sock_addr hooks every program must allow.
@@ -191,6 +192,15 @@ pub fn prog_attach(cgroup: &OwnedFd, prog: &OwnedFd, attach: AttachType) -> io::
         .u32(8, attach as u32)
         .u32(12, F_ALLOW_MULTI);
     bpf(PROG_ATTACH, &mut a).map(drop)
+}
+
+/// How many programs are attached to the cgroup open at `cgroup` at `attach` (its own, not
+/// its ancestors').
+pub fn prog_count(cgroup: &OwnedFd, attach: AttachType) -> io::Result<u32> {
+    let mut a = Attr::new();
+    a.u32(0, cgroup.as_raw_fd() as u32).u32(4, attach as u32);
+    bpf(PROG_QUERY, &mut a)?;
+    Ok(u32::from_ne_bytes([a.0[24], a.0[25], a.0[26], a.0[27]]))
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {

@@ -332,6 +332,16 @@ fn containers_sharing_the_node_programs_count_apart_and_removal_unregisters() {
         .filter(|e| e.file_name().to_string_lossy().starts_with('@'))
         .collect();
     assert_eq!(nodes.len(), 1);
+    // The empty cgroup beside the containers' holds the node's two programs, once.
+    let holder = std::fs::File::open(format!("{}.holder", f.cgroup.display()))
+        .map(std::os::fd::OwnedFd::from)
+        .unwrap();
+    for hook in [
+        moat_cgroup::sys::AttachType::Ingress,
+        moat_cgroup::sys::AttachType::Egress,
+    ] {
+        assert_eq!(moat_cgroup::sys::prog_count(&holder, hook).unwrap(), 1);
+    }
     let a = send_from(&f.cgroup, 3);
     let b = send_from(&other_cgroup, 5);
     let cpus = moat_cgroup::sys::PossibleCpus::get().unwrap();
