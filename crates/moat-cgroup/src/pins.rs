@@ -124,14 +124,6 @@ fn load(
     })
 }
 
-/// A traffic key: the container's cgroup id, then a `programs` key, then padding.
-fn traffic_key(id: u64, key: u32) -> [u8; TRAFFIC_KEY_SIZE as usize] {
-    let mut k = [0u8; TRAFFIC_KEY_SIZE as usize];
-    k[..8].copy_from_slice(&id.to_ne_bytes());
-    k[8..12].copy_from_slice(&key.to_ne_bytes());
-    k
-}
-
 impl Node {
     /// The node's pin directory under `root`.
     pub fn dir(root: &Path) -> PathBuf {
@@ -266,7 +258,7 @@ impl Node {
             .map_err(lookup_err("moat_containers"))?;
         let zero = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
         for d in [Direction::Receive, Direction::Transmit] {
-            let key = traffic_key(id, programs::other_key(d));
+            let key = programs::traffic_key(id, programs::other_key(d));
             sys::map_update(&self.traffic, &key, &zero).map_err(lookup_err("moat_traffic"))?;
         }
         Ok(())
@@ -297,7 +289,7 @@ impl Node {
             .map_err(lookup_err("moat_traffic"))?
         {
             prev = Some(key);
-            let id = u64::from_ne_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let (id, dir, port) = programs::parse_traffic_key(&key);
             let is_registered = match registered.get(&id) {
                 Some(r) => *r,
                 None => {
@@ -314,8 +306,6 @@ impl Node {
             }
             let mut v = percpu.clone();
             if sys::map_lookup(&self.traffic, &key, &mut v).map_err(lookup_err("moat_traffic"))? {
-                let k = u32::from_ne_bytes(key[8..12].try_into().unwrap_or([0; 4]));
-                let (dir, port) = programs::parse_key(k);
                 let mut c = Count::default();
                 c.add_percpu(&v);
                 out.entry(id).or_default().push((dir, port, c));
@@ -324,7 +314,7 @@ impl Node {
         // A key is taken out only if its container is still not registered now: one
         // registered since the lookup above keeps what it has inserted.
         for key in gone {
-            let id = u64::from_ne_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let (id, ..) = programs::parse_traffic_key(&key);
             let mut v = [0u8; 8];
             let now = sys::map_lookup(&self.containers, &id.to_ne_bytes(), &mut v)
                 .map_err(lookup_err("moat_containers"))?;

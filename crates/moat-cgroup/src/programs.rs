@@ -83,6 +83,29 @@ pub fn other_key(dir: Direction) -> u32 {
     (2 << 16) | dir as u32
 }
 
+/// The node traffic map's key for `key` ([`other_key`], or direction and port as the
+/// counting program builds it on its stack at `r10 - 16`) of the container whose cgroup id
+/// is `id`.
+pub(crate) fn traffic_key(id: u64, key: u32) -> [u8; TRAFFIC_KEY_SIZE as usize] {
+    let mut k = [0u8; TRAFFIC_KEY_SIZE as usize];
+    k[..8].copy_from_slice(&id.to_ne_bytes());
+    k[8..12].copy_from_slice(&key.to_ne_bytes());
+    k
+}
+
+/// What a node traffic key says: the cgroup id, the direction and the port (`None` for
+/// "other").
+pub(crate) fn parse_traffic_key(
+    k: &[u8; TRAFFIC_KEY_SIZE as usize],
+) -> (u64, Direction, Option<u16>) {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&k[..8]);
+    let mut key = [0u8; 4];
+    key.copy_from_slice(&k[8..12]);
+    let (dir, port) = parse_key(u32::from_ne_bytes(key));
+    (u64::from_ne_bytes(id), dir, port)
+}
+
 /// What a traffic key's second field says: the direction, and the port (`None` for
 /// "other").
 pub fn parse_key(key: u32) -> (Direction, Option<u16>) {
@@ -362,6 +385,8 @@ mod tests {
         for d in [Direction::Receive, Direction::Transmit] {
             assert_eq!(parse_key(port_key(d, 443)), (d, Some(443)));
             assert_eq!(parse_key(other_key(d)), (d, None));
+            let k = traffic_key(77, port_key(d, 53));
+            assert_eq!(parse_traffic_key(&k), (77, d, Some(53)));
         }
         assert_eq!(node_fingerprint(), node_fingerprint());
     }
