@@ -43,6 +43,10 @@ just written executes about 0.1 ms slower (docs/PERFORMANCE.md, launch benchmark
 config.json is restored and <bundle>/moat removed before every life, outside the timing
 (engines give each container a fresh bundle). Needs root, runc and busybox-static.
 
+With --phases, each variant's life is also split into its four phases (create, start, the
+container's run from start's return to its exit, delete), medians and paired against runc's
+same phase: where an added millisecond is spent.
+
 With --ci N, each "added" figure also gets a 95% confidence interval from N bootstrap
 resamples of the rounds (a round's lives stay together, so the pairing is kept): with
 lives varying by +-20% on a 2-vCPU VM, a few hundred lives leave the median uncertain by
@@ -54,7 +58,7 @@ comparison that machine drift cannot skew.
 
 usage: bench/runtime.py [--runs N] [--moat-runtime PATH] [--moat PATH] [--breakdown]
                         [--node-config] [--supervised] [--baseline DIR] [--ci N]
-                        [--markdown]
+                        [--phases] [--markdown]
 """
 import argparse
 import json
@@ -89,22 +93,28 @@ def make_bundle(base):
 
 
 def life(runtime, root, bundle, cid, env=None):
-    """create, start, wait for exit, delete; returns seconds."""
+    """create, start, wait for exit, delete; returns seconds for each of the four."""
     base = [runtime, "--root", root]
     r, w = os.pipe()
     t0 = time.perf_counter()
     subprocess.run(base + ["create", "--bundle", bundle, cid], stdin=subprocess.DEVNULL,
                    stdout=w, check=True, env=env)
     os.close(w)
+    t1 = time.perf_counter()
     subprocess.run(base + ["start", cid], check=True, env=env)
+    t2 = time.perf_counter()
     while os.read(r, 4096):
         pass
+    t3 = time.perf_counter()
     # The pipe closes as the process exits, a moment before runc sees it stopped:
     # --force covers that moment (it kills nothing that still runs /bin/true).
     subprocess.run(base + ["delete", "--force", cid], check=True, env=env)
-    t1 = time.perf_counter()
+    t4 = time.perf_counter()
     os.close(r)
-    return t1 - t0
+    return (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+
+
+PHASES = ("create", "start", "run", "delete")
 
 
 def main():
@@ -126,6 +136,8 @@ def main():
                          "moat-runtime and moat in DIR (another build), in the same rounds")
     ap.add_argument("--ci", type=int, default=0, metavar="N",
                     help="95%% confidence intervals from N bootstrap resamples of the rounds")
+    ap.add_argument("--phases", action="store_true",
+                    help="also report each phase (create, start, run, delete) apart")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("runc") or not os.path.exists("/bin/busybox"):
@@ -180,6 +192,7 @@ def main():
         kinds += [("runc, moat mounts", "runc", "mounts", None),
                   ("runc, prepared config", "runc", "prepared", None)]
     variants = []
+    prepared_ids = []
     for name, runtime, kind, env in kinds:
         bundle = os.path.join(tmp, "".join(c if c.isalnum() else "-" for c in name))
         os.makedirs(bundle)
@@ -194,8 +207,11 @@ def main():
             # Let moat-runtime prepare the bundle once, without running anything.
             with open(os.path.join(bundle, "config.json"), "w") as f:
                 f.write(text)
+            # Its own id: the counters it attaches to that id's cgroup stay until the end.
+            prep_id = f"moat-bench-prepare-{kind}"
             subprocess.run([mr, "--moat-runtime", "/bin/true", "create", "--bundle", bundle,
-                            "prepare"], check=True)
+                            prep_id], check=True)
+            prepared_ids.append(prep_id)
             with open(os.path.join(bundle, "config.json")) as f:
                 prepared = json.load(f)
             if kind == "mounts":
@@ -206,6 +222,7 @@ def main():
         variants.append((name, runtime, bundle, text, env))
 
     times = {v[0]: [] for v in variants}
+    phases = {v[0]: [] for v in variants}
     try:
         for i in range(args.runs + 3):
             order = variants[:]
@@ -219,8 +236,16 @@ def main():
                     shutil.rmtree(os.path.join(bundle, "moat"), ignore_errors=True)
                 t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}", env)
                 if i >= 3:  # warm-up rounds are dropped
-                    times[name].append(t)
+                    times[name].append(sum(t))
+                    phases[name].append(t)
     finally:
+        for prep_id in prepared_ids:
+            # The pins and the cgroup moat-runtime made for the preparing `create`.
+            subprocess.run([mr, "--moat-runtime", "/bin/true", "delete", prep_id])
+            for line in open("/proc/self/mounts"):
+                dev, mnt, fstype = line.split()[:3]
+                if fstype == "cgroup2" and os.path.isdir(os.path.join(mnt, prep_id)):
+                    os.rmdir(os.path.join(mnt, prep_id))
         shutil.rmtree(tmp, ignore_errors=True)
 
     base = statistics.median(times["runc"])
@@ -252,6 +277,21 @@ def main():
         for n, med, p10, p90, add, pct, paired in rows:
             print(f"{n:28} median {med*1e3:7.2f} ms  p10 {p10*1e3:7.2f}  p90 {p90*1e3:7.2f}"
                   f"  added {add*1e3:+6.2f} ms ({pct:+.1f}%)  paired {paired*1e3:+6.2f} ms")
+    if args.phases:
+        # Where a variant's time goes: each runtime invocation (create, start, delete)
+        # and the container's run (start's return to the exit), paired with runc's
+        # same phase in the same round.
+        print()
+        print("| variant: paired added per phase | " + " | ".join(PHASES) + " |")
+        print("|---|" + "---:|" * len(PHASES))
+        for name, *_ in variants:
+            cells = []
+            for k in range(len(PHASES)):
+                own = [p[k] for p in phases[name]]
+                ref = [p[k] for p in phases["runc"]]
+                paired = statistics.median(a - b for a, b in zip(own, ref))
+                cells.append(f"{statistics.median(own)*1e3:.2f} ms ({paired*1e3:+.2f})")
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def bootstrap(times, resamples):

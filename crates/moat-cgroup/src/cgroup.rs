@@ -9,14 +9,25 @@
 //! absent) below the cgroup of the runtime process itself, which is moat-runtime's since
 //! moat-runtime execs runc.
 
-use crate::Error;
+use crate::{sys, Error};
 use std::path::{Path, PathBuf};
 
-/// The cgroup v2 mount point, from /proc/self/mountinfo.
+/// The cgroup v2 mount point: where runc looks for it (`/sys/fs/cgroup` on a v2 host,
+/// `/sys/fs/cgroup/unified` on a hybrid one, each one `statfs`), else the first cgroup2
+/// mount in /proc/self/mountinfo. runc's cgroupfs driver places containers under the
+/// standard paths, so they come first; they also spare every container start a read of
+/// mountinfo (about 60 us here).
 pub fn cgroup2_mount() -> Result<PathBuf, Error> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| Error::Io {
-        what: "read /proc/self/mountinfo".into(),
-        source,
+    for standard in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if sys::is_cgroup2(Path::new(standard)) {
+            return Ok(PathBuf::from(standard));
+        }
+    }
+    let text = sys::read_small(Path::new("/proc/self/mountinfo"), 16 * 1024).map_err(|source| {
+        Error::Io {
+            what: "read /proc/self/mountinfo".into(),
+            source,
+        }
     })?;
     mount_in(&text).ok_or(Error::NoCgroup2)
 }
@@ -32,10 +43,11 @@ fn mount_in(mountinfo: &str) -> Option<PathBuf> {
 
 /// This process's cgroup v2 path (`0::` line of /proc/self/cgroup), from the v2 root.
 pub fn own_cgroup() -> Result<String, Error> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::Io {
-        what: "read /proc/self/cgroup".into(),
-        source,
-    })?;
+    let text =
+        sys::read_small(Path::new("/proc/self/cgroup"), 4096).map_err(|source| Error::Io {
+            what: "read /proc/self/cgroup".into(),
+            source,
+        })?;
     unified_line(&text).ok_or(Error::NoCgroup2)
 }
 
@@ -86,6 +98,27 @@ mod tests {
                  26 25 0:23 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(mount_in(m), Some(PathBuf::from("/sys/fs/cgroup/unified")));
         assert_eq!(mount_in("1 0 0:1 / / rw - ext4 x rw\n"), None);
+    }
+
+    #[test]
+    fn the_standard_paths_agree_with_mountinfo() {
+        // Where cgroup2 is mounted at all, the statfs probe finds what mountinfo says.
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        match mount_in(&text) {
+            Some(m) => assert_eq!(cgroup2_mount().unwrap(), m),
+            None => assert!(cgroup2_mount().is_err()),
+        }
+    }
+
+    #[test]
+    fn small_files_are_read_whole() {
+        // Larger than the first buffer, and a file the kernel generates as it is read.
+        let path = Path::new("/proc/self/mountinfo");
+        let whole = std::fs::read_to_string(path).unwrap();
+        assert!(whole.len() > 64);
+        assert_eq!(sys::read_small(path, 1).unwrap(), whole);
+        assert_eq!(sys::read_small(path, 1 << 20).unwrap(), whole);
+        assert!(sys::read_small(Path::new("/nonexistent/x"), 16).is_err());
     }
 
     #[test]

@@ -302,6 +302,19 @@ pub fn map_next_key(map: &OwnedFd, key: Option<&[u8]>, next: &mut [u8]) -> io::R
 
 /// Whether `path` is a mounted bpffs.
 pub fn is_bpffs(path: &Path) -> io::Result<bool> {
+    Ok(fs_magic(path)? == BPF_FS_MAGIC)
+}
+
+/// `CGROUP2_SUPER_MAGIC`.
+const CGROUP2_MAGIC: i64 = 0x6367_7270;
+
+/// Whether `path` is a cgroup v2 mount (false when it is missing).
+pub fn is_cgroup2(path: &Path) -> bool {
+    fs_magic(path).is_ok_and(|m| m == CGROUP2_MAGIC)
+}
+
+/// The type of the file system `path` is on (`f_type` of statfs).
+fn fs_magic(path: &Path) -> io::Result<i64> {
     let p = cpath(path)?;
     // SAFETY: statfs is plain data; zeroed is a valid value for the kernel to overwrite.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -309,7 +322,35 @@ pub fn is_bpffs(path: &Path) -> io::Result<bool> {
     if unsafe { libc::statfs(p.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+    Ok(st.f_type as i64)
+}
+
+/// The whole of a small kernel-generated file (/proc, /sys): one read into a buffer of
+/// `hint` bytes, more only if it is larger. `std::fs::read_to_string` sees such files as
+/// empty (size 0), starts with 32-byte reads and doubles, and each read of a /proc file
+/// regenerates its text: eight reads for this host's 2 KiB mountinfo, on the path of every
+/// container start.
+///
+/// Plain `read`s rather than `File::read_to_end`, which asks for the file's size and
+/// position first (two more system calls, for a size of 0).
+pub fn read_small(path: &Path, hint: usize) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; hint.max(64)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Mounts a bpffs at `path` (mode 0700: the pins are root's).
@@ -349,7 +390,7 @@ impl PossibleCpus {
 }
 
 fn possible_cpus() -> io::Result<usize> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    let text = read_small(Path::new("/sys/devices/system/cpu/possible"), 256)?;
     let bad = || {
         io::Error::new(
             io::ErrorKind::InvalidData,

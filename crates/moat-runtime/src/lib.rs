@@ -233,7 +233,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     );
     let udp = cgroup_bpf::udp_rules(&resolved.policy, abi.effective);
     resolved.policy.net.udp_ports_by_cgroup = udp.is_some();
-    check_host(&resolved.policy, resolved.compat, max_abi)?;
+    check_host(&resolved.policy, resolved.compat, abi)?;
     let best_effort = resolved.compat == Compat::BestEffort;
     let applied = cgroup_bpf::apply(cgroup_bpf::info(&cfg, &id, systemd), udp, best_effort)?;
     // When the UDP rules could not be attached (best-effort), the launcher reports them
@@ -324,15 +324,16 @@ fn restore(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeEr
     Ok(Outcome::Exec(line.to_args()))
 }
 
-/// Checks what does not depend on the container's paths against this kernel (capped at
-/// `max_abi`, moat-runtime's configured cap): handled rights, ports, scopes and audit
+/// Checks what does not depend on the container's paths against this kernel (`abi`,
+/// capped at moat-runtime's configured `max_abi`): handled rights, ports, scopes and audit
 /// flags. Paths are the container's and are checked by the launcher inside it.
-fn check_host(policy: &Policy, compat: Compat, max_abi: Option<u32>) -> Result<(), RuntimeError> {
+fn check_host(
+    policy: &Policy,
+    compat: Compat,
+    abi: moat_sandbox::abi::AbiInfo,
+) -> Result<(), RuntimeError> {
     let mut p = policy.clone();
     p.fs.rules.clear();
-    let abi = moat_sandbox::abi::detect_with_cap(
-        max_abi.map(|n| moat_policy::Abi::from_number(i64::from(n))),
-    );
     moat_sandbox::plan::plan(&p, abi, compat, &moat_policy::Vars::new())?.require()?;
     Ok(())
 }

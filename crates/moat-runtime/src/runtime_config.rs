@@ -189,21 +189,31 @@ fn probe(c: &[u8]) -> Probe {
 
 /// The launcher binary, checked to be a regular file, as an absolute canonical path.
 pub fn launcher(file: &FileConfig) -> Result<PathBuf, SetupError> {
-    let path = if let Some(e) = std::env::var_os(LAUNCHER_ENV).filter(|v| !v.is_empty()) {
-        PathBuf::from(e)
+    let (path, sibling) = if let Some(e) = std::env::var_os(LAUNCHER_ENV).filter(|v| !v.is_empty())
+    {
+        (PathBuf::from(e), false)
     } else if let Some(l) = &file.launcher {
-        PathBuf::from(l)
+        (PathBuf::from(l), false)
     } else {
         let exe = std::env::current_exe().map_err(|e| SetupError::Launcher {
             path: PathBuf::from("moat"),
             message: format!("cannot find moat-runtime's own path: {e}"),
         })?;
-        exe.with_file_name("moat")
+        (exe.with_file_name("moat"), true)
     };
     let fail = |message: String| SetupError::Launcher {
         path: path.clone(),
         message,
     };
+    if sibling {
+        // The kernel's /proc/self/exe names a canonical directory: a regular file in it
+        // (not a symbolic link) is canonical as it is. One `statx` instead of resolving
+        // every component again, on the path of every confined start.
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| fail(e.to_string()))?;
+        if meta.is_file() {
+            return Ok(path);
+        }
+    }
     let canonical = std::fs::canonicalize(&path).map_err(|e| fail(e.to_string()))?;
     let meta = std::fs::metadata(&canonical).map_err(|e| fail(e.to_string()))?;
     if !meta.is_file() {
