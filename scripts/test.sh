@@ -26,6 +26,8 @@ command -v containerd >/dev/null || need_pkgs+=(containerd)
 [ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
 command -v protoc >/dev/null || need_pkgs+=(protobuf-compiler)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
+# Which way moat-runtime's forced delete went (before libc or not) is read from strace.
+command -v strace >/dev/null || need_pkgs+=(strace)
 # The exporter's output is checked by Prometheus' own linter (crates/moat-runtime/tests/cgroup_bpf.rs).
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -26,8 +26,8 @@ pub mod sys;
 
 pub use cgroup::{cgroup2_mount, container_dir, own_cgroup};
 pub use pins::{
-    dir as pin_dir, ensure_bpffs, read, read_info, remove, scan, Count, Info, Node, Setup,
-    Snapshot, BPFFS, DEFAULT_ROOT,
+    dir as pin_dir, ensure_bpffs, read, read_info, remove, remove_read, scan, Count, Info, Node,
+    Setup, Snapshot, BPFFS, DEFAULT_ROOT, REGISTRY_PIN,
 };
 pub use programs::{
     counter, Direction, UdpRules, COUNTER_SIZE, MAX_RANGES, PORT_ENTRIES, TRAFFIC_ENTRIES,

@@ -26,6 +26,11 @@ use std::path::{Path, PathBuf};
 pub const BPFFS: &str = "/sys/fs/bpf";
 /// moat's directory in it.
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/moat";
+/// The start of the name under which a container's pin directory holds the node's
+/// `containers` map a second time, followed by the container's cgroup id in decimal: all
+/// a forced `delete` needs to take the container out of the node's map without reading
+/// anything (moat-runtime does it before libc starts).
+pub const REGISTRY_PIN: &str = "registry-";
 /// Size of the `info` value.
 const INFO_SIZE: u32 = 4096;
 
@@ -427,6 +432,10 @@ impl Setup {
             }
             r => r?,
         }
+        pin(
+            &node.containers,
+            self.dir.join(format!("{REGISTRY_PIN}{}", self.cgroup_id)),
+        )?;
         self.attach(&node.ingress, AttachType::Ingress, "count_ingress")?;
         self.attach(&node.egress, AttachType::Egress, "count_egress")
     }
@@ -458,20 +467,42 @@ pub fn remove(dir: &Path) -> Result<(), Error> {
     if std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
         return Ok(());
     }
+    remove_read(dir, read_info(dir).ok().as_ref())
+}
+
+/// [`remove`], with the pins' description already read (`None`: it could not be).
+pub fn remove_read(dir: &Path, info: Option<&Info>) -> Result<(), Error> {
     // The node map's entry first: pins left without an entry are found by the exporter's
     // scan and removed then, an entry left without pins would never be.
-    if let (Ok(info), Some(root)) = (read_info(dir), dir.parent()) {
+    if let (Some(info), Some(root)) = (info, dir.parent()) {
         if info.cgroup_id != 0 {
             Node::forget(root, info.cgroup_id)?;
         }
     }
-    match std::fs::remove_dir_all(dir) {
+    let fail = |source| Error::Pin {
+        path: dir.to_path_buf(),
+        source,
+    };
+    // A pin directory holds only pins: each unlinked, then the directory. Half the
+    // system calls of `remove_dir_all`, on the path of every counted container's delete;
+    // anything else inside (a directory) is left to it.
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fail(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(fail)?;
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return std::fs::remove_dir_all(dir).map_err(fail),
+        }
+    }
+    match std::fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(Error::Pin {
-            path: dir.to_path_buf(),
-            source,
-        }),
+        Err(_) => std::fs::remove_dir_all(dir).map_err(fail),
     }
 }
 

@@ -183,51 +183,65 @@ pub fn apply(
     Ok(out)
 }
 
-/// The pin directory of container `id`, when it has one.
-pub fn pinned(id: &str) -> Option<PathBuf> {
-    moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id)
-        .ok()
-        .filter(|d| d.exists())
+/// A container's pin directory, found with its description read once.
+pub struct Pinned {
+    id: String,
+    dir: PathBuf,
+    /// The pinned description, when it can be read.
+    info: Option<Info>,
+}
+
+/// The pins of container `id`, when it has any.
+pub fn pinned(id: &str) -> Option<Pinned> {
+    let dir = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id).ok()?;
+    if !dir.exists() {
+        return None;
+    }
+    let info = moat_cgroup::read_info(&dir).ok();
+    Some(Pinned {
+        id: id.to_string(),
+        dir,
+        info,
+    })
+}
+
+impl Pinned {
+    /// Whether the container still has processes in its cgroup or below (`populated` in
+    /// cgroup.events). A cgroup that cannot be read, or pins without a description,
+    /// count as running: the pins stay.
+    pub fn running(&self) -> bool {
+        let Some(info) = &self.info else {
+            return true;
+        };
+        match moat_cgroup::sys::read_small(&info.cgroup.join("cgroup.events"), 256) {
+            Ok(events) => !events.lines().any(|l| l.trim() == "populated 0"),
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
+    }
+
+    /// Removes the pins and the container's entry in the node's map.
+    pub fn forget(self) -> Result<(), CgroupBpfError> {
+        moat_cgroup::remove_read(&self.dir, self.info.as_ref()).map_err(|source| {
+            CgroupBpfError::Attach {
+                what: "removing the pins",
+                id: self.id,
+                source,
+            }
+        })
+    }
 }
 
 /// Undoes [`attach`] for a container that will not be created: its pins go, and its
 /// cgroup directory when it is still empty (it was made for the container, and runc never
 /// used it). Best effort: this runs on the way to reporting another error.
 pub fn abandon(id: &str) {
-    let Ok(dir) = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id) else {
+    let Some(pins) = pinned(id) else {
         return;
     };
-    if let Ok(info) = moat_cgroup::read_info(&dir) {
+    if let Some(info) = &pins.info {
         let _ = std::fs::remove_dir(&info.cgroup);
     }
-    let _ = moat_cgroup::remove(&dir);
-}
-
-/// Whether container `id` (which has pins) still has processes in its cgroup or below
-/// (`populated` in cgroup.events). A cgroup that cannot be read counts as running: its
-/// pins stay.
-pub fn running(id: &str) -> bool {
-    let Ok(dir) = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id) else {
-        return true;
-    };
-    let Ok(info) = moat_cgroup::read_info(&dir) else {
-        return true;
-    };
-    match std::fs::read_to_string(info.cgroup.join("cgroup.events")) {
-        Ok(events) => !events.lines().any(|l| l.trim() == "populated 0"),
-        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-    }
-}
-
-/// Removes container `id`'s pins.
-pub fn forget(id: &str) -> Result<(), CgroupBpfError> {
-    let fail = |source| CgroupBpfError::Attach {
-        what: "removing the pins",
-        id: id.to_string(),
-        source,
-    };
-    let dir = moat_cgroup::pin_dir(Path::new(moat_cgroup::DEFAULT_ROOT), id).map_err(fail)?;
-    moat_cgroup::remove(&dir).map_err(fail)
+    let _ = pins.forget();
 }
 
 #[cfg(test)]

@@ -323,6 +323,18 @@ pub fn reorder(rest: &[OsString]) -> Vec<OsString> {
 
 /// Whether a boolean flag's inline value (`-h=VALUE`) means true, as Go's
 /// `strconv.ParseBool` reads it.
+/// Whether a `delete`'s arguments (after the subcommand) force it: `-f`, `--force` or
+/// either `=true`, with any number of dashes, as runc's flag parser takes them.
+pub fn delete_forced(rest: &[OsString]) -> bool {
+    rest.iter().any(|a| {
+        let a = a.to_string_lossy();
+        matches!(
+            a.trim_start_matches('-'),
+            "f" | "force" | "f=true" | "force=true"
+        )
+    })
+}
+
 fn go_true(value: &OsString) -> bool {
     matches!(
         value.as_bytes(),

@@ -2,7 +2,8 @@
 //! without the C library ever starting.
 //!
 //! An engine runs moat-runtime three times per container life (`create`, `start`,
-//! `delete`), and `start` only hands its arguments to runc (`delete` does too, unless the container has cgroup-bpf pins to remove). On the VM moat is
+//! `delete`), and `start` only hands its arguments to runc (`delete` does too, after
+//! removing the container's cgroup-bpf pins when it has any). On the VM moat is
 //! measured on, a statically linked glibc program spends 0.13-0.2 ms starting up before
 //! `main` (about 25 page faults at 3-6 us each and some 40 `CPUID` instructions that trap to
 //! the hypervisor), against 0.06 ms for a program without libc: that start-up was most of
@@ -18,6 +19,13 @@
 //!   global flags exactly as [`crate::cli::parse`] finds it (a flag taking a value swallows
 //!   the next argument), or a `delete` of a container without a cgroup-bpf pin directory
 //!   (one `faccessat2`: [`delete_id`]), and `--moat-runtime` is not among them;
+//! - or a forced `delete` ([`delete_forced`]) of a container whose pin directory holds a
+//!   registry pin (`moat_cgroup::REGISTRY_PIN`: the node's map of containers pinned again
+//!   under a name that carries the container's cgroup id): its entry in that map is
+//!   deleted, then every pin and the directory, as the full path does (`forget_early`),
+//!   in eleven system calls instead of glibc's start-up and the full program, about
+//!   0.45 ms of every counted container's life (docs/PERFORMANCE.md). An unforced delete
+//!   must first know whether the container still runs, which the full path reads;
 //! - the runtime is found the full path's way: a non-empty `MOAT_RUNTIME`, else the
 //!   configuration file (`MOAT_RUNTIME_CONFIG`'s, else `/etc/moat/runtime.toml`) when it
 //!   is absent or in the strict subset of TOML [`config_runtime`] reads with certainty
@@ -137,6 +145,70 @@ pub fn delete_id<S: Strings + ?Sized>(args: &S, first: usize) -> Option<&[u8]> {
         k += 1;
     }
     (!id.is_empty() && !eq(id, b".") && !eq(id, b"..")).then_some(id)
+}
+
+/// Whether a `delete` from index `first` on is forced (`-f`, `--force`, `=true` forms), as
+/// the full path reads it: any argument after the subcommand.
+pub fn delete_forced<S: Strings + ?Sized>(args: &S, first: usize) -> bool {
+    let Some(at) = subcommand_at(args, first) else {
+        return false;
+    };
+    let mut i = at + 1;
+    while let Some(a) = args.at(i) {
+        let mut k = 0;
+        while a.get(k) == Some(&b'-') {
+            k += 1;
+        }
+        let flag = a.get(k..).unwrap_or(&[]);
+        if eq(flag, b"f") || eq(flag, b"force") || eq(flag, b"f=true") || eq(flag, b"force=true") {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The cgroup id in a registry pin's name (`moat_cgroup::REGISTRY_PIN` and the id in
+/// decimal), or `None` for any other name.
+pub fn registry_id(name: &[u8]) -> Option<u64> {
+    let prefix = moat_cgroup::REGISTRY_PIN.as_bytes();
+    if !starts_with(name, prefix) || name.len() == prefix.len() {
+        return None;
+    }
+    let mut id: u64 = 0;
+    let mut k = prefix.len();
+    while let Some(&b) = name.get(k) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        id = id.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        k += 1;
+    }
+    Some(id)
+}
+
+/// The entry at byte `at` of a `getdents64` batch (`struct linux_dirent64`: inode, offset,
+/// record length, type, then the NUL-terminated name): its name without the NUL, and where
+/// the next entry starts. `None` past the end or at a malformed record.
+pub fn dirent_at(batch: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    const NAME: usize = 19;
+    let reclen = usize::from(u16::from_ne_bytes([
+        *batch.get(at + 16)?,
+        *batch.get(at + 17)?,
+    ]));
+    let end = at.checked_add(reclen)?;
+    if reclen <= NAME || end > batch.len() {
+        return None;
+    }
+    let record = batch.get(at + NAME..end)?;
+    let mut len = 0;
+    while record.get(len).is_some_and(|&b| b != 0) {
+        len += 1;
+    }
+    if len == record.len() {
+        return None;
+    }
+    Some((record.get(..len)?, end))
 }
 
 /// The index of the subcommand, found after global flags as [`crate::cli::parse`] finds it
@@ -437,6 +509,9 @@ mod raw {
     pub const FACCESSAT2: usize = 439;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const RT_SIGACTION: usize = 13;
+    pub const GETDENTS64: usize = 217;
+    pub const UNLINKAT: usize = 263;
+    pub const BPF: usize = 321;
 
     /// A system call with up to four arguments; returns the raw result (negative errno).
     ///
@@ -560,15 +635,9 @@ fn pins_absent(id: &[u8], buf: &mut [u8]) -> bool {
     const F_OK: usize = 0;
     const AT_FDCWD: isize = -100;
     const ENOENT: isize = 2;
-    let root = moat_cgroup::DEFAULT_ROOT.as_bytes();
-    let len = root.len() + 1 + id.len();
-    if len >= buf.len() {
+    if pin_dir_path(id, buf).is_none() {
         return false;
     }
-    put(buf, 0, root);
-    put(buf, root.len(), b"/");
-    put(buf, root.len() + 1, id);
-    put(buf, len, b"\0");
     // SAFETY: buf holds a NUL-terminated path.
     let r = unsafe {
         raw::syscall4(
@@ -580,6 +649,211 @@ fn pins_absent(id: &[u8], buf: &mut [u8]) -> bool {
         )
     };
     r == -ENOENT
+}
+
+/// `<moat_cgroup::DEFAULT_ROOT>/<id>` in `buf`, NUL-terminated; its length, or `None`
+/// when it does not fit.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn pin_dir_path(id: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let root = moat_cgroup::DEFAULT_ROOT.as_bytes();
+    let len = root.len() + 1 + id.len();
+    if len >= buf.len() {
+        return None;
+    }
+    put(buf, 0, root);
+    put(buf, root.len(), b"/");
+    put(buf, root.len() + 1, id);
+    put(buf, len, b"\0");
+    Some(len)
+}
+
+/// What the full path's forced `delete` does to container `id`'s pins, without libc: the
+/// container's entry in the node's map first (through the registry pin, which names the
+/// cgroup id and is the node's map), then every pin, then the directory. `false` at
+/// anything unexpected (no registry pin, as in pins an older moat-runtime made; a
+/// directory with more than one batch of entries; any error): the full path then does the
+/// rest, which it can since each step is one it repeats harmlessly. `buf` holds paths,
+/// `dirents` the directory's entries, `attr` the `bpf(2)` attributes.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn forget_early(id: &[u8], buf: &mut [u8], dirents: &mut [u8], attr: &mut [u64; 16]) -> bool {
+    const AT_FDCWD: isize = -100;
+    const O_DIRECTORY_CLOEXEC: usize = 0o200000 | 0o2000000;
+    const AT_REMOVEDIR: usize = 0x200;
+    const ENOENT: isize = 2;
+    const BPF_OBJ_GET: usize = 7;
+    const BPF_MAP_DELETE_ELEM: usize = 3;
+    let Some(dir_len) = pin_dir_path(id, buf) else {
+        return false;
+    };
+    // SAFETY: buf holds a NUL-terminated path.
+    let fd = unsafe {
+        raw::syscall4(
+            raw::OPENAT,
+            AT_FDCWD as usize,
+            buf.as_ptr() as usize,
+            O_DIRECTORY_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let done = forget_in(fd as usize, dir_len, buf, dirents, attr);
+    // SAFETY: closes the descriptor opened above.
+    unsafe { raw::syscall4(raw::CLOSE, fd as usize, 0, 0, 0) };
+    if !done {
+        return false;
+    }
+    // buf still holds the directory's path up to dir_len.
+    put(buf, dir_len, b"\0");
+    // SAFETY: buf holds a NUL-terminated path.
+    let r = unsafe {
+        raw::syscall4(
+            raw::UNLINKAT,
+            AT_FDCWD as usize,
+            buf.as_ptr() as usize,
+            AT_REMOVEDIR,
+            0,
+        )
+    };
+    return r == 0 || r == -ENOENT;
+
+    /// The steps inside the open directory `dir`.
+    fn forget_in(
+        dir: usize,
+        dir_len: usize,
+        buf: &mut [u8],
+        dirents: &mut [u8],
+        attr: &mut [u64; 16],
+    ) -> bool {
+        // Half for the directory, half to check that nothing more follows.
+        let (first, rest) = dirents.split_at_mut(dirents.len() / 2);
+        // SAFETY: first is a writable buffer of the length given.
+        let n = unsafe {
+            raw::syscall4(
+                raw::GETDENTS64,
+                dir,
+                first.as_mut_ptr() as usize,
+                first.len(),
+                0,
+            )
+        };
+        if n <= 0 {
+            return false;
+        }
+        let batch = first.get(..n as usize).unwrap_or(&[]);
+        let mut registry = None;
+        let mut at = 0;
+        while let Some((name, next)) = dirent_at(batch, at) {
+            if let Some(cgroup_id) = registry_id(name) {
+                registry = Some((at, cgroup_id));
+            }
+            at = next;
+        }
+        let Some((registry_at, cgroup_id)) = registry else {
+            return false;
+        };
+        // One batch must hold the whole directory: entries are unlinked only once the
+        // container's entry in the node's map is gone.
+        // SAFETY: rest is a writable buffer of the length given.
+        let more = unsafe {
+            raw::syscall4(
+                raw::GETDENTS64,
+                dir,
+                rest.as_mut_ptr() as usize,
+                rest.len(),
+                0,
+            )
+        };
+        if more != 0 {
+            return false;
+        }
+        let Some((name, _)) = dirent_at(batch, registry_at) else {
+            return false;
+        };
+        if !unregister(name, cgroup_id, dir_len, buf, attr) {
+            return false;
+        }
+        let mut at = 0;
+        while let Some((name, next)) = dirent_at(batch, at) {
+            if !eq(name, b".") && !eq(name, b"..") {
+                // SAFETY: name is followed by its NUL in the kernel's record.
+                let r = unsafe { raw::syscall4(raw::UNLINKAT, dir, name.as_ptr() as usize, 0, 0) };
+                if r != 0 && r != -ENOENT {
+                    return false;
+                }
+            }
+            at = next;
+        }
+        true
+    }
+
+    /// Deletes `cgroup_id` from the map pinned as `name` in the directory at `buf`.
+    fn unregister(
+        name: &[u8],
+        cgroup_id: u64,
+        dir_len: usize,
+        buf: &mut [u8],
+        attr: &mut [u64; 16],
+    ) -> bool {
+        let end = dir_len + 1 + name.len();
+        if end >= buf.len() {
+            return false;
+        }
+        put(buf, dir_len, b"/");
+        put(buf, dir_len + 1, name);
+        put(buf, end, b"\0");
+        clear(attr);
+        if let Some(slot) = attr.get_mut(0) {
+            // SAFETY: a valid element of attr (pathname).
+            unsafe { write_volatile(slot, buf.as_ptr() as u64) };
+        }
+        // SAFETY: attr is a zeroed bpf_attr with the pathname of a NUL-terminated path.
+        let map = unsafe {
+            raw::syscall4(
+                raw::BPF,
+                BPF_OBJ_GET,
+                attr.as_mut_ptr() as usize,
+                core::mem::size_of::<[u64; 16]>(),
+                0,
+            )
+        };
+        if map < 0 {
+            return false;
+        }
+        clear(attr);
+        let key = cgroup_id;
+        if let Some(fd) = attr.get_mut(0) {
+            // SAFETY: a valid element of attr (map_fd, the low half on little-endian).
+            unsafe { write_volatile(fd, map as u64) };
+        }
+        if let Some(slot) = attr.get_mut(1) {
+            // SAFETY: a valid element of attr (key).
+            unsafe { write_volatile(slot, &key as *const u64 as u64) };
+        }
+        // SAFETY: attr names an open map and a key of its 8-byte size.
+        let r = unsafe {
+            raw::syscall4(
+                raw::BPF,
+                BPF_MAP_DELETE_ELEM,
+                attr.as_mut_ptr() as usize,
+                core::mem::size_of::<[u64; 16]>(),
+                0,
+            )
+        };
+        // SAFETY: closes the descriptor bpf(2) returned.
+        unsafe { raw::syscall4(raw::CLOSE, map as usize, 0, 0, 0) };
+        r == 0 || r == -ENOENT
+    }
+
+    fn clear(attr: &mut [u64; 16]) {
+        let mut i = 0;
+        while let Some(slot) = attr.get_mut(i) {
+            // SAFETY: a valid element of attr; volatile keeps the loop a loop.
+            unsafe { write_volatile(slot, 0) };
+            i += 1;
+        }
+    }
 }
 
 /// The ELF entry point's first step: executes the real runtime directly when the
@@ -598,16 +872,23 @@ pub unsafe extern "C" fn pass_through(sp: *mut usize) {
     // `memset` to be a valid `[u8]`. Nothing else runs yet, so nothing else touches them.
     static mut CANDIDATE: [u8; MAX_PATH] = [0; MAX_PATH];
     static mut CONFIG: [u8; MAX_CONFIG] = [0; MAX_CONFIG];
+    static mut ATTR: [u64; 16] = [0; 16];
     // SAFETY: the only references to the buffers, in the program's only thread.
-    let (buf, text) = unsafe {
+    let (buf, text, attr) = unsafe {
         (
             &mut *core::ptr::addr_of_mut!(CANDIDATE),
             &mut *core::ptr::addr_of_mut!(CONFIG),
+            &mut *core::ptr::addr_of_mut!(ATTR),
         )
     };
     let args = RawStrs(argv);
-    let fast =
-        is_pass_through(&args, 1) || delete_id(&args, 1).is_some_and(|id| pins_absent(id, buf));
+    // A forced delete removes the pins here (the config buffer holds the directory's
+    // entries meanwhile); an unforced one must first know whether the container still
+    // runs, which the full path reads.
+    let fast = is_pass_through(&args, 1)
+        || delete_id(&args, 1).is_some_and(|id| {
+            pins_absent(id, buf) || (delete_forced(&args, 1) && forget_early(id, buf, text, attr))
+        });
     if !fast {
         return;
     }
@@ -824,6 +1105,22 @@ mod tests {
         ] {
             assert_eq!(id(none), None, "{none:?}");
         }
+        // A forced delete (its pins removed before libc) is read as the full path reads it.
+        for (line, forced) in [
+            (&["delete", "--force", "c1"][..], true),
+            (&["--root", "/r", "delete", "-f", "c1"], true),
+            (&["delete", "c1", "---force=true"], true),
+            (&["delete", "-f=true", "c1"], true),
+            (&["delete", "--force=false", "c1"], false),
+            (&["delete", "-force-x", "c1"], false),
+            (&["delete", "c1"], false),
+            (&["-f", "delete", "c1"], false),
+        ] {
+            let v = args(line);
+            assert_eq!(delete_forced(&v[..], 0), forced, "{line:?}");
+            let full = crate::cli::parse(line.iter().map(|a| a.into()).collect()).unwrap();
+            assert_eq!(crate::cli::delete_forced(&full.rest), forced, "{line:?}");
+        }
         // Each command moat-runtime looks into is left to it, and every fast one is a
         // command the full parser knows.
         for c in FAST_COMMANDS {
@@ -883,6 +1180,8 @@ mod tests {
             "---root",
             "--rootless",
             "true",
+            "-f",
+            "--force=true",
         ];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = || {
@@ -905,6 +1204,13 @@ mod tests {
                         .is_some_and(|c| contains(FAST_COMMANDS, c.as_bytes()))
             });
             assert_eq!(early, full_plain, "{line:?}: {full:?}");
+            if let Ok(l) = &full {
+                if l.command.as_deref() == Some("delete") && l.globals.runtime.is_none() {
+                    let v: Vec<&[u8]> = line.iter().map(|a| a.as_bytes()).collect();
+                    let forced = crate::cli::delete_forced(&l.rest);
+                    assert_eq!(delete_forced(&v[..], 0), forced, "{line:?}");
+                }
+            }
             if early {
                 let args: Vec<String> = full
                     .unwrap()
@@ -915,6 +1221,56 @@ mod tests {
                 assert_eq!(args, line, "{line:?}");
             }
         }
+    }
+
+    #[test]
+    fn registry_pins_name_their_cgroup_id() {
+        let name = |id: u64| format!("{}{id}", moat_cgroup::REGISTRY_PIN);
+        assert_eq!(registry_id(name(7).as_bytes()), Some(7));
+        assert_eq!(registry_id(name(u64::MAX).as_bytes()), Some(u64::MAX));
+        for not in [
+            "registry-",
+            "registry-1x",
+            "registry-18446744073709551616",
+            "info",
+            "registry",
+        ] {
+            assert_eq!(registry_id(not.as_bytes()), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn directory_entries_are_read_as_the_kernel_writes_them() {
+        // Records as getdents64 lays them out: inode, offset, length, type, name, NUL,
+        // padding to 8 bytes.
+        let mut batch = Vec::new();
+        for name in [".", "..", "info", "registry-42"] {
+            let len = (19 + name.len() + 1).div_ceil(8) * 8;
+            let start = batch.len();
+            batch.extend_from_slice(&1u64.to_ne_bytes());
+            batch.extend_from_slice(&0i64.to_ne_bytes());
+            batch.extend_from_slice(&(len as u16).to_ne_bytes());
+            batch.push(8);
+            batch.extend_from_slice(name.as_bytes());
+            batch.resize(start + len, 0);
+        }
+        let mut names = Vec::new();
+        let mut at = 0;
+        while let Some((name, next)) = dirent_at(&batch, at) {
+            names.push(String::from_utf8(name.to_vec()).unwrap());
+            at = next;
+        }
+        assert_eq!(names, [".", "..", "info", "registry-42"]);
+        assert_eq!(at, batch.len());
+        // Truncated or malformed records end the walk.
+        assert_eq!(dirent_at(&batch[..30], 24), None);
+        let mut bad = batch.clone();
+        bad[16..18].copy_from_slice(&4u16.to_ne_bytes());
+        assert_eq!(dirent_at(&bad, 0), None);
+        let mut unterminated = batch[..24].to_vec();
+        unterminated[19..24].fill(b'x');
+        unterminated[16..18].copy_from_slice(&24u16.to_ne_bytes());
+        assert_eq!(dirent_at(&unterminated, 0), None);
     }
 
     #[test]

@@ -136,7 +136,15 @@ pub fn prepare(
     explain: bool,
 ) -> Result<(), RuntimeError> {
     let dir = bundle.join(BUNDLE_DIR);
-    std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
+    // A fresh bundle (engines give every container one) holds nothing of ours to replace.
+    let fresh = match std::fs::create_dir(&dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(_) => {
+            std::fs::create_dir_all(&dir).map_err(write_error(&dir))?;
+            false
+        }
+    };
     let (flag, value) = if policy_json.len() > MAX_POLICY_ARG {
         let file = dir.join(POLICY_FILE);
         write_new(&file, policy_json.as_bytes())?;
@@ -170,7 +178,9 @@ pub fn prepare(
     let state = crate::prepared::path(bundle);
     write_new(&state, &record.to_json())?;
     let orig = dir.join(ORIGINAL_CONFIG);
-    remove(&orig)?;
+    if !fresh {
+        remove(&orig)?;
+    }
     std::fs::rename(&cfg.path, &orig).map_err(write_error(&orig))?;
     if let Err(source) = std::fs::rename(&tmp, &cfg.path) {
         // Put the original back; the error is what matters.

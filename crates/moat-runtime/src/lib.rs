@@ -416,15 +416,11 @@ fn delete(line: &CommandLine) -> Result<Outcome, RuntimeError> {
     else {
         return Ok(Outcome::Exec(line.to_args()));
     };
-    let force = line.rest.iter().any(|a| {
-        let a = a.to_string_lossy();
-        matches!(
-            a.trim_start_matches('-'),
-            "f" | "force" | "f=true" | "force=true"
-        )
-    });
-    if cgroup_bpf::pinned(&id).is_some() && (force || !cgroup_bpf::running(&id)) {
-        cgroup_bpf::forget(&id)?;
+    let force = cli::delete_forced(&line.rest);
+    if let Some(pins) = cgroup_bpf::pinned(&id) {
+        if force || !pins.running() {
+            pins.forget()?;
+        }
     }
     Ok(Outcome::Exec(line.to_args()))
 }

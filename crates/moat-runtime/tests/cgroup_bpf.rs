@@ -264,7 +264,10 @@ fn observed_container_traffic_reaches_metrics() {
         .unwrap();
     let o = p.wait_with_output().unwrap();
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    // delete removes the pins.
+    // delete removes the pins, and the container's entry in the node's map (a forced
+    // delete does both before libc starts, through the registry pin).
+    let cgroup_id = moat_cgroup::read_info(&pins(&b.id)).unwrap().cgroup_id;
+    assert!(registered(&b.id, cgroup_id));
     let o = b
         .cmd(&moat_runtime())
         .args(["delete", "-f", &b.id])
@@ -272,6 +275,7 @@ fn observed_container_traffic_reaches_metrics() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!pins(&b.id).exists());
+    assert!(!registered(&b.id, cgroup_id));
     // runc removes the container's own group in every hierarchy, not the parent the
     // cgroupsPath named: take it back in each (cgroup v1 controllers and the unified tree).
     // The child's removal completes asynchronously in some hierarchies (its parent stays
@@ -291,6 +295,89 @@ fn observed_container_traffic_reaches_metrics() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether `cgroup_id` is in the node's map of containers (the one the pins of container
+/// `id` name, or any node's when they are gone).
+fn registered(id: &str, cgroup_id: u64) -> bool {
+    let mut maps = Vec::new();
+    for e in std::fs::read_dir("/sys/fs/bpf/moat").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('@') {
+            maps.push(e.path().join("containers"));
+        } else if name == id {
+            for p in std::fs::read_dir(e.path()).unwrap().flatten() {
+                if p.file_name()
+                    .to_string_lossy()
+                    .starts_with(moat_cgroup::REGISTRY_PIN)
+                {
+                    maps.push(p.path());
+                }
+            }
+        }
+    }
+    maps.iter().any(|m| {
+        let Ok(fd) = moat_cgroup::sys::obj_get(m) else {
+            return false;
+        };
+        let mut v = [0u8; 8];
+        moat_cgroup::sys::map_lookup(&fd, &cgroup_id.to_ne_bytes(), &mut v).unwrap_or(false)
+    })
+}
+
+/// Both ways a forced `delete` takes: before libc, through the registry pin, and the full
+/// path for pins an older moat-runtime made (no registry pin), which reads the cgroup id
+/// from the pinned description. Each removes the pins and the node map's entry.
+#[test]
+fn a_forced_delete_unregisters_with_or_without_the_registry_pin() {
+    need_runc!();
+    for old_pins in [false, true] {
+        let b = Bundle::new(if old_pins { "oldpins" } else { "regpin" });
+        b.annotate("moat.dev/observe", "true");
+        b.start_sleeping(&moat_runtime());
+        let cgroup_id = moat_cgroup::read_info(&pins(&b.id)).unwrap().cgroup_id;
+        assert!(registered(&b.id, cgroup_id));
+        if old_pins {
+            for p in std::fs::read_dir(pins(&b.id)).unwrap().flatten() {
+                if p.file_name()
+                    .to_string_lossy()
+                    .starts_with(moat_cgroup::REGISTRY_PIN)
+                {
+                    std::fs::remove_file(p.path()).unwrap();
+                }
+            }
+            assert!(registered(&b.id, cgroup_id), "the node's own pin remains");
+        }
+        // Under strace, to see which way it went: before libc there is no
+        // `arch_prctl` (glibc's start-up sets its thread pointer with it) until runc's
+        // execve.
+        let trace = b.path().join("delete.trace");
+        let o = Command::new("strace")
+            .arg("-f")
+            .arg("-o")
+            .arg(&trace)
+            .args(["-e", "trace=execve,arch_prctl,bpf"])
+            .arg(moat_runtime())
+            .args(b.cmd(&moat_runtime()).get_args())
+            .args(["delete", "--force", &b.id])
+            .current_dir(b.path())
+            .output()
+            .expect("strace (installed by scripts/test.sh)");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let trace = std::fs::read_to_string(&trace).unwrap();
+        let ours: String = trace
+            .lines()
+            .skip_while(|l| !l.contains("execve(") || !l.contains("moat-runtime"))
+            .skip(1)
+            .take_while(|l| !l.contains("execve("))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let early = !ours.contains("arch_prctl");
+        assert_eq!(early, !old_pins, "{trace}");
+        assert!(ours.contains("BPF_MAP_DELETE_ELEM"), "{trace}");
+        assert!(!pins(&b.id).exists(), "old pins: {old_pins}");
+        assert!(!registered(&b.id, cgroup_id), "old pins: {old_pins}");
     }
 }
 
