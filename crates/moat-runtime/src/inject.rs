@@ -121,6 +121,21 @@ fn remove(path: &Path) -> Result<(), RuntimeError> {
     }
 }
 
+/// Puts back the original config.json of a bundle moat-runtime prepared before (`cfg` is
+/// the prepared one): `<bundle>/moat/config.json.orig` moved over it. Without the original
+/// the bundle cannot be prepared again, and the container is refused rather than started
+/// on the first preparation's word.
+pub fn restore_original(bundle: &Path, cfg: &Config) -> Result<(), RuntimeError> {
+    let orig = bundle.join(BUNDLE_DIR).join(ORIGINAL_CONFIG);
+    std::fs::rename(&orig, &cfg.path).map_err(|e| RuntimeError::State {
+        path: crate::prepared::path(bundle),
+        message: format!(
+            "the bundle was prepared before and its original configuration `{}` cannot be put back: {e}",
+            orig.display()
+        ),
+    })
+}
+
 /// Rewrites `<bundle>/config.json` so the container starts under the launcher with
 /// `policy_json` on its command line (and `max_abi`, moat-runtime's configured ABI cap);
 /// the original configuration is kept as `<bundle>/moat/config.json.orig`, and the record

@@ -200,7 +200,16 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         return Ok(Outcome::Exec(line.to_args()));
     };
     if prepared::already_prepared(&bundle) {
-        return Ok(Outcome::Exec(line.to_args()));
+        // An engine creating a container again from a bundle it reuses. What the first
+        // `create` attached to the first container's cgroup (the counters, and UDP rules
+        // the launcher's policy leaves to the cgroup) went with that cgroup: passing the
+        // prepared config.json through would start the launcher trusting rules nobody
+        // enforces. Prepared again from the original instead, as the first time.
+        inject::restore_original(&bundle, &cfg)?;
+        cfg = match read_bundle(&bundle)? {
+            Some(c) => c,
+            None => return Ok(Outcome::Exec(line.to_args())),
+        };
     }
     let id = opts
         .id

@@ -6,7 +6,8 @@
 //! image or the running container can write there. It holds the launcher's arguments (the
 //! policy and the ABI cap) and the identity of the config.json moat-runtime wrote (device,
 //! inode, size, modification time). A config.json is "already prepared" (a second
-//! `create` on a bundle an engine reuses) only when it is that very file; `exec` confines a
+//! `create` on a bundle an engine reuses, which moat-runtime prepares again from the
+//! original) only when it is that very file; `exec` confines a
 //! new process when the container's bundle has a record, with the policy from the record.
 //! Nothing a pod writes decides either: not an annotation (`moat.dev/confined` is only
 //! informative), not `process.args`, not a path inside the image.

@@ -74,6 +74,31 @@ fn udp_ports_are_enforced_by_cgroup_bpf_below_abi_10() {
     );
 }
 
+/// An engine that creates a container again from the same bundle hands moat-runtime the
+/// config.json it wrote the first time: the UDP rules that configuration's launcher leaves
+/// to the cgroup must be attached again (they went with the first container's cgroup).
+#[test]
+fn a_bundle_created_again_gets_its_cgroup_rules_again() {
+    need_runc!();
+    let (allowed, other) = (free_port(true), free_port(true));
+    let policy = format!("{UDP_POLICY}connect_udp = [{allowed}]\n");
+    let b = Bundle::new("udpagain");
+    b.edit(|c| c["process"]["args"] = serde_json::json!(udp_probe(allowed, other)));
+    b.annotate("moat.dev/policy", &policy);
+    let want = "ok\nEACCES\nEACCES\nEACCES\nEACCES\nok\nEACCES\n";
+    for round in 0..2 {
+        let o = b.run(&moat_runtime());
+        assert_eq!(
+            stdout(&o),
+            want,
+            "round {round}: {}\n{}",
+            stderr(&o),
+            b.log()
+        );
+        assert!(pins(&b.id).exists(), "round {round}");
+    }
+}
+
 #[test]
 fn a_failed_attach_refuses_strict_and_is_reported_in_best_effort() {
     need_runc!();
