@@ -2,12 +2,11 @@
 //! confined container and every container annotated `moat.dev/observe: "true"`, and the
 //! policy's UDP port rules when Landlock cannot enforce them (below ABI 10).
 //!
-//! The programs are attached before the container's first process runs: moat-runtime
-//! creates the container's cgroup v2 directory where runc's cgroupfs driver will put it,
-//! attaches, and then execs runc, which uses the existing directory (`run`, and
-//! best-effort `create`); a strict `create` attaches while runc creates the container
-//! ([`Deferred`]), which is done before `start` can run anything. Either way no process
-//! of the container ever runs without them. At `delete` the pins go; the programs
+//! The programs are attached before the real runtime runs: moat-runtime creates the
+//! container's cgroup v2 directory where runc's cgroupfs driver will put it, attaches, and
+//! then execs runc, which uses the existing directory. So the programs are in place
+//! before the container's first process exists (for `run` as well as `create`), and no
+//! process of the container ever runs without them. At `delete` the pins go; the programs
 //! themselves go with the cgroup, which the runtime removes.
 
 use crate::config::Config;
@@ -127,47 +126,6 @@ pub fn attach(
         counters: counters.then(|| setup.counters().map_err(fail("network counters"))),
         udp: udp.map(|r| setup.udp(r).map_err(fail("UDP port rules"))),
     })
-}
-
-/// cgroup-bpf for a `create` in strict mode, done while the real runtime creates the
-/// container rather than before it starts.
-///
-/// Why: `runc create` takes about 30 ms here, half of it waiting, and the attach
-/// (registering the cgroup id, the pins, the two attaches) took 0.4-0.8 ms of every counted
-/// container's life when it ran first (docs/PERFORMANCE.md, cgroup-bpf). Done beside it, it
-/// costs the life a fork and a wait. Safe because nothing of the container runs before
-/// `start`, which the engine calls only after `create` has returned, and `create` returns
-/// only after both are done: a failure here deletes the container the runtime made, so it
-/// never starts. Best-effort mode keeps the old order, since what fails there changes
-/// the launcher's policy, which must be written before the runtime reads config.json.
-#[derive(Debug)]
-pub struct Deferred {
-    info: Info,
-    udp: Option<UdpRules>,
-}
-
-impl Deferred {
-    /// The work for container `info` (the counters always, `udp` when given).
-    pub fn new(info: Info, udp: Option<UdpRules>) -> Deferred {
-        Deferred { info, udp }
-    }
-
-    /// The container's id.
-    pub fn id(&self) -> &str {
-        &self.info.container_id
-    }
-
-    /// Attaches everything; the first failure is the error (strict mode).
-    pub fn attach(self) -> Result<(), CgroupBpfError> {
-        let a = attach(&self.info, true, self.udp)?;
-        if let Some(Err(e)) = a.counters {
-            return Err(e);
-        }
-        if let Some(Err(e)) = a.udp {
-            return Err(e);
-        }
-        Ok(())
-    }
 }
 
 /// What became of cgroup-bpf for a confined container.

@@ -51,9 +51,6 @@ enum Outcome {
     Exec(Vec<OsString>),
     /// Exit with this status (output already written).
     Exit(i32),
-    /// Run the real runtime with these arguments as a child, attach cgroup-bpf meanwhile,
-    /// and exit with the runtime's status once both are done (`create` only).
-    SpawnWhile(Vec<OsString>, cgroup_bpf::Deferred),
 }
 
 /// Runs moat-runtime on its arguments (without the program name) and returns the exit
@@ -115,70 +112,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             failed
         }
         Ok(Outcome::Exit(code)) => code,
-        Ok(Outcome::SpawnWhile(argv, work)) => spawn_while(&line, &runtime, argv, work)
-            .unwrap_or_else(|e| {
-                log(&e);
-                failed
-            }),
         Err(e) => {
             log(&e);
             failed
-        }
-    }
-}
-
-/// [`Outcome::SpawnWhile`]: the real runtime's `create` as a child, cgroup-bpf attached
-/// meanwhile. A failed attach after a successful `create` deletes the container (so it
-/// never starts) and is the error; otherwise the runtime's exit status is ours (128 plus
-/// the signal that ended it, as a shell reports it).
-fn spawn_while(
-    line: &CommandLine,
-    runtime: &Runtime,
-    argv: Vec<OsString>,
-    work: cgroup_bpf::Deferred,
-) -> Result<i32, RuntimeError> {
-    use std::os::unix::process::ExitStatusExt;
-    let id = work.id().to_string();
-    // An engine that ignores SIGCHLD would have the child reaped behind our back (and
-    // passes that on through exec anyway): waiting needs the default.
-    // SAFETY: setting a signal's disposition to the default; no handler is involved.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    let mut child = match runtime.command().args(argv).spawn() {
-        Ok(c) => c,
-        Err(source) => {
-            cgroup_bpf::abandon(&id);
-            return Err(RuntimeError::Runtime {
-                runtime: runtime.name.clone(),
-                source,
-            });
-        }
-    };
-    let attached = work.attach();
-    let status = child.wait();
-    let code = match &status {
-        Ok(st) => st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)),
-        Err(_) => 1,
-    };
-    if code != 0 {
-        // Nothing was created: take back what was made for it.
-        cgroup_bpf::abandon(&id);
-    }
-    match (attached, status) {
-        (Ok(()), Ok(_)) => Ok(code),
-        (Ok(()), Err(source)) => Err(RuntimeError::Runtime {
-            runtime: runtime.name.clone(),
-            source,
-        }),
-        (Err(e), _) => {
-            if code == 0 {
-                let _ = runtime
-                    .command()
-                    .args(&line.global_args)
-                    .args(["delete", "--force", &id])
-                    .status();
-                cgroup_bpf::abandon(&id);
-            }
-            Err(e.into())
         }
     }
 }
@@ -287,10 +223,6 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
             if observed {
                 // Counters only; asked for by name, so a failure refuses the container.
                 let info = cgroup_bpf::info(&cfg, &id, systemd)?;
-                if command == "create" {
-                    let work = cgroup_bpf::Deferred::new(info, None);
-                    return Ok(Outcome::SpawnWhile(line.to_args(), work));
-                }
                 if let Some(Err(e)) = cgroup_bpf::attach(&info, true, None)?.counters {
                     return Err(e.into());
                 }
@@ -312,26 +244,16 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
     resolved.policy.net.udp_ports_by_cgroup = udp.is_some();
     check_host(&resolved.policy, resolved.compat, abi)?;
     let best_effort = resolved.compat == Compat::BestEffort;
-    // Strict `create`: attached while the runtime creates the container (a failure then
-    // deletes it); otherwise now, since best-effort's outcome goes into the policy.
-    let mut deferred = None;
-    if command == "create" && !best_effort {
-        deferred = Some(cgroup_bpf::Deferred::new(
-            cgroup_bpf::info(&cfg, &id, systemd)?,
-            udp,
-        ));
-    } else {
-        let applied = cgroup_bpf::apply(cgroup_bpf::info(&cfg, &id, systemd), udp, best_effort)?;
-        // When the UDP rules could not be attached (best-effort), the launcher reports
-        // them as dropped.
-        resolved.policy.net.udp_ports_by_cgroup = applied.udp_enforced;
-        for dropped in &applied.dropped {
-            log::error(
-                line.globals.log.as_deref(),
-                line.globals.log_format.as_deref(),
-                &format!("best-effort: {dropped}"),
-            );
-        }
+    let applied = cgroup_bpf::apply(cgroup_bpf::info(&cfg, &id, systemd), udp, best_effort)?;
+    // When the UDP rules could not be attached (best-effort), the launcher reports them
+    // as dropped.
+    resolved.policy.net.udp_ports_by_cgroup = applied.udp_enforced;
+    for dropped in &applied.dropped {
+        log::error(
+            line.globals.log.as_deref(),
+            line.globals.log_format.as_deref(),
+            &format!("best-effort: {dropped}"),
+        );
     }
     let mut prepare = || -> Result<(), RuntimeError> {
         let (text, warnings) = moat_policy::write::to_moat_json(&resolved.policy)?.into_parts();
@@ -354,10 +276,7 @@ fn create(line: &CommandLine, file: &mut LazyFile) -> Result<Outcome, RuntimeErr
         cgroup_bpf::abandon(&id);
         return Err(e);
     }
-    Ok(match deferred {
-        Some(work) => Outcome::SpawnWhile(line.to_args(), work),
-        None => Outcome::Exec(line.to_args()),
-    })
+    Ok(Outcome::Exec(line.to_args()))
 }
 
 /// The options of a `create`, `run` or `restore` line, or `None` when the real runtime will
