@@ -138,6 +138,58 @@ fn a_failed_attach_refuses_strict_and_is_reported_in_best_effort() {
     ));
 }
 
+/// An attach the kernel refuses after the checks moat-runtime makes itself: a cgroup that
+/// already holds the kernel's maximum of programs on one hook. A strict `create` fails and
+/// no container exists; the same bundle starts once they are gone (the control).
+#[test]
+fn an_attach_the_kernel_refuses_fails_the_create() {
+    need_runc!();
+    use moat_cgroup::insn::{exit, mov_imm, R0};
+    use moat_cgroup::sys::{self, AttachType, ProgType};
+    let b = Bundle::new("crowded");
+    b.annotate("moat.dev/policy", "[filesystem]\nread_exec = [\"/bin\"]\n");
+    let mount = moat_cgroup::cgroup2_mount().unwrap();
+    let own = moat_cgroup::own_cgroup().unwrap();
+    let cgroup = moat_cgroup::container_dir(&mount, &own, None, &b.id).unwrap();
+    std::fs::create_dir_all(&cgroup).unwrap();
+    let fd: std::os::fd::OwnedFd = std::fs::File::open(&cgroup).unwrap().into();
+    // BPF_CGROUP_MAX_PROGS: 64 programs on one hook of a cgroup.
+    for _ in 0..64 {
+        let p = sys::prog_load(
+            ProgType::CgroupSkb,
+            AttachType::Ingress,
+            &[mov_imm(R0, 1), exit()],
+            "crowd",
+        )
+        .unwrap();
+        sys::prog_attach(&fd, &p, AttachType::Ingress).unwrap();
+    }
+    // The created container's process keeps its stdio: no pipe to wait on.
+    let err = b.path().join("create.err");
+    let create = || {
+        b.cmd(&moat_runtime())
+            .args(["create", &b.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .unwrap()
+    };
+    let stderr = |_| std::fs::read_to_string(&err).unwrap_or_default();
+    let o = create();
+    assert_eq!(o.code(), Some(1), "{}", stderr(()));
+    assert!(b.log().contains("count_ingress"), "{}", b.log());
+    assert!(!b.exists());
+    assert!(!pins(&b.id).exists());
+    // Control: once the cgroup is gone with its programs.
+    drop(fd);
+    let _ = std::fs::remove_dir(&cgroup);
+    let o = create();
+    assert!(o.success(), "{}\n{}", stderr(()), b.log());
+    assert!(b.exists());
+    assert!(pins(&b.id).exists());
+}
+
 /// The exporter on a port of its own, stopped on drop.
 struct Exporter(std::process::Child, u16);
 

@@ -808,6 +808,44 @@ fn listen_fds_reach_the_confined_entrypoint() {
         args.windows(2).any(|w| w == ["--preserve-fd", "3"]),
         "{args:?}"
     );
+    // The same through `create` and `start`, on the bundle as `run` left it (prepared
+    // again from its original).
+    b.delete();
+    let out = b.path().join("listen-out");
+    let script = format!(
+        "exec 3<'{}' >'{}' 2>'{}.err'; LISTEN_PID=$$ LISTEN_FDS=1 exec '{}' --root '{}' create --bundle '{}' '{}'",
+        host.display(),
+        out.display(),
+        out.display(),
+        moat_runtime().display(),
+        b.root().display(),
+        b.path().display(),
+        b.id
+    );
+    let o = sh(&script);
+    assert!(
+        o.status.success(),
+        "{}",
+        std::fs::read_to_string(out.with_extension("err")).unwrap_or_default()
+    );
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["start", &b.id])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("denied")
+    {
+        assert!(std::time::Instant::now() < deadline, "no output");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "got socket\nLISTEN_FDS=1 LISTEN_PID=1\ndenied\n"
+    );
 }
 
 #[test]
