@@ -71,8 +71,13 @@ pub fn info(cfg: &Config, id: &str, systemd_driver: bool) -> Result<Info, Cgroup
         return Err(fail(moat_cgroup::Error::SystemdDriver));
     }
     let mount = moat_cgroup::cgroup2_mount().map_err(fail)?;
-    let own = moat_cgroup::own_cgroup().map_err(fail)?;
     let path = cfg.value["linux"]["cgroupsPath"].as_str();
+    // Only a relative path (or none) is placed below our own cgroup: an engine's absolute
+    // one (containerd's, CRI-O's) spares reading /proc/self/cgroup.
+    let own = match path {
+        Some(p) if p.starts_with('/') => String::new(),
+        _ => moat_cgroup::own_cgroup().map_err(fail)?,
+    };
     let cgroup = moat_cgroup::container_dir(&mount, &own, path, id).map_err(fail)?;
     let ann = cfg.annotations().unwrap_or_default();
     let find = |keys: &[&str]| {
