@@ -513,6 +513,21 @@ mod raw {
     pub const UNLINKAT: usize = 263;
     pub const BPF: usize = 321;
 
+    /// `AT_FDCWD`: a path relative to the working directory (or absolute).
+    pub const AT_FDCWD: usize = -100isize as usize;
+    /// `ENOENT`, as a system call returns it negated.
+    pub const ENOENT: isize = 2;
+
+    /// A `*at` system call on `path` (NUL-terminated) from the working directory, with two
+    /// more arguments.
+    ///
+    /// # Safety
+    /// `path` must end in a NUL, and `a`, `b` be valid for system call `nr`.
+    pub unsafe fn at(nr: usize, path: &[u8], a: usize, b: usize) -> isize {
+        // SAFETY: per the caller.
+        unsafe { syscall4(nr, AT_FDCWD, path.as_ptr() as usize, a, b) }
+    }
+
     /// A system call with up to four arguments; returns the raw result (negative errno).
     ///
     /// # Safety
@@ -588,18 +603,9 @@ const STAT_SIZE: usize = 144;
 fn probe_candidate(c: &[u8]) -> Probe {
     const X_OK: usize = 1;
     const AT_EACCESS: usize = 0x200;
-    const AT_FDCWD: isize = -100;
     let mut st = core::mem::MaybeUninit::<[u64; STAT_SIZE / 8]>::uninit();
     // SAFETY: c is NUL-terminated (search writes the NUL); st has room for struct stat.
-    let r = unsafe {
-        raw::syscall4(
-            raw::NEWFSTATAT,
-            AT_FDCWD as usize,
-            c.as_ptr() as usize,
-            st.as_mut_ptr() as usize,
-            0,
-        )
-    };
+    let r = unsafe { raw::at(raw::NEWFSTATAT, c, st.as_mut_ptr() as usize, 0) };
     if r < 0 {
         return after_error(-r as i32);
     }
@@ -610,15 +616,7 @@ fn probe_candidate(c: &[u8]) -> Probe {
         return Probe::Skip;
     }
     // SAFETY: c is NUL-terminated.
-    let r = unsafe {
-        raw::syscall4(
-            raw::FACCESSAT2,
-            AT_FDCWD as usize,
-            c.as_ptr() as usize,
-            X_OK,
-            AT_EACCESS,
-        )
-    };
+    let r = unsafe { raw::at(raw::FACCESSAT2, c, X_OK, AT_EACCESS) };
     match r {
         0 => Probe::Executable,
         // A kernel without faccessat2 (before 5.8): the full path knows better.
@@ -633,22 +631,13 @@ fn probe_candidate(c: &[u8]) -> Probe {
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn pins_absent(id: &[u8], buf: &mut [u8]) -> bool {
     const F_OK: usize = 0;
-    const AT_FDCWD: isize = -100;
-    const ENOENT: isize = 2;
-    if pin_dir_path(id, buf).is_none() {
+    let Some(len) = pin_dir_path(id, buf) else {
         return false;
-    }
-    // SAFETY: buf holds a NUL-terminated path.
-    let r = unsafe {
-        raw::syscall4(
-            raw::FACCESSAT2,
-            AT_FDCWD as usize,
-            buf.as_ptr() as usize,
-            F_OK,
-            0,
-        )
     };
-    r == -ENOENT
+    let path = buf.get(..=len).unwrap_or(&[]);
+    // SAFETY: path is NUL-terminated (pin_dir_path wrote the NUL at len).
+    let r = unsafe { raw::at(raw::FACCESSAT2, path, F_OK, 0) };
+    r == -raw::ENOENT
 }
 
 /// `<moat_cgroup::DEFAULT_ROOT>/<id>` in `buf`, NUL-terminated; its length, or `None`
@@ -676,21 +665,19 @@ fn pin_dir_path(id: &[u8], buf: &mut [u8]) -> Option<usize> {
 /// `dirents` the directory's entries, `attr` the `bpf(2)` attributes.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn forget_early(id: &[u8], buf: &mut [u8], dirents: &mut [u8], attr: &mut [u64; 16]) -> bool {
-    const AT_FDCWD: isize = -100;
     const O_DIRECTORY_CLOEXEC: usize = 0o200000 | 0o2000000;
     const AT_REMOVEDIR: usize = 0x200;
-    const ENOENT: isize = 2;
     const BPF_OBJ_GET: usize = 7;
     const BPF_MAP_DELETE_ELEM: usize = 3;
+    use raw::ENOENT;
     let Some(dir_len) = pin_dir_path(id, buf) else {
         return false;
     };
-    // SAFETY: buf holds a NUL-terminated path.
+    // SAFETY: buf holds a NUL-terminated path at its start (to dir_len).
     let fd = unsafe {
-        raw::syscall4(
+        raw::at(
             raw::OPENAT,
-            AT_FDCWD as usize,
-            buf.as_ptr() as usize,
+            buf.get(..=dir_len).unwrap_or(&[]),
             O_DIRECTORY_CLOEXEC,
             0,
         )
@@ -706,12 +693,11 @@ fn forget_early(id: &[u8], buf: &mut [u8], dirents: &mut [u8], attr: &mut [u64; 
     }
     // buf still holds the directory's path up to dir_len.
     put(buf, dir_len, b"\0");
-    // SAFETY: buf holds a NUL-terminated path.
+    // SAFETY: as for the open above.
     let r = unsafe {
-        raw::syscall4(
+        raw::at(
             raw::UNLINKAT,
-            AT_FDCWD as usize,
-            buf.as_ptr() as usize,
+            buf.get(..=dir_len).unwrap_or(&[]),
             AT_REMOVEDIR,
             0,
         )
