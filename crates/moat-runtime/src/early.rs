@@ -24,7 +24,7 @@
 //!   under a name that carries the container's cgroup id): its entry in that map is
 //!   deleted, then every pin and the directory, as the full path does (`forget_early`),
 //!   in eleven system calls instead of glibc's start-up and the full program, about
-//!   0.45 ms of every counted container's life (docs/PERFORMANCE.md). An unforced delete
+//!   0.4 ms of every counted container's life (docs/PERFORMANCE.md). An unforced delete
 //!   must first know whether the container still runs, which the full path reads;
 //! - the runtime is found the full path's way: a non-empty `MOAT_RUNTIME`, else the
 //!   configuration file (`MOAT_RUNTIME_CONFIG`'s, else `/etc/moat/runtime.toml`) when it
