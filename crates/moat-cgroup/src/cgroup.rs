@@ -111,6 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn the_cpu_bound_covers_every_possible_cpu() {
+        let bound = sys::cpus_upper_bound().unwrap();
+        assert!(
+            bound >= sys::PossibleCpus::get().unwrap().count(),
+            "{bound}"
+        );
+        assert_eq!(bound % 64, 0);
+    }
+
+    #[test]
     fn small_files_are_read_whole() {
         // Larger than the first buffer, and a file the kernel generates as it is read.
         let path = Path::new("/proc/self/mountinfo");

@@ -258,10 +258,11 @@ impl Node {
     /// Registers the container whose cgroup id is `id`: its entry first, then its two
     /// "other" keys (so that [`Node::prune`], which keeps the keys of registered
     /// containers, never takes them), all before any program runs for it.
-    fn register(&self, id: u64, cpus: sys::PossibleCpus) -> Result<(), Error> {
+    fn register(&self, id: u64, cpus_at_most: usize) -> Result<(), Error> {
         sys::map_update(&self.containers, &id.to_ne_bytes(), &0u64.to_ne_bytes())
             .map_err(lookup_err("moat_containers"))?;
-        let zero = vec![0u8; COUNTER_SIZE as usize * cpus.count()];
+        // An update reads one slot per possible CPU: a buffer with at least that many.
+        let zero = vec![0u8; COUNTER_SIZE as usize * cpus_at_most];
         for d in [Direction::Receive, Direction::Transmit] {
             let key = programs::traffic_key(id, programs::other_key(d));
             sys::map_update(&self.traffic, &key, &zero).map_err(lookup_err("moat_traffic"))?;
@@ -419,16 +420,18 @@ impl Setup {
     /// Counts the container's traffic: registers its cgroup id with the node's programs
     /// and attaches them to its cgroup.
     pub fn counters(&self) -> Result<(), Error> {
-        let cpus = sys::PossibleCpus::get().map_err(|source| Error::Io {
-            what: "read the possible CPUs".into(),
+        let cpu_error = |source| Error::Io {
+            what: "count the possible CPUs".into(),
             source,
-        })?;
+        };
+        let cpus_at_most = sys::cpus_upper_bound().map_err(cpu_error)?;
         let node = Node::open_or_create(&self.root)?;
-        match node.register(self.cgroup_id, cpus) {
-            // Full of the counters of containers deleted while no exporter ran: prune once.
+        match node.register(self.cgroup_id, cpus_at_most) {
+            // Full of the counters of containers deleted while no exporter ran: prune once
+            // (reading the counters needs the exact count).
             Err(Error::Map { source, .. }) if source.raw_os_error() == Some(libc::E2BIG) => {
-                node.prune(cpus)?;
-                node.register(self.cgroup_id, cpus)?;
+                node.prune(sys::PossibleCpus::get().map_err(cpu_error)?)?;
+                node.register(self.cgroup_id, cpus_at_most)?;
             }
             r => r?,
         }

@@ -389,6 +389,30 @@ impl PossibleCpus {
     }
 }
 
+/// A number of CPUs no smaller than the possible ones: the size of the kernel's CPU mask
+/// (`nr_cpu_ids` rounded up to 64), which `sched_getaffinity` returns. A per-CPU map
+/// *update* reads one value slot per possible CPU from the buffer it is given, so a zeroed
+/// buffer of this many slots serves it, for one system call where
+/// [`PossibleCpus::get`] (exact, which reading per-CPU values needs) takes four on sysfs.
+pub fn cpus_upper_bound() -> io::Result<usize> {
+    // Room for 65,536 CPUs (8 KiB of mask); the kernel's mask is at most 1 KiB (8192).
+    let mut mask = vec![0u64; 1024];
+    // SAFETY: the raw system call writes at most the length given into `mask`, which
+    // lives for the call; pid 0 is this thread.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            mask.len() * 8,
+            mask.as_mut_ptr(),
+        )
+    };
+    if n <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize * 8)
+}
+
 fn possible_cpus() -> io::Result<usize> {
     let text = read_small(Path::new("/sys/devices/system/cpu/possible"), 256)?;
     let bad = || {
