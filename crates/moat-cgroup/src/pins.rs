@@ -410,11 +410,27 @@ impl Setup {
     }
 
     fn attach(&self, prog: &OwnedFd, hook: AttachType, name: &str) -> Result<(), Error> {
-        sys::prog_attach(&self.cgroup, prog, hook).map_err(|source| Error::Attach {
-            what: name.to_string(),
-            cgroup: self.cgroup_path.clone(),
-            source,
-        })
+        match sys::prog_attach(&self.cgroup, prog, hook) {
+            Ok(()) => Ok(()),
+            // The kernel refuses a program attached twice to one cgroup. A cgroup that
+            // outlived an earlier container of the same id (moat-runtime stopped between
+            // its attach and the runtime, or a cgroup the runtime could not remove) may
+            // hold the node's program already: that is what was asked for.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.holds(prog, hook) => Ok(()),
+            Err(source) => Err(Error::Attach {
+                what: name.to_string(),
+                cgroup: self.cgroup_path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Whether `prog` is attached to the container's cgroup at `hook` already.
+    fn holds(&self, prog: &OwnedFd, hook: AttachType) -> bool {
+        match (sys::prog_id(prog), sys::prog_ids(&self.cgroup, hook)) {
+            (Ok(id), Ok(ids)) => ids.contains(&id),
+            _ => false,
+        }
     }
 
     /// Counts the container's traffic: registers its cgroup id with the node's programs

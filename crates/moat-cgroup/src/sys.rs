@@ -203,6 +203,31 @@ pub fn prog_count(cgroup: &OwnedFd, attach: AttachType) -> io::Result<u32> {
     Ok(u32::from_ne_bytes([a.0[24], a.0[25], a.0[26], a.0[27]]))
 }
 
+/// The kernel ids of the programs attached to the cgroup open at `cgroup` at `attach` (its
+/// own, not its ancestors'; the kernel allows at most 64 on one hook).
+pub fn prog_ids(cgroup: &OwnedFd, attach: AttachType) -> io::Result<Vec<u32>> {
+    let mut ids = [0u32; 64];
+    let mut a = Attr::new();
+    a.u32(0, cgroup.as_raw_fd() as u32)
+        .u32(4, attach as u32)
+        .u64(16, ids.as_mut_ptr() as u64)
+        .u32(24, ids.len() as u32);
+    bpf(PROG_QUERY, &mut a)?;
+    let n = u32::from_ne_bytes([a.0[24], a.0[25], a.0[26], a.0[27]]) as usize;
+    Ok(ids[..n.min(ids.len())].to_vec())
+}
+
+/// A loaded program's kernel id (`bpf_prog_info.id`).
+pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
+    let mut info = [0u8; 8];
+    let mut a = Attr::new();
+    a.u32(0, prog.as_raw_fd() as u32)
+        .u32(4, info.len() as u32)
+        .u64(8, info.as_mut_ptr() as u64);
+    bpf(OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(u32::from_ne_bytes([info[4], info[5], info[6], info[7]]))
+}
+
 fn cpath(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))

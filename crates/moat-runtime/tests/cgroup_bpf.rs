@@ -190,6 +190,40 @@ fn an_attach_the_kernel_refuses_fails_the_create() {
     assert!(pins(&b.id).exists());
 }
 
+/// A container's cgroup can outlive its pins (moat-runtime stopped between its attach and
+/// the runtime, or a cgroup the runtime could not remove) and still hold the node's
+/// counting programs: a new container of the same id uses it, where the kernel refuses to
+/// attach a program twice.
+#[test]
+fn a_cgroup_left_holding_the_programs_is_used_again() {
+    need_runc!();
+    let b = Bundle::new("leftover");
+    b.annotate("moat.dev/observe", "true");
+    // The attach without a container (`/bin/true` as the runtime), then the pins go and
+    // the cgroup stays, as after a crash.
+    let o = b
+        .cmd(&moat_runtime())
+        .args(["--moat-runtime", "/bin/true", "create", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cgroup = moat_cgroup::read_info(&pins(&b.id)).unwrap().cgroup;
+    std::fs::remove_dir_all(pins(&b.id)).unwrap();
+    let fd: std::os::fd::OwnedFd = std::fs::File::open(&cgroup).unwrap().into();
+    let held = moat_cgroup::sys::prog_ids(&fd, moat_cgroup::sys::AttachType::Ingress).unwrap();
+    assert_eq!(held.len(), 1, "the node's ingress program stays attached");
+    b.start_sleeping(&moat_runtime());
+    assert!(b.exists());
+    assert!(pins(&b.id).exists());
+    assert_eq!(
+        moat_cgroup::sys::prog_ids(&fd, moat_cgroup::sys::AttachType::Ingress).unwrap(),
+        held,
+        "attached once"
+    );
+}
+
 /// The exporter on a port of its own, stopped on drop.
 struct Exporter(std::process::Child, u16);
 
