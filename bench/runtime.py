@@ -221,7 +221,6 @@ def main():
                 text = json.dumps(prepared, indent=2)
         variants.append((name, runtime, bundle, text, env))
 
-    times = {v[0]: [] for v in variants}
     phases = {v[0]: [] for v in variants}
     try:
         for i in range(args.runs + 3):
@@ -236,7 +235,6 @@ def main():
                     shutil.rmtree(os.path.join(bundle, "moat"), ignore_errors=True)
                 t = life(runtime, root, bundle, f"bench-{os.path.basename(bundle)}-{i}", env)
                 if i >= 3:  # warm-up rounds are dropped
-                    times[name].append(sum(t))
                     phases[name].append(t)
     finally:
         for prep_id in prepared_ids:
@@ -248,6 +246,7 @@ def main():
                     os.rmdir(os.path.join(mnt, prep_id))
         shutil.rmtree(tmp, ignore_errors=True)
 
+    times = {name: [sum(p) for p in ps] for name, ps in phases.items()}
     base = statistics.median(times["runc"])
     cis = bootstrap(times, args.ci) if args.ci else {}
     rows = []

@@ -31,6 +31,10 @@ pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/moat";
 /// a forced `delete` needs to take the container out of the node's map without reading
 /// anything (moat-runtime does it before libc starts).
 pub const REGISTRY_PIN: &str = "registry-";
+/// The registry pin's name for the container whose cgroup id is `id`.
+fn registry_name(id: u64) -> String {
+    format!("{REGISTRY_PIN}{id}")
+}
 /// Size of the `info` value.
 const INFO_SIZE: u32 = 4096;
 
@@ -270,11 +274,17 @@ impl Node {
         Ok(())
     }
 
-    /// Takes the container whose cgroup id is `id` out of `containers` (nothing to do
-    /// when it is not there, or the node has no pins); its counters go at the next
-    /// [`Node::prune`].
-    fn forget(root: &Path, id: u64) -> Result<(), Error> {
-        let Some(containers) = Node::get(&Node::dir(root), "containers")? else {
+    /// Takes the container whose cgroup id is `id` out of the map it was registered in:
+    /// the one its pin directory `pins` holds under its registry name (as the forced
+    /// delete before libc does), else, for pins made before registry pins, this node's
+    /// `containers` under `root` (nothing to do when it is not there, or the node has no
+    /// pins); its counters go at the next [`Node::prune`].
+    fn forget(root: &Path, pins: &Path, id: u64) -> Result<(), Error> {
+        let registered_in = match Node::get(pins, &registry_name(id))? {
+            Some(map) => Some(map),
+            None => Node::get(&Node::dir(root), "containers")?,
+        };
+        let Some(containers) = registered_in else {
             return Ok(());
         };
         sys::map_delete(&containers, &id.to_ne_bytes())
@@ -453,7 +463,7 @@ impl Setup {
         }
         pin(
             &node.containers,
-            self.dir.join(format!("{REGISTRY_PIN}{}", self.cgroup_id)),
+            self.dir.join(registry_name(self.cgroup_id)),
         )?;
         self.attach(&node.ingress, AttachType::Ingress, "count_ingress")?;
         self.attach(&node.egress, AttachType::Egress, "count_egress")
@@ -495,7 +505,7 @@ pub fn remove_read(dir: &Path, info: Option<&Info>) -> Result<(), Error> {
     // scan and removed then, an entry left without pins would never be.
     if let (Some(info), Some(root)) = (info, dir.parent()) {
         if info.cgroup_id != 0 {
-            Node::forget(root, info.cgroup_id)?;
+            Node::forget(root, dir, info.cgroup_id)?;
         }
     }
     let fail = |source| Error::Pin {

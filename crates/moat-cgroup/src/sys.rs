@@ -194,15 +194,6 @@ pub fn prog_attach(cgroup: &OwnedFd, prog: &OwnedFd, attach: AttachType) -> io::
     bpf(PROG_ATTACH, &mut a).map(drop)
 }
 
-/// How many programs are attached to the cgroup open at `cgroup` at `attach` (its own, not
-/// its ancestors').
-pub fn prog_count(cgroup: &OwnedFd, attach: AttachType) -> io::Result<u32> {
-    let mut a = Attr::new();
-    a.u32(0, cgroup.as_raw_fd() as u32).u32(4, attach as u32);
-    bpf(PROG_QUERY, &mut a)?;
-    Ok(u32::from_ne_bytes([a.0[24], a.0[25], a.0[26], a.0[27]]))
-}
-
 /// The kernel ids of the programs attached to the cgroup open at `cgroup` at `attach` (its
 /// own, not its ancestors'; the kernel allows at most 64 on one hook).
 pub fn prog_ids(cgroup: &OwnedFd, attach: AttachType) -> io::Result<Vec<u32>> {
@@ -414,13 +405,15 @@ impl PossibleCpus {
     }
 }
 
-/// A number of CPUs no smaller than the possible ones: the size of the kernel's CPU mask
-/// (`nr_cpu_ids` rounded up to 64), which `sched_getaffinity` returns. A per-CPU map
-/// *update* reads one value slot per possible CPU from the buffer it is given, so a zeroed
-/// buffer of this many slots serves it, for one system call where
-/// [`PossibleCpus::get`] (exact, which reading per-CPU values needs) takes four on sysfs.
+/// A number of CPUs no smaller than the possible ones: the bits of the kernel's CPU mask
+/// (at least `nr_cpu_ids`, in whole words; 256 on this project's 2-vCPU VM), whose size
+/// the `sched_getaffinity` system call returns. A per-CPU map *update* reads one value slot
+/// per possible CPU from the buffer it is given, so a zeroed buffer of this many slots
+/// serves it, for one system call where [`PossibleCpus::get`] (exact, which reading
+/// per-CPU values needs) takes four on sysfs.
 pub fn cpus_upper_bound() -> io::Result<usize> {
     // Room for 65,536 CPUs (8 KiB of mask); the kernel's mask is at most 1 KiB (8192).
+    // The raw system call: glibc's wrapper returns 0, not the mask's size.
     let mut mask = vec![0u64; 1024];
     // SAFETY: the raw system call writes at most the length given into `mask`, which
     // lives for the call; pid 0 is this thread.

@@ -340,7 +340,7 @@ fn containers_sharing_the_node_programs_count_apart_and_removal_unregisters() {
         moat_cgroup::sys::AttachType::Ingress,
         moat_cgroup::sys::AttachType::Egress,
     ] {
-        assert_eq!(moat_cgroup::sys::prog_count(&holder, hook).unwrap(), 1);
+        assert_eq!(moat_cgroup::sys::prog_ids(&holder, hook).unwrap().len(), 1);
     }
     let a = send_from(&f.cgroup, 3);
     let b = send_from(&other_cgroup, 5);

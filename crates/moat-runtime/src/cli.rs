@@ -321,8 +321,6 @@ pub fn reorder(rest: &[OsString]) -> Vec<OsString> {
     flags
 }
 
-/// Whether a boolean flag's inline value (`-h=VALUE`) means true, as Go's
-/// `strconv.ParseBool` reads it.
 /// Whether a `delete`'s arguments (after the subcommand) force it: `-f`, `--force` or
 /// either `=true`, with any number of dashes, as runc's flag parser takes them.
 pub fn delete_forced(rest: &[OsString]) -> bool {
@@ -335,6 +333,8 @@ pub fn delete_forced(rest: &[OsString]) -> bool {
     })
 }
 
+/// Whether a boolean flag's inline value (`-h=VALUE`) means true, as Go's
+/// `strconv.ParseBool` reads it.
 fn go_true(value: &OsString) -> bool {
     matches!(
         value.as_bytes(),

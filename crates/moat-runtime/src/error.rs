@@ -76,8 +76,6 @@ pub enum RuntimeError {
     Exec(String),
 }
 
-/// A remedy of moat-sandbox in a container's terms: moat's annotations, or a line of the
-/// container's moat policy (`moat.dev/policy`).
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -499,6 +499,7 @@ fn the_exporter_removes_pins_of_vanished_containers() {
     b.annotate("moat.dev/observe", "true");
     b.start_sleeping(&moat_runtime());
     assert!(pins(&b.id).exists());
+    let cgroup_id = moat_cgroup::read_info(&pins(&b.id)).unwrap().cgroup_id;
     // A delete the runtime refuses (the container runs) leaves the pins.
     let o = b
         .cmd(&moat_runtime())
@@ -522,6 +523,8 @@ fn the_exporter_removes_pins_of_vanished_containers() {
     assert!(o.status.success());
     assert!(!stdout(&o).contains(&b.id));
     assert!(!pins(&b.id).exists());
+    // The full path's removal takes the container out of the map it was registered in.
+    assert!(!registered(&b.id, cgroup_id));
 }
 
 #[test]
